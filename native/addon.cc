@@ -1,0 +1,54 @@
+// litlora's native addon: registers every export, and is the only file that does.
+#include <ATen/Parallel.h>
+#include <napi.h>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "errors.h"
+#include "tensor_wrap.h"
+
+namespace litlora {
+namespace {
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("torchVersion", compat::torchVersion());
+#ifdef LITLORA_TORCH_BUILD_VERSION
+  out.Set("torchCmakeVersion", LITLORA_TORCH_BUILD_VERSION);
+#endif
+#ifdef LITLORA_WITH_CUDA
+  out.Set("cuda", true);
+#else
+  out.Set("cuda", false);
+#endif
+  out.Set("cudaDeviceCount", compat::cudaDeviceCount());
+  return out;
+}
+
+Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 1) throw Error("ERR_RANGE", "setNumThreads: expected a positive integer, got " + std::to_string(n));
+    at::set_num_threads(n);
+    return env.Undefined();
+  });
+}
+
+Napi::Value getNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+  exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
+  exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
+  TensorWrap::init(env, exports);
+  return exports;
+}
+
+}  // namespace
+}  // namespace litlora
+
+static Napi::Object initAddon(Napi::Env env, Napi::Object exports) { return litlora::init(env, exports); }
+
+NODE_API_MODULE(litlora, initAddon)

@@ -1,0 +1,64 @@
+// TorchWorker: a Promise-returning AsyncWorker. `work` runs on a libuv thread and touches no JS (its
+// inputs were captured on the main thread); `toJs` runs back on the main thread to build the result.
+#pragma once
+
+#include <napi.h>
+
+#include <exception>
+#include <functional>
+#include <optional>
+
+#include "errors.h"
+
+namespace litlora {
+
+template <typename Result>
+class TorchWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using ToJs = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise run(Napi::Env env, Work work, ToJs toJs) {
+    auto* worker = new TorchWorker(env, std::move(work), std::move(toJs));
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      result_.emplace(work_());
+    } catch (...) {
+      error_ = describeException(std::current_exception());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (error_) {
+      deferred_.Reject(makeJsError(env, *error_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(toJs_(env, *result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(makeJsError(env, describeException(std::current_exception())).Value());
+    }
+  }
+
+ private:
+  TorchWorker(Napi::Env env, Work work, ToJs toJs)
+      : Napi::AsyncWorker(env, "litlora"), deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)), toJs_(std::move(toJs)) {}
+
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  ToJs toJs_;
+  std::optional<Result> result_;
+  std::optional<ErrorInfo> error_;
+};
+
+}  // namespace litlora

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// litlora setup: find libtorch, build the native addon against it, compile the TypeScript. Idempotent and
+// quick when nothing changed. Called by `npm test`, `npm run demo` and `npx litlora build`.
+//
+// libtorch is looked for, in order:
+//   1. LIBTORCH            an unpacked libtorch (its share/cmake/Torch is used)
+//   2. a Python PyTorch    LITLORA_PYTHON, the project's .venv, then python3 on PATH
+//   3. pip install         torch into the project's .venv (torch==2.13.0+cpu resolves offline on our machines)
+// The project's .venv also holds what the reference tests and benchmarks compare against (numpy, safetensors).
+//
+// Flags: --build (force a native rebuild), --quiet.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const quiet = args.has('--quiet');
+const log = (msg) => { if (!quiet) console.error(`[litlora setup] ${msg}`); };
+const envFile = join(root, 'build', 'litlora-env.json');
+const venv = join(root, '.venv');
+const venvPython = join(venv, 'bin', 'python');
+const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || 'torch==2.13.0+cpu';
+const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml'];
+
+function probePython(python) {
+  const code = 'import json,torch;print(json.dumps({"cmake":torch.utils.cmake_prefix_path,"version":torch.__version__,' +
+    '"cuda":torch.version.cuda}))';
+  const r = spawnSync(python, ['-c', code], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  try { return { python, ...JSON.parse(r.stdout.trim().split('\n').pop()) }; } catch { return null; }
+}
+
+function pythonHasExtras(python) {
+  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml'], { stdio: 'ignore' }).status === 0;
+}
+
+function pipInstall(python, packages) {
+  // The local wheel store answers offline; without --index-url pip spends a minute retrying pypi.org.
+  const pipArgs = ['-m', 'pip', 'install', '-q', ...packages];
+  const local = '/opt/pypi/simple';
+  if (existsSync(local)) pipArgs.push('--index-url', `file://${local}`);
+  if (existsSync('/opt/wheels')) pipArgs.push('--find-links', '/opt/wheels');
+  log(`pip install ${packages.join(' ')} (into ${python})`);
+  execFileSync(python, pipArgs, { stdio: quiet ? 'ignore' : 'inherit' });
+}
+
+function findTorch() {
+  if (process.env.LIBTORCH) {
+    const cmake = join(process.env.LIBTORCH, 'share', 'cmake');
+    if (!existsSync(join(cmake, 'Torch'))) throw new Error(`LIBTORCH=${process.env.LIBTORCH} has no share/cmake/Torch`);
+    const versionFile = join(process.env.LIBTORCH, 'build-version');
+    const version = existsSync(versionFile) ? readFileSync(versionFile, 'utf8').trim() : 'unknown';
+    return { cmake, version, source: 'LIBTORCH' };
+  }
+  const candidates = [process.env.LITLORA_PYTHON, venvPython, 'python3'].filter(Boolean);
+  for (const python of candidates) {
+    if (python !== 'python3' && !existsSync(python)) continue;
+    const found = probePython(python);
+    if (found) return { ...found, source: python };
+  }
+  log(`no libtorch found; installing ${TORCH_PIN} into ${venv}`);
+  if (!existsSync(venvPython)) execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+  pipInstall(venvPython, [TORCH_PIN, ...PY_EXTRAS]);
+  const found = probePython(venvPython);
+  if (!found) throw new Error(`installed ${TORCH_PIN} into ${venv}, but it does not import`);
+  return { ...found, source: venvPython };
+}
+
+// The Python that reference tests and benchmarks use: the Torch-providing one when it has the extras.
+function ensureReferencePython(torch) {
+  let python = torch.python && torch.python !== 'python3' ? torch.python : null;
+  if (!python) {
+    const sys = probePython('python3');
+    if (sys && pythonHasExtras('python3')) return 'python3';
+    if (!existsSync(venvPython)) execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+    if (!probePython(venvPython)) pipInstall(venvPython, [TORCH_PIN]);
+    python = venvPython;
+  }
+  if (!pythonHasExtras(python)) pipInstall(python, PY_EXTRAS);
+  return python;
+}
+
+function newestMtime(paths) {
+  let newest = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const st = statSync(p);
+    if (st.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
+    else newest = Math.max(newest, st.mtimeMs);
+  };
+  paths.forEach(visit);
+  return newest;
+}
+
+function buildNative(torch, force) {
+  const addon = join(root, 'build', 'Release', 'litlora.node');
+  const stamp = join(root, 'build', 'litlora-build.json');
+  let previous = null;
+  try { previous = JSON.parse(readFileSync(envFile, 'utf8')); } catch {}
+  const sourcesNewer = newestMtime([join(root, 'native'), join(root, 'CMakeLists.txt')]) >
+    (existsSync(addon) ? statSync(addon).mtimeMs : 0);
+  const torchChanged = !previous || previous.cmake !== torch.cmake || previous.version !== torch.version;
+  if (!force && existsSync(addon) && existsSync(stamp) && !sourcesNewer && !torchChanged) return false;
+  log(`building the native addon against Torch ${torch.version} (${torch.cmake})`);
+  const cmakeJs = join(root, 'node_modules', '.bin', 'cmake-js');
+  const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2';
+  const r = spawnSync(cmakeJs, ['build', '--log-level', 'warn', `--CDCMAKE_PREFIX_PATH=${torch.cmake}`,
+    '--CDCMAKE_BUILD_TYPE=Release', ...(torch.cuda ? ['--CDCMAKE_CUDA_ARCHITECTURES=90'] : [])], {
+    cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
+    env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
+  });
+  if (r.status !== 0) throw new Error('native build failed (see the compiler output above)');
+  return true;
+}
+
+function buildTs(force) {
+  const out = join(root, 'dist', 'index.js');
+  const newer = newestMtime([join(root, 'ts'), join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]) >
+    (existsSync(out) ? statSync(out).mtimeMs : 0);
+  if (!force && !newer) return false;
+  log('compiling TypeScript');
+  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  const r = spawnSync(tsc, ['-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('TypeScript compilation failed');
+  return true;
+}
+
+export function setup({ force = false } = {}) {
+  if (!existsSync(join(root, 'node_modules', 'node-addon-api'))) {
+    log('installing npm dependencies');
+    execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  }
+  const torch = findTorch();
+  const python = ensureReferencePython(torch);
+  mkdirSync(join(root, 'build'), { recursive: true });
+  buildNative(torch, force);
+  const env = { cmake: torch.cmake, version: torch.version, cuda: torch.cuda ?? null, torchSource: torch.source, python };
+  writeFileSync(envFile, JSON.stringify(env, null, 2) + '\n');
+  buildTs(force);
+  return env;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    const env = setup({ force: args.has('--build') });
+    log(`ready: Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}; reference Python ${env.python}`);
+  } catch (e) {
+    console.error(`[litlora setup] ${e.message}`);
+    process.exit(1);
+  }
+}
