@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "errors.h"
 #include "tensor_wrap.h"
+#include "tensorfile_wrap.h"
 
 namespace litlora {
 namespace {
@@ -43,6 +44,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   TensorWrap::init(env, exports);
+  TensorFileWrap::init(env, exports);
   return exports;
 }
 
