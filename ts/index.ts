@@ -4,3 +4,5 @@ export type { Dtype, Device, TensorData, TensorOptions } from './tensor.js';
 export { LitloraError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { buildInfo, getNumThreads, setNumThreads } from './binding.js';
+export { TensorFile, saveTensors } from './tensorfile.js';
+export type { TensorFileFormat, TensorInfo, GetOptions, SaveOptions, PlainValue } from './tensorfile.js';
