@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/tensorfile.h"
 
 namespace litlora::pickle {
 
@@ -259,6 +260,7 @@ class Unpickler {
     push(r);
   }
   void pushText(Kind kind, std::string_view s) {
+    if (kind == Kind::Str && !tensorfile::validUtf8(s)) fail("a string that is not valid UTF-8");
     uint32_t r = make(kind);
     obj(r).text.assign(s);
     push(r);
@@ -472,9 +474,12 @@ class Unpickler {
     if (type.kind != Kind::Global) fail("a storage whose type is not a storage class");
     auto dtype = storageGlobal(type.text);
     if (!dtype) fail("wrong storage type " + type.text + "; expected a torch.*Storage class");
-    if (key.kind != Kind::Str || location.kind != Kind::Str || numel.kind != Kind::Int || numel.integer < 0)
+    // torch.save writes string keys; litgpt's incremental_save writes ints.
+    if ((key.kind != Kind::Str && key.kind != Kind::Int) || location.kind != Kind::Str || numel.kind != Kind::Int ||
+        numel.integer < 0)
       fail("a malformed storage reference ('storage', type, key, location, numel)");
-    out_.storages.push_back({key.text, *dtype, numel.integer, location.text});
+    std::string keyText = key.kind == Kind::Str ? key.text : std::to_string(key.integer);
+    out_.storages.push_back({std::move(keyText), *dtype, numel.integer, location.text});
     uint32_t r = make(Kind::Storage);
     obj(r).integer = static_cast<int64_t>(out_.storages.size() - 1);
     return r;

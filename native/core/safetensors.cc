@@ -244,7 +244,10 @@ tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
                 path << ": the safetensors header claims " << n << " bytes, but the file has " << size
                      << " bytes in all; it is truncated or corrupt");
   const uint64_t dataStart = 8 + n, dataLength = size - dataStart;
-  Json json(file->bytes(8, n), path);
+  const std::string_view header = file->bytes(8, n);
+  LITLORA_CHECK(tensorfile::validUtf8(header), "ERR_CHECKPOINT_FORMAT",
+                path << ": the safetensors header is not valid UTF-8; the file is corrupt");
+  Json json(header, path);
 
   struct Parsed {
     tensorfile::EntryInfo info;

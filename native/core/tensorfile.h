@@ -15,6 +15,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -104,6 +105,9 @@ int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std:
 
 // The float64 sum of every element: reads every byte once (benchmarks and tests use it to touch data).
 double checksum(const at::Tensor& t);
+
+// Names must be valid UTF-8 to survive the trip to JavaScript strings and back.
+bool validUtf8(std::string_view s);
 
 // "float32", "bfloat16", … (litlora's names); PyTorch's name for other types.
 std::string dtypeName(at::ScalarType t);
