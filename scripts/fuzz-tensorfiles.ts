@@ -151,8 +151,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? Number(process.argv[i + 1]) : fallback;
   };
-  const report = await fuzzTensorFiles({ iterations: arg('n', 10000), seed: arg('seed', 1), log: true });
-  console.log(JSON.stringify(report, null, 2));
-  console.log(`crashes: 0 (the process survived ${report.iterations} mutations); unexpected errors: ${report.unexpected.length}`);
-  process.exit(report.unexpected.length ? 1 : 0);
+  void fuzzTensorFiles({ iterations: arg('n', 10000), seed: arg('seed', 1), log: true }).then((report) => {
+    console.log(JSON.stringify(report, null, 2));
+    console.log(`crashes: 0 (the process survived ${report.iterations} mutations); unexpected errors: ${report.unexpected.length}`);
+    process.exit(report.unexpected.length ? 1 : 0);
+  });
 }
