@@ -114,13 +114,14 @@ Napi::Value saveTensors(const Napi::CallbackInfo& info) {
   });
 }
 
-// tensorChecksum(tensor) → Promise<number>: the float64 sum of every element (reads every byte once).
+// tensorChecksum(tensor, exact = true) → Promise<number>: the sum of every element (reads every byte once).
 Napi::Value tensorChecksum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     at::Tensor t = TensorWrap::unwrap(info[0], "tensor");
+    const bool exact = info.Length() < 2 || info[1].ToBoolean().Value();
     return TorchWorker<double>::run(
-        env, [t]() { return tensorfile::checksum(t); },
+        env, [t, exact]() { return tensorfile::checksum(t, exact); },
         [](Napi::Env env, double& sum) -> Napi::Value { return Napi::Number::New(env, sum); });
   });
 }

@@ -103,8 +103,9 @@ inline uint64_t bytesPerElement(at::ScalarType t) { return static_cast<uint64_t>
 // The highest element index a strided view reaches, +1 (0 for an empty view); -1 on overflow.
 int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides);
 
-// The float64 sum of every element: reads every byte once (benchmarks and tests use it to touch data).
-double checksum(const at::Tensor& t);
+// The sum of every element: reads every byte once (benchmarks and tests use it to touch data). exact:
+// accumulate in float64 (tests); otherwise in the tensor's own type, at memory speed (benchmarks).
+double checksum(const at::Tensor& t, bool exact = true);
 
 // Names must be valid UTF-8 to survive the trip to JavaScript strings and back.
 bool validUtf8(std::string_view s);

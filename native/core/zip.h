@@ -110,10 +110,12 @@ class AtomicFile {
 
  private:
   [[noreturn]] void fail(const std::string& what) const;
+  void startWriteback();
   std::string path_;
   std::string tempPath_;
   int fd_ = -1;
   uint64_t position_ = 0;
+  uint64_t writebackFrom_ = 0;
   bool committed_ = false;
 };
 
