@@ -185,13 +185,16 @@ async function main(): Promise<void> {
   try {
     console.error(`generating a pythia-410m-shaped fp32 checkpoint (${LAYERS} layers) in ${dir} …`);
     const tensors = randomTensors(LAYERS);
-    const save = { pth: [] as number[], st: [] as number[] };
     // Every save goes to a fresh path with the disk idle: replacing a file frees its blocks, and on this
-    // machine's disk (mounted with `discard`) that trimming slows whatever writes next.
+    // machine's disk (mounted with `discard`) that trimming slows whatever writes next. Ours and PyTorch's
+    // saves alternate, so that both see the same (shared, noisy) disk.
     const fresh = (path: string) => {
       rmSync(path, { force: true });
       spawnSync('sync');
     };
+    const save = { pth: [] as number[], st: [] as number[] };
+    const pySave: Record<string, number[]> = {};
+    let size = 0;
     for (let i = 0; i < REPS; i++) {
       fresh(ours);
       let t0 = performance.now();
@@ -201,13 +204,15 @@ async function main(): Promise<void> {
       t0 = performance.now();
       await saveTensors(oursSt, tensors, { format: 'safetensors' });
       save.st.push(performance.now() - t0);
+      size = statSync(ours).size;
+      console.error(`save round ${i + 1}/${REPS}: ours ${save.pth[i].toFixed(0)} ms (.pth), ${save.st[i].toFixed(0)} ms (.safetensors); PyTorch …`);
+      const r = spawnSync(python(), ['-c', PY_SAVE, ours, torchPth, packageSt, '1'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      if (r.status !== 0) throw new Error(r.stderr);
+      for (const [k, v] of Object.entries(JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number[]>)) {
+        (pySave[k] ??= []).push(...v);
+      }
     }
     for (const t of tensors.values()) t.dispose();
-    const size = statSync(ours).size;
-    console.error(`file: ${(size / 1e9).toFixed(2)} GB; timing PyTorch / safetensors saves …`);
-    const r = spawnSync(python(), ['-c', PY_SAVE, ours, torchPth, packageSt, String(REPS)], { encoding: 'utf8', maxBuffer: 16 << 20 });
-    if (r.status !== 0) throw new Error(r.stderr);
-    const pySave = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number[]>;
     spawnSync('sync');
 
     console.error('timing loads (each in its own process, warm cache) …');

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { TensorFile, saveTensors, Tensor } from '../ts/index.js';
 import { tensorChecksum } from '../ts/tensorfile.js';
 import { assertClose, assertCode } from './helpers/assert.js';
-import { py, scratch } from './helpers/tensorfiles.js';
+import { py, scratch, values } from './helpers/tensorfiles.js';
 
 const tmp = scratch('pth');
 const P = (name: string) => JSON.stringify(tmp.path(name));
@@ -52,9 +52,9 @@ print(json.dumps({k: {'shape': list(v.shape), 'dtype': str(v.dtype)[6:], 'sum': 
     assertClose([sums[name]], [e.sum], { rtol: 1e-12, atol: 1e-9, what: name });
   }
   assert.equal(f.info('view.t'), { shape: [4, 6], dtype: 'float32', bytes: 96 });
-  assert.equal(Array.from(await (await f.get('view.slice')).data() as Float32Array).length, 12);
-  assert.equal(Array.from(await (await f.get('expanded')).data()), [0, 1, 2, 0, 1, 2]);
-  assert.equal(Array.from(await (await f.get('dtype.bool')).data()).length, 8);
+  assert.equal((await values(await f.get('view.slice'))).length, 12);
+  assert.equal(await values(await f.get('expanded')), [0, 1, 2, 0, 1, 2]);
+  assert.equal((await values(await f.get('dtype.bool'))).length, 8);
   await f.close();
 });
 
@@ -140,7 +140,7 @@ print(json.dumps({k: checksum(v) for k, v in sd.items()}))`);
     const n = await TensorFile.open(tmp.path(`nested${protocol}.pth`));
     assert.equal(n.names, ['layers.0', 'layers.1.0', 'layers.1.1.k', 'p']);
     assert.equal(n.values, { 'opt.step': 7, 'opt.lr': 2.5e-4, 'opt.name': 'adamw', 'opt.flag': true, 'opt.none': null, 'opt.big': 2 ** 40 });
-    assert.equal(Array.from(await (await n.get('layers.1.1.k')).data()), [1, 0, 0, 1]);
+    assert.equal(await values(await n.get('layers.1.1.k')), [1, 0, 0, 1]);
     await n.close();
   }
 });
@@ -175,8 +175,8 @@ print(json.dumps({'prefix': prefix, 'odd': [k for k, v in offs.items() if '/data
   for (const file of ['weird name.v2.pth', 'unaligned.pth']) {
     const f = await TensorFile.open(tmp.path(file));
     assert.equal(f.names, ['w', 'h']);
-    assert.equal(Array.from(await (await f.get('w')).data()), [0, 1, 2, 3, 4, 5]);
-    assert.equal(Array.from(await (await f.get('h')).data()), [1.5, -2]);
+    assert.equal(await values(await f.get('w')), [0, 1, 2, 3, 4, 5]);
+    assert.equal(await values(await f.get('h')), [1.5, -2]);
     await f.close();
   }
 });
@@ -219,10 +219,10 @@ test('get() converts on request; mapped tensors stay valid after close and in-pl
   const a = await f.get('a');
   const a64 = await f.get('a', { dtype: 'float64' });
   assert.is(a64.dtype, 'float64');
-  assert.equal(Array.from(await a64.data()), [0, 1, 2, 3]);
+  assert.equal(await values(a64), [0, 1, 2, 3]);
   await f.close();
   await f.close();  // idempotent
-  assert.equal(Array.from(await a.data()), [0, 1, 2, 3], 'a tensor handed out outlives close()');
+  assert.equal(await values(a), [0, 1, 2, 3], 'a tensor handed out outlives close()');
   await assertCode(() => f.get('a'), 'ERR_DISPOSED');
   const g = await TensorFile.open(tmp.path('conv.pth'));
   await assertCode(() => g.get('nope'), 'ERR_CHECKPOINT_MISSING', /no tensor named 'nope'/);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { TensorFile, saveTensors } from '../ts/index.js';
 import { tensorChecksum } from '../ts/tensorfile.js';
 import { assertClose } from './helpers/assert.js';
-import { py, scratch } from './helpers/tensorfiles.js';
+import { py, scratch, values } from './helpers/tensorfiles.js';
 
 const tmp = scratch('st');
 const D = JSON.stringify(tmp.dir);
@@ -71,8 +71,8 @@ from safetensors.torch import save_file
 save_file({'a': torch.arange(5, dtype=torch.float64), 'b': torch.arange(3, dtype=torch.int8)}, ${D} + '/al.safetensors')
 print(1)`);
   const f = await TensorFile.open(tmp.path('al.safetensors'));
-  assert.equal(Array.from(await (await f.get('b')).data()), [0, 1, 2]);
-  assert.equal(Array.from(await (await f.get('a', { dtype: 'float32' })).data()), [0, 1, 2, 3, 4]);
+  assert.equal(await values(await f.get('b')), [0, 1, 2]);
+  assert.equal(await values(await f.get('a', { dtype: 'float32' })), [0, 1, 2, 3, 4]);
   await f.close();
 });
 

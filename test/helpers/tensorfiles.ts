@@ -26,3 +26,8 @@ export function py<T = any>(code: string): T {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]) as T;
 }
+
+/** A tensor's values as plain numbers (int64 through Number). */
+export async function values(t: { data(): Promise<ArrayLike<number | bigint>> }): Promise<number[]> {
+  return Array.from(await t.data(), (v) => Number(v));
+}
