@@ -62,7 +62,7 @@ interface TensorFileBinding {
   NativeTensorFile: new () => NativeTensorFile;
   saveTensors(path: string, names: string[], tensors: NativeTensor[], format: string, wrap: string | null,
     metadata: Record<string, string> | null): Promise<void>;
-  tensorChecksum(tensor: NativeTensor): Promise<number>;
+  tensorChecksum(tensor: NativeTensor, exact: boolean): Promise<number>;
 }
 
 const FORMATS: readonly string[] = ['pth', 'safetensors'];
@@ -187,7 +187,10 @@ export async function saveTensors(path: string, tensors: Map<string, Tensor> | R
     options.metadata ?? null);
 }
 
-/** @internal The float64 sum of every element: touches every byte (benchmarks and tests). */
-export async function tensorChecksum(tensor: Tensor): Promise<number> {
-  return native<TensorFileBinding>().tensorChecksum(tensor.handle);
+/**
+ * @internal The sum of every element, touching every byte (tests and benchmarks): accumulated in float64 when
+ * exact (the default), else in the tensor's own type at memory speed.
+ */
+export async function tensorChecksum(tensor: Tensor, options: { exact?: boolean } = {}): Promise<number> {
+  return native<TensorFileBinding>().tensorChecksum(tensor.handle, options.exact ?? true);
 }
