@@ -2,7 +2,7 @@
 // what we write, torch.load reads bit-exactly, weights_only=True and mmap=True included.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TensorFile, saveTensors, Tensor } from '../ts/index.js';
+import { TensorFile, saveTensors, Tensor, buildInfo } from '../ts/index.js';
 import { tensorChecksum } from '../ts/tensorfile.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
@@ -241,6 +241,19 @@ test('wrap, metadata and format options are validated', async () => {
   d.dispose();
   await assertCode(() => saveTensors(tmp.path('x.pth'), { a: d }), 'ERR_DISPOSED');
   await assertCode(() => TensorFile.open(tmp.path('missing.pth')), 'ERR_CHECKPOINT_MISSING');
+});
+
+test('CUDA (runs where a GPU is visible): get() to the device, save from the device, same values', async () => {
+  if (buildInfo().cudaDeviceCount === 0) return;
+  const host = Tensor.from(new Float32Array([1.5, -2, 3, 4.25]), [2, 2]);
+  const onGpu = await host.to({ device: 'cuda' });
+  await saveTensors(tmp.path('cuda.pth'), { g: onGpu, t: await onGpu.to({ dtype: 'bfloat16' }) });
+  const f = await TensorFile.open(tmp.path('cuda.pth'));
+  const g = await f.get('g', { device: 'cuda' });
+  assert.is(g.device, 'cuda:0');
+  assert.equal(await values(g), [1.5, -2, 3, 4.25]);
+  assert.equal(await values(await f.get('t', { device: 'cuda', dtype: 'float32' })), [1.5, -2, 3, 4.25]);
+  await f.close();
 });
 
 test.after(() => tmp.remove());
