@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { fail, LitloraError } from './errors.js';
-import { dumpYaml, parseYaml, type YamlValue } from './yaml.js';
+import { dumpYaml, parseYaml, type ParsedYaml, type YamlValue } from './yaml.js';
 
 export type NormClassName = 'LayerNorm' | 'RMSNorm';
 export type MlpClassName = 'GptNeoxMLP' | 'LLaMAMLP' | 'GemmaMLP' | 'LLaMAMoE';
@@ -26,7 +26,8 @@ export interface RopeAdjustments {
   [key: string]: number | undefined;
 }
 
-export interface Config {
+// A type alias (not an interface) so a Config is assignable to ConfigInput's index signature.
+export type Config = {
   name: string;
   hf_config: { org?: string; name?: string; [key: string]: unknown };
   block_size: number;
@@ -80,10 +81,10 @@ export interface Config {
   rope_indices: number[] | null;
   /** Derived (`int(rotary_percentage * head_size)`, or qk_rope_head_dim with latent attention); not written to YAML. */
   rope_n_elem: number;
-}
+};
 
 /** What a caller may pass: any subset of the fields; the rest take litgpt's defaults or derived values. */
-export type ConfigInput = Partial<Omit<Config, 'rope_n_elem'>> & { [key: string]: unknown };
+export type ConfigInput = { [K in keyof Config]?: Config[K] | null } & { [key: string]: unknown };
 
 type Kind = 'int' | 'float' | 'bool' | 'str' | 'dict' | 'list';
 interface FieldSpec { kind: Kind; nullable?: boolean; choices?: readonly string[]; positive?: boolean }
@@ -320,16 +321,24 @@ export async function readConfig(path: string, overrides: ConfigInput = {}): Pro
   } catch (e) {
     throw new LitloraError('ERR_CHECKPOINT_MISSING', `cannot read the model config ${abs}: ${(e as Error).message}`);
   }
-  const { value, numberKinds: kinds } = parseYaml(text, abs);
+  return configFromParsed(parseYaml(text, abs), abs, overrides);
+}
+
+/**
+ * A Config from parsed YAML (or JSON) keeping how the source wrote its numbers, so that writing it again
+ * gives the same text. `numberKinds` keys may be renamed fields of older formats (see migrate.ts).
+ */
+export function configFromParsed(parsed: ParsedYaml, where: string, overrides: ConfigInput = {}): Config {
+  const { value, numberKinds: kinds } = parsed;
   if (value === null || value === undefined) {
-    fail('ERR_CONFIG', `${abs} is empty, which is likely unexpected. Write the model's config there (litlora init makes one).`);
+    fail('ERR_CONFIG', `${where} is empty, which is likely unexpected. Write the model's config there (litlora init makes one).`);
   }
   if (typeof value !== 'object' || Array.isArray(value)) {
-    fail('ERR_CONFIG', `${abs}: expected a mapping of model_config fields, got ${typeName(value)}.`);
+    fail('ERR_CONFIG', `${where}: expected a mapping of model_config fields, got ${typeName(value)}.`);
   }
   const raw = { ...(value as Record<string, unknown>), ...overrides };
   numberKinds.set(raw, kinds);
-  return normalizeConfig(raw, abs);
+  return normalizeConfig(raw, where);
 }
 
 /** Writes model_config.yaml atomically, byte-for-byte as litgpt's save_config would. */
