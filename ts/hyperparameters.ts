@@ -161,8 +161,9 @@ export function resolveCheckpointDir(checkpointDir: string, options: { cwd?: str
     candidates.push([resolve(checkpointDir), 'absolute']);
   } else {
     candidates.push([resolve(cwd, checkpointDir), 'cwd']);
+    // litgpt's extend_checkpoint_dir; not for ./ or ../ paths, where checkpoints/../x would only alias x.
     const first = checkpointDir.split(/[\\/]/)[0];
-    if (first !== 'checkpoints') candidates.push([resolve(cwd, 'checkpoints', checkpointDir), 'checkpoints']);
+    if (first !== 'checkpoints' && first !== '.' && first !== '..') candidates.push([resolve(cwd, 'checkpoints', checkpointDir), 'checkpoints']);
     if (options.folder) candidates.push([resolve(options.folder, checkpointDir), 'folder']);
   }
   const tried = [...new Set(candidates.map(([p]) => p))];
