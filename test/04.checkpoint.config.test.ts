@@ -81,8 +81,8 @@ test('normalizeConfig follows __post_init__ and validates with messages naming t
   await assertCode(() => normalizeConfig({ n_embd: 48, n_head: 6, n_query_groups: 4 }), 'ERR_CONFIG', /n_query_groups/);
   await assertCode(() => normalizeConfig({ n_embd: 10, n_head: 4 }), 'ERR_CONFIG', /n_embd \(10\).*n_head \(4\)/);
   await assertCode(() => normalizeConfig({ n_layer: 2.5 }), 'ERR_CONFIG', /n_layer must be an integer, got the float 2.5/);
-  await assertCode(() => normalizeConfig({ bias: 'yes' }), 'ERR_CONFIG', /bias must be true or false/);
-  await assertCode(() => normalizeConfig({ norm_class_name: 'BatchNorm' }), 'ERR_CONFIG', /norm_class_name must be one of LayerNorm, RMSNorm/);
+  await assertCode(() => normalizeConfig({ bias: 'yes' } as any), 'ERR_CONFIG', /bias must be true or false/);
+  await assertCode(() => normalizeConfig({ norm_class_name: 'BatchNorm' } as any), 'ERR_CONFIG', /norm_class_name must be one of LayerNorm, RMSNorm/);
   await assertCode(() => normalizeConfig({ n_embd: null } as any), 'ERR_CONFIG', /n_embd must not be null/);
   await assertCode(() => configFromName('gpt-5'), 'ERR_CONFIG', /not a supported config name.*pythia-14m/);
   // Features the model may not implement are still valid configs here.

@@ -72,6 +72,11 @@ export function configNames(): string[] {
  * `org/name`, applies the overrides and derives the rest. Unknown names → ERR_CONFIG listing the known ones.
  */
 export function configFromName(name: string, overrides: ConfigInput = {}): Config {
+  return normalizeConfig({ ...namedConfigInput(name), ...overrides }, `config ${name}`);
+}
+
+/** The table entry for `name` as litgpt lists it (only the non-default fields, nothing derived yet); a copy. */
+export function namedConfigInput(name: string): ConfigInput {
   const entry = TABLE.find((c) => c.name === name) ??
     TABLE.find((c) => {
       const hf = c.hf_config as { org: string; name: string };
@@ -81,5 +86,5 @@ export function configFromName(name: string, overrides: ConfigInput = {}): Confi
     fail('ERR_CONFIG', `'${name}' is not a supported config name. litlora knows: ${configNames().join(', ')}. ` +
       'For another model, write its model_config.yaml (litgpt\'s fields) into the checkpoint folder.');
   }
-  return normalizeConfig({ ...structuredClone(entry), ...overrides }, `config ${name}`);
+  return structuredClone(entry);
 }

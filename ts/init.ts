@@ -14,7 +14,8 @@ import { join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { BYTE_VOCAB_SIZE, byteLevelTokenizerFiles } from './bytetokenizer.js';
 import { CONFIG_FILE, MODEL_FILE } from './checkpoint.js';
-import { configFromName, configToYaml, normalizeConfig, type Config, type ConfigInput } from './config.js';
+import { configToYaml, normalizeConfig, type Config, type ConfigInput } from './config.js';
+import { namedConfigInput } from './configs.js';
 import { fail, LitloraError } from './errors.js';
 import { writeCheckpointFolder, type FolderFile } from './outdir.js';
 import { Tensor, type Dtype } from './tensor.js';
@@ -124,17 +125,16 @@ function fillValues(n: number, how: Init, seed: number, index: number): Float32A
 /** The config init writes: `base` with the byte tokenizer's vocabulary and the overrides applied. */
 export function initConfig(options: Pick<InitOptions, 'modelName' | 'config' | 'overrides'>): Config {
   const overrides = { ...(options.overrides ?? {}) };
-  for (const key of ['vocab_size', 'padded_vocab_size'] as const) {
-    if (overrides[key] !== undefined && key === 'vocab_size' && overrides[key] !== BYTE_VOCAB_SIZE) {
-      fail('ERR_CONFIG', `litlora init sets vocab_size to its tokenizer's ${BYTE_VOCAB_SIZE} tokens; remove the vocab_size override.`);
-    }
+  if (overrides.vocab_size !== undefined && overrides.vocab_size !== BYTE_VOCAB_SIZE) {
+    fail('ERR_CONFIG', `litlora init sets vocab_size to its tokenizer's ${BYTE_VOCAB_SIZE} tokens; remove the vocab_size override.`);
   }
-  const start: ConfigInput = options.config
-    ? { ...options.config }
-    : { ...configFromName(options.modelName ?? 'pythia-14m') };
-  delete start.rope_n_elem;
-  const merged: ConfigInput = { ...start, ...overrides, vocab_size: BYTE_VOCAB_SIZE };
-  if (overrides.padded_vocab_size === undefined) merged.padded_vocab_size = null;
+  // Overrides go onto the named entry before __post_init__ runs, so derived values (head_size, ...) follow them.
+  const tokenizerVocab: ConfigInput = { vocab_size: BYTE_VOCAB_SIZE };
+  if (overrides.padded_vocab_size === undefined) tokenizerVocab.padded_vocab_size = null;
+  const merged: ConfigInput = options.config
+    ? { ...options.config, ...overrides, ...tokenizerVocab }
+    : { ...namedConfigInput(options.modelName ?? 'pythia-14m'), ...overrides, ...tokenizerVocab };
+  delete merged.rope_n_elem;
   const config = normalizeConfig(merged, 'litlora init config');
   if (config.padded_vocab_size < BYTE_VOCAB_SIZE) {
     fail('ERR_CONFIG', `padded_vocab_size ${config.padded_vocab_size} is smaller than the tokenizer's ${BYTE_VOCAB_SIZE} tokens.`);
