@@ -84,11 +84,77 @@ function parseJson(text: string, file: string, lineOffset: number): unknown {
   } catch (e: any) {
     const message = String(e?.message ?? e);
     const m = /position (\d+)/.exec(message);
-    const position = m ? Number(m[1]) : text.length;
+    const position = m ? Number(m[1]) : jsonErrorOffset(text);
     const before = text.slice(0, position);
     const line = before.split('\n').length + lineOffset;
     const column = position - (before.lastIndexOf('\n') + 1) + 1;
     return fail('ERR_DATA', `${file}: invalid JSON at line ${line}, column ${column}${lineOffset || /\.jsonl$/i.test(file) ? ` (row ${line})` : ''}: ${message}`);
+  }
+}
+
+/**
+ * Offset of the first syntax error in `text` (JSON.parse's messages do not always carry a position): a small
+ * recursive-descent scan, called only after JSON.parse has failed.
+ */
+const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++; };
+  const err = (): never => { throw i; };
+  const literal = (word: string) => { if (text.startsWith(word, i)) i += word.length; else err(); };
+  const string = () => {
+    i++; // opening quote
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) err();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') { if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) err(); i += 5; continue; }
+        if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) err();
+      }
+      i++;
+    }
+    if (i >= text.length) err();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) {
+        ws(); if (text[i] !== '"') err(); string(); ws();
+        if (text[i] !== ':') err(); i++; value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === '}') { i++; return; }
+        err();
+      }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === ']') { i++; return; }
+        err();
+      }
+    } else if (c === '"') string();
+    else if (c === 't') literal('true');
+    else if (c === 'f') literal('false');
+    else if (c === 'n') literal('null');
+    else {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(text);
+      if (!m) err();
+      i += m![0].length;
+    }
+  };
+  try {
+    value(); ws();
+    return i < text.length ? i : text.length;
+  } catch (at) {
+    return typeof at === 'number' ? Math.min(at, text.length) : text.length;
   }
 }
 
