@@ -8,7 +8,7 @@
 //   next       "Next letter after c"   → "d"        (a..y)
 //   first      "First letter of cat"   → "c"
 //   double     "Double: ab"            → "abab"
-// Words are random lowercase strings of 2–3 letters (1 letter for `next`).
+// Words are random lowercase strings of 2–3 letters (1 letter for `next`, 2 for `double`).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
@@ -52,6 +52,7 @@ export function makeSyntheticSample(task: SyntheticTaskKind, w: string): Synthet
 function randomSample(g: TorchGenerator, tasks: readonly SyntheticTaskKind[]): SyntheticSample {
   const task = tasks[randint(g, tasks.length)]!;
   if (task === 'next') return makeSyntheticSample(task, LETTERS[randint(g, 25)]!); // a..y
+  if (task === 'double') return makeSyntheticSample(task, word(g, 2)); // answers stay ≤ 4 characters
   return makeSyntheticSample(task, word(g, 2 + randint(g, 2)));
 }
 
