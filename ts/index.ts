@@ -10,11 +10,19 @@ export { configFromName, configNames, configToYaml, normalizeConfig, readConfig,
 export type { Config, ConfigInput, RopeAdjustments } from './config.js';
 export { OutDir } from './outdir.js';
 export type { LoraCheckpointContents, StepFolder } from './outdir.js';
-export {
-  loraSettings, readHyperparameters, readPromptStyle, resolveCheckpointDir, writeHyperparameters, writePromptStyle,
-} from './hyperparameters.js';
+export { loraSettings, readHyperparameters, resolveCheckpointDir, writeHyperparameters } from './hyperparameters.js';
 export type { Hyperparameters, LoraSettings, PromptStyleRef, ResolvedCheckpointDir } from './hyperparameters.js';
 export { initCheckpoint } from './init.js';
 export type { InitOptions, InitResult } from './init.js';
 export { migrateCheckpoint, registerQkvRelayout } from './migrate.js';
 export type { MigrateOptions, MigrationResult, QkvRelayout } from './migrate.js';
+export { Tokenizer, StreamDecoder } from './data/tokenizer.js';
+export type { EncodeOptions, DecodeOptions } from './data/tokenizer.js';
+export { PromptStyle, PROMPT_STYLES, modelNameToPromptStyle, loadPromptStyle, savePromptStyle, promptStyleYaml } from './data/prompts.js';
+export { createDataModule, dataModuleFromHyperparameters } from './data/module.js';
+export type { DataModule, DataModuleName, SetupOptions } from './data/module.js';
+export { JSONData, AlpacaData, loadInstructionFile } from './data/instruction.js';
+export { TextFilesData } from './data/text_files.js';
+export { encodeSample, collate } from './data/sft.js';
+export type { Batch, InstructionSample, EncodedSample } from './data/sft.js';
+export * as synthetic from './data/synthetic.js';
