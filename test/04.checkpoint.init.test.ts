@@ -147,6 +147,10 @@ print(json.dumps(out))
     assert.equal(ids, py.ids[i], `JS ids for ${JSON.stringify(s)}`);
     if (ids.length) assert.is(js.decode(ids), s); // its decode refuses an empty list
   });
+  // The project's data pipeline reads the folder as litgpt would: BOS from add_bos_token, EOS on request.
+  const { Tokenizer: LitTokenizer } = await import('../ts/data/tokenizer.js');
+  const lit = LitTokenizer.fromDir(dir);
+  assert.equal(Array.from(lit.encode('hi', { eos: true })), [1, 'h'.charCodeAt(0) + 3, 'i'.charCodeAt(0) + 3, 2]);
 });
 
 // uvu loads tests as CommonJS (no top-level await), so look for the module's source instead of importing it.
