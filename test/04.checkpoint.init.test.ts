@@ -103,6 +103,9 @@ test('Llama-family names and shapes (GQA, no biases, RMSNorm), Qwen2.5 qkv bias,
   assert.equal(proj(a), proj(b));
   assert.not.equal(proj(a), proj(c));
   await assertCode(() => initConfig({ modelName: 'pythia-14m', overrides: { vocab_size: 1000 } }), 'ERR_CONFIG', /vocab_size/);
+  const real = initConfig({ modelName: 'pythia-410m', keepVocabSize: true });
+  assert.equal([real.vocab_size, real.padded_vocab_size], [50254, 50304]);
+  assert.is(baseParameters(real).reduce((s, [, sh]) => s + sh.reduce((x, y) => x * y, 1), 0), 405334016); // ~1.6 GB in fp32
   await assertCode(() => baseParameters(initConfig({ config: { n_embd: 64, n_head: 4, norm_qk: true } })), 'ERR_CONFIG', /norm_qk/);
 });
 

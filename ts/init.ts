@@ -39,6 +39,11 @@ export interface InitOptions {
   precision?: InitPrecision;
   /** Replace an existing checkpoint in outDir. */
   force?: boolean;
+  /**
+   * Keep the config's own vocab_size / padded_vocab_size (e.g. pythia-410m at its real size, ~1.6 GB in fp32, for
+   * benchmarks) instead of the tokenizer's 259. The byte tokenizer then uses only the first 259 ids.
+   */
+  keepVocabSize?: boolean;
   saveTensors?: SaveTensorsFn;
 }
 
@@ -123,21 +128,21 @@ function fillValues(n: number, how: Init, seed: number, index: number): Float32A
 }
 
 /** The config init writes: `base` with the byte tokenizer's vocabulary and the overrides applied. */
-export function initConfig(options: Pick<InitOptions, 'modelName' | 'config' | 'overrides'>): Config {
+export function initConfig(options: Pick<InitOptions, 'modelName' | 'config' | 'overrides' | 'keepVocabSize'>): Config {
   const overrides = { ...(options.overrides ?? {}) };
-  if (overrides.vocab_size !== undefined && overrides.vocab_size !== BYTE_VOCAB_SIZE) {
+  if (!options.keepVocabSize && overrides.vocab_size !== undefined && overrides.vocab_size !== BYTE_VOCAB_SIZE) {
     fail('ERR_CONFIG', `litlora init sets vocab_size to its tokenizer's ${BYTE_VOCAB_SIZE} tokens; remove the vocab_size override.`);
   }
   // Overrides go onto the named entry before __post_init__ runs, so derived values (head_size, ...) follow them.
-  const tokenizerVocab: ConfigInput = { vocab_size: BYTE_VOCAB_SIZE };
-  if (overrides.padded_vocab_size === undefined) tokenizerVocab.padded_vocab_size = null;
+  const tokenizerVocab: ConfigInput = options.keepVocabSize ? {} : { vocab_size: BYTE_VOCAB_SIZE };
+  if (!options.keepVocabSize && overrides.padded_vocab_size === undefined) tokenizerVocab.padded_vocab_size = null;
   const merged: ConfigInput = options.config
     ? { ...options.config, ...overrides, ...tokenizerVocab }
     : { ...namedConfigInput(options.modelName ?? 'pythia-14m'), ...overrides, ...tokenizerVocab };
   delete merged.rope_n_elem;
   const config = normalizeConfig(merged, 'litlora init config');
-  if (config.padded_vocab_size < BYTE_VOCAB_SIZE) {
-    fail('ERR_CONFIG', `padded_vocab_size ${config.padded_vocab_size} is smaller than the tokenizer's ${BYTE_VOCAB_SIZE} tokens.`);
+  if (config.vocab_size < BYTE_VOCAB_SIZE) {
+    fail('ERR_CONFIG', `vocab_size ${config.vocab_size} is smaller than the tokenizer's ${BYTE_VOCAB_SIZE} tokens.`);
   }
   return config;
 }

@@ -26,7 +26,7 @@ export const command: CommandSpec = {
 Writes lit_model.pth (litgpt's parameter names and shapes, attn.qkv naming), model_config.yaml,
 tokenizer.json + tokenizer_config.json (a byte-level BPE: ${BYTE_VOCAB_SIZE - 3} byte tokens plus <|pad|>, <|bos|>, <|eos|>)
 and generation_config.json. The model's vocab_size is set to the tokenizer's ${BYTE_VOCAB_SIZE} tokens and
-padded_vocab_size to the next multiple of padding_multiple, whatever the named config says, so the folder
+padded_vocab_size to the next multiple of padding_multiple (unless --keep_vocab_size), so the folder
 is a coherent litgpt checkpoint. Weights are random (std 0.02, biases 0, norms 1) and fixed by --seed.`,
   flags: [
     { name: 'model_name', type: 'string', default: 'pythia-14m', metavar: 'NAME', help: `A named litgpt config: ${configNames().join(', ')}` },
@@ -35,6 +35,7 @@ is a coherent litgpt checkpoint. Weights are random (std 0.02, biases 0, norms 1
     { name: 'seed', type: 'int', default: 1337, help: 'Seed of the random weights' },
     { name: 'precision', type: 'string', default: '32-true', choices: Object.keys(PRECISION_DTYPES), help: 'Weights dtype: 32-true float32, bf16-true bfloat16, 16-true float16' },
     { name: 'force', type: 'bool', default: false, help: 'Replace a checkpoint already in --out_dir' },
+    { name: 'keep_vocab_size', type: 'bool', default: false, help: 'Keep the config\'s vocab_size/padded_vocab_size (real model sizes, e.g. for benchmarks); the tokenizer then uses only the first 259 ids' },
   ],
   families: [{
     prefix: 'model.',
@@ -70,6 +71,7 @@ is a coherent litgpt checkpoint. Weights are random (std 0.02, biases 0, norms 1
       seed: args.get<number>('seed'),
       precision: args.get<InitPrecision>('precision'),
       force: args.get<boolean>('force'),
+      keepVocabSize: args.get<boolean>('keep_vocab_size'),
     });
     const c = result.config;
     io.out(`Wrote a base checkpoint to ${result.dir}\n` +
