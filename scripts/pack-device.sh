@@ -23,8 +23,6 @@ if [ -z "$packnode" ] || ! bash "$packnode" >/dev/null 2>&1; then
   cp node_modules/node-addon-api/*.h .device/include/
 fi
 
-node scripts/setup.mjs --quiet   # dist/ and a current local build: what the CPU rehearsal compares with
-
 rm -rf .device/js
 # Type errors in tests do not stop the emit (tsx runs them unchecked here too); a missing output does.
 node_modules/.bin/tsc -p tsconfig.device.json >/tmp/pack-device-tsc.log 2>&1 ||
