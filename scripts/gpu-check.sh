@@ -111,6 +111,10 @@ build_step() {
   if [ "$DEVICE" != cpu ] && ! grep -q '"cuda": "ON"' "$root/$BUILD/litlora-build.json"; then
     NOTE="built WITHOUT CUDA: Torch's CMake config did not find CUDA (cmake-configure.log)"; return 1
   fi
+  # libtorch_cuda registers the CUDA backend when loaded; a linker that dropped it (--as-needed) leaves no CUDA.
+  if [ "$DEVICE" != cpu ] && ! readelf -d "$root/$BUILD/litlora.node" | grep -q 'libtorch_cuda'; then
+    NOTE="libtorch_cuda.so is not among the addon's NEEDED libraries: CUDA would be unavailable"; return 1
+  fi
   export LITLORA_ADDON=$root/$BUILD/litlora.node
   export LITLORA_PROBE_CACHE=$root/$BUILD/probe-cache
 }
