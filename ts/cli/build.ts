@@ -7,32 +7,34 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../binding.js';
 
-const USAGE = `Usage: litlora build [--libtorch DIR] [--python PATH] [--quiet]
+import type { CommandSpec } from './args.js';
 
+export const command: CommandSpec = {
+  name: 'build',
+  summary: 'Rebuild the native addon against the libtorch found now, and check that it loads.',
+  description: `
 Builds litlora's native addon against libtorch, found in this order: --libtorch / LIBTORCH (an unpacked
 libtorch), --python / LITLORA_PYTHON (a Python with PyTorch), the package's .venv, python3 on PATH; with
 none of them it installs PyTorch into the package's .venv. The addon finds that libtorch at run time
-through its RUNPATH (no LD_LIBRARY_PATH needed).`;
+through its RUNPATH (no LD_LIBRARY_PATH needed).`,
+  flags: [
+    { name: 'libtorch', type: 'path', default: null, nullable: true, metavar: 'DIR', help: 'An unpacked libtorch (sets LIBTORCH)' },
+    { name: 'python', type: 'path', default: null, nullable: true, metavar: 'PATH', help: 'A Python with PyTorch (sets LITLORA_PYTHON)' },
+    { name: 'quiet', type: 'bool', default: false, help: 'Print only errors and the result' },
+  ],
+  async run(args, io) {
+    const libtorch = args.get<string | null>('libtorch');
+    const python = args.get<string | null>('python');
+    if (libtorch) process.env.LIBTORCH = libtorch;
+    if (python) process.env.LITLORA_PYTHON = python;
+    return buildAddon(args.get<boolean>('quiet'), io);
+  },
+};
 
-export async function buildCommand(argv: string[]): Promise<number> {
-  let quiet = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') {
-      console.log(USAGE);
-      return 0;
-    } else if (arg === '--quiet') {
-      quiet = true;
-    } else if ((arg === '--libtorch' || arg === '--python') && argv[i + 1]) {
-      process.env[arg === '--libtorch' ? 'LIBTORCH' : 'LITLORA_PYTHON'] = argv[++i];
-    } else {
-      console.error(`litlora build: unknown argument ${arg}\n\n${USAGE}`);
-      return 2;
-    }
-  }
+async function buildAddon(quiet: boolean, io: { out(t: string): void; err(t: string): void }): Promise<number> {
   const script = join(packageRoot, 'scripts', 'setup.mjs');
   if (!existsSync(script)) {
-    console.error(`litlora build: ${script} is missing; reinstall litlora`);
+    io.err(`${script} is missing; reinstall litlora\n`);
     return 1;
   }
   const { setup } = await import(pathToFileURL(script).href);
@@ -40,7 +42,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   try {
     env = setup({ force: true, quiet, reference: false });
   } catch (e) {
-    console.error(`litlora build: ${(e as Error).message}`);
+    io.err(`${(e as Error).message}\n`);
     return 1;
   }
   // Load the new build the way users will: through the loader, in a fresh process.
@@ -48,10 +50,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     `const m = await import(${JSON.stringify(pathToFileURL(join(packageRoot, 'dist', 'index.js')).href)});` +
     'console.log(JSON.stringify(m.buildInfo()))'], { encoding: 'utf8', env: { ...process.env, LITLORA_ADDON: '' } });
   if (check.status !== 0) {
-    console.error(`litlora build: the build finished but does not load:\n${check.stderr.trim()}`);
+    io.err(`the build finished but does not load:\n${check.stderr.trim()}\n`);
     return 1;
   }
   const info = JSON.parse(check.stdout.trim().split('\n').pop()!);
-  console.log(`litlora build: ${info.addon} built against Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}`);
+  io.out(`${info.addon} built against Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}\n`);
   return 0;
 }
