@@ -299,7 +299,7 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
   const at::Tensor xd = drop ? x2 * mask : x2;
   at::Tensor xA = at::mm(xd, Ac.t());  // (N, r·parts)
   at::Tensor gYB;                      // s · gradY·B per part: (N, r·parts)
-  if (p.segments.size() == 1) {
+  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
     gYB = at::mm(g2, Bc);
   } else {
     gYB = at::zeros({n, rr}, g2.options());
