@@ -33,6 +33,12 @@ std::string dtypeName(at::ScalarType t) {
     case at::kDouble: return "float64";
     case at::kBFloat16: return "bfloat16";
     case at::kHalf: return "float16";
+    case at::kInt: return "int32";
+    case at::kLong: return "int64";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
     default: return std::string(c10::toString(t));
   }
 }
