@@ -178,6 +178,19 @@ Napi::Value synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
+// @internal loraDenseFloor(x, weight, gradY) → Promise<undefined>: x·Wᵀ and gradY·W (benchmarks).
+Napi::Value denseFloor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    at::Tensor x = TensorWrap::unwrap(info[0], "x");
+    at::Tensor weight = TensorWrap::unwrap(info[1], "weight");
+    at::Tensor gradY = TensorWrap::unwrap(info[2], "gradY");
+    return TorchWorker<bool>::run(
+        env, [=]() { lora::denseFloor(x, weight, gradY); return true; },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
 // @internal loraPath(tokens, in, out, r, parts, dtype) → 'skinny' | 'merged': the path the cost model picks.
 Napi::Value path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -200,6 +213,7 @@ void initLora(Napi::Env env, Napi::Object exports) {
   exports.Set("loraReferenceGrads", Napi::Function::New(env, referenceGrads));
   exports.Set("loraLinearForward", Napi::Function::New(env, linearForward));
   exports.Set("loraSynchronize", Napi::Function::New(env, synchronize));
+  exports.Set("loraDenseFloor", Napi::Function::New(env, denseFloor));
   exports.Set("loraPath", Napi::Function::New(env, path));
 }
 

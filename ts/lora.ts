@@ -73,6 +73,7 @@ export interface LoraBinding {
   loraLinearForward(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor, b: NativeTensor,
     o: NativeOptions): Promise<NativeTensor>;
   loraSynchronize(device: string): Promise<void>;
+  loraDenseFloor(x: NativeTensor, w: NativeTensor, gy: NativeTensor): Promise<void>;
   loraPath(tokens: number, inF: number, outF: number, r: number, parts: number, dtype: string): 'skinny' | 'merged';
 }
 
@@ -201,6 +202,10 @@ export const loraInternals = {
   async linearForward(x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, options: ForwardOptions): Promise<Tensor> {
     const o = nativeOptions('lora.linear', options, true);
     return new Tensor(await lib().loraLinearForward(x.handle, weight.handle, options.bias?.handle ?? null, loraA.handle, loraB.handle, o));
+  },
+  /** x·Wᵀ and gradY·W: the two GEMMs any LoRA linear's forward+backward needs (benchmarks). */
+  denseFloor(x: Tensor, weight: Tensor, gradY: Tensor): Promise<void> {
+    return lib().loraDenseFloor(x.handle, weight.handle, gradY.handle);
   },
   synchronize(device: string): Promise<void> {
     return lib().loraSynchronize(device);

@@ -491,6 +491,11 @@ Grads referenceGrads(const at::Tensor& gradY, const at::Tensor& x, const at::Ten
   }
 }
 
+void denseFloor(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& gradY) {
+  at::mm(x.reshape({-1, weight.size(1)}), weight.t());
+  at::mm(gradY.reshape({-1, weight.size(0)}), weight);
+}
+
 void synchronize(const at::Device& device) {
   if (device.is_cpu()) return;
   c10::impl::getDeviceGuardImpl(device.type())->synchronizeDevice(device.index() < 0 ? 0 : device.index());

@@ -93,6 +93,9 @@ at::Tensor linearWithSeed(const at::Tensor& x, const at::Tensor& weight, const a
 Grads referenceGrads(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                      const at::Tensor& A, const at::Tensor& B, const Options& options, bool viaLinear);
 
+// The dense floor of a LoRA linear's forward+backward, x·Wᵀ and gradY·W, for benchmarks.
+void denseFloor(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& gradY);
+
 // Blocks until queued work on device has finished (a no-op on CPU); for benchmarks.
 void synchronize(const at::Device& device);
 
