@@ -5,6 +5,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
+#include "lora_wrap.h"
 #include "tensor_wrap.h"
 
 namespace litlora {
@@ -43,6 +44,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   TensorWrap::init(env, exports);
+  initLora(env, exports);
   return exports;
 }
 

@@ -26,3 +26,5 @@ export { TextFilesData } from './data/text_files.js';
 export { encodeSample, collate } from './data/sft.js';
 export type { Batch, InstructionSample, EncodedSample } from './data/sft.js';
 export * as synthetic from './data/synthetic.js';
+export { lora } from './lora.js';
+export type { ForwardOptions, LoraGrads, LoraOptions, MergeOptions, QkvOptions } from './lora.js';
