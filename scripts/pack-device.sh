@@ -29,9 +29,15 @@ node_modules/.bin/tsc -p tsconfig.device.json >/tmp/pack-device-tsc.log 2>&1 ||
   echo "pack-device: tsc reported type errors (JavaScript emitted anyway; see /tmp/pack-device-tsc.log)" >&2
 [ -f .device/js/ts/index.js ] || { cat /tmp/pack-device-tsc.log >&2; exit 1; }
 echo '{"type": "module"}' > .device/js/package.json
+# The Python halves of benchmarks and reference tests, next to the compiled JS that spawns them.
+mkdir -p .device/js/bench .device/js/test/reference
+cp bench/*.py .device/js/bench/ 2>/dev/null || true
+cp test/reference/*.py .device/js/test/reference/ 2>/dev/null || true
 mkdir -p .device/js/node_modules
-for pkg in uvu dequal diff kleur sade mri yaml; do
-  if [ -d "node_modules/$pkg" ]; then cp -RL "node_modules/$pkg" .device/js/node_modules/; fi
+# The runtime packages the compiled library imports (not the build tools cmake-js / node-addon-api), and uvu.
+for pkg in uvu dequal diff kleur sade mri yaml @huggingface/tokenizers cli-progress string-width strip-ansi \
+           ansi-regex emoji-regex is-fullwidth-code-point; do
+  if [ -d "node_modules/$pkg" ]; then mkdir -p ".device/js/node_modules/$(dirname "$pkg")"; cp -RL "node_modules/$pkg" ".device/js/node_modules/$pkg"; fi
 done
 
 size=$(du -sm .device | cut -f1)

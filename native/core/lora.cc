@@ -351,17 +351,9 @@ at::Tensor mergeImpl(const at::Tensor& weight, const at::Tensor& A, const at::Te
   checkScalars(o, op, /*withDropout=*/false);
   at::Tensor target = inPlace ? weight : weight.clone();
   const double alpha = sign * o.scaling;
-  const bool fusedGemm = weight.is_cuda() && !p.mixed && p.compute == at::kBFloat16 &&
-                         std::getenv("LITLORA_LORA_MERGE_EXACT") == nullptr;
-  if (fusedGemm) {
-    // cuBLAS computes W + s·BA in fp32 and rounds once into the bf16 weight, without an fp32 temporary:
-    // the merge then runs at about copy bandwidth. (The GPU check compares it bit for bit with the path below.)
-    for (const Segment& seg : p.segments) {
-      target.narrow(0, seg.outRow, seg.rows)
-          .addmm_(B.narrow(0, seg.bRow, seg.rows), A.narrow(0, seg.part * p.r, p.r), /*beta=*/1, alpha);
-    }
-    return target;
-  }
+  // One cuBLAS addmm_ straight into a bf16 weight would avoid the fp32 temporary, but on an H200 it came out
+  // up to 2 bf16 ulps away from W + s·BA rounded once (twice PyTorch's error): cuBLAS does not round once
+  // there. So every dtype takes the exact path below.
   // fp32 for 16-bit weights; fp64 for fp32 weights, so that W + ΔW is rounded exactly once and unmerge with
   // the identical ΔW restores W bit for bit wherever the merge itself lost nothing (see docs/lora-ops.md).
   const at::ScalarType compute = is16Bit(p.compute) ? at::kFloat : at::kDouble;
