@@ -158,6 +158,9 @@ export class TensorFile {
  * Writes tensors to a .pth (loadable by torch.load, weights_only=True included, bit-exact) or a .safetensors
  * file, atomically: a crash mid-write leaves any previous file at `path` intact.
  */
+/** The signature of saveTensors, for code that accepts another tensor writer (tests). */
+export type SaveTensorsFn = typeof saveTensors;
+
 export async function saveTensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>,
   options: SaveOptions = {}): Promise<void> {
   if (typeof path !== 'string' || !path) fail('ERR_ARG', `saveTensors: expected a file path, got ${String(path)}`);
