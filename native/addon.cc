@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "gpt_wrap.h"
 #include "tensor_wrap.h"
+#include "train_wrap.h"
 
 namespace litlora {
 namespace {
@@ -45,6 +46,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   TensorWrap::init(env, exports);
   GptWrap::init(env, exports);
+  TrainWrap::init(env, exports);
   return exports;
 }
 

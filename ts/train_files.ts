@@ -1,0 +1,130 @@
+// The trainer's files: litgpt's checkpoint folders (through OutDir), the resume state, the merged model.
+//
+// Resume state: every step-%06d/ folder also holds `training_state.pth`, a flat torch.save-compatible dict
+// of tensors (loads with torch.load(weights_only=True); litgpt ignores the extra file):
+//   optimizer.step                         0-dim float32: AdamW steps taken
+//   optimizer.<lora param>.exp_avg(_sq)    AdamW moments, shaped like the parameter
+//   rng.cpu / rng.cuda                     uint8: the default generators' states (dropout)
+//   trainer.iter_num, trainer.step_count, trainer.epoch, trainer.epoch_batches, trainer.total_tokens
+//                                          0-dim int64 counters (epoch_batches: batches of `epoch` consumed)
+//   trainer.running_losses                 float64 (k): the last micro-batch losses of the loss window
+// It is written after the folder's lit_model.pth.lora, so a folder is resumable iff both files exist; the
+// newest such folder is where `resume` continues.
+//
+// Checkpoint I/O lives in modules of other branches (ts/outdir.ts, ts/config.ts, ts/tensorfile.ts); they are
+// linked late (a computed import) so this file compiles and the rest of the trainer runs before they land.
+import { existsSync } from 'node:fs';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LitloraError } from './errors.js';
+import { Tensor } from './tensor.js';
+
+export const TRAINING_STATE_FILE = 'training_state.pth';
+export const LORA_FILE = 'lit_model.pth.lora';
+export const MODEL_FILE = 'lit_model.pth';
+
+/** @internal */
+export interface TensorFileLike {
+  readonly names: string[];
+  get(name: string, options?: { device?: string; dtype?: string }): Promise<Tensor>;
+  close(): Promise<void>;
+}
+
+interface TensorFileModule {
+  saveTensors(path: string, tensors: Map<string, Tensor>, options: { format: 'pth' | 'safetensors'; wrap?: 'model' }): Promise<void>;
+  TensorFile: { open(path: string): Promise<TensorFileLike> };
+}
+
+async function late<T>(specifier: string, what: string): Promise<T> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (e) {
+    throw new LitloraError('ERR_LOAD', `${what} (${specifier.replace('./', 'ts/').replace('.js', '.ts')}) is not available in this build: ${(e as Error).message}`);
+  }
+}
+
+/** @internal */
+export const tensorfile = () => late<TensorFileModule>(['.', 'tensorfile.js'].join('/'), "litlora's tensor file I/O");
+/** @internal */
+export const outdirModule = () => late<any>(['.', 'outdir.js'].join('/'), "litlora's output folders");
+/** @internal */
+export const configModule = () => late<any>(['.', 'config.js'].join('/'), "litlora's model config");
+
+/** True when checkpoint folders can be written in this build (the modules above are present). */
+export async function canWriteCheckpoints(): Promise<boolean> {
+  try {
+    await Promise.all([tensorfile(), outdirModule(), configModule()]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface CounterState {
+  iterNum: number;
+  stepCount: number;
+  epoch: number;
+  epochBatches: number;
+  totalTokens: number;
+  runningLosses: number[];
+}
+
+const COUNTERS: [keyof Omit<CounterState, 'runningLosses'>, string][] = [
+  ['iterNum', 'trainer.iter_num'], ['stepCount', 'trainer.step_count'], ['epoch', 'trainer.epoch'],
+  ['epochBatches', 'trainer.epoch_batches'], ['totalTokens', 'trainer.total_tokens'],
+];
+
+/** Writes training_state.pth (atomically: temp name, then rename). */
+export async function saveTrainingState(dir: string, nativeState: Map<string, Tensor>, counters: CounterState): Promise<string> {
+  const { saveTensors } = await tensorfile();
+  const all = new Map(nativeState);
+  for (const [key, name] of COUNTERS) all.set(name, Tensor.from(BigInt64Array.of(BigInt(counters[key])), []));
+  all.set('trainer.running_losses', Tensor.from(Float64Array.from(counters.runningLosses), [counters.runningLosses.length]));
+  const path = join(dir, TRAINING_STATE_FILE);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await saveTensors(tmp, all, { format: 'pth' });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return path;
+}
+
+/** Reads training_state.pth: the native part (optimizer, rng) and the counters. */
+export async function loadTrainingState(dir: string): Promise<{ native: [string, Tensor][]; counters: CounterState }> {
+  const { TensorFile } = await tensorfile();
+  const file = await TensorFile.open(join(dir, TRAINING_STATE_FILE));
+  try {
+    const native: [string, Tensor][] = [];
+    const counters: Partial<CounterState> = {};
+    for (const name of file.names) {
+      const t = await file.get(name);
+      const counter = COUNTERS.find(([, n]) => n === name);
+      if (counter) counters[counter[0]] = Number((await t.data())[0]);
+      else if (name === 'trainer.running_losses') counters.runningLosses = Array.from(await t.data() as Float64Array);
+      else native.push([name, t]);
+    }
+    for (const [key, name] of COUNTERS) {
+      if (counters[key] === undefined) {
+        throw new LitloraError('ERR_CHECKPOINT_FORMAT', `${join(dir, TRAINING_STATE_FILE)} has no '${name}'; it was not written by this trainer`);
+      }
+    }
+    counters.runningLosses ??= [];
+    return { native, counters: counters as CounterState };
+  } finally {
+    await file.close();
+  }
+}
+
+/** The newest step-XXXXXX folder of outDir that has both lit_model.pth.lora and training_state.pth. */
+export async function latestResumableStep(outDir: string): Promise<{ step: number; dir: string } | null> {
+  let names: string[];
+  try { names = await readdir(outDir); } catch { return null; }
+  const steps = names.map((n) => /^step-(\d{6,})$/.exec(n)).filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: join(outDir, m[0]) }))
+    .filter((s) => existsSync(join(s.dir, LORA_FILE)) && existsSync(join(s.dir, TRAINING_STATE_FILE)))
+    .sort((a, b) => b.step - a.step);
+  return steps[0] ?? null;
+}
