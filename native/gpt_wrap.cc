@@ -87,6 +87,7 @@ void GptWrap::init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod("loadStateDict", &GptWrap::loadStateDict),
                                        InstanceMethod("stateDict", &GptWrap::stateDict),
                                        InstanceMethod("loraParameters", &GptWrap::loraParameters),
+                                       InstanceMethod("zeroGrad", &GptWrap::zeroGrad),
                                        InstanceMethod("merge", &GptWrap::merge),
                                        InstanceMethod("unmerge", &GptWrap::unmerge),
                                        InstanceMethod("setKvCache", &GptWrap::setKvCache),
@@ -218,14 +219,15 @@ Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("stateDict");
     const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    LITLORA_CHECK(kind == "base" || kind == "lora" || kind == "merged", "ERR_ARG",
-                  "stateDict: kind must be 'base', 'lora' or 'merged', got '" << kind << "'");
+    LITLORA_CHECK(kind == "base" || kind == "lora" || kind == "merged" || kind == "grad", "ERR_ARG",
+                  "stateDict: kind must be 'base', 'lora', 'merged' or 'grad', got '" << kind << "'");
     auto lease = this->lease("stateDict");
     return TorchWorker<std::vector<gpt::NamedTensor>>::run(
         env,
         [model, lease, kind]() {
           if (kind == "base") return model->baseStateDict();
           if (kind == "lora") return model->loraStateDict();
+          if (kind == "grad") return model->loraGradients();
           return model->mergedStateDict();
         },
         [](Napi::Env env, std::vector<gpt::NamedTensor>& items) -> Napi::Value { return namedTensorsToJs(env, items); });
@@ -236,6 +238,16 @@ Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
 Napi::Value GptWrap::loraParameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value { return namedTensorsToJs(env, model("loraParameters")->loraParameters()); });
+}
+
+Napi::Value GptWrap::zeroGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("zeroGrad");
+    auto lease = this->lease("zeroGrad");
+    model->zeroGrad();
+    return env.Undefined();
+  });
 }
 
 Napi::Value GptWrap::merge(const Napi::CallbackInfo& info) {

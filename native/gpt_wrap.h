@@ -42,6 +42,7 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   Napi::Value loadStateDict(const Napi::CallbackInfo& info);
   Napi::Value stateDict(const Napi::CallbackInfo& info);
   Napi::Value loraParameters(const Napi::CallbackInfo& info);
+  Napi::Value zeroGrad(const Napi::CallbackInfo& info);
   Napi::Value merge(const Napi::CallbackInfo& info);
   Napi::Value unmerge(const Napi::CallbackInfo& info);
   Napi::Value setKvCache(const Napi::CallbackInfo& info);

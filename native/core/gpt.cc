@@ -233,7 +233,8 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
   }
   const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(hs)));
   const bool causal = !mask.defined() && !(inputPos && T == 1);
-  at::Tensor y = at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal, scale);  // (B, nh, T, hs)
+  at::Tensor y = at::scaled_dot_product_attention(
+      q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);  // (B, nh, T, hs)
   y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
   return linear(b.proj, y, training);
 }

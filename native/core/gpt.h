@@ -93,6 +93,8 @@ class Gpt {
   std::vector<NamedTensor> loraStateDict() const;    // lora_* tensors (the lit_model.pth.lora "model" dict)
   std::vector<NamedTensor> mergedStateDict() const;  // what litgpt's merge_lora writes: base + ΔW, base dtype
   std::vector<NamedTensor> loraParameters() const;   // the trainable tensors themselves (share .grad)
+  std::vector<NamedTensor> loraGradients() const;    // their accumulated .grad (zeros where none yet)
+  void zeroGrad();                                   // drops the accumulated gradients
 
   // Strict: throws ERR_CHECKPOINT_FORMAT listing missing keys, unexpected keys and shape mismatches
   // (ERR_SHAPE when shapes are all that is wrong). Values are copied into the model's dtype and device.

@@ -20,13 +20,20 @@ struct Grads {
 // Chunk rows so that one chunk of fp32 logits stays around 16 MB.
 int64_t pickChunkRows(int64_t vocab) { return std::clamp<int64_t>((int64_t{4} << 20) / std::max<int64_t>(vocab, 1), 16, 4096); }
 
+struct Frozen {
+  at::Tensor weight, bias, targets;
+};
+
 class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
  public:
+  // C++ custom functions take only defined tensors as inputs: absent optional ones arrive as empty
+  // placeholders (flags say which are real), and the frozen inputs travel in `Frozen`, outside autograd.
   static at::Tensor forward(AutogradContext* ctx, at::Tensor hidden, at::Tensor hiddenLora, at::Tensor loraA,
-                            at::Tensor loraB, at::Tensor weight, at::Tensor bias, double scaling, at::Tensor targets,
-                            int64_t chunkRows, bool wantHidden, bool wantHiddenLora, bool wantLora) {
-    const bool lora = loraA.defined();
-    const bool separateLora = hiddenLora.defined();
+                            at::Tensor loraB, Frozen frozen, double scaling, int64_t chunkRows, bool separateLora,
+                            bool lora, bool wantHidden, bool wantHiddenLora, bool wantLora) {
+    const at::Tensor& weight = frozen.weight;
+    const at::Tensor& bias = frozen.bias;
+    const at::Tensor& targets = frozen.targets;
     const at::Tensor& hl = separateLora ? hiddenLora : hidden;
     const int64_t n = hidden.size(0), c = hidden.size(1);
 
@@ -101,8 +108,9 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       at::Tensor t = ctx->saved_data[key].toTensor();
       return t.defined() ? t * g.to(t.scalar_type()) : at::Tensor();
     };
-    return {scaled("gradHidden"), scaled("gradHiddenLora"), scaled("gradA"), scaled("gradB"),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    variable_list grads = {scaled("gradHidden"), scaled("gradHiddenLora"), scaled("gradA"), scaled("gradB")};
+    grads.resize(12);  // no gradient for the non-tensor arguments
+    return grads;
   }
 };
 
@@ -122,7 +130,10 @@ HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora
   const bool wantLora = gradMode && loraA.defined() && (loraA.requires_grad() || loraB.requires_grad());
   if (chunkRows <= 0) chunkRows = pickChunkRows(weight.size(0));
   HeadLoss out;
-  out.loss = FusedHeadLoss::apply(hidden, hiddenLora, loraA, loraB, weight, bias, scaling, targets, chunkRows,
+  at::Tensor placeholder = at::empty({0}, hidden.options());
+  out.loss = FusedHeadLoss::apply(hidden, hiddenLora.defined() ? hiddenLora : placeholder,
+                                  loraA.defined() ? loraA : placeholder, loraB.defined() ? loraB : placeholder,
+                                  Frozen{weight, bias, targets}, scaling, chunkRows, hiddenLora.defined(), loraA.defined(),
                                   wantHidden, wantHiddenLora, wantLora);
   out.tokens = targets.ne(kIgnoreIndex).sum().item<int64_t>();
   return out;

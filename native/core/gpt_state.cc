@@ -113,6 +113,19 @@ std::vector<NamedTensor> Gpt::loraParameters() const {
   return out;
 }
 
+std::vector<NamedTensor> Gpt::loraGradients() const {
+  std::vector<NamedTensor> out;
+  for (const NamedTensor& p : loraParameters()) {
+    at::Tensor g = p.tensor.grad();
+    out.push_back({p.name, g.defined() ? g.detach() : at::zeros_like(p.tensor).detach()});
+  }
+  return out;
+}
+
+void Gpt::zeroGrad() {
+  for (const NamedTensor& p : loraParameters()) p.tensor.mutable_grad() = at::Tensor();
+}
+
 std::vector<NamedTensor> Gpt::mergedStateDict() const {
   at::NoGradGuard noGrad;
   std::map<const at::Tensor*, const LinearLayer*> loraWeights;
