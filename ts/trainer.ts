@@ -294,6 +294,13 @@ export class Trainer {
     if (!['32-true', 'bf16-true', 'bf16-mixed'].includes(precision)) {
       fail('ERR_ARG', `precision: expected '32-true', 'bf16-true' or 'bf16-mixed', got '${precision}'`);
     }
+    const want = { '32-true': 'float32', 'bf16-true': 'bfloat16' }[precision as '32-true' | 'bf16-true'];
+    if (want && info.dtype !== want) {
+      fail('ERR_DTYPE', `precision ${precision}: expected a ${want} model, got ${info.dtype}; load the model with dtype '${want}' or pick another precision`);
+    }
+    if (precision === 'bf16-mixed' && !['float32', 'bfloat16'].includes(info.dtype)) {
+      fail('ERR_DTYPE', `precision bf16-mixed: expected a float32 (litgpt) or bfloat16 (less memory) model, got ${info.dtype}`);
+    }
     const seed = options.seed ?? 1337;
     positiveInt(seed, 'seed', true);
     if (options.outDir && !options.checkpointDir) {
