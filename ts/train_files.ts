@@ -11,54 +11,20 @@
 // It is written after the folder's lit_model.pth.lora, so a folder is resumable iff both files exist; the
 // newest such folder is where `resume` continues.
 //
-// Checkpoint I/O lives in modules of other branches (ts/outdir.ts, ts/config.ts, ts/tensorfile.ts); they are
-// linked late (a computed import) so this file compiles and the rest of the trainer runs before they land.
+// Tensor files come through ./tensorfile-link.ts (ts/tensorfile.ts is on another branch until it lands).
 import { existsSync } from 'node:fs';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LORA_FILE } from './checkpoint.js';
 import { LitloraError } from './errors.js';
 import { Tensor } from './tensor.js';
+import { hasTensorfile, tensorfile } from './tensorfile-link.js';
 
+export { tensorfile };
 export const TRAINING_STATE_FILE = 'training_state.pth';
-export const LORA_FILE = 'lit_model.pth.lora';
-export const MODEL_FILE = 'lit_model.pth';
 
-/** @internal */
-export interface TensorFileLike {
-  readonly names: string[];
-  get(name: string, options?: { device?: string; dtype?: string }): Promise<Tensor>;
-  close(): Promise<void>;
-}
-
-interface TensorFileModule {
-  saveTensors(path: string, tensors: Map<string, Tensor>, options: { format: 'pth' | 'safetensors'; wrap?: 'model' }): Promise<void>;
-  TensorFile: { open(path: string): Promise<TensorFileLike> };
-}
-
-async function late<T>(specifier: string, what: string): Promise<T> {
-  try {
-    return (await import(specifier)) as T;
-  } catch (e) {
-    throw new LitloraError('ERR_LOAD', `${what} (${specifier.replace('./', 'ts/').replace('.js', '.ts')}) is not available in this build: ${(e as Error).message}`);
-  }
-}
-
-/** @internal */
-export const tensorfile = () => late<TensorFileModule>(['.', 'tensorfile.js'].join('/'), "litlora's tensor file I/O");
-/** @internal */
-export const outdirModule = () => late<any>(['.', 'outdir.js'].join('/'), "litlora's output folders");
-/** @internal */
-export const configModule = () => late<any>(['.', 'config.js'].join('/'), "litlora's model config");
-
-/** True when checkpoint folders can be written in this build (the modules above are present). */
-export async function canWriteCheckpoints(): Promise<boolean> {
-  try {
-    await Promise.all([tensorfile(), outdirModule(), configModule()]);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** True when checkpoint folders can be written in this build (tensor file I/O is present). */
+export const canWriteCheckpoints = hasTensorfile;
 
 export interface CounterState {
   iterNum: number;

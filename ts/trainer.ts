@@ -23,9 +23,12 @@ import { int, MetricsCsv } from './metrics_csv.js';
 import { chooseProgress, iterationLine, type ProgressSink } from './progress.js';
 import { learningRate } from './schedule.js';
 import { Tensor } from './tensor.js';
+import { LORA_FILE, MODEL_FILE } from './checkpoint.js';
+import { normalizeConfig, readConfig, type Config } from './config.js';
+import type { Hyperparameters } from './hyperparameters.js';
+import { OutDir } from './outdir.js';
 import {
-  canWriteCheckpoints, configModule, latestResumableStep, loadTrainingState, LORA_FILE, MODEL_FILE, outdirModule,
-  saveTrainingState, tensorfile, type CounterState,
+  canWriteCheckpoints, latestResumableStep, loadTrainingState, saveTrainingState, tensorfile, type CounterState,
 } from './train_files.js';
 import { sampleText } from './train_sample.js';
 
@@ -339,7 +342,7 @@ export class Trainer {
       const outDir = this.options.outDir ? resolve(this.options.outDir) : null;
       const checkpointDir = this.options.checkpointDir ? resolve(this.options.checkpointDir) : null;
       if (outDir && !(await canWriteCheckpoints())) {
-        fail('ERR_LOAD', 'writing checkpoint folders needs ts/outdir.ts, ts/config.ts and ts/tensorfile.ts, which this build lacks; pass outDir: null');
+        fail('ERR_LOAD', 'writing checkpoint folders needs ts/tensorfile.ts, which this build lacks; pass outDir: null');
       }
 
       // Data first: bad data is ERR_DATA before anything trains.
@@ -393,7 +396,7 @@ export class Trainer {
         }
       }
 
-      const metrics = outDir ? new MetricsCsv(await new (await outdirModule()).OutDir(outDir).nextLogDir('csv')) : null;
+      const metrics = outDir ? new MetricsCsv(await new OutDir(outDir).nextLogDir('csv')) : null;
       const running = new RunningMean(gradAccum);
       running.values = state.runningLosses.slice(-gradAccum);
       let valLoss: number | null = null;
@@ -444,11 +447,10 @@ export class Trainer {
         const contents = {
           loraTensors,
           config: await this.#baseConfig(checkpointDir!),
-          hyperparameters: this.#hyperparameters(checkpointDir!, outDir!),
+          hyperparameters: this.#hyperparameters(checkpointDir!, outDir!) as Hyperparameters,
           promptStyle: { class_path: data.promptStyle.classPath },
           tokenizerFrom: checkpointDir!,
         };
-        const { OutDir } = await outdirModule();
         await new OutDir(outDir!).writeLoraCheckpoint(dir, contents);
         if (withState) {
           const nativeState = new Map((await nt.state()).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
@@ -572,8 +574,7 @@ export class Trainer {
     }
   }
 
-  async #baseConfig(checkpointDir: string): Promise<unknown> {
-    const { readConfig, normalizeConfig } = await configModule();
+  async #baseConfig(checkpointDir: string): Promise<Config> {
     try {
       return await readConfig(join(checkpointDir, 'model_config.yaml'));
     } catch {

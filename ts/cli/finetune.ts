@@ -13,21 +13,15 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model.js';
 import type { Tensor } from '../tensor.js';
-import { configModule, tensorfile } from '../train_files.js';
+import { readConfig } from '../config.js';
+import { tensorfile } from '../tensorfile-link.js';
 import { Trainer, type Precision } from '../trainer.js';
 
-// Structurally the CommandSpec of ./args.ts (the CLI grammar shared by every command).
-type FlagType = 'int' | 'float' | 'bool' | 'string' | 'path';
-interface Flag {
-  name: string; type: FlagType; help: string; default?: unknown; required?: boolean; nullable?: boolean;
-  choices?: readonly string[]; metavar?: string; defaultText?: string;
-}
-interface Args { values: Record<string, unknown>; given: Set<string> }
-interface IO { out(text: string): void; err(text: string): void; cwd: string }
+import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
 
 const PRECISIONS = ['32-true', 'bf16-true', 'bf16-mixed'] as const;
 
-export const FLAGS: Flag[] = [
+export const FLAGS: FlagSpec[] = [
   { name: 'checkpoint_dir', type: 'path', required: true, metavar: 'DIR', help: 'The base checkpoint folder (lit_model.pth, model_config.yaml, tokenizer files)' },
   { name: 'out_dir', type: 'path', default: 'out/finetune/lora', metavar: 'DIR', help: 'Where step-XXXXXX/, final/ and logs/ go' },
   { name: 'precision', type: 'string', default: null, nullable: true, choices: PRECISIONS, defaultText: 'null (32-true on the CPU, bf16-mixed on CUDA)', help: 'Training precision' },
@@ -71,7 +65,7 @@ export const FLAGS: Flag[] = [
   { name: 'progress', type: 'string', default: 'auto', choices: ['auto', 'bar', 'plain', 'none'], help: 'Progress bar on a terminal, plain lines otherwise' },
 ];
 
-const DATA_FAMILY = {
+const DATA_FAMILY: FlagFamily = {
   prefix: 'data.',
   metavar: 'VALUE',
   help: 'An argument of the data module (JSON/Alpaca: json_path, val_split_fraction, mask_prompt, prompt_style, ignore_index, seed; TextFiles: train_data_path, val_data_path, seed)',
@@ -81,7 +75,6 @@ const DATA_FAMILY = {
 
 /** Loads a base checkpoint folder into a Model with LoRA layers. */
 async function loadBase(dir: string, options: { dtype: ModelDtype; device: string; lora: Record<string, unknown> }): Promise<Model> {
-  const { readConfig } = await configModule();
   const config = await readConfig(join(dir, 'model_config.yaml'));
   const { TensorFile } = await tensorfile();
   const file = await TensorFile.open(join(dir, 'lit_model.pth'));
@@ -127,7 +120,7 @@ export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperpa
   };
 }
 
-export async function runFinetune(args: Args, io: IO): Promise<number> {
+export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> {
   const v = args.values;
   if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
   const cuda = buildInfo().cudaDeviceCount > 0;
@@ -186,7 +179,7 @@ export async function runFinetune(args: Args, io: IO): Promise<number> {
 }
 
 /** The command for ts/cli/main.ts's table (entry `finetune_lora`). */
-export const command = {
+export const command: CommandSpec = {
   name: 'finetune lora',
   summary: 'LoRA-finetune a base checkpoint (litgpt finetune lora): step-XXXXXX/ and final/ folders in litgpt\'s layout',
   description: `
@@ -203,5 +196,5 @@ Step folders also keep training_state.pth (optimizer, schedule and random state)
     'litlora finetune lora checkpoints/tiny --data JSON --data.json_path d.json --train.micro_batch_size 4 --train.max_steps 200 --precision bf16-true',
     'litlora finetune lora checkpoints/tiny --data JSON --data.json_path d.json --out_dir out/lora --resume true',
   ],
-  run: (args: Args, io: IO) => runFinetune(args, io),
+  run: (args, io) => runFinetune(args, io),
 };
