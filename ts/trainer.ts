@@ -348,6 +348,11 @@ export class Trainer {
       // Data first: bad data is ERR_DATA before anything trains.
       const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
       await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
+      const blockSize = Number(model.config.block_size ?? Infinity);
+      if (data.longestSeqLength > blockSize) {
+        fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
+          `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
+      }
       const gradAccum = t.globalBatchSize / t.microBatchSize;
       const batchesPerEpoch = data.trainBatchCount(t.microBatchSize);
       const stepsPerEpoch = Math.floor(batchesPerEpoch / gradAccum);
@@ -381,7 +386,7 @@ export class Trainer {
           const lora = await TensorFile.open(join(latest.dir, LORA_FILE));
           try {
             const entries: [string, NativeTensor][] = [];
-            for (const name of lora.names) entries.push([name.replace(/^model\./, ''), (await lora.get(name)).handle]);
+            for (const name of lora.names) entries.push([name, (await lora.get(name)).handle]);
             await model.handle.loadStateDict(entries, 'adapter');
           } finally {
             await lora.close();
@@ -485,7 +490,7 @@ export class Trainer {
         } catch (err) {
           if (err instanceof Error && (err as LitloraError).code === 'ERR_NONFINITE') {
             metrics?.flush();
-            throw new LitloraError('ERR_NONFINITE', `iter ${state.iterNum} (step ${state.stepCount}, epoch ${state.epoch + 1}): ${err.message} ` +
+            throw new LitloraError('ERR_NONFINITE', `iter ${state.iterNum} (optimizer step ${state.stepCount + 1}, epoch ${state.epoch + 1}): ${err.message} ` +
               `Training stopped; the checkpoints already written are untouched.`);
           }
           throw err;

@@ -337,6 +337,19 @@ MicroStepResult Trainer::microStep(const at::Tensor& tokens, const at::Tensor& t
   }
   optimizer_.step(o.lr);
   zeroGrad(params_);
+  {
+    // An update can overflow even from finite gradients (a huge learning rate): refuse to continue, so that no
+    // checkpoint with Inf/NaN weights is ever written.
+    at::NoGradGuard noGrad;
+    std::vector<at::Tensor> values;
+    for (const NamedTensor& p : params_) values.push_back(p.tensor.detach());
+    std::vector<at::Tensor> norms;
+    for (const at::Tensor& n : at::_foreach_norm(values, 2)) norms.push_back(n.to(at::kFloat));
+    const double weightNorm = at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+    if (!std::isfinite(weightNorm))
+      LITLORA_CHECK(false, "ERR_NONFINITE", "the optimizer step made the LoRA weights NaN or infinite (learning rate " << o.lr
+                                                << "); the in-memory adapter is no longer usable. Lower the learning rate or set a gradient clip.");
+  }
   out.stepped = true;
   out.gradNorm = norm;
   return out;

@@ -1,10 +1,13 @@
 // Tiny models and synthetic data for the trainer tests: a 2-layer GPT-NeoX-style model over the byte-level
 // tokenizer fixture, built with Model.fromConfig.
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '../../ts/data/tokenizer.js';
 import { Model, synthetic, type LoraOptions, type ModelDtype } from '../../ts/index.js';
+
+/** ts/tensorfile.ts (tensor file I/O) comes from another branch; tests that write checkpoints need it. */
+export const HAS_TENSORFILE = existsSync(join(import.meta.dirname, '..', '..', 'ts', 'tensorfile.ts'));
 
 export const BYTES_DIR = join(import.meta.dirname, '..', 'fixtures', 'tokenizers', 'bytes');
 export const bytesTokenizer = () => Tokenizer.fromDir(BYTES_DIR);
