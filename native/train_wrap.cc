@@ -188,9 +188,10 @@ Napi::Value TrainWrap::microStep(const Napi::CallbackInfo& info) {
     options.step = o.Has("step") && o.Get("step").ToBoolean().Value();
     options.lr = numberField(o, "lr", options.lr);
     options.maxNorm = numberField(o, "maxNorm", 0);
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("microStep");
     return TorchWorker<train::MicroStepResult>::run(
-        env, [trainer, lease, tokens, targets, options]() { return trainer->microStep(tokens, targets, options); },
+        env, [trainer, lease, ex, tokens, targets, options]() { return ex->run([&] { return trainer->microStep(tokens, targets, options); }); },
         [](Napi::Env env, train::MicroStepResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("loss", r.loss);
@@ -210,9 +211,10 @@ Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
     auto shape = parseShape(info[2], "shape");
     at::Tensor tokens = idsArg(info[0], shape, "tokens");
     at::Tensor targets = idsArg(info[1], shape, "targets");
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("evaluate");
     return TorchWorker<gpt::LossResult>::run(
-        env, [trainer, lease, tokens, targets]() { return trainer->evaluate(tokens, targets); },
+        env, [trainer, lease, ex, tokens, targets]() { return ex->run([&] { return trainer->evaluate(tokens, targets); }); },
         [](Napi::Env env, gpt::LossResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("loss", r.loss);
@@ -230,9 +232,10 @@ Napi::Value TrainWrap::forward(const Napi::CallbackInfo& info) {
     at::Tensor tokens = idsArg(info[0], parseShape(info[1], "shape"), "tokens");
     Napi::Object o = objectArg(info, 2);
     const bool lastOnly = o.Has("lastOnly") && o.Get("lastOnly").ToBoolean().Value();
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("forward");
     return TorchWorker<at::Tensor>::run(
-        env, [trainer, lease, tokens, lastOnly]() { return trainer->forward(tokens, lastOnly).to(at::kCPU); },
+        env, [trainer, lease, ex, tokens, lastOnly]() { return ex->run([&] { return trainer->forward(tokens, lastOnly).to(at::kCPU); }); },
         [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorWrap::wrap(env, t); });
   });
 }
@@ -242,9 +245,10 @@ Napi::Value TrainWrap::state(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("state");
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("state");
     return TorchWorker<std::vector<gpt::NamedTensor>>::run(
-        env, [trainer, lease]() { return trainer->state(); },
+        env, [trainer, lease, ex]() { return ex->run([&] { return trainer->state(); }); },
         [](Napi::Env env, std::vector<gpt::NamedTensor>& items) -> Napi::Value { return namedTensorsToJs(env, items); });
   });
 }
@@ -255,9 +259,10 @@ Napi::Value TrainWrap::loadState(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("loadState");
     auto entries = namedTensorsArg(info.Length() > 0 ? info[0] : env.Undefined(), "loadState");
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("loadState");
     return TorchWorker<bool>::run(
-        env, [trainer, lease, entries]() { trainer->loadState(entries); return true; },
+        env, [trainer, lease, ex, entries]() { return ex->run([&] { trainer->loadState(entries); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }
@@ -266,9 +271,10 @@ Napi::Value TrainWrap::restoreDtype(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("restoreDtype");
+    auto ex = gpt()->executor();
     auto lease = gpt()->lease("restoreDtype");
     return TorchWorker<bool>::run(
-        env, [trainer, lease]() { trainer->restoreDtype(); return true; },
+        env, [trainer, lease, ex]() { return ex->run([&] { trainer->restoreDtype(); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }

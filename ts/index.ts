@@ -27,6 +27,6 @@ export { encodeSample, collate } from './data/sft.js';
 export type { Batch, InstructionSample, EncodedSample } from './data/sft.js';
 export * as synthetic from './data/synthetic.js';
 export { Model } from './model.js';
-export type { ModelConfig, ModelDtype, ModelOptions, FromConfigOptions, LoraOptions, LoraSettings, Tokens } from './model.js';
+export type { ModelConfig, ModelDtype, ModelOptions, FromConfigOptions, LoraOptions, LoraSettings as ModelLoraSettings, Tokens } from './model.js';
 export { Adapter } from './adapter.js';
 export type { LoraTarget } from './adapter.js';

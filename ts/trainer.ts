@@ -43,7 +43,11 @@ export interface TrainModelHandle {
 
 /** A Model (ts/model.ts) with LoRA layers. */
 export interface TrainableModel {
+  /** litgpt's model config fields (model_config.yaml). */
   readonly config: Readonly<Record<string, unknown>>;
+  /** The LoRA settings (litgpt's lora_* fields without the prefix). */
+  readonly lora: Readonly<{ r: number; alpha: number; dropout: number; query: boolean; key: boolean; value: boolean;
+    projection: boolean; mlp: boolean; head: boolean }> | null;
   /** @internal */
   readonly handle: TrainModelHandle;
 }
@@ -591,7 +595,7 @@ export class Trainer {
   /** hyperparameters.yaml in litgpt's shape (era C `finetune lora` setup() arguments). */
   #hyperparameters(checkpointDir: string, outDir: string): Record<string, unknown> {
     if (this.options.hyperparameters) return this.options.hyperparameters;
-    const c = this.options.model.config;
+    const c = this.options.model.lora!;
     const t = this.train, e = this.eval, o = this.optimizer;
     return {
       checkpoint_dir: checkpointDir,
@@ -600,9 +604,8 @@ export class Trainer {
       quantize: null,
       devices: 1,
       num_nodes: 1,
-      lora_r: c.lora_r, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout,
-      lora_query: c.lora_query, lora_key: c.lora_key, lora_value: c.lora_value,
-      lora_projection: c.lora_projection, lora_mlp: c.lora_mlp, lora_head: c.lora_head,
+      lora_r: c.r, lora_alpha: c.alpha, lora_dropout: c.dropout, lora_query: c.query, lora_key: c.key, lora_value: c.value,
+      lora_projection: c.projection, lora_mlp: c.mlp, lora_head: c.head,
       data: this.options.data.toHyperparameters(),
       train: {
         save_interval: t.saveInterval, log_interval: t.logInterval, global_batch_size: t.globalBatchSize,
