@@ -30,3 +30,8 @@ export { Model } from './model.js';
 export type { ModelConfig, ModelDtype, ModelOptions, FromConfigOptions, LoraOptions, LoraSettings as ModelLoraSettings, Tokens } from './model.js';
 export { Adapter } from './adapter.js';
 export type { LoraTarget } from './adapter.js';
+export { Trainer } from './trainer.js';
+export type { TrainerOptions, TrainerEvent, StepEvent, EvalEvent, SaveEvent, DoneEvent, TrainArgs, EvalArgs, OptimizerArgs, Precision, TrainableModel } from './trainer.js';
+export { learningRate } from './schedule.js';
+export type { ScheduleOptions } from './schedule.js';
+export { TRAINING_STATE_FILE } from './train_files.js';
