@@ -3,10 +3,11 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createDataModule, synthetic } from '../ts/index.js';
+import { buildInfo, createDataModule, synthetic } from '../ts/index.js';
 import { Trainer, type TrainerEvent } from '../ts/trainer.js';
 import { assertClose, assertCode } from './helpers/assert.js';
-import { bytesTokenizer, tempDir, tinyModel } from './helpers/tiny_train.js';
+import { Model } from '../ts/index.js';
+import { bytesTokenizer, tempDir, TINY_CONFIG, tinyModel } from './helpers/tiny_train.js';
 
 let dir = '';
 test.before.each(() => { dir = tempDir(); });
@@ -109,6 +110,28 @@ test('bf16-true and bf16-mixed train on the CPU (losses close to float32)', asyn
     model.dispose();
   }
   for (const [k, v] of Object.entries(first)) assertClose([v], [first['32-true/float32']!], { rtol: 0.02, what: k });
+});
+
+// CUDA (run where a GPU is present): the same three precisions on the device; losses close to the CPU's float32.
+(buildInfo().cudaDeviceCount > 0 ? test : test.skip)('CUDA: 32-true, bf16-true and bf16-mixed train; losses close to the CPU', async () => {
+  const data = equalLengthData(8);
+  const first: Record<string, number> = {};
+  for (const [device, precision, dtype] of [['cpu', '32-true', 'float32'], ['cuda', '32-true', 'float32'], ['cuda', 'bf16-true', 'bfloat16'],
+    ['cuda', 'bf16-mixed', 'float32'], ['cuda', 'bf16-mixed', 'bfloat16']] as const) {
+    const model = await Model.fromConfig(TINY_CONFIG, { seed: 5, dtype, device, lora: { r: 4, alpha: 8, dropout: 0 } });
+    const trainer = new Trainer({
+      model, data: createDataModule('JSON', { json_path: data, prompt_style: 'default' }), tokenizer: bytesTokenizer(), precision, ...quiet,
+      train: { globalBatchSize: 4, microBatchSize: 2, lrWarmupSteps: 0, maxSteps: 3 }, optimizer: { lr: 1e-2 },
+      eval: { interval: 2, maxIters: 1, maxNewTokens: 3, finalValidation: true },
+    });
+    const events = await collect(trainer);
+    const steps = events.filter((e) => e.type === 'step');
+    assert.is(steps.length, 3, `${device} ${precision}`);
+    assert.ok(events.some((e) => e.type === 'eval' && Number.isFinite(e.valLoss) && e.sample !== null));
+    first[`${device}/${precision}/${dtype}`] = steps[2]!.type === 'step' ? steps[2]!.loss : NaN;
+    model.dispose();
+  }
+  for (const [k, v] of Object.entries(first)) assertClose([v], [first['cpu/32-true/float32']!], { rtol: 0.03, what: k });
 });
 
 test.run();
