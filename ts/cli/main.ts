@@ -13,8 +13,8 @@ type CommandModule = { command: CommandSpec };
 /** name → [one-line summary, loader]. */
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
-  finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
+  finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
 };
 
 function usage(): string {
