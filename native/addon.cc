@@ -5,9 +5,11 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
+#include "gpt_wrap.h"
 #include "lora_wrap.h"
 #include "tensor_wrap.h"
 #include "tensorfile_wrap.h"
+#include "train_wrap.h"
 
 namespace litlora {
 namespace {
@@ -47,6 +49,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorWrap::init(env, exports);
   TensorFileWrap::init(env, exports);
   initLora(env, exports);
+  GptWrap::init(env, exports);
+  TrainWrap::init(env, exports);
   return exports;
 }
 

@@ -15,6 +15,7 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
   build: ['Rebuild the native addon against the libtorch found now', () => import('./build.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
+  finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
 };
 
 function usage(): string {

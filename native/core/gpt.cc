@@ -1,0 +1,331 @@
+// The GPT's construction, initialisation and forward pass. State dicts, loading and merging live in
+// gpt_state.cc; the fused head + cross-entropy in gpt_loss.cc.
+#include "gpt.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "error.h"
+#include "gpt_loss.h"
+
+namespace litlora::gpt {
+
+namespace {
+
+at::TensorOptions paramOptions(const GptOptions& o) { return at::TensorOptions().dtype(o.dtype).device(o.device); }
+
+LinearLayer makeLinear(const std::string& path, int64_t in, int64_t out, bool bias, const GptOptions& o) {
+  LinearLayer l;
+  l.path = path;
+  l.weight = at::empty({out, in}, paramOptions(o));
+  if (bias) l.bias = at::empty({out}, paramOptions(o));
+  return l;
+}
+
+void addLora(LinearLayer& l, const LoraSettings& s, int64_t rows, const GptOptions& o) {
+  l.loraA = at::zeros({rows, l.weight.size(1)}, paramOptions(o));
+  l.loraB = at::zeros({l.qkv ? static_cast<int64_t>(l.qkv->rowIndex.size()) : l.weight.size(0), s.r}, paramOptions(o));
+  l.scaling = s.scaling();
+}
+
+NormLayer makeNorm(const GptConfig& c, const GptOptions& o) {
+  NormLayer n;
+  n.weight = at::empty({c.nEmbd}, paramOptions(o));
+  if (c.norm == NormKind::LayerNorm) n.bias = at::empty({c.nEmbd}, paramOptions(o));
+  return n;
+}
+
+}  // namespace
+
+Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), options_(options) {
+  const GptConfig& c = config_;
+  const LoraSettings& lora = c.lora;
+  at::NoGradGuard noGrad;
+  lmHead_ = makeLinear("lm_head", c.nEmbd, c.paddedVocabSize, c.lmHeadBias, options_);
+  if (lora.r > 0 && lora.head) addLora(lmHead_, lora, lora.r, options_);
+  wte_ = at::empty({c.paddedVocabSize, c.nEmbd}, paramOptions(options_));
+  blocks_.resize(c.nLayer);
+  for (int64_t i = 0; i < c.nLayer; ++i) {
+    Block& b = blocks_[i];
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    b.norm1 = makeNorm(c, options_);
+    b.qkv = makeLinear(p + "attn.qkv", c.nEmbd, c.qkvOutFeatures(), c.qkvHasBias(), options_);
+    const bool enable[3] = {lora.query, lora.key, lora.value};
+    if (lora.r > 0 && (enable[0] || enable[1] || enable[2])) {
+      b.qkv.qkv = qkvLoraLayout(c.nHead, c.nQueryGroups, c.headSize, enable);
+      addLora(b.qkv, lora, lora.r * b.qkv.qkv->nParts(), options_);
+    }
+    b.proj = makeLinear(p + "attn.proj", c.nHead * c.headSize, c.nEmbd, c.bias, options_);
+    if (lora.r > 0 && lora.projection) addLora(b.proj, lora, lora.r, options_);
+    if (!c.sharedAttentionNorm) b.norm2 = makeNorm(c, options_);
+    if (c.mlp == MlpKind::GptNeox) {
+      b.fc1 = makeLinear(p + "mlp.fc", c.nEmbd, c.intermediateSize, c.bias, options_);
+    } else {
+      b.fc1 = makeLinear(p + "mlp.fc_1", c.nEmbd, c.intermediateSize, c.bias, options_);
+      b.fc2 = makeLinear(p + "mlp.fc_2", c.nEmbd, c.intermediateSize, c.bias, options_);
+    }
+    b.mlpProj = makeLinear(p + "mlp.proj", c.intermediateSize, c.nEmbd, c.bias, options_);
+    if (lora.r > 0 && lora.mlp)
+      for (LinearLayer* l : {&b.fc1, &b.fc2, &b.mlpProj})
+        if (l->weight.defined()) addLora(*l, lora, lora.r, options_);
+  }
+  lnF_ = makeNorm(c, options_);
+  initialise(options_.seed.value_or(0), options_.seed.has_value());
+  for (LinearLayer* l : linearLayers())
+    if (l->hasLora()) {
+      l->loraA.requires_grad_(true);
+      l->loraB.requires_grad_(true);
+    }
+}
+
+// litgpt's GPT._init_weights (N(0, 0.02) linears and embedding, zero biases), norms at their defaults (ones,
+// zeros), LoRALinear.reset_parameters (A: kaiming_uniform_(a=√5) = U(±1/√fan_in), B: zeros). Values are drawn
+// in float32 on the CPU from one seeded generator in state-dict order, so a seed gives the same model on
+// every device and dtype.
+void Gpt::initialise(uint64_t seed, bool base) {
+  at::NoGradGuard noGrad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto fill = [&](at::Tensor& t, auto&& sample) {
+    at::Tensor cpu = at::empty(t.sizes(), at::kFloat);
+    sample(cpu);
+    t.copy_(cpu);
+  };
+  if (base) {
+    for (auto& [name, slot] : baseSlots()) {
+      at::Tensor& t = *slot;
+      const bool isBias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+      const bool isNorm = name.find("norm_") != std::string::npos || name.find("ln_f") != std::string::npos;
+      if (isNorm) isBias ? t.zero_() : t.fill_(1.0);
+      else if (isBias) t.zero_();
+      else fill(t, [&](at::Tensor& cpu) { cpu.normal_(0.0, 0.02, gen); });
+    }
+  }
+  for (LinearLayer* l : linearLayers()) {
+    if (!l->hasLora()) continue;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(l->loraA.size(1)));
+    fill(l->loraA, [&](at::Tensor& cpu) { cpu.uniform_(-bound, bound, gen); });
+    l->loraB.zero_();
+  }
+}
+
+std::vector<LinearLayer*> Gpt::linearLayers() {
+  std::vector<LinearLayer*> out{&lmHead_};
+  for (Block& b : blocks_)
+    for (LinearLayer* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.mlpProj})
+      if (l->weight.defined()) out.push_back(l);
+  return out;
+}
+
+std::vector<const LinearLayer*> Gpt::linearLayers() const {
+  std::vector<const LinearLayer*> out;
+  for (LinearLayer* l : const_cast<Gpt*>(this)->linearLayers()) out.push_back(l);
+  return out;
+}
+
+// ---- forward ----------------------------------------------------------------------------------------
+
+// litgpt's build_rope_cache in float32: theta_i = 1/base^(2i/n) (optionally Llama-3 or linearly rescaled),
+// positions / condense_ratio, idx_theta = outer(pos, theta).repeat(1, 2).
+void Gpt::ropeCache(int64_t length) {
+  const int64_t n = config_.ropeNElem;
+  if (cos_.defined() && cos_.size(0) >= length) return;
+  length = std::min(config_.blockSize, std::max<int64_t>(length, cos_.defined() ? 2 * cos_.size(0) : 256));
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor theta = at::reciprocal(at::pow(config_.ropeBase, at::arange(0, n, 2, f32.dtype(at::kLong)).to(at::kFloat) / n));
+  if (config_.ropeScaling == RopeScaling::Llama3) {
+    at::Tensor wavelen = at::reciprocal(theta) * (2 * M_PI);
+    at::Tensor ratio = at::reciprocal(wavelen) * config_.ropeOriginalMaxSeqLen;
+    at::Tensor smooth = ((ratio - config_.ropeLowFreqFactor) / (config_.ropeHighFreqFactor - config_.ropeLowFreqFactor)).clamp(0.0, 1.0);
+    theta = (1 - smooth) * (theta / config_.ropeFactor) + smooth * theta;
+  } else if (config_.ropeScaling == RopeScaling::Linear) {
+    theta = theta / config_.ropeFactor;
+  }
+  at::Tensor positions = at::arange(length, f32.dtype(at::kLong)).to(at::kFloat) / config_.ropeCondenseRatio;
+  at::Tensor idxTheta = at::outer(positions, theta).repeat({1, 2});
+  cos_ = at::cos(idxTheta).to(options_.device);
+  sin_ = at::sin(idxTheta).to(options_.device);
+}
+
+at::Tensor Gpt::checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const {
+  LITLORA_CHECK(tokens.dim() == 2, "ERR_SHAPE", "tokens: expected shape (batch, time), got " << shapeString(tokens.sizes()));
+  LITLORA_CHECK(!at::isFloatingType(tokens.scalar_type()) && tokens.scalar_type() != at::kBool, "ERR_DTYPE",
+                "tokens: expected integer ids");
+  const int64_t t = tokens.size(1);
+  LITLORA_CHECK(t >= 1, "ERR_SHAPE", "tokens: expected at least one position, got " << shapeString(tokens.sizes()));
+  const int64_t end = inputPos.value_or(0) + t;
+  LITLORA_CHECK(end <= config_.blockSize, "ERR_RANGE",
+                "tokens: a sequence of " << end << " positions is longer than the model's block_size " << config_.blockSize
+                                         << "; shorten the input (e.g. max_seq_length ≤ " << config_.blockSize << ")");
+  if (tokens.numel() > 0) {
+    const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    LITLORA_CHECK(lo >= 0 && hi < config_.paddedVocabSize, "ERR_RANGE",
+                  "tokens: expected ids in [0, " << config_.paddedVocabSize << ") (the model's padded_vocab_size), got "
+                                                 << (lo < 0 ? lo : hi) << "; was the text tokenized for another model?");
+  }
+  return tokens.to(options_.device, at::kLong);
+}
+
+at::Tensor Gpt::norm(const NormLayer& n, const at::Tensor& x) const {
+  if (config_.norm == NormKind::LayerNorm) return at::layer_norm(x, {config_.nEmbd}, n.weight, n.bias, config_.normEps);
+  // litgpt's RMSNorm: in float32, x · rsqrt(mean(x²) + eps) · weight (or 1 + weight for Gemma), cast back.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt((xf * xf).mean({-1}, true) + config_.normEps);
+  at::Tensor w = n.weight.to(at::kFloat);
+  if (config_.normUnitOffset) w = w + 1;
+  return (normed * w).to(x.scalar_type());
+}
+
+at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training) const {
+  if (!l.hasLora() || l.merged) return at::linear(x, l.weight, l.bias);
+  LoraCall call;
+  call.scaling = l.scaling;
+  call.dropout = config_.lora.dropout;
+  call.training = training;
+  call.qkv = l.qkv ? &*l.qkv : nullptr;
+  return loraLinear(x, l.weight, l.bias, l.loraA, l.loraB, call);
+}
+
+namespace {
+
+// GPT-NeoX rotate-half on the first rope_n_elem channels: x·cos + cat(−x2, x1)·sin, back in x's dtype.
+at::Tensor applyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t nElem) {
+  if (nElem == 0) return x;
+  at::Tensor head = nElem == x.size(-1) ? x : x.narrow(-1, 0, nElem);
+  at::Tensor x1 = head.narrow(-1, 0, nElem / 2), x2 = head.narrow(-1, nElem / 2, nElem / 2);
+  at::Tensor rotated = at::cat({-x2, x1}, -1);
+  at::Tensor roped = (head * cos + rotated * sin).to(x.scalar_type());
+  if (nElem == x.size(-1)) return roped;
+  return at::cat({roped, x.narrow(-1, nElem, x.size(-1) - nElem)}, -1);
+}
+
+}  // namespace
+
+at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                          std::optional<int64_t> inputPos, bool training) {
+  const GptConfig& c = config_;
+  const int64_t B = x.size(0), T = x.size(1), hs = c.headSize;
+  at::Tensor qkv = linear(b.qkv, x, training);  // (B, T, (nh + 2·nqg)·hs)
+  auto parts = qkv.split_with_sizes({c.nHead * hs, c.nQueryGroups * hs, c.nQueryGroups * hs}, -1);
+  at::Tensor q = parts[0].view({B, T, c.nHead, hs}).transpose(1, 2);         // (B, nh, T, hs)
+  at::Tensor k = parts[1].view({B, T, c.nQueryGroups, hs}).transpose(1, 2);  // (B, nqg, T, hs)
+  at::Tensor v = parts[2].view({B, T, c.nQueryGroups, hs}).transpose(1, 2);
+  q = applyRope(q, cos, sin, c.ropeNElem);
+  k = applyRope(k, cos, sin, c.ropeNElem);
+
+  at::Tensor mask;
+  if (inputPos) {
+    const int64_t pos = *inputPos;
+    b.cache.k.narrow(0, 0, B).narrow(2, pos, T).copy_(k);
+    b.cache.v.narrow(0, 0, B).narrow(2, pos, T).copy_(v);
+    k = b.cache.k.narrow(0, 0, B).narrow(2, 0, pos + T);
+    v = b.cache.v.narrow(0, 0, B).narrow(2, 0, pos + T);
+    if (pos > 0 && T > 1) {  // query i (at pos + i) sees keys j ≤ pos + i
+      at::Tensor rows = at::arange(T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1) + pos;
+      at::Tensor cols = at::arange(pos + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
+      mask = cols.le(rows);
+    }
+  }
+  if (c.nQueryGroups != c.nHead) {
+    k = k.repeat_interleave(c.qPerKv(), 1);
+    v = v.repeat_interleave(c.qPerKv(), 1);
+  }
+  const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(hs)));
+  const bool causal = !mask.defined() && !(inputPos && T == 1);
+  at::Tensor y = at::scaled_dot_product_attention(
+      q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);  // (B, nh, T, hs)
+  y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
+  return linear(b.proj, y, training);
+}
+
+at::Tensor Gpt::mlp(Block& b, const at::Tensor& x, bool training) {
+  const char* approx = config_.geluTanh ? "tanh" : "none";
+  if (config_.mlp == MlpKind::GptNeox) return linear(b.mlpProj, at::gelu(linear(b.fc1, x, training), approx), training);
+  at::Tensor a = linear(b.fc1, x, training), g = linear(b.fc2, x, training);
+  at::Tensor act = config_.mlp == MlpKind::LLaMA ? at::silu(a) : at::gelu(a, approx);
+  return linear(b.mlpProj, act * g, training);
+}
+
+at::Tensor Gpt::block(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      std::optional<int64_t> inputPos, bool training) {
+  at::Tensor normed = norm(b.norm1, x);
+  at::Tensor attn = attention(b, normed, cos, sin, inputPos, training);
+  if (config_.parallelResidual) {
+    if (!config_.sharedAttentionNorm) normed = norm(b.norm2, x);
+    at::Tensor residual = attn + x;
+    return mlp(b, normed, training) + residual;
+  }
+  at::Tensor residual = attn + x;
+  return mlp(b, norm(b.norm2, residual), training) + residual;
+}
+
+at::Tensor Gpt::hidden(const at::Tensor& tokens, std::optional<int64_t> inputPos, bool training) {
+  const int64_t start = inputPos.value_or(0), T = tokens.size(1);
+  ropeCache(start + T);
+  at::Tensor cos = cos_.narrow(0, start, T), sin = sin_.narrow(0, start, T);
+  at::Tensor x = at::embedding(wte_, tokens);  // (B, T, C)
+  if (config_.scaleEmbeddings) x = x * at::scalar_tensor(std::sqrt(static_cast<double>(config_.nEmbd)), x.options());
+  for (Block& b : blocks_) x = block(b, x, cos, sin, inputPos, training);
+  return norm(lnF_, x);
+}
+
+at::Tensor Gpt::forward(const at::Tensor& tokens, std::optional<int64_t> inputPos, bool lastOnly) {
+  at::NoGradGuard noGrad;
+  at::Tensor ids = checkedTokens(tokens, inputPos);
+  if (inputPos) {
+    LITLORA_CHECK(cacheLen_ > 0, "ERR_ARG", "forward with inputPos needs a KV cache; call setKvCache(batch, maxLength) first");
+    LITLORA_CHECK(*inputPos >= 0 && *inputPos + ids.size(1) <= cacheLen_, "ERR_RANGE",
+                  "forward: positions " << *inputPos << ".." << *inputPos + ids.size(1) - 1 << " do not fit the KV cache of "
+                                        << cacheLen_ << " positions");
+    LITLORA_CHECK(ids.size(0) <= cacheBatch_, "ERR_SHAPE",
+                  "forward: batch " << ids.size(0) << " is larger than the KV cache's batch " << cacheBatch_);
+  }
+  at::Tensor h = hidden(ids, inputPos, false);
+  if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
+  return linear(lmHead_, h, false);
+}
+
+LossResult Gpt::loss(const at::Tensor& tokens, const at::Tensor& targets, bool backward, double gradScale) {
+  LITLORA_CHECK(!backward || !merged(), "ERR_ARG", "the adapter is merged into the base weights; unmerge() before training");
+  at::Tensor ids = checkedTokens(tokens, std::nullopt);
+  LITLORA_CHECK(targets.sizes() == tokens.sizes(), "ERR_SHAPE",
+                "targets: expected the shape of tokens " << shapeString(tokens.sizes()) << ", got " << shapeString(targets.sizes()));
+  at::Tensor tgt = targets.to(options_.device, at::kLong).reshape({-1});
+  {
+    at::Tensor bad = tgt.ne(kIgnoreIndex).logical_and(tgt.lt(0).logical_or(tgt.ge(config_.paddedVocabSize)));
+    LITLORA_CHECK(!bad.any().item<bool>(), "ERR_RANGE",
+                  "targets: expected ids in [0, " << config_.paddedVocabSize << ") or −100 (ignored)");
+  }
+  at::AutoGradMode gradMode(backward);
+  at::Tensor h = hidden(ids, std::nullopt, backward).reshape({-1, config_.nEmbd});
+  at::Tensor hLora;
+  if (lmHead_.hasLora() && backward && config_.lora.dropout > 0) hLora = at::dropout(h, config_.lora.dropout, true);
+  HeadLoss result = headCrossEntropy(h, hLora, lmHead_.weight, lmHead_.bias, lmHead_.merged ? at::Tensor() : lmHead_.loraA,
+                                     lmHead_.merged ? at::Tensor() : lmHead_.loraB, lmHead_.scaling, tgt);
+  LossResult out;
+  out.tokens = result.tokens;
+  out.loss = result.loss.item<double>();
+  if (backward && result.loss.requires_grad())
+    result.loss.backward(at::full({}, gradScale, result.loss.options()));
+  return out;
+}
+
+void Gpt::setKvCache(int64_t batch, int64_t maxLen) {
+  LITLORA_CHECK(batch >= 1 && maxLen >= 1 && maxLen <= config_.blockSize, "ERR_RANGE",
+                "setKvCache: expected batch ≥ 1 and 1 ≤ maxLength ≤ block_size (" << config_.blockSize << "), got batch "
+                                                                                  << batch << ", maxLength " << maxLen);
+  for (Block& b : blocks_) {
+    b.cache.k = at::zeros({batch, config_.nQueryGroups, maxLen, config_.headSize}, paramOptions(options_));
+    b.cache.v = at::zeros({batch, config_.nQueryGroups, maxLen, config_.headSize}, paramOptions(options_));
+  }
+  cacheBatch_ = batch;
+  cacheLen_ = maxLen;
+}
+
+void Gpt::clearKvCache() {
+  for (Block& b : blocks_) b.cache = KvCache{};
+  cacheBatch_ = cacheLen_ = 0;
+}
+
+}  // namespace litlora::gpt

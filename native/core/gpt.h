@@ -1,0 +1,142 @@
+// litgpt's GPT (litgpt/model.py + litgpt/lora.py) for the Pythia/GPT-NeoX, Llama and Gemma-style families,
+// with LoRA layers placed from the config's lora_* fields. Pure libtorch; device- and dtype-agnostic.
+//
+// Parameters keep litgpt's names exactly: base weights as a plain GPT names them
+// (`transformer.h.0.attn.qkv.weight`, the [Q|K|V] row layout of litgpt ≥ 0.5.5), LoRA tensors as the LoRA
+// GPT names them (`transformer.h.0.attn.qkv.lora_A`). Loading also takes LoRA-model base names
+// (`….linear.weight`) and files of litgpt ≤ 0.5.4 (`attn.attn`, interleaved rows), re-laid out on load.
+// Only lora_* parameters require grad. One caller at a time (the wrap serialises operations).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpt_config.h"
+#include "gpt_lora.h"
+
+namespace litlora::gpt {
+
+struct GptOptions {
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  // Seed for litgpt's initialisation of every parameter (_init_weights: N(0, 0.02) for linears and the
+  // embedding, zero biases, unit norms; LoRA A kaiming-uniform(a=√5), B zero). Without it the base weights
+  // are left uninitialised for a following load, and the LoRA tensors get their init from seed 0.
+  std::optional<uint64_t> seed;
+};
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;
+};
+
+struct LinearLayer {
+  std::string path;  // module path, e.g. "transformer.h.0.attn.qkv"
+  at::Tensor weight, bias;
+  at::Tensor loraA, loraB;             // defined iff this layer carries LoRA (r > 0 and targeted)
+  std::optional<QkvLoraLayout> qkv;    // fused QKV: where the packed LoRA rows go
+  double scaling = 0;
+  bool merged = false;
+  bool hasLora() const { return loraA.defined(); }
+};
+
+struct NormLayer {
+  at::Tensor weight, bias;
+};
+
+struct KvCache {
+  at::Tensor k, v;  // (batch, n_query_groups, maxLen, head_size)
+};
+
+struct Block {
+  NormLayer norm1, norm2;
+  LinearLayer qkv, proj;
+  LinearLayer fc1, fc2, mlpProj;  // GptNeoxMLP: fc1 = mlp.fc (fc2 unused); LLaMA/Gemma: fc_1, fc_2
+  KvCache cache;
+};
+
+struct LossResult {
+  double loss = 0;
+  int64_t tokens = 0;
+};
+
+enum class LoadKind {
+  Base,     // every base weight required; lora_* entries optional (loaded when present)
+  Adapter,  // exactly the model's lora_* tensors
+};
+
+class Gpt {
+ public:
+  Gpt(GptConfig config, GptOptions options);
+
+  const GptConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return options_.dtype; }
+  at::Device device() const { return options_.device; }
+
+  // tokens: (B, T) integer ids. Without inputPos: a plain causal forward over positions 0..T-1. With it: the
+  // tokens sit at positions inputPos…inputPos+T-1 and attend to the KV cache (setKvCache first).
+  // Returns logits (B, T, padded_vocab) in the model dtype, or (B, 1, V) for the last position only.
+  at::Tensor forward(const at::Tensor& tokens, std::optional<int64_t> inputPos = std::nullopt, bool lastOnly = false);
+
+  // Mean cross-entropy over targets ≠ −100 (targets[b, t] is the token that should follow tokens[b, t]).
+  // With backward: gradients of loss·gradScale accumulate into the lora_* parameters' .grad.
+  LossResult loss(const at::Tensor& tokens, const at::Tensor& targets, bool backward, double gradScale = 1.0);
+
+  void setKvCache(int64_t batch, int64_t maxLen);
+  void clearKvCache();
+
+  std::vector<NamedTensor> baseStateDict() const;    // plain GPT names; current (possibly merged) weights
+  std::vector<NamedTensor> loraStateDict() const;    // lora_* tensors (the lit_model.pth.lora "model" dict)
+  std::vector<NamedTensor> mergedStateDict() const;  // what litgpt's merge_lora writes: base + ΔW, base dtype
+  std::vector<NamedTensor> loraParameters() const;   // the trainable tensors themselves (share .grad)
+  std::vector<NamedTensor> loraGradients() const;    // their accumulated .grad (zeros where none yet)
+  void zeroGrad();                                   // drops the accumulated gradients
+
+  // Strict: throws ERR_CHECKPOINT_FORMAT listing missing keys, unexpected keys and shape mismatches
+  // (ERR_SHAPE when shapes are all that is wrong). Values are copied into the model's dtype and device.
+  void loadStateDict(const std::vector<NamedTensor>& entries, LoadKind kind);
+
+  void merge();
+  void unmerge();
+  bool merged() const;
+  bool hasLora() const;
+  // True when the loaded adapter came from a litgpt ≤ 0.5.4 file with q, k and v all on (see gpt_lora.h):
+  // loraStateDict then names its QKV tensors `attn.attn.lora_*` again, so that the file keeps its meaning.
+  bool legacyQkvAdapter() const;
+
+  int64_t parameterCount() const;
+  int64_t loraParameterCount() const;
+
+ private:
+  at::Tensor hidden(const at::Tensor& tokens, std::optional<int64_t> inputPos, bool training);
+  at::Tensor block(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                   std::optional<int64_t> inputPos, bool training);
+  at::Tensor attention(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                       std::optional<int64_t> inputPos, bool training);
+  at::Tensor mlp(Block& b, const at::Tensor& x, bool training);
+  at::Tensor norm(const NormLayer& n, const at::Tensor& x) const;
+  at::Tensor linear(const LinearLayer& l, const at::Tensor& x, bool training) const;
+  void ropeCache(int64_t length);
+  at::Tensor checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const;
+  void initialise(uint64_t seed, bool base);
+  std::vector<LinearLayer*> linearLayers();
+  std::vector<const LinearLayer*> linearLayers() const;
+  // Every base parameter with its plain litgpt name, in litgpt's state-dict order.
+  std::vector<std::pair<std::string, at::Tensor*>> baseSlots();
+  std::vector<std::pair<std::string, const at::Tensor*>> baseSlots() const;
+
+  GptConfig config_;
+  GptOptions options_;
+  at::Tensor wte_;
+  std::vector<Block> blocks_;
+  NormLayer lnF_;
+  LinearLayer lmHead_;
+  at::Tensor cos_, sin_;  // (length, rope_n_elem) float32
+  int64_t cacheBatch_ = 0, cacheLen_ = 0;
+};
+
+}  // namespace litlora::gpt

@@ -1,0 +1,349 @@
+#include "gpt_wrap.h"
+
+#include <cmath>
+
+#include "async.h"
+#include "convert.h"
+#include "core/error.h"
+#include "errors.h"
+#include "tensor_wrap.h"
+
+namespace litlora {
+
+namespace {
+
+struct GptClassData {
+  Napi::FunctionReference constructor;
+};
+
+// Per-env storage without touching SetInstanceData (TensorWrap owns it).
+GptClassData* classData() {
+  static GptClassData data;
+  return &data;
+}
+
+gpt::ConfigValue toConfigValue(const Napi::Value& v, const std::string& path) {
+  gpt::ConfigValue out;
+  if (v.IsNull() || v.IsUndefined()) return out;
+  if (v.IsBoolean()) {
+    out.kind = gpt::ConfigValue::Kind::Bool;
+    out.boolean = v.As<Napi::Boolean>().Value();
+  } else if (v.IsNumber()) {
+    out.kind = gpt::ConfigValue::Kind::Number;
+    out.number = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsString()) {
+    out.kind = gpt::ConfigValue::Kind::String;
+    out.string = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsArray()) {
+    out.kind = gpt::ConfigValue::Kind::Array;
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) out.items.push_back(toConfigValue(a.Get(i), path + "[" + std::to_string(i) + "]"));
+  } else if (v.IsObject()) {
+    out.kind = gpt::ConfigValue::Kind::Object;
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+      out.fields.emplace_back(key, toConfigValue(o.Get(key), path + "." + key));
+    }
+  } else {
+    throw Error("ERR_CONFIG", "config field " + path + ": unsupported value type");
+  }
+  return out;
+}
+
+at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name) {
+  LITLORA_CHECK(value.IsTypedArray(), "ERR_TYPE", name << ": expected an Int32Array or BigInt64Array");
+  auto kind = value.As<Napi::TypedArray>().TypedArrayType();
+  LITLORA_CHECK(kind == napi_int32_array || kind == napi_bigint64_array, "ERR_TYPE",
+                name << ": expected an Int32Array or BigInt64Array");
+  return tensorFromTypedArray(value.As<Napi::TypedArray>(), shape, at::kLong, name);
+}
+
+Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>& items) {
+  Napi::Array out = Napi::Array::New(env, items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::String::New(env, items[i].name));
+    pair.Set(1u, TensorWrap::wrap(env, items[i].tensor));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() > index && info[index].IsObject()) return info[index].As<Napi::Object>();
+  return Napi::Object::New(info.Env());
+}
+
+}  // namespace
+
+void GptWrap::init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeGpt",
+                                   {
+                                       StaticMethod("create", &GptWrap::create),
+                                       InstanceMethod("forward", &GptWrap::forward),
+                                       InstanceMethod("loss", &GptWrap::loss),
+                                       InstanceMethod("loadStateDict", &GptWrap::loadStateDict),
+                                       InstanceMethod("stateDict", &GptWrap::stateDict),
+                                       InstanceMethod("loraParameters", &GptWrap::loraParameters),
+                                       InstanceMethod("zeroGrad", &GptWrap::zeroGrad),
+                                       InstanceMethod("merge", &GptWrap::merge),
+                                       InstanceMethod("unmerge", &GptWrap::unmerge),
+                                       InstanceMethod("setKvCache", &GptWrap::setKvCache),
+                                       InstanceMethod("clearKvCache", &GptWrap::clearKvCache),
+                                       InstanceMethod("info", &GptWrap::info),
+                                       InstanceMethod("dispose", &GptWrap::dispose),
+                                       InstanceAccessor("disposed", &GptWrap::disposed, nullptr),
+                                   });
+  classData()->constructor = Napi::Persistent(cls);
+  classData()->constructor.SuppressDestruct();
+  exports.Set("NativeGpt", cls);
+}
+
+GptWrap::GptWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GptWrap>(info) {}
+
+GptWrap* GptWrap::fromValue(const Napi::Value& value, const std::string& argName) {
+  LITLORA_CHECK(value.IsObject() && value.As<Napi::Object>().InstanceOf(classData()->constructor.Value()), "ERR_TYPE",
+                argName << ": expected a NativeGpt");
+  return GptWrap::Unwrap(value.As<Napi::Object>());
+}
+
+std::shared_ptr<gpt::Gpt> GptWrap::model(const std::string& what) const {
+  LITLORA_CHECK(gpt_ != nullptr, "ERR_DISPOSED", what << ": the model was disposed; it can no longer be used");
+  return gpt_;
+}
+
+std::shared_ptr<GptWrap::Lease> GptWrap::lease(const std::string& what) {
+  model(what);
+  LITLORA_CHECK(!busy_->exchange(true), "ERR_BUSY",
+                what << ": another operation on this model is still running; await it before starting the next");
+  return std::make_shared<Lease>(busy_);
+}
+
+// create(config, {dtype, device, seed}) → Promise<NativeGpt>
+Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    LITLORA_CHECK(info.Length() >= 1 && info[0].IsObject(), "ERR_TYPE", "NativeGpt.create: expected (config, options)");
+    gpt::ConfigValue config = toConfigValue(info[0], "config");
+    gpt::GptConfig parsed = gpt::parseGptConfig(config.fields);
+    Napi::Object o = optionsArg(info, 1);
+    gpt::GptOptions options;
+    if (o.Has("dtype")) options.dtype = parseDtype(o.Get("dtype").As<Napi::String>().Utf8Value(), "dtype");
+    if (o.Has("device")) options.device = parseDevice(o.Get("device").As<Napi::String>().Utf8Value(), "device");
+    if (o.Has("seed") && o.Get("seed").IsNumber()) {
+      double seed = o.Get("seed").As<Napi::Number>().DoubleValue();
+      LITLORA_CHECK(seed >= 0 && std::floor(seed) == seed, "ERR_RANGE", "seed: expected a non-negative integer, got " << seed);
+      options.seed = static_cast<uint64_t>(seed);
+    }
+    struct Created {
+      std::shared_ptr<gpt::Gpt> model;
+      std::shared_ptr<SerialExecutor> executor;
+    };
+    return TorchWorker<Created>::run(
+        env,
+        [parsed, options]() {
+          auto executor = std::make_shared<SerialExecutor>();
+          auto model = executor->run([&] { return std::make_shared<gpt::Gpt>(parsed, options); });
+          return Created{model, executor};
+        },
+        [](Napi::Env env, Created& created) -> Napi::Value {
+          Napi::Object object = classData()->constructor.New({});
+          GptWrap* self = GptWrap::Unwrap(object);
+          self->gpt_ = created.model;
+          self->executor_ = created.executor;
+          return object;
+        });
+  });
+}
+
+// forward(tokens, shape, {inputPos, lastOnly}) → Promise<NativeTensor> logits
+Napi::Value GptWrap::forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("forward");
+    auto ex = executor_;
+    at::Tensor tokens = tokensArg(info[0], parseShape(info[1], "shape"), "tokens");
+    Napi::Object o = optionsArg(info, 2);
+    std::optional<int64_t> inputPos;
+    if (o.Has("inputPos") && o.Get("inputPos").IsNumber()) inputPos = o.Get("inputPos").As<Napi::Number>().Int64Value();
+    const bool lastOnly = o.Has("lastOnly") && o.Get("lastOnly").ToBoolean().Value();
+    auto lease = this->lease("forward");
+    return TorchWorker<at::Tensor>::run(
+        env, [model, ex, lease, tokens, inputPos, lastOnly]() { return ex->run([&] { return model->forward(tokens, inputPos, lastOnly); }); },
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorWrap::wrap(env, t); });
+  });
+}
+
+// loss(tokens, targets, shape, {backward, gradScale}) → Promise<{loss, tokens}>
+Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("loss");
+    auto ex = executor_;
+    auto shape = parseShape(info[2], "shape");
+    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
+    at::Tensor targets = tokensArg(info[1], shape, "targets");
+    Napi::Object o = optionsArg(info, 3);
+    const bool backward = o.Has("backward") && o.Get("backward").ToBoolean().Value();
+    const double gradScale = o.Has("gradScale") && o.Get("gradScale").IsNumber() ? o.Get("gradScale").As<Napi::Number>().DoubleValue() : 1.0;
+    auto lease = this->lease("loss");
+    return TorchWorker<gpt::LossResult>::run(
+        env, [model, ex, lease, tokens, targets, backward, gradScale]() {
+          return ex->run([&] { return model->loss(tokens, targets, backward, gradScale); });
+        },
+        [](Napi::Env env, gpt::LossResult& r) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", r.loss);
+          out.Set("tokens", static_cast<double>(r.tokens));
+          return out;
+        });
+  });
+}
+
+// loadStateDict([[name, tensor], …], 'base' | 'adapter') → Promise<void>
+Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("loadStateDict");
+    auto ex = executor_;
+    LITLORA_CHECK(info.Length() >= 2 && info[0].IsArray() && info[1].IsString(), "ERR_TYPE",
+                  "loadStateDict: expected ([[name, tensor], …], 'base' | 'adapter')");
+    Napi::Array items = info[0].As<Napi::Array>();
+    std::vector<gpt::NamedTensor> entries;
+    for (uint32_t i = 0; i < items.Length(); ++i) {
+      Napi::Value item = items.Get(i);
+      LITLORA_CHECK(item.IsArray() && item.As<Napi::Array>().Length() == 2, "ERR_TYPE", "loadStateDict: entry " << i << " is not [name, tensor]");
+      Napi::Array pair = item.As<Napi::Array>();
+      std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
+      entries.push_back({name, TensorWrap::unwrap(pair.Get(1u), name)});
+    }
+    const std::string kind = info[1].As<Napi::String>().Utf8Value();
+    LITLORA_CHECK(kind == "base" || kind == "adapter", "ERR_ARG", "loadStateDict: kind must be 'base' or 'adapter', got '" << kind << "'");
+    const gpt::LoadKind loadKind = kind == "base" ? gpt::LoadKind::Base : gpt::LoadKind::Adapter;
+    auto lease = this->lease("loadStateDict");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease, entries, loadKind]() { return ex->run([&] { model->loadStateDict(entries, loadKind); return true; }); },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// stateDict('base' | 'lora' | 'merged') → Promise<[[name, tensor], …]>
+Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("stateDict");
+    auto ex = executor_;
+    const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    LITLORA_CHECK(kind == "base" || kind == "lora" || kind == "merged" || kind == "grad", "ERR_ARG",
+                  "stateDict: kind must be 'base', 'lora', 'merged' or 'grad', got '" << kind << "'");
+    auto lease = this->lease("stateDict");
+    return TorchWorker<std::vector<gpt::NamedTensor>>::run(
+        env,
+        [model, ex, lease, kind]() {
+          return ex->run([&] {
+            if (kind == "base") return model->baseStateDict();
+            if (kind == "lora") return model->loraStateDict();
+            if (kind == "grad") return model->loraGradients();
+            return model->mergedStateDict();
+          });
+        },
+        [](Napi::Env env, std::vector<gpt::NamedTensor>& items) -> Napi::Value { return namedTensorsToJs(env, items); });
+  });
+}
+
+// loraParameters() → [[name, tensor], …]: the trainable tensors themselves (no copy).
+Napi::Value GptWrap::loraParameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value { return namedTensorsToJs(env, model("loraParameters")->loraParameters()); });
+}
+
+Napi::Value GptWrap::zeroGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("zeroGrad");
+    auto lease = this->lease("zeroGrad");
+    model->zeroGrad();
+    return env.Undefined();
+  });
+}
+
+Napi::Value GptWrap::merge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("merge");
+    auto ex = executor_;
+    auto lease = this->lease("merge");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease]() { return ex->run([&] { model->merge(); return true; }); }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value GptWrap::unmerge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("unmerge");
+    auto ex = executor_;
+    auto lease = this->lease("unmerge");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease]() { return ex->run([&] { model->unmerge(); return true; }); }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// setKvCache(batch, maxLength) → Promise<void>
+Napi::Value GptWrap::setKvCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("setKvCache");
+    auto ex = executor_;
+    LITLORA_CHECK(info.Length() >= 2 && info[0].IsNumber() && info[1].IsNumber(), "ERR_TYPE", "setKvCache: expected (batch, maxLength)");
+    const int64_t batch = info[0].As<Napi::Number>().Int64Value(), maxLen = info[1].As<Napi::Number>().Int64Value();
+    auto lease = this->lease("setKvCache");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease, batch, maxLen]() { return ex->run([&] { model->setKvCache(batch, maxLen); return true; }); },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value GptWrap::clearKvCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("clearKvCache");
+    auto lease = this->lease("clearKvCache");
+    model->clearKvCache();
+    return env.Undefined();
+  });
+}
+
+Napi::Value GptWrap::info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = this->model("info");
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("parameterCount", static_cast<double>(model->parameterCount()));
+    out.Set("loraParameterCount", static_cast<double>(model->loraParameterCount()));
+    out.Set("merged", model->merged());
+    out.Set("hasLora", model->hasLora());
+    out.Set("legacyQkvAdapter", model->legacyQkvAdapter());
+    out.Set("dtype", dtypeName(model->dtype()));
+    out.Set("device", deviceName(model->device()));
+    out.Set("busy", busy_->load());
+    return out;
+  });
+}
+
+Napi::Value GptWrap::dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (!gpt_) return env.Undefined();
+    LITLORA_CHECK(!busy_->load(), "ERR_BUSY", "dispose: an operation on this model is still running; await it first");
+    gpt_.reset();
+    executor_.reset();
+    return env.Undefined();
+  });
+}
+
+Napi::Value GptWrap::disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gpt_ == nullptr); }
+
+}  // namespace litlora

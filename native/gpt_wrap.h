@@ -1,0 +1,63 @@
+// GptWrap: the N-API object behind ts/model.ts (`NativeGpt`). It owns a gpt::Gpt through a shared_ptr (async
+// work keeps it alive), runs one operation at a time (a second one is ERR_BUSY), and does no math.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/gpt.h"
+#include "core/serial_executor.h"
+
+namespace litlora {
+
+class GptWrap : public Napi::ObjectWrap<GptWrap> {
+ public:
+  static void init(Napi::Env env, Napi::Object exports);
+
+  // Held by an operation for its whole duration; constructing one while another lives is ERR_BUSY.
+  class Lease {
+   public:
+    explicit Lease(std::shared_ptr<std::atomic<bool>> busy) : busy_(std::move(busy)) {}
+    ~Lease() { busy_->store(false); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+
+   private:
+    std::shared_ptr<std::atomic<bool>> busy_;
+  };
+
+  // For other wraps (e.g. the trainer): the model behind a JS NativeGpt, and a lease on it.
+  static GptWrap* fromValue(const Napi::Value& value, const std::string& argName);
+  std::shared_ptr<gpt::Gpt> model(const std::string& what) const;
+  std::shared_ptr<Lease> lease(const std::string& what);
+  // The thread every operation on this model runs on (see serial_executor.h); call executor->run(...) from
+  // an async worker.
+  std::shared_ptr<SerialExecutor> executor() const { return executor_; }
+
+  explicit GptWrap(const Napi::CallbackInfo& info);
+
+ private:
+  static Napi::Value create(const Napi::CallbackInfo& info);
+  Napi::Value forward(const Napi::CallbackInfo& info);
+  Napi::Value loss(const Napi::CallbackInfo& info);
+  Napi::Value loadStateDict(const Napi::CallbackInfo& info);
+  Napi::Value stateDict(const Napi::CallbackInfo& info);
+  Napi::Value loraParameters(const Napi::CallbackInfo& info);
+  Napi::Value zeroGrad(const Napi::CallbackInfo& info);
+  Napi::Value merge(const Napi::CallbackInfo& info);
+  Napi::Value unmerge(const Napi::CallbackInfo& info);
+  Napi::Value setKvCache(const Napi::CallbackInfo& info);
+  Napi::Value clearKvCache(const Napi::CallbackInfo& info);
+  Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+  Napi::Value disposed(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<gpt::Gpt> gpt_;
+  std::shared_ptr<SerialExecutor> executor_;
+  std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace litlora

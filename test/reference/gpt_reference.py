@@ -1,0 +1,327 @@
+"""A plain-PyTorch reference of litgpt's GPT with LoRA layers, written from
+../shared/reference/litgpt-format.md §2-3 (litgpt itself is not installed). The tests compare litlora's native
+GPT against it, and bench/model.ts times it as "eager PyTorch".
+
+It follows litgpt's module structure and names (LoRA-model names: `transformer.h.0.attn.qkv.linear.weight`,
+`….attn.qkv.lora_A`), its fused-QKV zero-pad, its [Q|K|V] row layout, its rope cache and its chunked
+cross-entropy. `load_plain` takes a plain GPT state dict (`….attn.qkv.weight`) plus lora_* tensors.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Config:
+    """litgpt's Config fields used here, with __post_init__'s derived values."""
+
+    def __init__(self, **kw):
+        self.name = kw.get("name", "")
+        self.block_size = kw.get("block_size", 4096)
+        self.vocab_size = kw.get("vocab_size", 50254)
+        self.padding_multiple = kw.get("padding_multiple", 512)
+        self.padded_vocab_size = kw.get("padded_vocab_size")
+        self.n_layer = kw.get("n_layer", 16)
+        self.n_head = kw.get("n_head", 32)
+        self.n_embd = kw.get("n_embd", 4096)
+        self.head_size = kw.get("head_size") or self.n_embd // self.n_head
+        self.n_query_groups = kw.get("n_query_groups") or self.n_head
+        self.rotary_percentage = kw.get("rotary_percentage", 0.25)
+        self.parallel_residual = kw.get("parallel_residual", True)
+        self.bias = kw.get("bias", True)
+        self.attn_bias = kw.get("attn_bias", False) or False
+        self.lm_head_bias = kw.get("lm_head_bias", False)
+        self.shared_attention_norm = kw.get("shared_attention_norm", False)
+        self.norm_class_name = kw.get("norm_class_name", "LayerNorm")
+        self.norm_eps = kw.get("norm_eps", 1e-5)
+        self.mlp_class_name = kw.get("mlp_class_name", "GptNeoxMLP")
+        self.gelu_approximate = kw.get("gelu_approximate", "none")
+        self.intermediate_size = kw.get("intermediate_size") or 4 * self.n_embd
+        self.rope_condense_ratio = kw.get("rope_condense_ratio", 1)
+        self.rope_base = kw.get("rope_base", 10000)
+        self.rope_adjustments = kw.get("rope_adjustments")
+        self.scale_embeddings = kw.get("scale_embeddings", False)
+        self.attention_scores_scalar = kw.get("attention_scores_scalar")
+        if self.padded_vocab_size is None:
+            m = self.padding_multiple
+            self.padded_vocab_size = -(-self.vocab_size // m) * m
+        self.rope_n_elem = int(self.rotary_percentage * self.head_size)
+        self.lora_r = kw.get("lora_r", 0)
+        self.lora_alpha = kw.get("lora_alpha", 1)
+        self.lora_dropout = kw.get("lora_dropout", 0.0)
+        for target in ("query", "key", "value", "projection", "mlp", "head"):
+            setattr(self, f"lora_{target}", kw.get(f"lora_{target}", False))
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, in_features, out_features, bias, r=0, alpha=1, dropout=0.0):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.r = r
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        if r > 0:
+            self.lora_A = nn.Parameter(torch.empty(r, in_features))
+            self.lora_B = nn.Parameter(torch.zeros(out_features, r))
+            self.scaling = alpha / r
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def delta(self):
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def forward(self, x):
+        y = self.linear(x)
+        if self.r == 0 or self.merged:
+            return y
+        return y + (self.dropout(x) @ self.lora_A.transpose(0, 1) @ self.lora_B.transpose(0, 1)) * self.scaling
+
+
+class LoRAQKVLinear(LoRALinear):
+    """The fused QKV projection; LoRA on the enabled parts only, zero-padded into the [Q|K|V] rows."""
+
+    def __init__(self, config, r, alpha, dropout, enable):
+        hs, nh, nqg = config.head_size, config.n_head, config.n_query_groups
+        out = (nh + 2 * nqg) * hs
+        nn.Module.__init__(self)
+        self.linear = nn.Linear(config.n_embd, out, bias=config.bias or config.attn_bias)
+        self.enable = enable
+        self.r = r if any(enable) else 0
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        self.out_features = out
+        sizes = [nh * hs, nqg * hs, nqg * hs]
+        starts = [0, nh * hs, (nh + nqg) * hs]
+        self.qkv_shapes = [s for s, on in zip(sizes, enable) if on]
+        self.lora_ind = [i for s0, s, on in zip(starts, sizes, enable) if on for i in range(s0, s0 + s)]
+        if self.r > 0:
+            n = sum(enable)
+            self.lora_A = nn.Parameter(torch.empty(r * n, config.n_embd))
+            self.lora_B = nn.Parameter(torch.zeros(sum(self.qkv_shapes), r))
+            self.scaling = alpha / r
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def zero_pad(self, x):
+        if all(self.enable):
+            return x
+        out = x.new_zeros(*x.shape[:-1], self.out_features)
+        ind = torch.tensor(self.lora_ind, device=x.device)
+        return out.index_copy(-1, ind, x)
+
+    def packed(self, after_a):
+        a_parts = after_a.split(self.r, dim=-1)
+        b_parts = self.lora_B.split(self.qkv_shapes, dim=0)
+        return torch.cat([a @ b.transpose(0, 1) for a, b in zip(a_parts, b_parts)], dim=-1)
+
+    def delta(self):
+        a_parts = self.lora_A.split(self.r, dim=0)
+        b_parts = self.lora_B.split(self.qkv_shapes, dim=0)
+        packed = torch.cat([b @ a for a, b in zip(a_parts, b_parts)], dim=0)  # (Σ sizes, in)
+        return self.zero_pad(packed.transpose(0, 1)).transpose(0, 1) * self.scaling
+
+    def forward(self, x):
+        y = self.linear(x)
+        if self.r == 0 or self.merged:
+            return y
+        after_a = self.dropout(x) @ self.lora_A.transpose(0, 1)
+        return y + self.zero_pad(self.packed(after_a)) * self.scaling
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size, eps, unit_offset):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps, self.unit_offset = eps, unit_offset
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + self.eps)
+        w = (1 + self.weight) if self.unit_offset else self.weight
+        return (x * w.float()).to(dtype)
+
+
+def make_norm(config):
+    if config.norm_class_name == "RMSNorm":
+        return RMSNorm(config.n_embd, config.norm_eps, "Gemma" in config.name)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+
+
+def lora_linear(config, in_f, out_f, bias, on):
+    return LoRALinear(in_f, out_f, bias, config.lora_r if on else 0, config.lora_alpha, config.lora_dropout)
+
+
+def build_rope_cache(config, seq_len):
+    n = config.rope_n_elem
+    theta = 1.0 / (config.rope_base ** (torch.arange(0, n, 2).float() / n))
+    adj = config.rope_adjustments
+    if adj and "low_freq_factor" in adj:
+        wavelen = 2 * math.pi / theta
+        ratio = adj["original_max_seq_len"] / wavelen
+        smooth = ((ratio - adj["low_freq_factor"]) / (adj["high_freq_factor"] - adj["low_freq_factor"])).clamp(0.0, 1.0)
+        theta = (1 - smooth) * (theta / adj["factor"]) + smooth * theta
+    elif adj and "factor" in adj:
+        theta = theta / adj["factor"]
+    pos = torch.arange(seq_len).float() / config.rope_condense_ratio
+    idx_theta = torch.outer(pos, theta).repeat(1, 2)
+    return torch.cos(idx_theta), torch.sin(idx_theta)
+
+
+def apply_rope(x, cos, sin):
+    half = x.size(-1) // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        enable = (config.lora_query, config.lora_key, config.lora_value)
+        self.qkv = LoRAQKVLinear(config, config.lora_r, config.lora_alpha, config.lora_dropout, enable)
+        self.proj = lora_linear(config, config.n_head * config.head_size, config.n_embd, config.bias, config.lora_projection)
+
+    def forward(self, x, cos, sin):
+        c = self.config
+        B, T, _ = x.shape
+        hs, n = c.head_size, c.rope_n_elem
+        q, k, v = self.qkv(x).split((c.n_head * hs, c.n_query_groups * hs, c.n_query_groups * hs), dim=-1)
+        q = q.view(B, T, c.n_head, hs).transpose(1, 2)
+        k = k.view(B, T, c.n_query_groups, hs).transpose(1, 2)
+        v = v.view(B, T, c.n_query_groups, hs).transpose(1, 2)
+        q = torch.cat((apply_rope(q[..., :n], cos, sin), q[..., n:]), dim=-1)
+        k = torch.cat((apply_rope(k[..., :n], cos, sin), k[..., n:]), dim=-1)
+        if c.n_query_groups != c.n_head:
+            k = k.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
+            v = v.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
+        scale = 1.0 / math.sqrt(c.attention_scores_scalar or hs)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=scale, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(B, T, c.n_head * hs))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        c, on = config, config.lora_mlp
+        if c.mlp_class_name == "GptNeoxMLP":
+            self.fc = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
+        else:
+            self.fc_1 = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
+            self.fc_2 = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
+        self.proj = lora_linear(c, c.intermediate_size, c.n_embd, c.bias, on)
+
+    def forward(self, x):
+        kind, approx = self.config.mlp_class_name, self.config.gelu_approximate
+        if kind == "GptNeoxMLP":
+            return self.proj(F.gelu(self.fc(x), approximate=approx))
+        act = F.silu(self.fc_1(x)) if kind == "LLaMAMLP" else F.gelu(self.fc_1(x), approximate=approx)
+        return self.proj(act * self.fc_2(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.norm_1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.norm_2 = None if config.shared_attention_norm else make_norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin):
+        x_normed = self.norm_1(x)
+        attention_output = self.attn(x_normed, cos, sin)
+        if self.config.parallel_residual:
+            if not self.config.shared_attention_norm:
+                x_normed = self.norm_2(x)
+            x = attention_output + x
+        else:
+            x = attention_output + x
+            x_normed = self.norm_2(x)
+        return self.mlp(x_normed) + x
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.lm_head = lora_linear(config, config.n_embd, config.padded_vocab_size, config.lm_head_bias, config.lora_head)
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=make_norm(config),
+        ))
+        cos, sin = build_rope_cache(config, config.block_size)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def hidden(self, idx):
+        T = idx.size(1)
+        x = self.transformer.wte(idx)
+        if self.config.scale_embeddings:
+            x = x * torch.tensor(self.config.n_embd ** 0.5, dtype=x.dtype)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        for block in self.transformer.h:
+            x = block(x, cos, sin)
+        return self.transformer.ln_f(x)
+
+    def forward(self, idx, lm_head_chunk_size=0):
+        x = self.hidden(idx)
+        if lm_head_chunk_size > 0:
+            return [self.lm_head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]
+        return self.lm_head(x)
+
+    def lora_layers(self):
+        return [m for m in self.modules() if isinstance(m, LoRALinear) and m.r > 0]
+
+    def merge(self):
+        with torch.no_grad():
+            for m in self.lora_layers():
+                m.linear.weight += m.delta()
+                m.merged = True
+
+
+def mark_only_lora_as_trainable(model):
+    for name, p in model.named_parameters():
+        p.requires_grad = "lora_" in name
+
+
+def chunked_cross_entropy(logits, targets, chunk_size=128, ignore_index=-100):
+    """litgpt's chunked_cross_entropy: sum of per-token CE over non-ignored targets / max(1, count)."""
+    if isinstance(logits, list):
+        logits = [c.reshape(-1, c.size(-1)) for c in logits]
+        targets = [t.reshape(-1) for t in targets.split(logits[0].size(0) // targets.size(0) or 1, dim=1)]
+        losses = [F.cross_entropy(l, t, ignore_index=ignore_index, reduction="none") for l, t in zip(logits, targets)]
+        count = torch.cat(targets).ne(ignore_index).sum()
+        return torch.cat(losses).sum() / count.clamp(min=1)
+    logits = logits.reshape(-1, logits.size(-1))
+    targets = targets.reshape(-1)
+    losses = F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction="none")
+    return losses.sum() / targets.ne(ignore_index).sum().clamp(min=1)
+
+
+def lora_model_name(config, plain):
+    """A plain GPT key (`transformer.h.0.attn.qkv.weight`) → this LoRA model's key (`….qkv.linear.weight`)."""
+    for suffix in (".weight", ".bias"):
+        if plain.endswith(suffix):
+            module = plain[: -len(suffix)]
+            last = module.rsplit(".", 1)[-1]
+            if last in ("qkv", "proj", "fc", "fc_1", "fc_2", "lm_head"):
+                return f"{module}.linear{suffix}"
+    return plain
+
+
+def load_plain(model, tensors):
+    """Loads {plain name or lora name: numpy/tensor} strictly (buffers excluded)."""
+    state = {lora_model_name(model.config, k): torch.as_tensor(v) for k, v in tensors.items()}
+    result = model.load_state_dict(state, strict=True)
+    return result
+
+
+def make_model(config_dict, tensors=None, dtype=torch.float32):
+    config = Config(**config_dict)
+    model = GPT(config)
+    if tensors is not None:
+        load_plain(model, tensors)
+    mark_only_lora_as_trainable(model)
+    return model.to(dtype)

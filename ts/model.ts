@@ -1,0 +1,279 @@
+// Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
+// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads a base checkpoint folder.
+// Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
+import { native, type NativeTensor } from './binding.js';
+import { fail, LitloraError } from './errors.js';
+import { Tensor, type Device } from './tensor.js';
+import { Adapter } from './adapter.js';
+
+/** litgpt's Config as a plain object of its snake_case fields (model_config.yaml), e.g. `n_layer`, `lora_r`. */
+export type ModelConfig = Record<string, unknown>;
+
+export type ModelDtype = 'float32' | 'bfloat16' | 'float16';
+
+/** LoRA placement and hyperparameters; litgpt's `finetune lora` defaults apply to what is left out. */
+export interface LoraOptions {
+  /** Rank (default 8). 0 turns LoRA off. */
+  r?: number;
+  /** Scaling numerator: ΔW = (alpha / r)·B·A (default 16). */
+  alpha?: number;
+  /** Dropout on the LoRA branch input while training (default 0.05). */
+  dropout?: number;
+  query?: boolean; // default true
+  key?: boolean; // default false
+  value?: boolean; // default true
+  projection?: boolean; // default false
+  mlp?: boolean; // default false
+  head?: boolean; // default false
+}
+
+export interface ModelOptions {
+  device?: Device;
+  /** float32 (default), bfloat16, or float16 (CUDA only). */
+  dtype?: ModelDtype;
+  /** LoRA layers to add. Without it, the config's own lora_* fields decide (none by default). */
+  lora?: LoraOptions;
+}
+
+export interface FromConfigOptions extends ModelOptions {
+  /** Seed for litgpt's initialisation (N(0, 0.02) weights, LoRA A kaiming-uniform, B zeros). Default 0. */
+  seed?: number;
+}
+
+/** Token ids: a flat array (one sequence) or a typed array with an explicit [batch, time] shape. */
+export type Tokens = Int32Array | BigInt64Array | readonly number[] | readonly (readonly number[])[];
+
+/** @internal */
+export interface NativeGpt {
+  readonly disposed: boolean;
+  forward(tokens: Int32Array | BigInt64Array, shape: number[], options?: { inputPos?: number; lastOnly?: boolean }): Promise<NativeTensor>;
+  loss(tokens: Int32Array | BigInt64Array, targets: Int32Array | BigInt64Array, shape: number[],
+    options?: { backward?: boolean; gradScale?: number }): Promise<{ loss: number; tokens: number }>;
+  loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
+  stateDict(kind: 'base' | 'lora' | 'merged' | 'grad'): Promise<[string, NativeTensor][]>;
+  loraParameters(): [string, NativeTensor][];
+  zeroGrad(): void;
+  merge(): Promise<void>;
+  unmerge(): Promise<void>;
+  setKvCache(batch: number, maxLength: number): Promise<void>;
+  clearKvCache(): void;
+  info(): {
+    parameterCount: number; loraParameterCount: number; merged: boolean; hasLora: boolean; legacyQkvAdapter: boolean;
+    dtype: string; device: string; busy: boolean;
+  };
+  dispose(): void;
+}
+
+/** @internal */
+export interface GptBinding {
+  NativeGpt: { create(config: ModelConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
+}
+
+const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
+const LORA_KEYS = ['r', 'alpha', 'dropout', 'query', 'key', 'value', 'projection', 'mlp', 'head'] as const;
+
+/** LoRA settings with every field filled (litgpt's lora Config fields without the `lora_` prefix). */
+export type LoraSettings = Required<LoraOptions>;
+
+/**
+ * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
+ * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config).
+ */
+function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: ModelConfig; lora: LoraSettings | null } {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    fail('ERR_CONFIG', `expected a config object (litgpt's model_config.yaml fields), got ${config === null ? 'null' : typeof config}`);
+  }
+  const plain: ModelConfig = {};
+  const fromConfig: LoraOptions = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (key.startsWith('lora_')) (fromConfig as Record<string, unknown>)[key.slice(5)] = value;
+    else plain[key] = value;
+  }
+  const options = lora ?? (Object.keys(fromConfig).length ? { ...Object.fromEntries(LORA_KEYS.map((k) => [k, k === 'r' ? 0 : k === 'alpha' ? 1 : k === 'dropout' ? 0 : false])), ...fromConfig } : undefined);
+  if (!options) return { config: plain, lora: null };
+  for (const key of Object.keys(options)) {
+    if (!(LORA_KEYS as readonly string[]).includes(key)) {
+      fail('ERR_ARG', `lora.${key}: unknown option; expected one of ${LORA_KEYS.join(', ')}`);
+    }
+  }
+  const merged = { ...LORA_DEFAULTS, ...options } as LoraSettings;
+  if (!Number.isInteger(merged.r) || merged.r < 0) fail('ERR_ARG', `lora.r: expected an integer ≥ 0, got ${merged.r}`);
+  if (!(typeof merged.alpha === 'number' && Number.isFinite(merged.alpha))) fail('ERR_ARG', `lora.alpha: expected a number, got ${merged.alpha}`);
+  if (!(merged.dropout >= 0 && merged.dropout < 1)) fail('ERR_ARG', `lora.dropout: expected 0 ≤ p < 1, got ${merged.dropout}`);
+  for (const k of ['query', 'key', 'value', 'projection', 'mlp', 'head'] as const) {
+    if (typeof merged[k] !== 'boolean') fail('ERR_ARG', `lora.${k}: expected true or false, got ${String(merged[k])}`);
+  }
+  return { config: plain, lora: merged };
+}
+
+function nativeConfig(config: ModelConfig, lora: LoraSettings | null): ModelConfig {
+  const out: ModelConfig = { ...config };
+  if (lora) for (const k of LORA_KEYS) out[`lora_${k}`] = lora[k];
+  return out;
+}
+
+function checkModelOptions(options: ModelOptions): { dtype: ModelDtype; device: Device } {
+  const dtype = options.dtype ?? 'float32';
+  if (!['float32', 'bfloat16', 'float16'].includes(dtype)) {
+    fail('ERR_DTYPE', `dtype: expected 'float32', 'bfloat16' or 'float16', got '${dtype}'`);
+  }
+  const device = options.device ?? 'cpu';
+  if (dtype === 'float16' && device === 'cpu') {
+    fail('ERR_DTYPE', "dtype 'float16' needs a CUDA device; on the CPU use 'bfloat16' or 'float32'");
+  }
+  return { dtype, device };
+}
+
+/** Token ids → (typed array, [batch, time]). */
+export function tokensToBatch(tokens: Tokens, shape?: readonly number[], what = 'tokens'): { data: Int32Array | BigInt64Array; shape: number[] } {
+  if (tokens instanceof Int32Array || tokens instanceof BigInt64Array) {
+    const s = shape ? [...shape] : [1, tokens.length];
+    if (s.length !== 2 || s[0] * s[1] !== tokens.length) {
+      fail('ERR_SHAPE', `${what}: expected a [batch, time] shape covering ${tokens.length} ids, got [${s.join(', ')}]`);
+    }
+    return { data: tokens, shape: s };
+  }
+  if (!Array.isArray(tokens)) fail('ERR_TYPE', `${what}: expected an Int32Array, BigInt64Array or an array of ids`);
+  const rows: readonly (readonly number[])[] = tokens.length > 0 && Array.isArray(tokens[0])
+    ? tokens as readonly (readonly number[])[] : [tokens as readonly number[]];
+  const time = rows[0]?.length ?? 0;
+  const data = new Int32Array(rows.length * time);
+  rows.forEach((row, b) => {
+    if (row.length !== time) fail('ERR_SHAPE', `${what}: row ${b} has ${row.length} ids, row 0 has ${time}; pad them to one length`);
+    row.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < -2147483648 || id > 2147483647) fail('ERR_TYPE', `${what}[${b}][${t}]: expected an integer id, got ${id}`);
+      data[b * time + t] = id;
+    });
+  });
+  return { data, shape: [rows.length, time] };
+}
+
+export class Model {
+  #native: NativeGpt;
+  #config: Readonly<ModelConfig>;
+  #lora: Readonly<LoraSettings> | null;
+  #adapter: Adapter | null = null;
+
+  /** @internal */
+  constructor(handle: NativeGpt, config: ModelConfig, lora: LoraSettings | null) {
+    this.#native = handle;
+    this.#config = Object.freeze({ ...config });
+    this.#lora = lora ? Object.freeze({ ...lora }) : null;
+  }
+
+  /** A new model with litgpt's initialisation (seeded), on `device` in `dtype`. */
+  static async fromConfig(config: ModelConfig, options: FromConfigOptions = {}): Promise<Model> {
+    const { dtype, device } = checkModelOptions(options);
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) fail('ERR_ARG', `seed: expected an integer ≥ 0, got ${seed}`);
+    const split = splitConfig(config, options.lora);
+    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device, seed });
+    return new Model(handle, split.config, split.lora);
+  }
+
+  /**
+   * @internal A model whose base weights (and optionally lora_* tensors) come from `entries` (litgpt names;
+   * litgpt ≤ 0.5.4 `attn.attn` keys are re-laid out). Loading is strict: missing, unexpected or misshapen keys
+   * are an error listing them. Used by Model.load and by checkpoint code.
+   */
+  static async fromStateDict(config: ModelConfig, entries: Iterable<[string, Tensor]>, options: ModelOptions = {}): Promise<Model> {
+    const { dtype, device } = checkModelOptions(options);
+    const split = splitConfig(config, options.lora);
+    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device });
+    const model = new Model(handle, split.config, split.lora);
+    try {
+      await handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /** litgpt's model config fields (model_config.yaml) of this model. */
+  get config(): Readonly<ModelConfig> { return this.#config; }
+
+  /** The LoRA settings (r, alpha, dropout and targets), or null for a model built without LoRA. */
+  get lora(): Readonly<LoraSettings> | null { return this.#lora; }
+
+  /** The LoRA adapter, or null when the model has no LoRA layers. */
+  get adapter(): Adapter | null {
+    const info = this.#handle('adapter').info();
+    if (!info.hasLora) return null;
+    this.#adapter ??= new Adapter(this);
+    return this.#adapter;
+  }
+
+  get dtype(): ModelDtype { return this.#handle('dtype').info().dtype as ModelDtype; }
+  get device(): Device { return this.#handle('device').info().device as Device; }
+  /** All parameters, base and LoRA. */
+  get parameterCount(): number { return this.#handle('parameterCount').info().parameterCount; }
+  get disposed(): boolean { return this.#native.disposed; }
+
+  /**
+   * Logits (batch, time, padded_vocab_size) in the model's dtype. With `inputPos`, the tokens continue at that
+   * position using the KV cache (see setKvCache); `lastOnly` returns only the last position's logits.
+   */
+  async forward(tokens: Tokens, options: { shape?: readonly number[]; inputPos?: number; lastOnly?: boolean } = {}): Promise<Tensor> {
+    const batch = tokensToBatch(tokens, options.shape);
+    const opts: { inputPos?: number; lastOnly?: boolean } = { lastOnly: options.lastOnly ?? false };
+    if (options.inputPos !== undefined) {
+      if (!Number.isInteger(options.inputPos) || options.inputPos < 0) fail('ERR_ARG', `inputPos: expected an integer ≥ 0, got ${options.inputPos}`);
+      opts.inputPos = options.inputPos;
+    }
+    return new Tensor(await this.#handle('forward').forward(batch.data, batch.shape, opts));
+  }
+
+  /**
+   * Mean cross-entropy over targets ≠ −100 (targets[b][t] is the id that should follow tokens[b][t]).
+   * With `backward`, gradients of loss·gradScale accumulate into the LoRA parameters.
+   */
+  async loss(tokens: Tokens, targets: Tokens, options: { shape?: readonly number[]; backward?: boolean; gradScale?: number } = {}):
+    Promise<{ loss: number; tokens: number }> {
+    const x = tokensToBatch(tokens, options.shape);
+    const y = tokensToBatch(targets, options.shape ?? x.shape, 'targets');
+    if (y.shape[0] !== x.shape[0] || y.shape[1] !== x.shape[1]) {
+      fail('ERR_SHAPE', `targets: expected shape [${x.shape.join(', ')}] like tokens, got [${y.shape.join(', ')}]`);
+    }
+    return this.#handle('loss').loss(x.data, y.data, x.shape, { backward: options.backward ?? false, gradScale: options.gradScale ?? 1 });
+  }
+
+  /** Allocates the KV cache for generation: up to `batch` sequences of `maxLength` positions. */
+  async setKvCache(batch: number, maxLength: number): Promise<void> { await this.#handle('setKvCache').setKvCache(batch, maxLength); }
+  clearKvCache(): void { this.#handle('clearKvCache').clearKvCache(); }
+
+  /** The base weights with plain litgpt names (as they are now: merged weights if the adapter is merged). */
+  async stateDict(): Promise<Map<string, Tensor>> { return this.#entries(await this.#handle('stateDict').stateDict('base')); }
+
+  /**
+   * Exactly what litgpt's merge_lora writes: every base key, LoRA folded in (W + alpha/r·B·A, rounded once to
+   * the base dtype), lora_* dropped. Tensors of layers without LoRA are shared with the model, not copied.
+   */
+  async mergedStateDict(): Promise<Map<string, Tensor>> { return this.#entries(await this.#handle('mergedStateDict').stateDict('merged')); }
+
+  /** Loads base weights (strict); lora_* entries present are loaded too. */
+  async loadStateDict(entries: Iterable<[string, Tensor]>): Promise<void> {
+    await this.#handle('loadStateDict').loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');
+  }
+
+  /** Frees the model's memory now. Idempotent; later use throws ERR_DISPOSED. Throws ERR_BUSY while an operation runs. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+
+  /** @internal The native handle (trainer, generation, adapter). */
+  get handle(): NativeGpt { return this.#handle('handle'); }
+
+  #handle(what: string): NativeGpt {
+    if (this.#native.disposed) throw new LitloraError('ERR_DISPOSED', `${what}: the model was disposed; it can no longer be used`);
+    return this.#native;
+  }
+
+  #entries(pairs: [string, NativeTensor][]): Map<string, Tensor> {
+    return new Map(pairs.map(([n, t]) => [n, new Tensor(t)]));
+  }
+
+  toString(): string {
+    return this.disposed ? 'Model(disposed)' : `Model(${String(this.#config.name ?? '')}, ${this.dtype}, ${this.device})`;
+  }
+}
