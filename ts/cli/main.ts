@@ -5,7 +5,6 @@
 // `finetune_lora`. Exit codes: 0 done, 1 failed (an error with a code), 2 bad command line.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LitloraError } from '../errors.js';
 import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
 
 type CommandModule = { command: CommandSpec };
@@ -71,8 +70,11 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       io.err(`litlora ${command.name}: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof LitloraError) {
-      io.err(`litlora ${command.name}: error [${e.code}]: ${e.message}\n`);
+    // Any error with a stable code (LitloraError, or a native error): by its code, not by instanceof, since a
+    // lazily imported command may hold another instance of the errors module (tsx loaders do that).
+    const code = (e as { code?: unknown })?.code;
+    if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) {
+      io.err(`litlora ${command.name}: error [${code}]: ${e.message}\n`);
       return 1;
     }
     io.err(`litlora ${command.name}: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
