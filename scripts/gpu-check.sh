@@ -151,11 +151,32 @@ bench_step() {
   return "$rc"
 }
 
+# More CUDA benchmark rows (model, train, generate, merge): LITLORA_GPU_CHECK_EXTRA holds entries
+# "name:bench/file.js:args" separated by ';'; each gets at most 150 s and its output is kept in bench-NAME.txt.
+EXTRA=${LITLORA_GPU_CHECK_EXTRA:-}
+extra_step() {
+  local entry name file args rc=0 ran=0
+  [ -n "$EXTRA" ] || { NOTE="none asked for (LITLORA_GPU_CHECK_EXTRA)"; return 3; }
+  IFS=';' read -ra entries <<< "$EXTRA"
+  for entry in "${entries[@]}"; do
+    IFS=':' read -r name file args <<< "$entry"
+    [ -f "$JS/$file" ] || { echo "no compiled $file"; rc=1; continue; }
+    echo "--- $name: $file $args"
+    # shellcheck disable=SC2086
+    timeout "$(left 150)" node "$JS/$file" $args > "$OUTDIR/bench-$name.txt" 2>&1 || rc=1
+    tail -25 "$OUTDIR/bench-$name.txt"
+    ran=$((ran + 1))
+  done
+  NOTE="$ran of ${#entries[@]} ran"
+  return $rc
+}
+
 if step environment env_step; then
   if step build build_step; then
     step ops ops_step
     step 'op tests' tests_step
     step bench bench_step
+    step 'more benches' extra_step
   fi
 fi
 
@@ -171,6 +192,10 @@ fi
     echo "--- bench (bench-ops.txt, last lines) ---"
     tail -15 "$OUTDIR/bench-ops.txt"
   fi
+  for f in "$OUTDIR"/bench-*.txt; do
+    case $f in */bench-ops.txt) continue ;; esac
+    [ -s "$f" ] && { echo "--- $(basename "$f") (last lines) ---"; tail -12 "$f"; }
+  done
   echo "result: $([ "$failures" -eq 0 ] && echo ALL PASSED || echo "$failures step(s) FAILED")"
 } | tee "$OUTDIR/summary.txt"
 [ "$failures" -eq 0 ]
