@@ -1,12 +1,19 @@
 // Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
 // `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads a base checkpoint folder.
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { native, type NativeTensor } from './binding.js';
+import { normalizeConfig, readConfig, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
+import { TensorFile } from './tensorfile.js';
 import { Adapter } from './adapter.js';
 
-/** litgpt's Config as a plain object of its snake_case fields (model_config.yaml), e.g. `n_layer`, `lora_r`. */
+/**
+ * litgpt's Config fields (model_config.yaml, snake_case), e.g. from readConfig or configFromName; any subset
+ * takes litgpt's defaults and derived values. litgpt's lora Config fields (lora_r, …) are accepted too.
+ */
 export type ModelConfig = Record<string, unknown>;
 
 export type ModelDtype = 'float32' | 'bfloat16' | 'float16';
@@ -79,7 +86,7 @@ export type LoraSettings = Required<LoraOptions>;
  * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
  * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config).
  */
-function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: ModelConfig; lora: LoraSettings | null } {
+function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: Config; lora: LoraSettings | null } {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     fail('ERR_CONFIG', `expected a config object (litgpt's model_config.yaml fields), got ${config === null ? 'null' : typeof config}`);
   }
@@ -89,8 +96,9 @@ function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { conf
     if (key.startsWith('lora_')) (fromConfig as Record<string, unknown>)[key.slice(5)] = value;
     else plain[key] = value;
   }
+  const normalized = normalizeConfig(plain);
   const options = lora ?? (Object.keys(fromConfig).length ? { ...Object.fromEntries(LORA_KEYS.map((k) => [k, k === 'r' ? 0 : k === 'alpha' ? 1 : k === 'dropout' ? 0 : false])), ...fromConfig } : undefined);
-  if (!options) return { config: plain, lora: null };
+  if (!options) return { config: normalized, lora: null };
   for (const key of Object.keys(options)) {
     if (!(LORA_KEYS as readonly string[]).includes(key)) {
       fail('ERR_ARG', `lora.${key}: unknown option; expected one of ${LORA_KEYS.join(', ')}`);
@@ -103,10 +111,10 @@ function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { conf
   for (const k of ['query', 'key', 'value', 'projection', 'mlp', 'head'] as const) {
     if (typeof merged[k] !== 'boolean') fail('ERR_ARG', `lora.${k}: expected true or false, got ${String(merged[k])}`);
   }
-  return { config: plain, lora: merged };
+  return { config: normalized, lora: merged };
 }
 
-function nativeConfig(config: ModelConfig, lora: LoraSettings | null): ModelConfig {
+function nativeConfig(config: Config, lora: LoraSettings | null): ModelConfig {
   const out: ModelConfig = { ...config };
   if (lora) for (const k of LORA_KEYS) out[`lora_${k}`] = lora[k];
   return out;
@@ -150,12 +158,12 @@ export function tokensToBatch(tokens: Tokens, shape?: readonly number[], what = 
 
 export class Model {
   #native: NativeGpt;
-  #config: Readonly<ModelConfig>;
+  #config: Readonly<Config>;
   #lora: Readonly<LoraSettings> | null;
   #adapter: Adapter | null = null;
 
   /** @internal */
-  constructor(handle: NativeGpt, config: ModelConfig, lora: LoraSettings | null) {
+  constructor(handle: NativeGpt, config: Config, lora: LoraSettings | null) {
     this.#native = handle;
     this.#config = Object.freeze({ ...config });
     this.#lora = lora ? Object.freeze({ ...lora }) : null;
@@ -169,6 +177,39 @@ export class Model {
     const split = splitConfig(config, options.lora);
     const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device, seed });
     return new Model(handle, split.config, split.lora);
+  }
+
+  /**
+   * A base checkpoint folder (litgpt's lit_model.pth + model_config.yaml) with optional LoRA layers (`lora`,
+   * initialised as litgpt's finetune does: A kaiming-uniform, B zeros). Files of litgpt ≤ 0.5.4 (`attn.attn`)
+   * load too. For finetune folders with only lit_model.pth.lora, load the base and then adapter.load().
+   */
+  static async load(dir: string, options: ModelOptions = {}): Promise<Model> {
+    if (typeof dir !== 'string' || !dir) fail('ERR_ARG', `Model.load: expected a checkpoint folder, got ${String(dir)}`);
+    const folder = resolve(dir);
+    const weights = join(folder, 'lit_model.pth');
+    if (!existsSync(weights)) {
+      const hint = existsSync(join(folder, 'lit_model.pth.lora'))
+        ? ' It holds only LoRA weights (lit_model.pth.lora): load its base model and call model.adapter.load() on the .lora file.'
+        : ' Expected litgpt\'s base checkpoint layout: lit_model.pth and model_config.yaml.';
+      fail('ERR_CHECKPOINT_MISSING', `${folder} has no lit_model.pth.${hint}`);
+    }
+    const config = await readConfig(join(folder, 'model_config.yaml'));
+    const file = await TensorFile.open(weights);
+    try {
+      const entries: [string, Tensor][] = [];
+      for (const name of file.names) entries.push([name, await file.get(name)]);
+      try {
+        return await Model.fromStateDict(config, entries, options);
+      } catch (e) {
+        if (e instanceof Error && 'code' in e) e.message = `${weights}: ${e.message}`;
+        throw e;
+      } finally {
+        for (const [, t] of entries) t.dispose();
+      }
+    } finally {
+      await file.close();
+    }
   }
 
   /**
@@ -190,8 +231,8 @@ export class Model {
     return model;
   }
 
-  /** litgpt's model config fields (model_config.yaml) of this model. */
-  get config(): Readonly<ModelConfig> { return this.#config; }
+  /** litgpt's model config of this model (model_config.yaml's fields with defaults and derived values). */
+  get config(): Readonly<Config> { return this.#config; }
 
   /** The LoRA settings (r, alpha, dropout and targets), or null for a model built without LoRA. */
   get lora(): Readonly<LoraSettings> | null { return this.#lora; }
