@@ -5,9 +5,12 @@
 //
 // Each side runs in its own child process (so peak RSS is its own) and the two take turns step by step:
 // litlora step, PyTorch step, litlora step, … — on a shared machine, a burst of load then hits both sides
-// alike instead of one whole run. Reported: median tokens/s over the timed steps, and peak RSS.
+// alike instead of one whole run. Reported: tokens/s of the median step and of the fastest step per side
+// (the fastest is the least disturbed by other processes: load only ever adds time), and peak RSS.
 //
-// Flags: --reps N (timed steps per side, default 6), --models 14m,70m, --threads N (default 2).
+// Flags: --reps N (timed steps per side, default 6), --models 14m,70m[,tiny-llama], --threads N (default 2),
+// --device cpu|cuda, --dtype float32|bfloat16. On a GPU: `--models tiny-llama --device cuda --dtype bfloat16`
+// (tiny-llama-1.1b's config, bf16-true on both sides; PyTorch's torch.cuda.max_memory_allocated is printed).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,6 +27,9 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   '70m': { name: 'pythia-70m', block_size: 2048, n_layer: 6, n_embd: 512, n_head: 8, rotary_percentage: 0.25,
     intermediate_size: 2048, vocab_size: 50254, padded_vocab_size: 50304, padding_multiple: 128, bias: true,
     parallel_residual: true, norm_class_name: 'LayerNorm', mlp_class_name: 'GptNeoxMLP' },
+  'tiny-llama': { name: 'tiny-llama-1.1b', block_size: 2048, n_layer: 22, n_embd: 2048, n_head: 32, n_query_groups: 4,
+    rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm', norm_eps: 1e-5,
+    mlp_class_name: 'LLaMAMLP', intermediate_size: 5632, vocab_size: 32000, padded_vocab_size: 32000, padding_multiple: 64 },
 };
 const LORA = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
 const BATCH = 4, TIME = 256;
@@ -40,14 +46,15 @@ function median(xs: number[]): number {
 
 // ---- the litlora side: `--worker MODEL` answers "step" with a time in ms and "done" with its peak RSS ----
 
-async function worker(model: string, threads: number): Promise<void> {
+async function worker(model: string, threads: number, device: string, dtype: string): Promise<void> {
   const { Model, setNumThreads } = await import('../ts/index.js');
   setNumThreads(threads);
-  const m = await Model.fromConfig(CONFIGS[model], { seed: 1, lora: LORA });
+  const m = await Model.fromConfig(CONFIGS[model], { seed: 1, lora: LORA, device: device as any, dtype: dtype as any });
+  const vocab = Number(CONFIGS[model].vocab_size);
   let s = 7;
   const rand = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 4294967296; };
-  const tokens = new Int32Array(BATCH * TIME).map(() => Math.floor(rand() * 50254));
-  const targets = new Int32Array(BATCH * TIME).map(() => Math.floor(rand() * 50254));
+  const tokens = new Int32Array(BATCH * TIME).map(() => Math.floor(rand() * vocab));
+  const targets = new Int32Array(BATCH * TIME).map(() => Math.floor(rand() * vocab));
   const adapter = m.adapter!;
   const base = process.memoryUsage().rss / 2 ** 20;
   console.log(JSON.stringify({ ready: true, baseRssMb: base }));
@@ -68,7 +75,8 @@ async function worker(model: string, threads: number): Promise<void> {
 
 // ---- the PyTorch side: the same protocol in Python ----
 
-function referenceCode(model: string, threads: number): string {
+function referenceCode(model: string, threads: number, device: string, dtype: string): string {
+  const vocab = Number(CONFIGS[model].vocab_size);
   const config = { ...CONFIGS[model], ...Object.fromEntries(Object.entries(LORA).map(([k, v]) => [`lora_${k}`, v])) };
   return `
 import json, sys, time, resource, torch
@@ -76,11 +84,14 @@ sys.path.insert(0, ${JSON.stringify(join(root, 'test', 'reference'))})
 import gpt_reference as ref
 torch.set_num_threads(${threads})
 torch.manual_seed(1)
-model = ref.make_model(json.loads(${JSON.stringify(JSON.stringify(config))}))
+device, dtype = ${JSON.stringify(device)}, getattr(torch, ${JSON.stringify(dtype)})
+model = ref.make_model(json.loads(${JSON.stringify(JSON.stringify(config))})).to(device=device, dtype=dtype)
 model.train()
 g = torch.Generator().manual_seed(7)
-tokens = torch.randint(0, 50254, (${BATCH}, ${TIME}), generator=g)
-targets = torch.randint(0, 50254, (${BATCH}, ${TIME}), generator=g)
+tokens = torch.randint(0, ${vocab}, (${BATCH}, ${TIME}), generator=g).to(device)
+targets = torch.randint(0, ${vocab}, (${BATCH}, ${TIME}), generator=g).to(device)
+def sync():
+    if device.startswith("cuda"): torch.cuda.synchronize()
 def rss_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -95,9 +106,12 @@ for line in sys.stdin:
         for p in model.parameters():
             p.grad = None
         del logits
-        print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "loss": loss.item()}), flush=True)
+        value = loss.item()
+        sync()
+        print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "loss": value}), flush=True)
     elif line.strip() == "done":
-        print(json.dumps({"peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+        gpu = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+        print(json.dumps({"peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cudaPeakMb": gpu}), flush=True)
         break
 `;
 }
@@ -121,16 +135,20 @@ class Side {
   }
 }
 
-interface Row { model: string; ours: number[]; theirs: number[]; oursPeak: number; theirsPeak: number; oursBase: number; theirsBase: number; losses: [number, number] }
+interface Row {
+  model: string; ours: number[]; theirs: number[]; oursPeak: number; theirsPeak: number; oursBase: number; theirsBase: number;
+  losses: [number, number]; theirsCudaPeak: number | null;
+}
 
-async function compare(model: string, reps: number, threads: number): Promise<Row> {
+async function compare(model: string, reps: number, threads: number, device: string, dtype: string): Promise<Row> {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads) };
   const python = JSON.parse(readFileSync(join(root, 'build', 'litlora-env.json'), 'utf8')).python as string;
   const ours = new Side('litlora', spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', model,
-    '--threads', String(threads)], { cwd: root, env }));
-  const theirs = new Side('PyTorch', spawn(python, ['-c', referenceCode(model, threads)], { cwd: root, env }));
+    '--threads', String(threads), '--device', device, '--dtype', dtype], { cwd: root, env }));
+  const theirs = new Side('PyTorch', spawn(python, ['-c', referenceCode(model, threads, device, dtype)], { cwd: root, env }));
   const [a, b] = [await ours.next(), await theirs.next()];
-  const row: Row = { model, ours: [], theirs: [], oursPeak: 0, theirsPeak: 0, oursBase: a.baseRssMb, theirsBase: b.baseRssMb, losses: [0, 0] };
+  const row: Row = { model, ours: [], theirs: [], oursPeak: 0, theirsPeak: 0, oursBase: a.baseRssMb, theirsBase: b.baseRssMb,
+    losses: [0, 0], theirsCudaPeak: null };
   for (let i = 0; i < reps + 2; i++) {
     const o = await ours.ask('step');
     const t = await theirs.ask('step');
@@ -139,26 +157,32 @@ async function compare(model: string, reps: number, threads: number): Promise<Ro
     process.stderr.write(`[bench:model] pythia-${model} step ${i + 1}/${reps + 2}: litlora ${o.ms.toFixed(0)} ms, PyTorch ${t.ms.toFixed(0)} ms\n`);
   }
   row.oursPeak = (await ours.ask('done')).peakRssMb;
-  row.theirsPeak = (await theirs.ask('done')).peakRssMb;
+  const done = await theirs.ask('done');
+  row.theirsPeak = done.peakRssMb;
+  row.theirsCudaPeak = done.cudaPeakMb;
   return row;
 }
 
 async function main(): Promise<void> {
   const threads = Number(arg('threads', '2'));
-  if (process.argv.includes('--worker')) return worker(arg('worker', '14m'), threads);
+  const device = arg('device', 'cpu'), dtype = arg('dtype', 'float32');
+  if (process.argv.includes('--worker')) return worker(arg('worker', '14m'), threads, device, dtype);
   const reps = Number(arg('reps', '6'));
   const rows: Row[] = [];
-  for (const model of arg('models', '14m,70m').split(',')) rows.push(await compare(model, reps, threads));
+  for (const model of arg('models', '14m,70m').split(',')) rows.push(await compare(model, reps, threads, device, dtype));
   const tps = (ms: number[]) => (BATCH * TIME) / (median(ms) / 1000);
-  console.log(`\nLoRA micro-step (forward + loss + backward), q+v r=8, batch ${BATCH}×${TIME}, CPU fp32, ${threads} threads, ` +
-    `median of ${reps} alternating steps per side`);
-  console.log('| model | litlora tok/s | PyTorch tok/s | speed-up | litlora peak RSS (MB) | PyTorch peak RSS (MB) | RSS ratio | litlora peak − base | PyTorch peak − base |');
+  const best = (ms: number[]) => (BATCH * TIME) / (Math.min(...ms) / 1000);
+  console.log(`\nLoRA micro-step (forward + loss + backward), q+v r=8, batch ${BATCH}×${TIME}, ${device} ${dtype}, ${threads} threads, ` +
+    `${reps} alternating steps per side`);
+  console.log('| model | litlora tok/s (median / best step) | PyTorch tok/s (median / best step) | speed-up (median / best) | ' +
+    'litlora peak RSS | PyTorch peak RSS | RSS ratio | litlora peak − base | PyTorch peak − base |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    const [o, t] = [tps(r.ours), tps(r.theirs)];
-    console.log(`| pythia-${r.model} | ${o.toFixed(0)} | ${t.toFixed(0)} | ${(o / t).toFixed(2)}× | ${r.oursPeak.toFixed(0)} | ` +
-      `${r.theirsPeak.toFixed(0)} | ${(r.oursPeak / r.theirsPeak).toFixed(2)}× | ${(r.oursPeak - r.oursBase).toFixed(0)} MB | ` +
-      `${(r.theirsPeak - r.theirsBase).toFixed(0)} MB |`);
+    const [o, t, ob, tb] = [tps(r.ours), tps(r.theirs), best(r.ours), best(r.theirs)];
+    console.log(`| pythia-${r.model} | ${o.toFixed(0)} / ${ob.toFixed(0)} | ${t.toFixed(0)} / ${tb.toFixed(0)} | ` +
+      `${(o / t).toFixed(2)}× / ${(ob / tb).toFixed(2)}× | ${r.oursPeak.toFixed(0)} MB | ${r.theirsPeak.toFixed(0)} MB | ` +
+      `${(r.oursPeak / r.theirsPeak).toFixed(2)}× | ${(r.oursPeak - r.oursBase).toFixed(0)} MB | ${(r.theirsPeak - r.theirsBase).toFixed(0)} MB |`);
+    if (r.theirsCudaPeak !== null) console.log(`  (${r.model}: PyTorch torch.cuda.max_memory_allocated ${r.theirsCudaPeak.toFixed(0)} MB)`);
   }
   console.log(`\nlast losses (random weights, random tokens; ≈ ln 50304 = 10.83): ` +
     rows.map((r) => `${r.model}: litlora ${r.losses[0].toFixed(3)}, PyTorch ${r.losses[1].toFixed(3)}`).join('; '));
