@@ -7,7 +7,7 @@ import { native, type NativeTensor } from './binding.js';
 import { normalizeConfig, readConfig, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
-import { TensorFile } from './tensorfile.js';
+import { saveTensors, TensorFile } from './tensorfile.js';
 import { Adapter } from './adapter.js';
 
 /**
@@ -74,6 +74,7 @@ export interface NativeGpt {
 /** @internal */
 export interface GptBinding {
   NativeGpt: { create(config: ModelConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
+  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
 }
 
 const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
@@ -317,4 +318,42 @@ export class Model {
   toString(): string {
     return this.disposed ? 'Model(disposed)' : `Model(${String(this.#config.name ?? '')}, ${this.dtype}, ${this.device})`;
   }
+}
+
+/**
+ * Rewrites a weights file of litgpt ≤ 0.5.4 in today's layout, in place (atomically): `attn.attn` keys become
+ * `attn.qkv`, and base QKV weights/biases get [Q|K|V] rows (litgpt's qkv_reassemble). LoRA tensors keep their
+ * values — their packed rows mean the same in both layouts — except when q, k and v were all adapted in a model
+ * with n_query_groups > 1: litgpt ≤ 0.5.4 then added the packed rows in interleaved storage order, which today's
+ * names cannot express, so such a file is left unchanged (litlora's model loads it with its old meaning).
+ * Suitable for migrate's registerQkvRelayout. Returns whether the file was rewritten.
+ */
+export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?: 'lora' | 'full'): Promise<'rewritten' | 'unchanged'> {
+  const c = normalizeConfig(config);
+  const f = await TensorFile.open(file);
+  let tensors: Map<string, Tensor>;
+  try {
+    if (!f.names.some((n) => n.includes('.attn.attn.'))) return 'unchanged';
+    const hs = c.head_size, nh = c.n_head, nqg = c.n_query_groups;
+    const allParts = (nh + 2 * nqg) * hs;
+    for (const name of f.names) {
+      if (/\.attn\.attn\.lora_B$/.test(name) && f.info(name).shape[0] === allParts && nqg > 1) return 'unchanged';
+    }
+    tensors = new Map();
+    const binding = native<GptBinding>();
+    for (const name of f.names) {
+      let t = await f.get(name);
+      if (name.includes('.attn.attn.') && /\.(weight|bias)$/.test(name)) {
+        const relaid = new Tensor(await binding.gptQkvReassemble(t.handle, nh, nqg, hs));
+        t.dispose();
+        t = relaid;
+      }
+      tensors.set(name.replace('.attn.attn.', '.attn.qkv.'), t);
+    }
+    await saveTensors(file, tensors, f.wrapped ? { format: 'pth', wrap: 'model' } : { format: 'pth' });
+  } finally {
+    await f.close();
+  }
+  for (const t of tensors.values()) t.dispose();
+  return 'rewritten';
 }
