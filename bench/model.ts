@@ -143,7 +143,7 @@ interface Row {
 async function compare(model: string, reps: number, threads: number, device: string, dtype: string): Promise<Row> {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads) };
   const python = JSON.parse(readFileSync(join(root, 'build', 'litlora-env.json'), 'utf8')).python as string;
-  const ours = new Side('litlora', spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', model,
+  const ours = new Side('litlora', spawn(process.execPath, [...selfLoader(), fileURLToPath(import.meta.url), '--worker', model,
     '--threads', String(threads), '--device', device, '--dtype', dtype], { cwd: root, env }));
   const theirs = new Side('PyTorch', spawn(python, ['-c', referenceCode(model, threads, device, dtype)], { cwd: root, env }));
   const [a, b] = [await ours.next(), await theirs.next()];
@@ -189,3 +189,8 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+// A worker runs this same file: TypeScript needs the tsx loader; the compiled copy (GPU machine) does not.
+function selfLoader(): string[] {
+  return import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+}
