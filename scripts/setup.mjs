@@ -27,7 +27,7 @@ const envFile = join(root, 'build', 'litlora-env.json');
 const venv = join(root, '.venv');
 const venvPython = join(venv, 'bin', 'python');
 const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || 'torch==2.13.0+cpu';
-const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml'];
+const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers'];
 
 function probePython(python) {
   const code = 'import json,torch;print(json.dumps({"cmake":torch.utils.cmake_prefix_path,"version":torch.__version__,' +
@@ -38,7 +38,7 @@ function probePython(python) {
 }
 
 function pythonHasExtras(python) {
-  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml'], { stdio: 'ignore' }).status === 0;
+  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml, tokenizers'], { stdio: 'ignore' }).status === 0;
 }
 
 function pipInstall(python, packages) {
