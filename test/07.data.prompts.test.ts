@@ -1,0 +1,98 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { PromptStyle, loadPromptStyle, modelNameToPromptStyle, promptStyleYaml, savePromptStyle, Tokenizer } from '../ts/index.js';
+import { assertCode } from './helpers/assert.js';
+import { runPython } from './helpers/python.js';
+
+// Expected strings transcribed from Lightning-AI/litgpt litgpt/prompts.py (current, with sys_prompt).
+const ALPACA_NO_INPUT = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nReverse: abc\n\n### Response:\n';
+const ALPACA_INPUT = 'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\nTranslate\n\n### Input:\nHallo\n\n### Response:\n';
+
+test('Alpaca: with and without input, exactly as litgpt (an empty input counts as none)', () => {
+  const alpaca = PromptStyle.fromName('alpaca');
+  assert.is(alpaca.apply('Reverse: abc'), ALPACA_NO_INPUT);
+  assert.is(alpaca.apply('Reverse: abc', { input: '' }), ALPACA_NO_INPUT);
+  assert.is(alpaca.apply('Translate', { input: 'Hallo' }), ALPACA_INPUT);
+  assert.is(alpaca.apply('x', { sysPrompt: 'SYS ' }), 'SYS ### Instruction:\nx\n\n### Response:\n');
+  assert.is(alpaca.classPath, 'litgpt.prompts.Alpaca');
+});
+
+test('model-family styles: Default, TinyLlama, Llama 2, Llama 3, Qwen2.5, SmolLM2, FLAN, Phi-2', () => {
+  const p = 'What is 2+2?';
+  assert.is(PromptStyle.fromName('default').apply(p), p);
+  assert.is(PromptStyle.fromName('tinyllama').apply(p),
+    `<|system|>\nYou are a friendly chatbot who always gives helpful, detailed, and polite answers.</s>\n<|user|>\n${p}</s>\n<|assistant|>\n`);
+  assert.is(PromptStyle.fromName('llama3').apply(p),
+    '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant.<|eot_id|>' +
+    `<|start_header_id|>user<|end_header_id|>\n\n${p}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n`);
+  assert.is(PromptStyle.fromName('qwen2.5').apply(p),
+    `<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n${p}<|im_end|>\n<|im_start|>assistant\n`);
+  assert.is(PromptStyle.fromName('smollm2').apply(p),
+    `<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n${p}<|im_end|>\n<|im_start|>assistant\n`);
+  const llama2 = PromptStyle.fromName('llama2').apply(p);
+  assert.ok(llama2.startsWith('[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.  Your answers'));
+  assert.ok(llama2.endsWith(" please don't share false information.\n<</SYS>>\n\n What is 2+2? [/INST] "));
+  assert.is(PromptStyle.fromName('flan').apply(p), `Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n${p}\n\n### Response:\n`);
+  assert.is(PromptStyle.fromName('phi-2').apply(p), `Instruct: ${p}\nOutput:`);
+  assert.is(PromptStyle.fromName('codellama').apply(p), `[INST] ${p} [/INST]`);
+});
+
+test('fromName: unknown names are ERR_CONFIG listing the known ones', async () => {
+  await assertCode(() => PromptStyle.fromName('nope'), 'ERR_CONFIG', /unknown prompt style 'nope'.*alpaca/);
+});
+
+test('fromConfig follows litgpt model_name_to_prompt_style', () => {
+  const cases: [string, string][] = [
+    ['pythia-14m', 'Default'], ['pythia-160m', 'Default'], ['tiny-llama-1.1b', 'Default'],
+    ['tiny-llama-1.1b-chat', 'TinyLlama'], ['Llama-2-7b-chat-hf', 'Llama2'], ['Llama-3.2-1B', 'Default'],
+    ['Llama-3.2-1B-Instruct', 'Llama3'], ['Llama-3.1-8B-Instruct', 'Llama3'], ['Qwen2.5-0.5B', 'Qwen2_5'],
+    ['Qwen2.5-1.5B-Instruct', 'Qwen2_5'], ['SmolLM2-135M', 'Default'], ['SmolLM2-135M-Instruct', 'SmolLM2'],
+    ['CodeLlama-7b-Instruct-hf', 'CodeLlama'], ['Mistral-7B-Instruct-v0.3', 'CodeLlama'], ['phi-2', 'Phi2'],
+    ['Gemma-2b-it', 'Gemma'], ['gemma-2b-it', 'Default'],
+  ];
+  for (const [name, cls] of cases) {
+    assert.is(PromptStyle.fromConfig({ name }).className, cls, name);
+    assert.is(modelNameToPromptStyle(name).className, cls, name);
+  }
+});
+
+test('prompt_style.yaml: written byte-for-byte as PyYAML dumps it, atomically, and read back', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'litlora-ps-'));
+  try {
+    const py = runPython(`import yaml\nfor c in ['Alpaca', 'Llama3', 'Qwen2_5', 'Default']:\n    print(repr(yaml.dump({'class_path': f'litgpt.prompts.{c}'})))`);
+    const expected = py.stdout.trim().split('\n').map((l) => l.slice(1, -1).replace(/\\n/g, '\n'));
+    assert.equal(['alpaca', 'llama3', 'qwen2.5', 'default'].map((n) => promptStyleYaml(n)), expected);
+    const path = savePromptStyle('alpaca', dir);
+    assert.is(readFileSync(path, 'utf8'), 'class_path: litgpt.prompts.Alpaca\n');
+    assert.is(loadPromptStyle(dir).className, 'Alpaca');
+    savePromptStyle(PromptStyle.fromName('smollm2'), dir);
+    assert.is(loadPromptStyle(dir).className, 'SmolLM2');
+    assert.equal(readFileSync(path, 'utf8'), 'class_path: litgpt.prompts.SmolLM2\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('prompt_style.yaml: unknown class, bad YAML shape and a missing file are clear errors', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'litlora-ps-'));
+  try {
+    await assertCode(() => loadPromptStyle(dir), 'ERR_CHECKPOINT_MISSING', /prompt_style\.yaml/);
+    writeFileSync(join(dir, 'prompt_style.yaml'), 'class_path: my.module.Custom\n');
+    await assertCode(() => loadPromptStyle(dir), 'ERR_CONFIG', /my\.module\.Custom.*not supported/);
+    writeFileSync(join(dir, 'prompt_style.yaml'), '- just a list\n');
+    await assertCode(() => loadPromptStyle(dir), 'ERR_CONFIG', /class_path/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stop tokens: [eos] for every style, plus <|eot_id|> for Llama 3', () => {
+  const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'llama3'));
+  assert.equal(PromptStyle.fromName('alpaca').stopTokens(tok), [[tok.eosId!]]);
+  assert.equal(PromptStyle.fromName('llama3').stopTokens(tok), [[tok.eosId!], [tok.tokenToId('<|eot_id|>')]]);
+});
+
+test.run();

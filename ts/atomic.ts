@@ -1,0 +1,69 @@
+// Atomic file and folder writes. A reader (or a crash) sees either the previous complete file or the new
+// complete file, never a partial one: data goes to a temporary name in the same folder, is fsynced, and is
+// renamed over the target; the folder is fsynced so the rename itself survives a power cut.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary sibling name for `path`, hidden (dot-prefixed) so folder listings skip it. */
+export function tempSibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, constants.O_RDONLY);
+    await handle.sync();
+  } catch {
+    // Some filesystems do not allow fsync on a directory; the rename is still atomic there.
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Writes `data` to `path` atomically (temp file, fsync, rename, fsync of the folder). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempSibling(path);
+  const handle = await open(tmp, 'w', 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await handle.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/** Copies `from` to `to` atomically. */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  const tmp = tempSibling(to);
+  try {
+    await copyFile(from, tmp);
+    const handle = await open(tmp, 'r+');
+    try { await handle.sync(); } finally { await handle.close(); }
+    await rename(tmp, to);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(dirname(to));
+}
+
+/** Renames a finished temporary folder into place and makes the rename durable. */
+export async function publishFolder(tmpDir: string, target: string): Promise<void> {
+  await rename(tmpDir, target);
+  await fsyncDir(dirname(target));
+}

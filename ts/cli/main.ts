@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// litlora's command line: `litlora <command> [args]`, with litgpt's command names and flag grammar.
+// Commands live one per file in this folder and load lazily, so `litlora migrate` never loads the native
+// addon. Adding a command is one line in COMMANDS. A two-word command (`litlora finetune lora`) is the entry
+// `finetune_lora`. Exit codes: 0 done, 1 failed (an error with a code), 2 bad command line.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { LitloraError } from '../errors.js';
+import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
+
+type CommandModule = { command: CommandSpec };
+
+/** name → [one-line summary, loader]. */
+export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
+  init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
+  migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.replace('_', ' ').length)) + 2;
+  return [
+    'Usage: litlora <command> [args] [--flag value ...]',
+    '',
+    'LoRA fine-tuning for Node.js over libtorch, with litgpt\'s checkpoint folders and commands.',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, [summary]]) => `  ${name.replace('_', ' ').padEnd(width)}${summary}`),
+    '',
+    'Run `litlora <command> --help` for a command\'s flags.',
+    '',
+  ].join('\n');
+}
+
+const defaultIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  cwd: process.cwd(),
+};
+
+/** Runs one command line (the words after `litlora`); returns the exit code. */
+export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    io.out(usage());
+    return first === undefined ? 2 : 0;
+  }
+  let name = first, rest = argv.slice(1);
+  if (second !== undefined && COMMANDS[`${first}_${second}`]) {
+    name = `${first}_${second}`;
+    rest = argv.slice(2);
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    io.err(`litlora: unknown command '${first}'. Commands: ${Object.keys(COMMANDS).map((n) => n.replace('_', ' ')).join(', ')}.\n` +
+      'Run `litlora --help` for what each does.\n');
+    return 2;
+  }
+  const { command } = await entry[1]();
+  try {
+    const args = parseArgs(command, rest, io.cwd);
+    if (args === 'help') {
+      io.out(helpText(command));
+      return 0;
+    }
+    const code = await command.run(args, io);
+    return typeof code === 'number' ? code : 0;
+  } catch (e) {
+    if (e instanceof ArgError) {
+      io.err(`litlora ${command.name}: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof LitloraError) {
+      io.err(`litlora ${command.name}: error [${e.code}]: ${e.message}\n`);
+      return 1;
+    }
+    io.err(`litlora ${command.name}: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  runCli(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

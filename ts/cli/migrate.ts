@@ -1,0 +1,76 @@
+// `litlora migrate <path>`: pre-unification lit-gpt outputs → litgpt's current folder layout.
+import { relative } from 'node:path';
+import { LORA_DEFAULTS } from '../hyperparameters.js';
+import { migrateCheckpoint } from '../migrate.js';
+import type { CommandSpec, FlagSpec } from './args.js';
+
+const LORA_HELP: Record<string, string> = {
+  lora_r: 'The LoRA rank the old run used',
+  lora_alpha: 'The LoRA alpha the old run used',
+  lora_dropout: 'The LoRA dropout the old run used',
+  lora_query: 'LoRA on the attention query weights',
+  lora_key: 'LoRA on the attention key weights',
+  lora_value: 'LoRA on the attention value weights',
+  lora_projection: 'LoRA on the attention output projection',
+  lora_mlp: 'LoRA on the MLP weights',
+  lora_head: 'LoRA on the output head',
+};
+
+const loraFlags: FlagSpec[] = Object.entries(LORA_DEFAULTS).map(([name, value]) => ({
+  name,
+  type: typeof value === 'boolean' ? 'bool' : name === 'lora_dropout' ? 'float' : 'int',
+  default: value,
+  help: LORA_HELP[name],
+}));
+
+export const command: CommandSpec = {
+  name: 'migrate',
+  summary: 'Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout.',
+  description: `
+Recognises lit_model_lora_finetuned.pth (→ final/lit_model.pth.lora), iter-XXXXXX-ckpt.pth
+(→ step-XXXXXX/lit_model.pth.lora), lit_model_finetuned.pth (→ final/lit_model.pth), lit_config.json
+(→ model_config.yaml) and version_N/ logs (→ logs/csv/version_N/). Each new folder gets the base
+checkpoint's model_config.yaml and tokenizer files, a hyperparameters.yaml naming the base and the LoRA
+settings, and prompt_style.yaml. The old files did not record the base model or the LoRA settings, so
+give them: --checkpoint_dir, and the --lora_* values if the run did not use lit-gpt's defaults.
+Weight files are moved, not copied. Use --dry_run to see the plan first.`,
+  positionals: [{ flag: 'path', metavar: 'PATH' }],
+  flags: [
+    { name: 'path', type: 'path', required: true, metavar: 'DIR', help: 'The folder with the old files' },
+    { name: 'checkpoint_dir', type: 'path', default: null, nullable: true, metavar: 'DIR', help: 'The base checkpoint the old run finetuned' },
+    ...loraFlags,
+    { name: 'precision', type: 'string', default: null, nullable: true, help: 'The precision the old run used (recorded in hyperparameters.yaml)' },
+    { name: 'prompt_style', type: 'string', default: 'litgpt.prompts.Alpaca', help: 'prompt_style.yaml\'s class_path' },
+    { name: 'iters_per_step', type: 'int', default: 1, help: 'Micro-batches per optimizer step of the old run (iter-N → step-N/iters_per_step)' },
+    { name: 'dry_run', type: 'bool', default: false, help: 'Print the plan and change nothing' },
+  ],
+  examples: [
+    'litlora migrate out/lora/alpaca --checkpoint_dir checkpoints/EleutherAI/pythia-14m',
+    'litlora migrate out/lora/alpaca --checkpoint_dir checkpoints/base --lora_r 16 --lora_key true --dry_run',
+  ],
+  async run(args, io) {
+    const lora: Record<string, unknown> = {};
+    for (const name of Object.keys(LORA_DEFAULTS)) lora[name] = args.get(name);
+    const dryRun = args.get<boolean>('dry_run');
+    const result = await migrateCheckpoint(args.get<string>('path'), {
+      checkpointDir: args.get<string | null>('checkpoint_dir'),
+      lora,
+      precision: args.get<string | null>('precision'),
+      promptStyle: args.get<string>('prompt_style'),
+      itersPerStep: args.get<number>('iters_per_step'),
+      dryRun,
+      cwd: io.cwd,
+    });
+    const show = (p: string) => relative(result.dir, p) || '.';
+    if (result.steps.length) {
+      io.out(`${dryRun ? 'Would migrate' : 'Migrated'} ${result.dir}:\n`);
+      for (const s of result.steps) {
+        io.out(`  ${s.action.padEnd(8)} ${s.from ? `${show(s.from)} → ` : ''}${show(s.to)}\n`);
+      }
+    }
+    for (const n of result.notes) io.out(`note: ${n}\n`);
+    if (!dryRun && result.folders.length) {
+      io.out(`Checkpoint folders: ${result.folders.map(show).join(', ')}\n`);
+    }
+  },
+};

@@ -1,0 +1,387 @@
+// Instruction data: litgpt's `JSON` and `Alpaca` data modules (litgpt/data/json_data.py, alpaca.py) over local
+// files. A .json file holds a list of {instruction, input?, output}; a .jsonl file one such object per line; a
+// folder holds train.json(l) and val.json(l). Every row is checked while preparing, so bad data fails with
+// ERR_DATA naming the file and the 1-based row before any training starts.
+//
+// Split and order: a single file is split with litgpt's `random_split(data, [1-f, f], manual_seed(seed))` and the
+// train loader shuffles per epoch like `DataLoader(shuffle=True, generator=manual_seed(seed))` — reproduced
+// bit-for-bit from torch's CPU generator (./random.ts), so the same rows land in the same split, in the same order.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { fail } from '../errors.js';
+import { ArgReader, makeYielder, type DataModuleArgs } from './args.js';
+import type { DataModule, DataModuleName, SetupOptions } from './module.js';
+import { PromptStyle } from './prompts.js';
+import { EpochShuffler, randomSplit } from './random.js';
+import { batchesInOrder, encodeSample, type Batch, type EncodedSample, type InstructionSample } from './sft.js';
+import type { Tokenizer } from './tokenizer.js';
+
+/** Where a row came from, for error messages and debugging. */
+export interface SampleSource {
+  file: string;
+  /** 1-based: the array index + 1 in .json, the line number in .jsonl. */
+  row: number;
+}
+
+/** Reads and validates a .json or .jsonl file of instruction samples. */
+export function loadInstructionFile(path: string): { samples: InstructionSample[]; sources: SampleSource[] } {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e: any) {
+    fail('ERR_DATA', `cannot read data file ${file}: ${e?.code === 'ENOENT' ? 'it does not exist' : e?.message ?? e}`);
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const ext = extname(file).toLowerCase();
+  if (text.trim().length === 0) fail('ERR_DATA', `${file} is empty; expected ${ext === '.jsonl' ? 'one JSON object per line' : 'a JSON list of {instruction, input?, output} objects'}`);
+  let rows: { value: unknown; row: number }[];
+  if (ext === '.json') {
+    const value = parseJson(text, file, 0);
+    if (!Array.isArray(value)) {
+      fail('ERR_DATA', `${file}: expected a JSON list of {instruction, input?, output} objects, got ${describe(value)}`);
+    }
+    rows = value.map((v, i) => ({ value: v, row: i + 1 }));
+  } else if (ext === '.jsonl') {
+    rows = [];
+    const lines = text.split('\n');
+    lines.forEach((line, i) => {
+      if (line.trim().length === 0) return; // blank lines (e.g. a trailing newline) carry no sample
+      rows.push({ value: parseJson(line, file, i), row: i + 1 });
+    });
+  } else {
+    fail('ERR_DATA', `unsupported data file format '${ext || basename(file)}' (${file}); expected .json or .jsonl`);
+  }
+  if (rows.length === 0) fail('ERR_DATA', `${file} has no samples`);
+  const samples: InstructionSample[] = [];
+  const sources: SampleSource[] = [];
+  for (const { value, row } of rows) {
+    samples.push(validateSample(value, file, row));
+    sources.push({ file, row });
+  }
+  return { samples, sources };
+}
+
+function validateSample(value: unknown, file: string, row: number): InstructionSample {
+  const where = `${file}: row ${row}`;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail('ERR_DATA', `${where}: expected an object {instruction, input?, output}, got ${describe(value)}`);
+  }
+  const sample = value as Record<string, unknown>;
+  for (const key of ['instruction', 'output']) {
+    if (!(key in sample)) fail('ERR_DATA', `${where}: missing field '${key}' (each sample needs string fields instruction and output, and may have input)`);
+    if (typeof sample[key] !== 'string') fail('ERR_DATA', `${where}: field '${key}' must be a string, got ${describe(sample[key])}`);
+  }
+  if (sample.input !== undefined && sample.input !== null && typeof sample.input !== 'string') {
+    fail('ERR_DATA', `${where}: field 'input' must be a string (or absent), got ${describe(sample.input)}`);
+  }
+  return sample as InstructionSample;
+}
+
+function parseJson(text: string, file: string, lineOffset: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e: any) {
+    const message = String(e?.message ?? e);
+    const m = /position (\d+)/.exec(message);
+    const position = m ? Number(m[1]) : jsonErrorOffset(text);
+    const before = text.slice(0, position);
+    const line = before.split('\n').length + lineOffset;
+    const column = position - (before.lastIndexOf('\n') + 1) + 1;
+    return fail('ERR_DATA', `${file}: invalid JSON at line ${line}, column ${column}${lineOffset || /\.jsonl$/i.test(file) ? ` (row ${line})` : ''}: ${message}`);
+  }
+}
+
+/**
+ * Offset of the first syntax error in `text` (JSON.parse's messages do not always carry a position): a small
+ * recursive-descent scan, called only after JSON.parse has failed.
+ */
+const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++; };
+  const err = (): never => { throw i; };
+  const literal = (word: string) => { if (text.startsWith(word, i)) i += word.length; else err(); };
+  const string = () => {
+    i++; // opening quote
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) err();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') { if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) err(); i += 5; continue; }
+        if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) err();
+      }
+      i++;
+    }
+    if (i >= text.length) err();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) {
+        ws(); if (text[i] !== '"') err(); string(); ws();
+        if (text[i] !== ':') err(); i++; value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === '}') { i++; return; }
+        err();
+      }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === ']') { i++; return; }
+        err();
+      }
+    } else if (c === '"') string();
+    else if (c === 't') literal('true');
+    else if (c === 'f') literal('false');
+    else if (c === 'n') literal('null');
+    else {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(text);
+      if (!m) err();
+      i += m![0].length;
+    }
+  };
+  try {
+    value(); ws();
+    return i < text.length ? i : text.length;
+  } catch (at) {
+    return typeof at === 'number' ? Math.min(at, text.length) : text.length;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return `a string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+interface InstructionOptions {
+  jsonPath: string;
+  maskPrompt: boolean;
+  valSplitFraction: number | null;
+  promptStyle: string;
+  ignoreIndex: number;
+  seed: number;
+  numWorkers: number;
+}
+
+/** Shared implementation of the JSON and Alpaca modules. */
+abstract class InstructionDataModule implements DataModule {
+  abstract readonly name: DataModuleName;
+  readonly promptStyle: PromptStyle;
+  protected readonly options: InstructionOptions;
+  #train: EncodedSample[] = [];
+  #val: EncodedSample[] = [];
+  #trainRaw: InstructionSample[] = [];
+  #valRaw: InstructionSample[] = [];
+  #maxSeqLength = -1;
+  #shuffler: EpochShuffler | null = null;
+  #longest = 0;
+  #ready = false;
+
+  protected constructor(options: InstructionOptions) {
+    this.options = options;
+    this.promptStyle = PromptStyle.fromName(options.promptStyle);
+  }
+
+  get trainSize(): number { return this.#assertReady().#train.length; }
+  get valSize(): number { return this.#assertReady().#val.length; }
+  get longestSeqLength(): number { return this.#assertReady().#longest; }
+  /** The raw train / validation samples after the split (e.g. for sampling prompts in evaluation). */
+  get trainSamples(): readonly InstructionSample[] { return this.#assertReady().#trainRaw; }
+  get valSamples(): readonly InstructionSample[] { return this.#assertReady().#valRaw; }
+
+  get firstValInstruction(): { instruction: string; input?: string } | null {
+    const s = this.#assertReady().#valRaw[0];
+    if (!s) return null;
+    return s.input ? { instruction: s.instruction, input: s.input } : { instruction: s.instruction };
+  }
+
+  /** Loads the raw splits: [train, val] samples with their sources. */
+  protected splits(seed: number): { train: InstructionSample[]; val: InstructionSample[]; trainFile: string; valFile: string } {
+    const path = resolve(this.options.jsonPath);
+    if (!existsSync(path)) {
+      fail('ERR_DATA', `--data.json_path '${path}' does not exist; expected a .json/.jsonl file or a folder with train.json and val.json`);
+    }
+    if (statSync(path).isDirectory()) {
+      if (this.options.valSplitFraction !== null && this.name === 'JSON') {
+        fail('ERR_CONFIG', `--data.json_path is a folder (${path}), so it must hold train.json and val.json and ` +
+          `--data.val_split_fraction must not be set (got ${this.options.valSplitFraction})`);
+      }
+      const find = (split: string) => ['.json', '.jsonl'].map((ext) => join(path, split + ext)).find((f) => existsSync(f));
+      const trainFile = find('train'), valFile = find('val');
+      if (!trainFile || !valFile) {
+        fail('ERR_DATA', `${path} is a folder but lacks ${[!trainFile && 'train.json(l)', !valFile && 'val.json(l)'].filter(Boolean).join(' and ')}`);
+      }
+      return { train: loadInstructionFile(trainFile).samples, val: loadInstructionFile(valFile).samples, trainFile, valFile };
+    }
+    const fraction = this.options.valSplitFraction ?? 0.05;
+    const { samples } = loadInstructionFile(path);
+    const { train, val } = randomSplit(samples.length, fraction, seed);
+    if (train.length === 0 || val.length === 0) {
+      fail('ERR_DATA', `${path}: splitting ${samples.length} samples with val_split_fraction ${fraction} leaves the ` +
+        `${train.length === 0 ? 'training' : 'validation'} split empty; add samples or change --data.val_split_fraction`);
+    }
+    return { train: train.map((i) => samples[i]!), val: val.map((i) => samples[i]!), trainFile: path, valFile: path };
+  }
+
+  async setup(tokenizer: Tokenizer, options: SetupOptions = {}): Promise<void> {
+    const seed = options.seed ?? this.options.seed;
+    const maxSeqLength = options.maxSeqLength ?? -1;
+    if (!Number.isInteger(maxSeqLength)) fail('ERR_CONFIG', `maxSeqLength must be an integer, got ${maxSeqLength}`);
+    const { train, val, trainFile, valFile } = this.splits(seed);
+    if (train.length === 0) fail('ERR_DATA', `${trainFile}: the training split is empty`);
+    if (val.length === 0) fail('ERR_DATA', `${valFile}: the validation split is empty`);
+    const sft = { promptStyle: this.promptStyle, maxSeqLength, maskPrompt: this.options.maskPrompt, ignoreIndex: this.options.ignoreIndex };
+    const pause = makeYielder();
+    const encode = async (samples: InstructionSample[]) => {
+      const out: EncodedSample[] = [];
+      for (const s of samples) {
+        out.push(encodeSample(tokenizer, s, sft));
+        await pause();
+      }
+      return out;
+    };
+    this.#train = await encode(train);
+    this.#val = await encode(val);
+    this.#trainRaw = train;
+    this.#valRaw = val;
+    this.#maxSeqLength = maxSeqLength;
+    this.#shuffler = new EpochShuffler(train.length, seed);
+    this.#longest = 0;
+    for (const s of [...this.#train, ...this.#val]) this.#longest = Math.max(this.#longest, s.inputIds.length);
+    this.#ready = true;
+  }
+
+  trainBatchCount(microBatchSize: number): number {
+    checkMicroBatch(microBatchSize);
+    return Math.ceil(this.trainSize / microBatchSize);
+  }
+
+  trainBatches(epoch: number, microBatchSize: number): Iterable<Batch> {
+    checkMicroBatch(microBatchSize);
+    const order = this.#assertReady().#shuffler!.order(epoch);
+    return batchesInOrder(this.#train, order, microBatchSize, this.#collateOptions());
+  }
+
+  valBatches(microBatchSize: number): Iterable<Batch> {
+    checkMicroBatch(microBatchSize);
+    const order = Array.from({ length: this.#assertReady().#val.length }, (_, i) => i);
+    return batchesInOrder(this.#val, order, microBatchSize, this.#collateOptions());
+  }
+
+  #collateOptions() {
+    return { maxSeqLength: this.#maxSeqLength, ignoreIndex: this.options.ignoreIndex, padId: 0 };
+  }
+
+  #assertReady(): this {
+    if (!this.#ready) fail('ERR_CONFIG', `the ${this.name} data module is not set up yet; call await data.setup(tokenizer, …) first`);
+    return this;
+  }
+
+  abstract toHyperparameters(): { class_path: string; init_args: Record<string, unknown> };
+}
+
+function checkMicroBatch(n: number): void {
+  if (!Number.isInteger(n) || n < 1) fail('ERR_CONFIG', `micro batch size must be an integer ≥ 1, got ${n}`);
+}
+
+/** litgpt's `JSON` data module: `--data JSON --data.json_path F [--data.val_split_fraction 0.05] …`. */
+export class JSONData extends InstructionDataModule {
+  readonly name = 'JSON' as const;
+
+  constructor(args: DataModuleArgs) {
+    const a = new ArgReader('JSON', args);
+    super({
+      jsonPath: a.string('json_path'),
+      maskPrompt: a.boolean('mask_prompt', false),
+      valSplitFraction: a.number('val_split_fraction', null, { min: 0, max: 1, minExclusive: true }),
+      promptStyle: a.string('prompt_style', 'alpaca'),
+      ignoreIndex: a.number('ignore_index', -100, { integer: true })!,
+      seed: a.number('seed', 42, { integer: true, min: 0 })!,
+      numWorkers: a.number('num_workers', 4, { integer: true, min: 0 })!,
+    });
+    a.done();
+  }
+
+  toHyperparameters() {
+    const o = this.options;
+    // A single file records the fraction actually used (litgpt C fills in 0.05 when it was not given).
+    const isFile = existsSync(o.jsonPath) && statSync(o.jsonPath).isFile();
+    return {
+      class_path: 'litgpt.data.JSON',
+      init_args: {
+        json_path: o.jsonPath,
+        mask_prompt: o.maskPrompt,
+        val_split_fraction: o.valSplitFraction ?? (isFile ? 0.05 : null),
+        prompt_style: o.promptStyle,
+        ignore_index: o.ignoreIndex,
+        seed: o.seed,
+        num_workers: o.numWorkers,
+      },
+    };
+  }
+}
+
+/** The file litgpt's Alpaca module downloads; litlora never downloads, it reads a local copy (`--data.json_path`). */
+export const ALPACA_FILE_URL = 'https://raw.githubusercontent.com/tloen/alpaca-lora/main/alpaca_data_cleaned_archive.json';
+
+/** litgpt's `Alpaca` data module over a local copy of the Alpaca file: `--data Alpaca --data.json_path F`. */
+export class AlpacaData extends InstructionDataModule {
+  readonly name = 'Alpaca' as const;
+
+  constructor(args: DataModuleArgs) {
+    const a = new ArgReader('Alpaca', args);
+    // litgpt's Alpaca has download_dir + file_name instead of json_path; accept both.
+    const jsonPathArg = a.optionalString('json_path');
+    const downloadDir = a.optionalString('download_dir');
+    const fileName = a.string('file_name', 'alpaca_data_cleaned_archive.json');
+    a.optionalString('file_url'); // accepted for litgpt's hyperparameters.yaml; never fetched
+    const jsonPath = jsonPathArg ?? (downloadDir ? join(downloadDir, fileName) : null);
+    if (!jsonPath) {
+      fail('ERR_CONFIG', '--data Alpaca needs a local copy of the Alpaca JSON: pass --data.json_path FILE ' +
+        `(litlora does not download; the file is ${ALPACA_FILE_URL})`);
+    }
+    super({
+      jsonPath,
+      maskPrompt: a.boolean('mask_prompt', false),
+      valSplitFraction: a.number('val_split_fraction', 0.03865, { min: 0, max: 1, minExclusive: true }),
+      promptStyle: a.string('prompt_style', 'alpaca'),
+      ignoreIndex: a.number('ignore_index', -100, { integer: true })!,
+      seed: a.number('seed', 42, { integer: true, min: 0 })!,
+      numWorkers: a.number('num_workers', 4, { integer: true, min: 0 })!,
+    });
+    a.done();
+    if (existsSync(jsonPath) && statSync(jsonPath).isDirectory()) {
+      fail('ERR_CONFIG', `--data Alpaca: json_path must be a file, got the folder ${resolve(jsonPath)}`);
+    }
+  }
+
+  toHyperparameters() {
+    const o = this.options;
+    return {
+      class_path: 'litgpt.data.Alpaca',
+      init_args: {
+        mask_prompt: o.maskPrompt,
+        val_split_fraction: o.valSplitFraction,
+        prompt_style: o.promptStyle,
+        ignore_index: o.ignoreIndex,
+        seed: o.seed,
+        num_workers: o.numWorkers,
+        download_dir: dirname(o.jsonPath),
+        file_url: ALPACA_FILE_URL,
+        file_name: basename(o.jsonPath),
+      },
+    };
+  }
+}

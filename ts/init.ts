@@ -1,0 +1,198 @@
+// initCheckpoint: makes a base checkpoint folder in litgpt's layout with nothing downloaded —
+// lit_model.pth (litgpt's parameter names and shapes for the config, era C names `attn.qkv`),
+// model_config.yaml, a byte-level tokenizer.json + tokenizer_config.json, and generation_config.json.
+//
+// The weights are random and deterministic in the seed: linear and embedding weights uniform with
+// standard deviation 0.02 (litgpt's GPT._init_weights uses normal(0, 0.02)), biases 0, norm weights 1.
+// The model issue replaces this with Model.fromConfig and litgpt's exact initialisation.
+//
+// The vocabulary is the tokenizer's (259 tokens); vocab_size is set to it and padded_vocab_size to the
+// next multiple of the config's padding_multiple, so the folder is coherent whatever the named config said.
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from './atomic.js';
+import { BYTE_VOCAB_SIZE, byteLevelTokenizerFiles } from './bytetokenizer.js';
+import { CONFIG_FILE, MODEL_FILE } from './checkpoint.js';
+import { configToYaml, normalizeConfig, type Config, type ConfigInput } from './config.js';
+import { namedConfigInput } from './configs.js';
+import { fail, LitloraError } from './errors.js';
+import { writeCheckpointFolder, type FolderFile } from './outdir.js';
+import { Tensor, type Dtype } from './tensor.js';
+import { tensorfile, type SaveTensorsFn } from './tensorfile-link.js';
+
+export type InitPrecision = '32-true' | 'bf16-true' | '16-true';
+
+export const PRECISION_DTYPES: Record<InitPrecision, Dtype> = {
+  '32-true': 'float32', 'bf16-true': 'bfloat16', '16-true': 'float16',
+};
+
+export interface InitOptions {
+  outDir: string;
+  /** A named config (default pythia-14m), ignored when `config` is given. */
+  modelName?: string;
+  /** A full or partial config to start from instead of a named one. */
+  config?: ConfigInput;
+  /** Field overrides applied on top (e.g. `{ n_layer: 2 }`). vocab_size is always the tokenizer's. */
+  overrides?: ConfigInput;
+  seed?: number;
+  precision?: InitPrecision;
+  /** Replace an existing checkpoint in outDir. */
+  force?: boolean;
+  /**
+   * Keep the config's own vocab_size / padded_vocab_size (e.g. pythia-410m at its real size, ~1.6 GB in fp32, for
+   * benchmarks) instead of the tokenizer's 259. The byte tokenizer then uses only the first 259 ids.
+   */
+  keepVocabSize?: boolean;
+  saveTensors?: SaveTensorsFn;
+}
+
+export interface InitResult {
+  dir: string;
+  config: Config;
+  /** Parameter names and shapes, in litgpt's state-dict order. */
+  parameters: [string, number[]][];
+  parameterCount: number;
+  dtype: Dtype;
+}
+
+type Init = 'normal' | 'zeros' | 'ones';
+
+/**
+ * litgpt's base state-dict names and shapes for `config` (litgpt-format.md §3.4, era C: `attn.qkv`), with how
+ * each is initialised. Features whose parameter names litlora does not know yet are ERR_CONFIG.
+ */
+export function baseParameters(config: Config): [string, number[], Init][] {
+  const c = config;
+  const unsupported: string[] = [];
+  if (c.mlp_class_name === 'LLaMAMoE' || c.n_expert > 0) unsupported.push('mixture of experts (LLaMAMoE)');
+  if (c.latent_attention) unsupported.push('latent_attention');
+  if (c.norm_qk) unsupported.push('norm_qk');
+  if (c.post_attention_norm || c.post_mlp_norm) unsupported.push('post_attention_norm / post_mlp_norm');
+  if (unsupported.length) {
+    fail('ERR_CONFIG', `litlora init cannot make weights for ${c.name || 'this config'}: ${unsupported.join(', ')} ` +
+      'is not supported yet. Use a Pythia, Llama, SmolLM2 or Qwen2.5 config.');
+  }
+  const out: [string, number[], Init][] = [];
+  const norm = (prefix: string) => {
+    out.push([`${prefix}.weight`, [c.n_embd], 'ones']);
+    if (c.norm_class_name === 'LayerNorm') out.push([`${prefix}.bias`, [c.n_embd], 'zeros']);
+  };
+  const linear = (prefix: string, outF: number, inF: number, bias: boolean) => {
+    out.push([`${prefix}.weight`, [outF, inF], 'normal']);
+    if (bias) out.push([`${prefix}.bias`, [outF], 'zeros']);
+  };
+  linear('lm_head', c.padded_vocab_size, c.n_embd, c.lm_head_bias);
+  out.push(['transformer.wte.weight', [c.padded_vocab_size, c.n_embd], 'normal']);
+  const qkvOut = (c.n_head + 2 * c.n_query_groups) * c.head_size;
+  for (let i = 0; i < c.n_layer; i++) {
+    const h = `transformer.h.${i}`;
+    if (c.norm_1) norm(`${h}.norm_1`);
+    linear(`${h}.attn.qkv`, qkvOut, c.n_embd, c.bias || c.attn_bias);
+    linear(`${h}.attn.proj`, c.n_embd, c.n_head * c.head_size, c.bias);
+    if (c.norm_2 && !c.shared_attention_norm) norm(`${h}.norm_2`);
+    if (c.mlp_class_name === 'GptNeoxMLP') {
+      linear(`${h}.mlp.fc`, c.intermediate_size, c.n_embd, c.bias);
+      linear(`${h}.mlp.proj`, c.n_embd, c.intermediate_size, c.bias);
+    } else {
+      linear(`${h}.mlp.fc_1`, c.intermediate_size, c.n_embd, c.bias);
+      linear(`${h}.mlp.fc_2`, c.intermediate_size, c.n_embd, c.bias);
+      linear(`${h}.mlp.proj`, c.n_embd, c.intermediate_size, c.bias);
+    }
+  }
+  norm('transformer.ln_f');
+  return out;
+}
+
+// A small fast PRNG (mulberry32) seeded per tensor, so each tensor's values depend only on (seed, index).
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function fillValues(n: number, how: Init, seed: number, index: number): Float32Array {
+  const data = new Float32Array(n);
+  if (how === 'ones') data.fill(1);
+  else if (how === 'normal') {
+    const rand = mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(index + 1, 0xc2b2ae35));
+    const a = 0.02 * Math.sqrt(3); // uniform(-a, a) has standard deviation 0.02
+    for (let i = 0; i < n; i++) data[i] = (rand() * 2 - 1) * a;
+  }
+  return data;
+}
+
+/** The config init writes: `base` with the byte tokenizer's vocabulary and the overrides applied. */
+export function initConfig(options: Pick<InitOptions, 'modelName' | 'config' | 'overrides' | 'keepVocabSize'>): Config {
+  const overrides = { ...(options.overrides ?? {}) };
+  if (!options.keepVocabSize && overrides.vocab_size !== undefined && overrides.vocab_size !== BYTE_VOCAB_SIZE) {
+    fail('ERR_CONFIG', `litlora init sets vocab_size to its tokenizer's ${BYTE_VOCAB_SIZE} tokens; remove the vocab_size override.`);
+  }
+  // Overrides go onto the named entry before __post_init__ runs, so derived values (head_size, ...) follow them.
+  const tokenizerVocab: ConfigInput = options.keepVocabSize ? {} : { vocab_size: BYTE_VOCAB_SIZE };
+  if (!options.keepVocabSize && overrides.padded_vocab_size === undefined) tokenizerVocab.padded_vocab_size = null;
+  const merged: ConfigInput = options.config
+    ? { ...options.config, ...overrides, ...tokenizerVocab }
+    : { ...namedConfigInput(options.modelName ?? 'pythia-14m'), ...overrides, ...tokenizerVocab };
+  delete merged.rope_n_elem;
+  const config = normalizeConfig(merged, 'litlora init config');
+  if (config.vocab_size < BYTE_VOCAB_SIZE) {
+    fail('ERR_CONFIG', `vocab_size ${config.vocab_size} is smaller than the tokenizer's ${BYTE_VOCAB_SIZE} tokens.`);
+  }
+  return config;
+}
+
+/** Writes the base checkpoint folder. The weights file is written last (see outdir.ts). */
+export async function initCheckpoint(options: InitOptions): Promise<InitResult> {
+  const dir = resolve(options.outDir);
+  const precision = options.precision ?? '32-true';
+  const dtype = PRECISION_DTYPES[precision];
+  if (!dtype) fail('ERR_ARG', `precision must be one of ${Object.keys(PRECISION_DTYPES).join(', ')}, got ${precision}`);
+  const seed = options.seed ?? 1337;
+  if (!Number.isInteger(seed)) fail('ERR_ARG', `seed must be an integer, got ${seed}`);
+  const config = initConfig(options);
+  const params = baseParameters(config);
+
+  if (existsSync(join(dir, MODEL_FILE)) || existsSync(join(dir, CONFIG_FILE))) {
+    if (!options.force) {
+      throw new LitloraError('ERR_ARG', `${dir} already holds a checkpoint (${MODEL_FILE} or ${CONFIG_FILE}). ` +
+        'Choose another --out_dir, or pass --force to replace it.');
+    }
+    await rm(join(dir, 'lit_model.pth.lora'), { force: true }); // an adapter for other weights would be wrong
+  }
+
+  const tok = byteLevelTokenizerFiles({ modelMaxLength: config.block_size });
+  const json = (v: object) => `${JSON.stringify(v, null, 2)}\n`;
+  const files: FolderFile[] = [
+    { name: 'tokenizer.json', write: (p) => writeFileAtomic(p, json(tok.tokenizer)) },
+    { name: 'tokenizer_config.json', write: (p) => writeFileAtomic(p, json(tok.tokenizerConfig)) },
+    { name: 'generation_config.json', write: (p) => writeFileAtomic(p, json(tok.generationConfig)) },
+    { name: CONFIG_FILE, write: (p) => writeFileAtomic(p, configToYaml(config)) },
+  ];
+  const save = options.saveTensors ?? (await tensorfile()).saveTensors;
+  await writeCheckpointFolder(dir, files, {
+    name: MODEL_FILE,
+    write: async (path) => {
+      const tensors = new Map<string, Tensor>();
+      try {
+        params.forEach(([name, shape, how], index) => {
+          const n = shape.reduce((a, b) => a * b, 1);
+          tensors.set(name, Tensor.from(fillValues(n, how, seed, index), shape, { dtype }));
+        });
+        await save(path, tensors, { format: 'pth' });
+      } finally {
+        for (const t of tensors.values()) t.dispose();
+      }
+    },
+  });
+  return {
+    dir, config, dtype,
+    parameters: params.map(([n, s]) => [n, s]),
+    parameterCount: params.reduce((sum, [, s]) => sum + s.reduce((a, b) => a * b, 1), 0),
+  };
+}

@@ -1,0 +1,181 @@
+// OutDir: the output folder of a finetune run, in litgpt's layout (litgpt-format.md §1.2):
+//
+//   out_dir/step-000100/   every save_interval optimizer steps   (lit_model.pth.lora + config/tokenizer/hparams/prompt style)
+//   out_dir/final/         after training                       (the same files; lit_model.pth once merged)
+//   out_dir/logs/csv/version_N/metrics.csv                      (N = highest existing version + 1, as Lightning's CSVLogger)
+//
+// Completeness rule: a checkpoint folder is complete iff its weights file exists. writeCheckpointFolder
+// keeps that true under crashes: a new folder is assembled under a hidden temporary name in the same parent
+// and renamed into place in one step (weights written last inside it); an existing folder first loses its
+// weights files (so it reads as incomplete, never as new metadata with old weights), then gets each file
+// atomically, weights last.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { copyFileAtomic, publishFolder, tempSibling, writeFileAtomic } from './atomic.js';
+import {
+  COPIED_CONFIG_FILES, CONFIG_FILE, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE,
+} from './checkpoint.js';
+import { configToYaml, type Config } from './config.js';
+import { fail, LitloraError } from './errors.js';
+import { hyperparametersToYaml, type Hyperparameters, type PromptStyleRef } from './hyperparameters.js';
+import type { Tensor } from './tensor.js';
+import { tensorfile, type SaveTensorsFn } from './tensorfile-link.js';
+import { dumpYaml, type YamlValue } from './yaml.js';
+
+/** One file of a checkpoint folder: its name and how to write it to a given path. */
+export interface FolderFile {
+  name: string;
+  write(path: string): Promise<void>;
+}
+
+/**
+ * Writes a checkpoint folder so that its weights file's presence means it is complete (see the header).
+ * `files` are written first (in order), then `weights`.
+ */
+export async function writeCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile): Promise<void> {
+  const target = resolve(dir);
+  if (!existsSync(target)) {
+    await mkdir(join(target, '..'), { recursive: true });
+    const tmp = tempSibling(target);
+    await mkdir(tmp);
+    try {
+      for (const f of files) await f.write(join(tmp, f.name));
+      await weights.write(join(tmp, weights.name));
+      await publishFolder(tmp, target);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return;
+  }
+  // Rewriting in place: stale weights go first. A merged lit_model.pth next to a new .lora would be wrong,
+  // and litgpt's merge_lora would skip the folder as "already merged".
+  await rm(join(target, weights.name), { force: true });
+  if (weights.name === LORA_FILE) await rm(join(target, MODEL_FILE), { force: true });
+  for (const f of files) await f.write(join(target, f.name));
+  await weights.write(join(target, weights.name));
+}
+
+export interface LoraCheckpointContents {
+  /** The adapter tensors, named as in litgpt's LoRA model (every name contains "lora_"). */
+  loraTensors: Map<string, Tensor> | Record<string, Tensor>;
+  config: Config;
+  hyperparameters: Hyperparameters;
+  /** e.g. `{ class_path: 'litgpt.prompts.Alpaca' }`; omitted → no prompt_style.yaml (litgpt always writes one). */
+  promptStyle?: PromptStyleRef | null;
+  /** The base checkpoint folder whose tokenizer / generation_config.json / config.json are copied. */
+  tokenizerFrom: string;
+}
+
+export interface OutDirOptions {
+  /** Replaces tensorfile's saveTensors (tests; other tensor writers). */
+  saveTensors?: SaveTensorsFn;
+}
+
+export interface StepFolder {
+  step: number;
+  dir: string;
+  /** True when its weights file (lit_model.pth.lora or lit_model.pth) is present. */
+  complete: boolean;
+}
+
+export class OutDir {
+  /** Absolute path of out_dir. */
+  readonly root: string;
+  readonly #saveTensors: SaveTensorsFn | undefined;
+
+  constructor(root: string, options: OutDirOptions = {}) {
+    this.root = resolve(root);
+    this.#saveTensors = options.saveTensors;
+  }
+
+  /** out_dir/step-%06d (litgpt: `step-{step_count:06d}`). */
+  stepDir(step: number): string {
+    if (!Number.isInteger(step) || step < 0) fail('ERR_ARG', `step must be a non-negative integer, got ${step}`);
+    return join(this.root, `step-${String(step).padStart(6, '0')}`);
+  }
+
+  get finalDir(): string {
+    return join(this.root, 'final');
+  }
+
+  /**
+   * Creates and returns out_dir/logs/<name>/version_N with N one above the highest existing version
+   * (Lightning's CSVLogger numbering, which is what litgpt's `choose_logger("csv")` uses).
+   */
+  async nextLogDir(name = 'csv'): Promise<string> {
+    const base = join(this.root, 'logs', name);
+    await mkdir(base, { recursive: true });
+    for (;;) {
+      let highest = -1;
+      for (const entry of await readdir(base, { withFileTypes: true })) {
+        const m = /^version_(\d+)$/.exec(entry.name);
+        if (m && entry.isDirectory()) highest = Math.max(highest, Number(m[1]));
+      }
+      const dir = join(base, `version_${highest + 1}`);
+      try {
+        await mkdir(dir); // not recursive: fails if a concurrent run took this number, then we look again
+        return dir;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+  }
+
+  /** The step-XXXXXX folders, ascending, each marked complete or not. */
+  async steps(): Promise<StepFolder[]> {
+    let entries: string[];
+    try { entries = await readdir(this.root); } catch { return []; }
+    const out: StepFolder[] = [];
+    for (const name of entries) {
+      const m = /^step-(\d{6,})$/.exec(name);
+      if (!m) continue;
+      const dir = join(this.root, name);
+      if (!(await stat(dir)).isDirectory()) continue;
+      const complete = existsSync(join(dir, LORA_FILE)) || existsSync(join(dir, MODEL_FILE));
+      out.push({ step: Number(m[1]), dir, complete });
+    }
+    return out.sort((a, b) => a.step - b.step);
+  }
+
+  /** The newest complete step folder, or null. */
+  async latestCompleteStep(): Promise<StepFolder | null> {
+    const done = (await this.steps()).filter((s) => s.complete);
+    return done.length ? done[done.length - 1] : null;
+  }
+
+  /**
+   * Writes a LoRA checkpoint folder with litgpt's file set: lit_model.pth.lora (`{"model": {...}}`),
+   * model_config.yaml, hyperparameters.yaml, prompt_style.yaml, and the base's tokenizer files,
+   * generation_config.json and config.json when present. The weights file is written last.
+   */
+  async writeLoraCheckpoint(dir: string, contents: LoraCheckpointContents): Promise<void> {
+    const names = contents.loraTensors instanceof Map ? [...contents.loraTensors.keys()] : Object.keys(contents.loraTensors);
+    if (names.length === 0) fail('ERR_ARG', 'writeLoraCheckpoint: no LoRA tensors given');
+    const foreign = names.filter((n) => !n.includes('lora_'));
+    if (foreign.length) {
+      fail('ERR_ARG', `writeLoraCheckpoint: a .lora file holds only LoRA parameters (names containing "lora_"), got ${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}`);
+    }
+    const from = resolve(contents.tokenizerFrom);
+    const copies = COPIED_CONFIG_FILES.filter((f) => f !== CONFIG_FILE && existsSync(join(from, f)));
+    if (!copies.some((f) => f === 'tokenizer.json' || f === 'tokenizer.model') || !copies.includes('tokenizer_config.json')) {
+      throw new LitloraError('ERR_CHECKPOINT_MISSING',
+        `writeLoraCheckpoint: ${from} has no tokenizer.json/tokenizer.model and tokenizer_config.json to copy; a litgpt checkpoint folder needs them.`);
+    }
+    const files: FolderFile[] = [
+      ...copies.map((f) => ({ name: f, write: (p: string) => copyFileAtomic(join(from, f), p) })),
+      { name: CONFIG_FILE, write: (p) => writeFileAtomic(p, configToYaml(contents.config)) },
+      { name: HPARAMS_FILE, write: (p) => writeFileAtomic(p, hyperparametersToYaml(contents.hyperparameters)) },
+    ];
+    if (contents.promptStyle) {
+      const style = contents.promptStyle;
+      files.push({ name: PROMPT_STYLE_FILE, write: (p) => writeFileAtomic(p, dumpYaml(style as unknown as YamlValue)) });
+    }
+    const save = this.#saveTensors ?? (await tensorfile()).saveTensors;
+    await writeCheckpointFolder(dir, files, {
+      name: LORA_FILE,
+      write: (p) => save(p, contents.loraTensors, { format: 'pth', wrap: 'model' }),
+    });
+  }
+}
