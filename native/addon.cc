@@ -5,6 +5,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
+#include "generate_wrap.h"
 #include "gpt_wrap.h"
 #include "tensor_wrap.h"
 
@@ -45,6 +46,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   TensorWrap::init(env, exports);
   GptWrap::init(env, exports);
+  initGenerate(env, exports);
   return exports;
 }
 
