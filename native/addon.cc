@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "generate_wrap.h"
 #include "gpt_wrap.h"
+#include "merge_wrap.h"
 #include "tensor_wrap.h"
 
 namespace litlora {
@@ -47,6 +48,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorWrap::init(env, exports);
   GptWrap::init(env, exports);
   initGenerate(env, exports);
+  initMerge(env, exports);
   return exports;
 }
 

@@ -5,6 +5,7 @@ import { native, type NativeTensor } from './binding.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
 import { Adapter } from './adapter.js';
+import type { LoadOptions, ModelSource } from './load.js';
 
 /** litgpt's Config as a plain object of its snake_case fields (model_config.yaml), e.g. `n_layer`, `lora_r`. */
 export type ModelConfig = Record<string, unknown>;
@@ -137,6 +138,18 @@ export class Model {
   constructor(handle: NativeGpt, config: ModelConfig) {
     this.#native = handle;
     this.#config = Object.freeze({ ...config });
+  }
+
+  /** Where Model.load found the weights (folder kind, base, adapter, merged or runtime); null otherwise. */
+  source: ModelSource | null = null;
+
+  /**
+   * Loads any litgpt checkpoint folder: a base or merged folder's lit_model.pth, or a LoRA-only folder
+   * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/load.ts).
+   */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    const { loadModel } = await import('./load.js');
+    return loadModel(dir, options);
   }
 
   /** A new model with litgpt's initialisation (seeded), on `device` in `dtype`. */

@@ -14,6 +14,9 @@ type CommandModule = { command: CommandSpec };
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
+  merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
+  generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
+  chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
 };
 
 function usage(): string {
