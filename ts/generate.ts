@@ -126,16 +126,22 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
   if (options.signal?.aborted) {
     return { reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, decodeSeconds: 0, decodeTokensPerSecond: 0 };
   }
-  const handle = native<GenerateBinding>().generate(model.handle, ids, nativeOptions, (kind, value) => {
+  let handle: { cancel(): void };
+  try {
+    handle = native<GenerateBinding>().generate(model.handle, ids, nativeOptions, onEvent);
+  } catch (e) {
+    throw asLitloraError(e);
+  }
+  function onEvent(kind: 'token' | 'done' | 'error', value: any): void {
     if (kind === 'token') queue.push(value as number);
     else if (kind === 'done') {
       const r = value as Omit<GenerationStats, 'decodeTokensPerSecond'>;
       stats = { ...r, decodeTokensPerSecond: r.decodeSeconds > 0 ? (r.generatedTokens - 1) / r.decodeSeconds : 0 };
-    } else error = value instanceof Error ? value : new LitloraError('ERR_TORCH', String(value));
+    } else error = asLitloraError(value);
     const w = wake;
     wake = null;
     w?.();
-  });
+  }
   const onAbort = () => handle.cancel();
   options.signal?.addEventListener('abort', onAbort);
   try {
@@ -158,6 +164,14 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
       while (!stats && !error) await waitForEvent();
     }
   }
+}
+
+/** A native error (an Error with a .code) as a LitloraError, so callers and the CLI see one error type. */
+function asLitloraError(e: unknown): Error {
+  if (e instanceof LitloraError) return e;
+  const code = (e as { code?: unknown })?.code;
+  if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) return new LitloraError(code as never, e.message);
+  return e instanceof Error ? e : new LitloraError('ERR_TORCH', String(e));
 }
 
 /** The number of ids the tokenizer can decode (vocabulary plus added tokens that follow it). */

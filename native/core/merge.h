@@ -8,7 +8,8 @@
 //     append it to the .pth writer (its bytes go to the file now; only the index stays in memory)
 //   the writer's finish() writes data.pkl and renames the temp file over the target (atomic)
 //
-// Peak memory ≈ the adapter + the largest LoRA weight's float32 delta + one output tensor — never the model.
+// Peak memory ≈ the adapter + the largest tensor (merged in place in its private copy-on-write map) + a 16 MB
+// block of float32 delta — never the model.
 // The output keeps the base file's names, order and (by default) dtypes, so a plain litgpt GPT loads it with
 // strict=True. Files with litgpt ≤ 0.5.4's `attn.attn` names are refused here (ERR_CHECKPOINT_FORMAT); the TS
 // side merges those through the model instead.
@@ -34,6 +35,7 @@ struct MergeOptions {
   std::string outPath;    // the merged lit_model.pth to write
   gpt::GptConfig config;  // model_config.yaml + the run's lora_* settings
   std::optional<at::ScalarType> outDtype;  // every floating tensor in this dtype; default: each as in the base
+  int64_t chunkBytes = 16 << 20;           // ΔW of a large plain layer is made in row blocks of about this size
 };
 
 struct MergeStats {

@@ -32,10 +32,10 @@ def greedy_no_cache(model, prompt, max_new_tokens, vocab_limit=None):
 
 
 class Cache:
-    def __init__(self, config, max_len, dtype):
+    def __init__(self, config, max_len, dtype, device=None):
         shape = (1, config.n_query_groups, max_len, config.head_size)
-        self.k = [torch.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
-        self.v = [torch.zeros(shape, dtype=dtype) for _ in range(config.n_layer)]
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_layer)]
 
 
 def _attention(attn, x, cos, sin, k_cache, v_cache, pos):
@@ -82,19 +82,19 @@ def forward_cached(model, idx, pos, cache):
 
 
 @torch.no_grad()
-def decode_with_cache(model, prompt, max_new_tokens):
+def decode_with_cache(model, prompt, max_new_tokens, device=None):
     """Greedy decode with a KV cache. Returns (tokens, prefill seconds, decode seconds)."""
     dtype = model.transformer.wte.weight.dtype
-    cache = Cache(model.config, len(prompt) + max_new_tokens, dtype)
+    cache = Cache(model.config, len(prompt) + max_new_tokens, dtype, device)
     start = time.perf_counter()
-    logits = forward_cached(model, torch.tensor(prompt, dtype=torch.long).view(1, -1), 0, cache)
+    logits = forward_cached(model, torch.tensor(prompt, dtype=torch.long, device=device).view(1, -1), 0, cache)
     nxt = int(torch.argmax(logits[0, -1]))
     prefill = time.perf_counter() - start
     out = [nxt]
     pos = len(prompt)
     start = time.perf_counter()
     for _ in range(max_new_tokens - 1):
-        logits = forward_cached(model, torch.tensor([[nxt]], dtype=torch.long), pos, cache)
+        logits = forward_cached(model, torch.tensor([[nxt]], dtype=torch.long, device=device), pos, cache)
         nxt = int(torch.argmax(logits[0, -1]))
         out.append(nxt)
         pos += 1
