@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
   generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
   chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
+  demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
 };
 
 function usage(): string {
