@@ -8,7 +8,10 @@
 #include "generate_wrap.h"
 #include "gpt_wrap.h"
 #include "merge_wrap.h"
+#include "lora_wrap.h"
 #include "tensor_wrap.h"
+#include "tensorfile_wrap.h"
+#include "train_wrap.h"
 
 namespace litlora {
 namespace {
@@ -46,9 +49,12 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   TensorWrap::init(env, exports);
+  TensorFileWrap::init(env, exports);
+  initLora(env, exports);
   GptWrap::init(env, exports);
   initGenerate(env, exports);
   initMerge(env, exports);
+  TrainWrap::init(env, exports);
   return exports;
 }
 

@@ -137,11 +137,22 @@ Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
       LITLORA_CHECK(seed >= 0 && std::floor(seed) == seed, "ERR_RANGE", "seed: expected a non-negative integer, got " << seed);
       options.seed = static_cast<uint64_t>(seed);
     }
-    return TorchWorker<std::shared_ptr<gpt::Gpt>>::run(
-        env, [parsed, options]() { return std::make_shared<gpt::Gpt>(parsed, options); },
-        [](Napi::Env env, std::shared_ptr<gpt::Gpt>& model) -> Napi::Value {
+    struct Created {
+      std::shared_ptr<gpt::Gpt> model;
+      std::shared_ptr<SerialExecutor> executor;
+    };
+    return TorchWorker<Created>::run(
+        env,
+        [parsed, options]() {
+          auto executor = std::make_shared<SerialExecutor>();
+          auto model = executor->run([&] { return std::make_shared<gpt::Gpt>(parsed, options); });
+          return Created{model, executor};
+        },
+        [](Napi::Env env, Created& created) -> Napi::Value {
           Napi::Object object = classData()->constructor.New({});
-          GptWrap::Unwrap(object)->gpt_ = model;
+          GptWrap* self = GptWrap::Unwrap(object);
+          self->gpt_ = created.model;
+          self->executor_ = created.executor;
           return object;
         });
   });
@@ -152,6 +163,7 @@ Napi::Value GptWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("forward");
+    auto ex = executor_;
     at::Tensor tokens = tokensArg(info[0], parseShape(info[1], "shape"), "tokens");
     Napi::Object o = optionsArg(info, 2);
     std::optional<int64_t> inputPos;
@@ -159,7 +171,7 @@ Napi::Value GptWrap::forward(const Napi::CallbackInfo& info) {
     const bool lastOnly = o.Has("lastOnly") && o.Get("lastOnly").ToBoolean().Value();
     auto lease = this->lease("forward");
     return TorchWorker<at::Tensor>::run(
-        env, [model, lease, tokens, inputPos, lastOnly]() { return model->forward(tokens, inputPos, lastOnly); },
+        env, [model, ex, lease, tokens, inputPos, lastOnly]() { return ex->run([&] { return model->forward(tokens, inputPos, lastOnly); }); },
         [](Napi::Env env, at::Tensor& t) -> Napi::Value { return TensorWrap::wrap(env, t); });
   });
 }
@@ -169,6 +181,7 @@ Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("loss");
+    auto ex = executor_;
     auto shape = parseShape(info[2], "shape");
     at::Tensor tokens = tokensArg(info[0], shape, "tokens");
     at::Tensor targets = tokensArg(info[1], shape, "targets");
@@ -177,7 +190,9 @@ Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
     const double gradScale = o.Has("gradScale") && o.Get("gradScale").IsNumber() ? o.Get("gradScale").As<Napi::Number>().DoubleValue() : 1.0;
     auto lease = this->lease("loss");
     return TorchWorker<gpt::LossResult>::run(
-        env, [model, lease, tokens, targets, backward, gradScale]() { return model->loss(tokens, targets, backward, gradScale); },
+        env, [model, ex, lease, tokens, targets, backward, gradScale]() {
+          return ex->run([&] { return model->loss(tokens, targets, backward, gradScale); });
+        },
         [](Napi::Env env, gpt::LossResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("loss", r.loss);
@@ -192,6 +207,7 @@ Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("loadStateDict");
+    auto ex = executor_;
     LITLORA_CHECK(info.Length() >= 2 && info[0].IsArray() && info[1].IsString(), "ERR_TYPE",
                   "loadStateDict: expected ([[name, tensor], …], 'base' | 'adapter')");
     Napi::Array items = info[0].As<Napi::Array>();
@@ -208,7 +224,7 @@ Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
     const gpt::LoadKind loadKind = kind == "base" ? gpt::LoadKind::Base : gpt::LoadKind::Adapter;
     auto lease = this->lease("loadStateDict");
     return TorchWorker<bool>::run(
-        env, [model, lease, entries, loadKind]() { model->loadStateDict(entries, loadKind); return true; },
+        env, [model, ex, lease, entries, loadKind]() { return ex->run([&] { model->loadStateDict(entries, loadKind); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }
@@ -218,17 +234,20 @@ Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("stateDict");
+    auto ex = executor_;
     const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     LITLORA_CHECK(kind == "base" || kind == "lora" || kind == "merged" || kind == "grad", "ERR_ARG",
                   "stateDict: kind must be 'base', 'lora', 'merged' or 'grad', got '" << kind << "'");
     auto lease = this->lease("stateDict");
     return TorchWorker<std::vector<gpt::NamedTensor>>::run(
         env,
-        [model, lease, kind]() {
-          if (kind == "base") return model->baseStateDict();
-          if (kind == "lora") return model->loraStateDict();
-          if (kind == "grad") return model->loraGradients();
-          return model->mergedStateDict();
+        [model, ex, lease, kind]() {
+          return ex->run([&] {
+            if (kind == "base") return model->baseStateDict();
+            if (kind == "lora") return model->loraStateDict();
+            if (kind == "grad") return model->loraGradients();
+            return model->mergedStateDict();
+          });
         },
         [](Napi::Env env, std::vector<gpt::NamedTensor>& items) -> Napi::Value { return namedTensorsToJs(env, items); });
   });
@@ -254,9 +273,10 @@ Napi::Value GptWrap::merge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("merge");
+    auto ex = executor_;
     auto lease = this->lease("merge");
     return TorchWorker<bool>::run(
-        env, [model, lease]() { model->merge(); return true; }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+        env, [model, ex, lease]() { return ex->run([&] { model->merge(); return true; }); }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }
 
@@ -264,9 +284,10 @@ Napi::Value GptWrap::unmerge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("unmerge");
+    auto ex = executor_;
     auto lease = this->lease("unmerge");
     return TorchWorker<bool>::run(
-        env, [model, lease]() { model->unmerge(); return true; }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+        env, [model, ex, lease]() { return ex->run([&] { model->unmerge(); return true; }); }, [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }
 
@@ -275,11 +296,12 @@ Napi::Value GptWrap::setKvCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = this->model("setKvCache");
+    auto ex = executor_;
     LITLORA_CHECK(info.Length() >= 2 && info[0].IsNumber() && info[1].IsNumber(), "ERR_TYPE", "setKvCache: expected (batch, maxLength)");
     const int64_t batch = info[0].As<Napi::Number>().Int64Value(), maxLen = info[1].As<Napi::Number>().Int64Value();
     auto lease = this->lease("setKvCache");
     return TorchWorker<bool>::run(
-        env, [model, lease, batch, maxLen]() { model->setKvCache(batch, maxLen); return true; },
+        env, [model, ex, lease, batch, maxLen]() { return ex->run([&] { model->setKvCache(batch, maxLen); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }
@@ -317,6 +339,7 @@ Napi::Value GptWrap::dispose(const Napi::CallbackInfo& info) {
     if (!gpt_) return env.Undefined();
     LITLORA_CHECK(!busy_->load(), "ERR_BUSY", "dispose: an operation on this model is still running; await it first");
     gpt_.reset();
+    executor_.reset();
     return env.Undefined();
   });
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/gpt.h"
+#include "core/serial_executor.h"
 
 namespace litlora {
 
@@ -32,6 +33,9 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   static GptWrap* fromValue(const Napi::Value& value, const std::string& argName);
   std::shared_ptr<gpt::Gpt> model(const std::string& what) const;
   std::shared_ptr<Lease> lease(const std::string& what);
+  // The thread every operation on this model runs on (see serial_executor.h); call executor->run(...) from
+  // an async worker.
+  std::shared_ptr<SerialExecutor> executor() const { return executor_; }
 
   explicit GptWrap(const Napi::CallbackInfo& info);
 
@@ -52,6 +56,7 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   Napi::Value disposed(const Napi::CallbackInfo& info);
 
   std::shared_ptr<gpt::Gpt> gpt_;
+  std::shared_ptr<SerialExecutor> executor_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -9,14 +9,19 @@
 // The project's .venv also holds what the reference tests and benchmarks compare against (numpy, safetensors).
 //
 // Flags: --build (force a native rebuild), --quiet.
+//
+// It also runs from an installed package (node_modules/litlora, for `npx litlora build`): there the npm
+// dependencies are hoisted (found through require resolution, not ./node_modules), ts/ is not shipped
+// (dist/ is used as is) and there is no test/ folder, so no reference Python is prepared.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
-const quiet = args.has('--quiet');
+let quiet = args.has('--quiet');
 const log = (msg) => { if (!quiet) console.error(`[litlora setup] ${msg}`); };
 const envFile = join(root, 'build', 'litlora-env.json');
 const venv = join(root, '.venv');
@@ -104,7 +109,7 @@ function buildNative(torch, force) {
   const torchChanged = !previous || previous.cmake !== torch.cmake || previous.version !== torch.version;
   if (!force && existsSync(addon) && existsSync(stamp) && !sourcesNewer && !torchChanged) return false;
   log(`building the native addon against Torch ${torch.version} (${torch.cmake})`);
-  const cmakeJs = join(root, 'node_modules', '.bin', 'cmake-js');
+  const cmakeJs = resolveBin('cmake-js', 'cmake-js');
   const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2';
   const r = spawnSync(cmakeJs, ['build', '--log-level', 'warn', `--CDCMAKE_PREFIX_PATH=${torch.cmake}`,
     '--CDCMAKE_BUILD_TYPE=Release', ...(torch.cuda ? ['--CDCMAKE_CUDA_ARCHITECTURES=90'] : [])], {
@@ -115,25 +120,49 @@ function buildNative(torch, force) {
   return true;
 }
 
+// A dependency's executable, wherever npm put the dependency (./node_modules, or hoisted above an installed litlora).
+function resolveBin(pkg, name) {
+  const require = createRequire(join(root, 'package.json'));
+  const manifestPath = require.resolve(`${pkg}/package.json`);
+  const { bin } = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  return join(dirname(manifestPath), typeof bin === 'string' ? bin : bin[name]);
+}
+
+function dependenciesInstalled() {
+  try {
+    createRequire(join(root, 'package.json')).resolve('node-addon-api');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function buildTs(force) {
+  if (!existsSync(join(root, 'ts'))) return false; // an installed package ships dist/ only
   const out = join(root, 'dist', 'index.js');
   const newer = newestMtime([join(root, 'ts'), join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]) >
     (existsSync(out) ? statSync(out).mtimeMs : 0);
   if (!force && !newer) return false;
   log('compiling TypeScript');
-  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  const tsc = resolveBin('typescript', 'tsc');
   const r = spawnSync(tsc, ['-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) throw new Error('TypeScript compilation failed');
   return true;
 }
 
-export function setup({ force = false } = {}) {
-  if (!existsSync(join(root, 'node_modules', 'node-addon-api'))) {
+// force: rebuild the addon even if it looks current. reference: also prepare the Python that tests and
+// benchmarks compare against (default: when this is a checkout with test/, not an installed package).
+export function setup({ force = false, quiet: beQuiet = quiet, reference = existsSync(join(root, 'test')) } = {}) {
+  quiet = beQuiet;
+  if (!dependenciesInstalled()) {
+    if (!existsSync(join(root, 'package-lock.json'))) {
+      throw new Error(`node-addon-api and cmake-js are not installed next to ${root}; run \`npm install\` in your project`);
+    }
     log('installing npm dependencies');
     execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   }
   const torch = findTorch();
-  const python = ensureReferencePython(torch);
+  const python = reference ? ensureReferencePython(torch) : null;
   mkdirSync(join(root, 'build'), { recursive: true });
   buildNative(torch, force);
   const env = { cmake: torch.cmake, version: torch.version, cuda: torch.cuda ?? null, torchSource: torch.source, python };
@@ -145,7 +174,7 @@ export function setup({ force = false } = {}) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     const env = setup({ force: args.has('--build') });
-    log(`ready: Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}; reference Python ${env.python}`);
+    log(`ready: Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}${env.python ? `; reference Python ${env.python}` : ''}`);
   } catch (e) {
     console.error(`[litlora setup] ${e.message}`);
     process.exit(1);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pattern = process.argv[2] ?? '\\.test\\.ts$';
 const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), '-r', 'tsx', 'test', pattern], {
-  cwd: root, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+  cwd: root, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
 });
 let out = '';
 child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });

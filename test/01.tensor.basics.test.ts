@@ -22,11 +22,11 @@ test('from / data round trips every typed array exactly', async () => {
 test('bfloat16 and float16: from Float32Array rounds to nearest even; raw Uint16Array bits pass through', async () => {
   // 1 + 2^-8 is halfway between two bf16 values (1 and 1 + 2^-7): nearest-even rounds down to 1.
   const t = Tensor.from(new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, -0.5, 65504]), [4], { dtype: 'bfloat16' });
-  assert.equal(Array.from(await t.data({ raw: true })), [0x3f80, 0x3f82, 0xbf00, 0x4780]);
-  assert.equal(Array.from(await t.data()), [1, 1 + 2 ** -6, -0.5, 65536]);
+  assert.equal(Array.from(await t.data({ raw: true }) as ArrayLike<number>), [0x3f80, 0x3f82, 0xbf00, 0x4780]);
+  assert.equal(Array.from(await t.data() as ArrayLike<number>), [1, 1 + 2 ** -6, -0.5, 65536]);
   const bits = Tensor.from(new Uint16Array([0x3c00, 0xc000, 0x7bff]), [3], { dtype: 'float16' });
   assert.is(bits.dtype, 'float16');
-  assert.equal(Array.from(await bits.data()), [1, -2, 65504]);
+  assert.equal(Array.from(await bits.data() as ArrayLike<number>), [1, -2, 65504]);
 });
 
 test('to() converts dtype and returns a new tensor', async () => {
@@ -34,7 +34,7 @@ test('to() converts dtype and returns a new tensor', async () => {
   const f = await t.to({ dtype: 'float32' });
   assert.is(f.dtype, 'float32');
   assert.is(t.dtype, 'float64');
-  assert.equal(Array.from(await f.data()), Array.from(new Float32Array([0.1, 0.2, 0.3])));
+  assert.equal(Array.from(await f.data() as ArrayLike<number>), Array.from(new Float32Array([0.1, 0.2, 0.3])));
 });
 
 test('dispose is idempotent and use after dispose is ERR_DISPOSED', async () => {
@@ -54,7 +54,7 @@ test('bad input gives coded errors and the next call still works', async () => {
   await assertCode(() => Tensor.from(new Uint16Array(4), [4]), 'ERR_DTYPE');
   await assertCode(() => Tensor.from(new Float32Array(4), [4], { device: 'tpu' as any }), 'ERR_DEVICE');
   const ok = Tensor.from(new Float32Array([1, 2]), [2]);
-  assert.equal(Array.from(await ok.data()), [1, 2]);
+  assert.equal(Array.from(await ok.data() as ArrayLike<number>), [1, 2]);
 });
 
 test('CUDA where there is none is ERR_DEVICE naming what is available', async () => {

@@ -23,7 +23,7 @@ async function cli(argv: string[], cwd?: string) {
 test('unknown command, unknown / malformed / missing flags exit 2 and name the flag', async () => {
   let r = await cli(['bogus']);
   assert.is(r.code, 2);
-  assert.match(r.err, /unknown command 'bogus'.*init, migrate/);
+  assert.match(r.err, /unknown command 'bogus'.*init, build, migrate/);
   r = await cli(['init', '--bogus', '1']);
   assert.is(r.code, 2);
   assert.match(r.err, /unknown flag --bogus for `litlora init`/);

@@ -13,7 +13,7 @@ import {
 } from '../ts/hyperparameters.js';
 import { OutDir, writeCheckpointFolder } from '../ts/outdir.js';
 import { Tensor } from '../ts/tensor.js';
-import type { SaveTensorsFn } from '../ts/tensorfile-link.js';
+import type { SaveTensorsFn } from '../ts/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';

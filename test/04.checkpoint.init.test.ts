@@ -11,7 +11,7 @@ import { configToYaml } from '../ts/config.js';
 import { runCli } from '../ts/cli/main.js';
 import { baseParameters, initCheckpoint, initConfig } from '../ts/init.js';
 import type { Tensor } from '../ts/tensor.js';
-import type { SaveTensorsFn } from '../ts/tensorfile-link.js';
+import type { SaveTensorsFn } from '../ts/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
@@ -156,9 +156,7 @@ print(json.dumps(out))
   assert.equal(Array.from(lit.encode('hi', { eos: true })), [1, 'h'.charCodeAt(0) + 3, 'i'.charCodeAt(0) + 3, 2]);
 });
 
-// uvu loads tests as CommonJS (no top-level await), so look for the module's source instead of importing it.
-const withTensorfile = existsSync(join(packageRoot, 'ts', 'tensorfile.ts'));
-(withTensorfile ? test : test.skip)('litlora init → PyTorch torch.load(weights_only=True) finds litgpt\'s keys and shapes', async () => {
+test('litlora init → PyTorch torch.load(weights_only=True) finds litgpt\'s keys and shapes', async () => {
   const root = tmp('init-torch');
   const io = { out: () => {}, err: (t: string) => { throw new Error(t); }, cwd: root };
   const code = await runCli(['init', '--model_name', 'pythia-14m', '--model.n_layer', '2', '--out_dir', 'ckpt', '--precision', 'bf16-true', '--seed', '3'], io);
@@ -181,6 +179,5 @@ print(json.dumps({'type': type(sd).__name__, 'keys': list(sd.keys()), 'shapes': 
   assert.ok(Math.abs(r.std - 0.02) < 0.002);
   assert.is((await Checkpoint.open(dir)).kind, 'base');
 });
-if (!withTensorfile) console.log('  (skipped the PyTorch load of `litlora init` output: ts/tensorfile.ts is not merged into this branch yet)');
 
 test.run();

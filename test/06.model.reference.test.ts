@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
@@ -51,7 +51,7 @@ test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)'
     const grads = new Map<string, Float32Array>();
     for (const [name, g] of await model.adapter!.gradients()) grads.set(name, (await g.data()) as Float32Array);
     ours.push({ logits, loss, grads });
-    meta.push({ config: model.config as ModelConfig, shape });
+    meta.push({ config: referenceConfig(model), shape });
     model.dispose();
   }
   const { outputs } = runPython(`${referenceImport}

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model, Tensor, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose, assertCode } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
@@ -63,7 +63,7 @@ test('mergedStateDict = a plain GPT state dict (keys, shapes, dtypes) holding W 
     for (const [n, t] of await model.stateDict()) inputs[`w.${n}`] = await toNpy(t);
     for (const [n, t] of await model.adapter!.tensors()) inputs[`w.${n}`] = await toNpy(t);
     const { outputs } = runPython(`${referenceImport}
-model = ref.make_model(json.loads(${JSON.stringify(JSON.stringify(model.config))}), {k[2:]: v for k, v in inp.items()})
+model = ref.make_model(json.loads(${JSON.stringify(JSON.stringify(referenceConfig(model)))}), {k[2:]: v for k, v in inp.items()})
 model.merge()
 for k, v in model.state_dict().items():
     if "lora_" not in k:

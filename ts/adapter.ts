@@ -17,13 +17,13 @@ export class Adapter {
 
   /** The model this adapter belongs to. */
   get model(): Model { return this.#model; }
-  get r(): number { return Number(this.#model.config.lora_r ?? 0); }
-  get alpha(): number { return Number(this.#model.config.lora_alpha ?? 1); }
+  get r(): number { return this.#model.lora?.r ?? 0; }
+  get alpha(): number { return this.#model.lora?.alpha ?? 1; }
   /** alpha / r: the factor on B·A. */
   get scaling(): number { return this.r > 0 ? this.alpha / this.r : 0; }
-  get dropout(): number { return Number(this.#model.config.lora_dropout ?? 0); }
+  get dropout(): number { return this.#model.lora?.dropout ?? 0; }
   /** Which modules carry LoRA (litgpt's lora_query … lora_head flags that are on). */
-  get targets(): LoraTarget[] { return TARGETS.filter((t) => this.#model.config[`lora_${t}`] === true); }
+  get targets(): LoraTarget[] { return TARGETS.filter((t) => this.#model.lora?.[t] === true); }
   /** Number of trainable (lora_*) values. */
   get parameterCount(): number { return this.#model.handle.info().loraParameterCount; }
   /** True while B·A is folded into the base weights (merged mode); false in runtime mode. */

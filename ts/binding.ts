@@ -54,76 +54,122 @@ function installedTorchVersion(torchRoot: string): string | null {
 
 // Checks that the libtorch this .node was built against is still where it was, at the same version.
 function checkTorchRecord(recordPath: string): void {
-  if (!existsSync(recordPath)) return; // prebuilds made elsewhere carry no record; the child probe decides
-  const record = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
-  if (!existsSync(join(record.torchRoot, 'lib'))) {
+  if (!recordPath || !existsSync(recordPath)) return; // a .node without a record: the child probe decides
+  let record: BuildRecord;
+  try {
+    record = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
+  } catch (e) {
+    throw new Error(`its build record ${recordPath} is unreadable (${(e as Error).message})`);
+  }
+  if (!record.torchRoot || !existsSync(join(record.torchRoot, 'lib'))) {
     throw new Error(`it was built against the libtorch in ${record.torchRoot}, which is gone`);
   }
   const now = installedTorchVersion(record.torchRoot);
-  const built = record.torchVersion.split('+')[0];
+  const built = (record.torchVersion ?? '').split('+')[0];
   if (now && built && now.split('+')[0] !== built) {
     throw new Error(`it was built against libtorch ${built}, but ${record.torchRoot} now holds ${now}`);
   }
 }
 
-// Loads the .node in a child process first, so that an abort inside dlopen is a message here, not a crash.
-function probeInChild(file: string): void {
-  const st = statSync(file);
-  const key = createHash('sha1').update(`${file}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
-  const cacheDir = join(tmpdir(), 'litlora-probe');
-  const cacheFile = join(cacheDir, key);
-  if (existsSync(cacheFile)) return;
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)}).buildInfo()`], {
-    encoding: 'utf8', timeout: 120_000,
-  });
-  if (r.status !== 0) {
-    const why = (r.stderr || '').trim().split('\n').filter((l) => l.trim()).slice(-3).join(' | ') ||
-      `exit ${r.status ?? r.signal}`;
-    throw new Error(`loading it in a child process failed: ${why}`);
-  }
-  mkdirSync(cacheDir, { recursive: true });
-  writeFileSync(cacheFile, file);
+// Loading happens in a child process first, so that an abort inside dlopen is a message here, not a crash.
+// A success is remembered in a file keyed by the .node's identity: path, size, mtime, inode and ctime —
+// ctime changes on every write or replacement and cannot be set back, so a changed file is probed again.
+const PROBE_FAILED = 'LITLORA_PROBE_FAILED ';
+const PROBE_SCRIPT = `
+const file = process.argv[1];
+try {
+  const b = require(file);
+  if (typeof b.buildInfo !== 'function') throw new Error('it is not litlora\\'s addon (no buildInfo export)');
+  b.buildInfo();
+} catch (e) {
+  process.stderr.write(${JSON.stringify(PROBE_FAILED)} + String(e && e.message || e).split('\\n')[0] + '\\n');
+  process.exit(3);
+}`;
+
+function probeCacheDir(): string {
+  return process.env.LITLORA_PROBE_CACHE || join(tmpdir(), 'litlora-probe');
 }
 
-function candidates(): { file: string; record: string }[] {
-  const out: { file: string; record: string }[] = [];
-  if (process.env.LITLORA_ADDON) out.push({ file: resolve(process.env.LITLORA_ADDON), record: '' });
-  out.push({ file: join(packageRoot, 'build', 'Release', 'litlora.node'), record: join(packageRoot, 'build', 'litlora-build.json') });
+function probeInChild(file: string): void {
+  const st = statSync(file);
+  const identity = `${file}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}`;
+  const cacheFile = join(probeCacheDir(), createHash('sha1').update(identity).digest('hex').slice(0, 20));
+  if (existsSync(cacheFile)) return;
+  const r = spawnSync(process.execPath, ['-e', PROBE_SCRIPT, file], { encoding: 'utf8', timeout: 120_000 });
+  if (r.error) throw new Error(`the child process that test-loads it failed: ${r.error.message}`);
+  if (r.status !== 0) {
+    const lines = (r.stderr || '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const marked = lines.find((l) => l.startsWith(PROBE_FAILED));
+    if (marked) throw new Error(`it does not load: ${marked.slice(PROBE_FAILED.length)}`);
+    const why = lines.filter((l) => !l.startsWith('at ')).slice(-3).join(' | ');
+    throw new Error(`loading it in a test process ${r.signal ? `crashed that process (${r.signal})` : `failed (exit ${r.status})`}` +
+      (why ? `: ${why}` : '') + ' (typically a libtorch that does not match the one it was built against)');
+  }
+  mkdirSync(probeCacheDir(), { recursive: true });
+  writeFileSync(cacheFile, identity + '\n');
+}
+
+interface Candidate { file: string; record: string; what: string }
+
+function candidates(): Candidate[] {
+  const out: Candidate[] = [];
+  if (process.env.LITLORA_ADDON) {
+    const file = resolve(process.env.LITLORA_ADDON);
+    out.push({ file, record: join(dirname(file), 'litlora-build.json'), what: 'LITLORA_ADDON' });
+  }
+  out.push({
+    file: join(packageRoot, 'build', 'Release', 'litlora.node'),
+    record: join(packageRoot, 'build', 'litlora-build.json'), what: 'local build',
+  });
   const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
   const prebuilt = existsSync(prebuildDir) ? readdirSync(prebuildDir).filter((f) => f.endsWith('.node')).sort() : [];
   for (const f of prebuilt.length ? prebuilt : ['litlora.node']) {
-    out.push({ file: join(prebuildDir, f), record: join(prebuildDir, 'litlora-build.json') });
+    out.push({ file: join(prebuildDir, f), record: join(prebuildDir, 'litlora-build.json'), what: 'prebuild' });
   }
   return out;
+}
+
+// LITLORA_THREADS if set (a positive integer), else the machine's cores: libtorch alone may pick 1 on VMs.
+function defaultThreads(): number {
+  const raw = process.env.LITLORA_THREADS;
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (Number.isInteger(n) && n >= 1) return n;
+    process.emitWarning(`LITLORA_THREADS=${raw} is not a positive integer; using ${availableParallelism()} threads`);
+  }
+  return availableParallelism();
 }
 
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const { file, record } of candidates()) {
+  for (const { file, record, what } of candidates()) {
     if (!existsSync(file)) {
-      tried.push(`  ${file}: not there`);
+      tried.push(`  - ${file} (${what}): not there`);
       continue;
     }
     try {
-      if (record) checkTorchRecord(record);
+      checkTorchRecord(record);
       probeInChild(file);
       const binding = require(file) as NativeBinding;
-      const threads = Number(process.env.LITLORA_THREADS) || availableParallelism();
-      binding.setNumThreads(Math.max(1, Math.floor(threads)));
+      binding.setNumThreads(defaultThreads());
+      loadedFrom = file;
       return binding;
     } catch (e) {
-      tried.push(`  ${file}: ${(e as Error).message}`);
+      tried.push(`  - ${file} (${what}): ${(e as Error).message}`);
     }
   }
   throw new LitloraError('ERR_LOAD',
-    `litlora could not load its native addon. Tried:\n${tried.join('\n')}\n` +
-    'To fix: build it against your libtorch with `npx litlora build` (it finds a Python PyTorch, or set ' +
-    'LIBTORCH to an unpacked libtorch; with neither, it installs PyTorch into the package\'s .venv), or ' +
-    '`pip install torch` first.');
+    `litlora could not load its native addon (${process.platform}-${process.arch}, Node ${process.versions.node}). Tried:\n` +
+    `${tried.join('\n')}\n` +
+    'To fix: run `npx litlora build` to build it against the libtorch found here: LIBTORCH (an unpacked libtorch), ' +
+    'else a Python PyTorch (LITLORA_PYTHON, the package\'s .venv, python3), else it installs PyTorch into the ' +
+    'package\'s .venv. If you use a Python PyTorch, `pip install torch` first. LITLORA_ADDON=/path/litlora.node ' +
+    'loads a specific build.');
 }
 
 let cached: NativeBinding | null = null;
+let loadedFrom = '';
 
 /** @internal The raw binding, loaded on first use. */
 export function binding(): NativeBinding {
@@ -145,8 +191,8 @@ export function getNumThreads(): number {
   return binding().getNumThreads();
 }
 
-/** What the loaded addon was built with and what it sees. */
-export function buildInfo(): { torchVersion: string; cuda: boolean; cudaDeviceCount: number } {
+/** What the loaded addon was built with, what it sees, and which file it was loaded from (`addon`). */
+export function buildInfo(): { torchVersion: string; cuda: boolean; cudaDeviceCount: number; addon: string } {
   const info = binding().buildInfo();
-  return { torchVersion: info.torchVersion, cuda: info.cuda, cudaDeviceCount: info.cudaDeviceCount };
+  return { torchVersion: info.torchVersion, cuda: info.cuda, cudaDeviceCount: info.cudaDeviceCount, addon: loadedFrom };
 }

@@ -19,7 +19,7 @@ import { namedConfigInput } from './configs.js';
 import { fail, LitloraError } from './errors.js';
 import { writeCheckpointFolder, type FolderFile } from './outdir.js';
 import { Tensor, type Dtype } from './tensor.js';
-import { tensorfile, type SaveTensorsFn } from './tensorfile-link.js';
+import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
 
 export type InitPrecision = '32-true' | 'bf16-true' | '16-true';
 
@@ -174,7 +174,7 @@ export async function initCheckpoint(options: InitOptions): Promise<InitResult> 
     { name: 'generation_config.json', write: (p) => writeFileAtomic(p, json(tok.generationConfig)) },
     { name: CONFIG_FILE, write: (p) => writeFileAtomic(p, configToYaml(config)) },
   ];
-  const save = options.saveTensors ?? (await tensorfile()).saveTensors;
+  const save = options.saveTensors ?? saveTensors;
   await writeCheckpointFolder(dir, files, {
     name: MODEL_FILE,
     write: async (path) => {

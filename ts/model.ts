@@ -73,23 +73,43 @@ export interface GptBinding {
 const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
 const LORA_KEYS = ['r', 'alpha', 'dropout', 'query', 'key', 'value', 'projection', 'mlp', 'head'] as const;
 
-/** The config with `lora` written into its lora_* fields (litgpt's lora Config names). */
-function withLora(config: ModelConfig, lora: LoraOptions | undefined): ModelConfig {
+/** LoRA settings with every field filled (litgpt's lora Config fields without the `lora_` prefix). */
+export type LoraSettings = Required<LoraOptions>;
+
+/**
+ * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
+ * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config).
+ */
+function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: ModelConfig; lora: LoraSettings | null } {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     fail('ERR_CONFIG', `expected a config object (litgpt's model_config.yaml fields), got ${config === null ? 'null' : typeof config}`);
   }
-  const out: ModelConfig = { ...config };
-  if (!lora) return out;
-  for (const key of Object.keys(lora)) {
+  const plain: ModelConfig = {};
+  const fromConfig: LoraOptions = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (key.startsWith('lora_')) (fromConfig as Record<string, unknown>)[key.slice(5)] = value;
+    else plain[key] = value;
+  }
+  const options = lora ?? (Object.keys(fromConfig).length ? { ...Object.fromEntries(LORA_KEYS.map((k) => [k, k === 'r' ? 0 : k === 'alpha' ? 1 : k === 'dropout' ? 0 : false])), ...fromConfig } : undefined);
+  if (!options) return { config: plain, lora: null };
+  for (const key of Object.keys(options)) {
     if (!(LORA_KEYS as readonly string[]).includes(key)) {
       fail('ERR_ARG', `lora.${key}: unknown option; expected one of ${LORA_KEYS.join(', ')}`);
     }
   }
-  const merged = { ...LORA_DEFAULTS, ...lora };
+  const merged = { ...LORA_DEFAULTS, ...options } as LoraSettings;
   if (!Number.isInteger(merged.r) || merged.r < 0) fail('ERR_ARG', `lora.r: expected an integer ≥ 0, got ${merged.r}`);
   if (!(typeof merged.alpha === 'number' && Number.isFinite(merged.alpha))) fail('ERR_ARG', `lora.alpha: expected a number, got ${merged.alpha}`);
   if (!(merged.dropout >= 0 && merged.dropout < 1)) fail('ERR_ARG', `lora.dropout: expected 0 ≤ p < 1, got ${merged.dropout}`);
-  for (const k of LORA_KEYS) out[`lora_${k}`] = merged[k];
+  for (const k of ['query', 'key', 'value', 'projection', 'mlp', 'head'] as const) {
+    if (typeof merged[k] !== 'boolean') fail('ERR_ARG', `lora.${k}: expected true or false, got ${String(merged[k])}`);
+  }
+  return { config: plain, lora: merged };
+}
+
+function nativeConfig(config: ModelConfig, lora: LoraSettings | null): ModelConfig {
+  const out: ModelConfig = { ...config };
+  if (lora) for (const k of LORA_KEYS) out[`lora_${k}`] = lora[k];
   return out;
 }
 
@@ -132,12 +152,14 @@ export function tokensToBatch(tokens: Tokens, shape?: readonly number[], what = 
 export class Model {
   #native: NativeGpt;
   #config: Readonly<ModelConfig>;
+  #lora: Readonly<LoraSettings> | null;
   #adapter: Adapter | null = null;
 
   /** @internal */
-  constructor(handle: NativeGpt, config: ModelConfig) {
+  constructor(handle: NativeGpt, config: ModelConfig, lora: LoraSettings | null) {
     this.#native = handle;
     this.#config = Object.freeze({ ...config });
+    this.#lora = lora ? Object.freeze({ ...lora }) : null;
   }
 
   /** Where Model.load found the weights (folder kind, base, adapter, merged or runtime); null otherwise. */
@@ -157,9 +179,9 @@ export class Model {
     const { dtype, device } = checkModelOptions(options);
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) fail('ERR_ARG', `seed: expected an integer ≥ 0, got ${seed}`);
-    const full = withLora(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(full, { dtype, device, seed });
-    return new Model(handle, full);
+    const split = splitConfig(config, options.lora);
+    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device, seed });
+    return new Model(handle, split.config, split.lora);
   }
 
   /**
@@ -169,9 +191,9 @@ export class Model {
    */
   static async fromStateDict(config: ModelConfig, entries: Iterable<[string, Tensor]>, options: ModelOptions = {}): Promise<Model> {
     const { dtype, device } = checkModelOptions(options);
-    const full = withLora(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(full, { dtype, device });
-    const model = new Model(handle, full);
+    const split = splitConfig(config, options.lora);
+    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device });
+    const model = new Model(handle, split.config, split.lora);
     try {
       await handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');
     } catch (e) {
@@ -181,8 +203,11 @@ export class Model {
     return model;
   }
 
-  /** litgpt's config fields of this model, lora_* included. */
+  /** litgpt's model config fields (model_config.yaml) of this model. */
   get config(): Readonly<ModelConfig> { return this.#config; }
+
+  /** The LoRA settings (r, alpha, dropout and targets), or null for a model built without LoRA. */
+  get lora(): Readonly<LoraSettings> | null { return this.#lora; }
 
   /** The LoRA adapter, or null when the model has no LoRA layers. */
   get adapter(): Adapter | null {

@@ -20,7 +20,7 @@ import { configToYaml, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { hyperparametersToYaml, type Hyperparameters, type PromptStyleRef } from './hyperparameters.js';
 import type { Tensor } from './tensor.js';
-import { tensorfile, type SaveTensorsFn } from './tensorfile-link.js';
+import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
 import { dumpYaml, type YamlValue } from './yaml.js';
 
 /** One file of a checkpoint folder: its name and how to write it to a given path. */
@@ -172,7 +172,7 @@ export class OutDir {
       const style = contents.promptStyle;
       files.push({ name: PROMPT_STYLE_FILE, write: (p) => writeFileAtomic(p, dumpYaml(style as unknown as YamlValue)) });
     }
-    const save = this.#saveTensors ?? (await tensorfile()).saveTensors;
+    const save = this.#saveTensors ?? saveTensors;
     await writeCheckpointFolder(dir, files, {
       name: LORA_FILE,
       write: (p) => save(p, contents.loraTensors, { format: 'pth', wrap: 'model' }),

@@ -47,3 +47,10 @@ export async function toNpy(t: Tensor): Promise<NpyArray> {
 
 /** Python prelude that imports the reference implementation. */
 export const referenceImport = `sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'test', 'reference'))})\nimport torch, json\nimport gpt_reference as ref\ntorch.set_num_threads(2)`;
+
+/** The config the Python reference takes: litgpt's model fields plus its lora Config fields. */
+export function referenceConfig(model: Model): ModelConfig {
+  const out: ModelConfig = { ...model.config };
+  for (const [k, v] of Object.entries(model.lora ?? {})) out[`lora_${k}`] = v;
+  return out;
+}

@@ -5,7 +5,6 @@
 // `finetune_lora`. Exit codes: 0 done, 1 failed (an error with a code), 2 bad command line.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LitloraError } from '../errors.js';
 import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
 
 type CommandModule = { command: CommandSpec };
@@ -13,7 +12,9 @@ type CommandModule = { command: CommandSpec };
 /** name → [one-line summary, loader]. */
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
+  build: ['Rebuild the native addon against the libtorch found now', () => import('./build.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
+  finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
   generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
   chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
@@ -73,8 +74,11 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       io.err(`litlora ${command.name}: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof LitloraError) {
-      io.err(`litlora ${command.name}: error [${e.code}]: ${e.message}\n`);
+    // Any error with a stable code (LitloraError, or a native error): by its code, not by instanceof, since a
+    // lazily imported command may hold another instance of the errors module (tsx loaders do that).
+    const code = (e as { code?: unknown })?.code;
+    if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) {
+      io.err(`litlora ${command.name}: error [${code}]: ${e.message}\n`);
       return 1;
     }
     io.err(`litlora ${command.name}: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);

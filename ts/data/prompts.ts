@@ -4,8 +4,9 @@
 //
 // Only the styles of the families litlora runs are here (Pythia/GPT-NeoX base → Default, TinyLlama, Llama 2/3,
 // Qwen2.5, SmolLM2), plus the dataset styles (Alpaca, FLAN, Longform) and a few cheap plain-text ones.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomicSync } from '../atomic.js';
 import { parse as parseYaml } from 'yaml';
 import { fail } from '../errors.js';
 
@@ -258,7 +259,7 @@ export function promptStyleYaml(style: PromptStyle | string): string {
 /** Writes `dir/prompt_style.yaml` atomically (temp file, fsync, rename). */
 export function savePromptStyle(style: PromptStyle | string, dir: string): string {
   const path = join(dir, 'prompt_style.yaml');
-  writeFileAtomic(path, promptStyleYaml(style));
+  writeFileAtomicSync(path, promptStyleYaml(style));
   return path;
 }
 
@@ -283,30 +284,4 @@ export function loadPromptStyle(dir: string): PromptStyle {
       `${Object.keys(BY_CLASS_NAME).join(', ')}>. Write one of those into the file or remove it to use the model's default.`);
   }
   return make();
-}
-
-/** Writes a small file atomically: a temp file next to it, fsync, rename over the target. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  // Make the rename itself durable.
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
-  } catch { /* directories cannot be fsynced on every platform */ }
 }

@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { writeFileAtomic } from './prompts.js';
+import { writeFileAtomicSync } from '../atomic.js';
 import { TorchGenerator } from './random.js';
 import type { InstructionSample } from './sft.js';
 
@@ -98,7 +98,7 @@ export function syntheticInstructionTask(options: SyntheticTaskOptions = {}): { 
 /** Writes samples as a litgpt JSON data file (a list of {instruction, input, output}), atomically. */
 export function writeInstructionJson(path: string, samples: readonly InstructionSample[]): void {
   const rows = samples.map((s) => ({ instruction: s.instruction, input: s.input ?? '', output: s.output }));
-  writeFileAtomic(path, JSON.stringify(rows, null, 1) + '\n');
+  writeFileAtomicSync(path, JSON.stringify(rows, null, 1) + '\n');
 }
 
 /**
@@ -158,7 +158,7 @@ export function writeSyntheticCorpus(dir: string, documents: readonly string[]):
   mkdirSync(dir, { recursive: true });
   return documents.map((text, i) => {
     const path = join(dir, `part-${String(i).padStart(3, '0')}.txt`);
-    writeFileAtomic(path, text);
+    writeFileAtomicSync(path, text);
     return path;
   });
 }

@@ -1,0 +1,65 @@
+// PyTorch's .pth format (torch.save's zip archive), weights only.
+//
+// Reading: parse() lists what a torch.save file holds — flat dicts, {"model": {...}} wrappers, OrderedDicts
+// (model.state_dict()), nested dicts/lists/tuples of tensors and plain values, any archive folder name,
+// aligned or unaligned records, views sharing one storage — through the allowlist unpickler (pickle.h).
+// Names are flattened with "." ("layers.0.weight"); {"model": {...}} reports the inner names.
+//
+// Writing: Writer streams tensors into the archive one by one (only their metadata stays in memory) and
+// writes data.pkl last, exactly as torch.save pickles a dict. The file loads with torch.load(path) and
+// torch.load(path, weights_only=True), bit-exact, and appears atomically on finish():
+//
+//   litlora::pth::Writer w("final/lit_model.pth");          // or Writer(path, "model") for {"model": {...}}
+//   for (...) w.add(name, mergedTensor);
+//   w.finish();
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "core/pickle.h"
+#include "core/tensorfile.h"
+#include "core/zip.h"
+
+namespace litlora::pth {
+
+tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file);
+
+class Writer {
+ public:
+  // wrapKey "" writes {name: tensor}; "model" writes {"model": {name: tensor}} (litgpt's .lora files).
+  explicit Writer(const std::string& path, const std::string& wrapKey = "");
+
+  // Writes the tensor's storage now (views of a storage already written reuse it, as torch.save does).
+  void add(const std::string& name, const at::Tensor& tensor);
+  // data.pkl and PyTorch's bookkeeping records, then fsync and rename over the target.
+  void finish();
+
+ private:
+  struct SeenStorage {
+    c10::weak_intrusive_ptr<c10::StorageImpl> storage;
+    std::string key;
+    at::ScalarType dtype;
+    int64_t numel;
+    int64_t version;  // the tensor's version counter when written: an in-place change since means "write again"
+  };
+  std::string path_;
+  std::string prefix_;  // archive folder, "<file stem>/"
+  std::string wrapKey_;
+  zip::Writer zip_;
+  std::vector<pickle::TensorRecord> records_;
+  std::unordered_set<std::string> names_;
+  std::unordered_map<const c10::StorageImpl*, SeenStorage> seen_;
+  int64_t nextKey_ = 0;
+};
+
+void save(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+          const std::string& wrapKey = "");
+
+}  // namespace litlora::pth

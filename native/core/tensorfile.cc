@@ -1,0 +1,189 @@
+#include "core/tensorfile.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "core/error.h"
+#include "core/pth.h"
+#include "core/safetensors.h"
+
+namespace litlora::tensorfile {
+
+namespace {
+
+constexpr std::pair<at::ScalarType, const char*> kNames[] = {
+    {at::kFloat, "float32"}, {at::kDouble, "float64"}, {at::kBFloat16, "bfloat16"}, {at::kHalf, "float16"},
+    {at::kChar, "int8"},     {at::kByte, "uint8"},     {at::kShort, "int16"},       {at::kInt, "int32"},
+    {at::kLong, "int64"},    {at::kBool, "bool"},
+};
+
+std::string leadingBytes(const zip::MappedFile& f) {
+  std::string out;
+  char buf[4];
+  for (uint64_t i = 0; i < std::min<uint64_t>(f.size(), 8); ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", f.data()[i]);
+    out += (i ? " " : "") + std::string(buf);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string dtypeName(at::ScalarType t) {
+  for (const auto& [type, name] : kNames)
+    if (type == t) return name;
+  std::string s = c10::toString(t);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool validUtf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const uint8_t c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
+    else return false;
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const uint8_t d = static_cast<uint8_t>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) return false;
+    i += len;
+  }
+  return true;
+}
+
+double checksum(const at::Tensor& t, bool exact) {
+  return exact ? t.sum(at::kDouble).item<double>() : t.sum().item<double>();
+}
+
+int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
+  __int128 last = offset;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] == 0) return 0;
+    if (sizes[i] < 0 || strides[i] < 0) return -1;
+    last += static_cast<__int128>(sizes[i] - 1) * strides[i];
+    if (last > INT64_MAX / 16) return -1;
+  }
+  return static_cast<int64_t>(last + 1);
+}
+
+Reader::Reader(std::shared_ptr<zip::MappedFile> file, Contents contents)
+    : path_(file->path()), file_(std::move(file)), c_(std::move(contents)) {
+  for (size_t i = 0; i < c_.entries.size(); ++i) index_.emplace(c_.entries[i].name, i);
+}
+
+const EntryInfo* Reader::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &c_.entries[it->second];
+}
+
+at::Tensor Reader::storageOf(const Source& s) {
+  LITLORA_CHECK(s.dtype != at::ScalarType::Undefined, "ERR_DTYPE",
+                path_ << ": this tensor's dtype cannot be held by litlora; convert the file in Python first");
+  file_->checkUnchanged();
+  const uint64_t esize = bytesPerElement(s.dtype);
+  const int64_t numel = static_cast<int64_t>(s.storageBytes / esize);
+  const auto options = at::TensorOptions().dtype(s.dtype).device(at::kCPU);
+  if (numel == 0) return at::empty({0}, options);
+  const uint64_t length = static_cast<uint64_t>(numel) * esize;
+  if (s.fileOffset % esize == 0) {
+    // Zero-copy: a private map of just these bytes, kept alive by the tensor's storage.
+    auto region = zip::Region::map(file_->fd(), s.fileOffset, length);
+    uint8_t* data = region->data();
+    return at::from_blob(data, {numel}, [region](void*) {}, options);
+  }
+  // The file puts these bytes at an offset unaligned for the dtype (a zip written without PyTorch's
+  // padding): copy them into an aligned tensor.
+  at::Tensor t = at::empty({numel}, options);
+  char* dst = static_cast<char*>(t.data_ptr());
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(file_->fd(), dst + done, static_cast<size_t>(std::min<uint64_t>(length - done, 1u << 30)),
+                        static_cast<off_t>(s.fileOffset + done));
+    if (n < 0 && errno == EINTR) continue;
+    LITLORA_CHECK(n > 0, "ERR_CHECKPOINT_FORMAT",
+                  path_ << ": reading " << length << " bytes at offset " << s.fileOffset << " failed"
+                        << (n < 0 ? std::string(": ") + std::strerror(errno) : std::string(" (the file ends early)")));
+    done += static_cast<uint64_t>(n);
+  }
+  return t;
+}
+
+at::Tensor Reader::view(const Source& s, const at::Tensor& storage) {
+  return storage.as_strided(s.sizes, s.strides, s.offset);
+}
+
+at::Tensor Reader::get(const std::string& name) {
+  std::shared_lock lock(mutex_);
+  LITLORA_CHECK(file_, "ERR_DISPOSED", path_ << ": the file was closed; open it again to read '" << name << "'");
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    std::string some;
+    for (size_t i = 0; i < c_.entries.size() && i < 3; ++i) some += (i ? ", " : "") + c_.entries[i].name;
+    throw Error("ERR_CHECKPOINT_MISSING", path_ + " has no tensor named '" + name + "' (it has " +
+                                              std::to_string(c_.entries.size()) + (some.empty() ? "" : ": " + some) +
+                                              (c_.entries.size() > 3 ? ", …" : "") + ")");
+  }
+  const Source& s = c_.sources[it->second];
+  LITLORA_CHECK(s.dtype != at::ScalarType::Undefined, "ERR_DTYPE",
+                path_ << ": '" << name << "' has dtype " << c_.entries[it->second].dtypeName
+                      << ", which litlora cannot hold; convert it in Python first");
+  return view(s, storageOf(s));
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Reader::getAll() {
+  std::shared_lock lock(mutex_);
+  LITLORA_CHECK(file_, "ERR_DISPOSED", path_ << ": the file was closed; open it again");
+  std::unordered_map<std::string, at::Tensor> storages;
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.reserve(c_.entries.size());
+  for (size_t i = 0; i < c_.entries.size(); ++i) {
+    const Source& s = c_.sources[i];
+    LITLORA_CHECK(s.dtype != at::ScalarType::Undefined, "ERR_DTYPE",
+                  path_ << ": '" << c_.entries[i].name << "' has dtype " << c_.entries[i].dtypeName
+                        << ", which litlora cannot hold; convert it in Python first");
+    auto found = storages.find(s.storageId);
+    if (found == storages.end()) found = storages.emplace(s.storageId, storageOf(s)).first;
+    out.emplace_back(c_.entries[i].name, view(s, found->second));
+  }
+  return out;
+}
+
+void Reader::close() {
+  std::unique_lock lock(mutex_);
+  file_.reset();
+}
+
+std::shared_ptr<Reader> open(const std::string& path) {
+  auto file = zip::MappedFile::open(path);
+  const uint8_t* d = file->data();
+  const uint64_t size = file->size();
+  LITLORA_CHECK(size > 0, "ERR_CHECKPOINT_FORMAT", path << " is empty (0 bytes); expected a .pth or .safetensors file");
+  if (size >= 4 && d[0] == 'P' && d[1] == 'K' && ((d[2] == 3 && d[3] == 4) || (d[2] == 5 && d[3] == 6)))
+    return std::make_shared<Reader>(file, pth::parse(file));
+  if (size >= 10 && d[8] == '{') return std::make_shared<Reader>(file, safetensors::parse(file));
+  bool legacyPickle = d[0] == 0x80 && size >= 2 && d[1] <= 5;
+  bool legacyTar = size > 262 && std::memcmp(d + 257, "ustar", 5) == 0;
+  LITLORA_CHECK(!legacyPickle && !legacyTar, "ERR_CHECKPOINT_FORMAT",
+                path << " uses PyTorch's legacy (pre-1.6, non-zip) serialization, which litlora does not read. Re-save "
+                        "it with the default zip format in Python: torch.save(torch.load(path, weights_only=True), path)");
+  throw Error("ERR_CHECKPOINT_FORMAT", path + " is neither a PyTorch .pth (zip) nor a .safetensors file (it starts with " +
+                                           leadingBytes(*file) + ")");
+}
+
+}  // namespace litlora::tensorfile

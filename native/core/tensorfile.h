@@ -1,0 +1,116 @@
+// Tensor files (.pth and .safetensors) read lazily: open() lists names, shapes and dtypes from the zip
+// directory + pickle or the safetensors header without touching tensor bytes; get() maps one tensor's
+// bytes privately (copy-on-write, so in-place changes never reach the file or other tensors) or copies
+// them when the file's layout leaves them unaligned for their dtype.
+//
+//   auto file = litlora::tensorfile::open("lit_model.pth");
+//   for (const auto& e : file->entries()) … e.name, e.shape, e.dtype, e.bytes …
+//   at::Tensor w = file->get("transformer.h.0.attn.qkv.weight");
+//
+// Writers live in pth.h and safetensors.h (both stream tensor by tensor).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/zip.h"
+
+namespace litlora::tensorfile {
+
+enum class Format { Pth, Safetensors };
+
+struct EntryInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  at::ScalarType dtype = at::ScalarType::Undefined;  // Undefined: a type litlora cannot hold (see dtypeName)
+  std::string dtypeName;                             // "float32", "bfloat16", … or the file's own name
+  uint64_t bytes = 0;                                // numel × element size
+};
+
+// A non-tensor leaf next to the tensors (an int, float, string, bool or None in a .pth).
+struct PlainValue {
+  enum class Kind { None, Bool, Int, Float, Str } kind = Kind::None;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0;
+  std::string text;
+};
+
+// Where one tensor's bytes are: a strided view (in elements of dtype) of a storage at fileOffset.
+struct Source {
+  uint64_t fileOffset = 0;
+  uint64_t storageBytes = 0;
+  at::ScalarType dtype = at::ScalarType::Undefined;
+  int64_t offset = 0;
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;
+  std::string storageId;  // views with the same id share one storage in getAll()
+};
+
+// What a format parser found; Reader takes it over.
+struct Contents {
+  Format format = Format::Pth;
+  std::vector<EntryInfo> entries;
+  std::vector<Source> sources;  // parallel to entries
+  std::string wrapped;          // "model" when the names are those of {"model": {...}}
+  std::vector<std::pair<std::string, std::string>> metadata;  // safetensors __metadata__
+  std::vector<std::pair<std::string, PlainValue>> values;
+};
+
+class Reader {
+ public:
+  Reader(std::shared_ptr<zip::MappedFile> file, Contents contents);
+
+  Format format() const { return c_.format; }
+  const std::string& path() const { return path_; }
+  const std::vector<EntryInfo>& entries() const { return c_.entries; }
+  const EntryInfo* find(const std::string& name) const;
+  const std::string& wrapped() const { return c_.wrapped; }
+  const std::vector<std::pair<std::string, std::string>>& metadata() const { return c_.metadata; }
+  const std::vector<std::pair<std::string, PlainValue>>& values() const { return c_.values; }
+
+  // A CPU tensor; ERR_CHECKPOINT_MISSING for an unknown name, ERR_DISPOSED after close().
+  at::Tensor get(const std::string& name);
+  // Every tensor, in file order; views of one storage in the file share one storage here too.
+  std::vector<std::pair<std::string, at::Tensor>> getAll();
+  // Releases the file; tensors handed out keep their own maps and stay valid. Idempotent.
+  void close();
+
+ private:
+  at::Tensor storageOf(const Source& source);  // 1-D tensor over the whole storage
+  at::Tensor view(const Source& source, const at::Tensor& storage);
+
+  std::string path_;
+  std::shared_ptr<zip::MappedFile> file_;
+  Contents c_;
+  std::unordered_map<std::string, size_t> index_;
+  std::shared_mutex mutex_;  // get() shares it; close() takes it alone
+};
+
+// Opens a .pth (zip) or .safetensors file, telling the format from the content, not the name.
+std::shared_ptr<Reader> open(const std::string& path);
+
+// Element size in bytes for a dtype litlora can hold.
+inline uint64_t bytesPerElement(at::ScalarType t) { return static_cast<uint64_t>(c10::elementSize(t)); }
+
+// The highest element index a strided view reaches, +1 (0 for an empty view); -1 on overflow.
+int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides);
+
+// The sum of every element: reads every byte once (benchmarks and tests use it to touch data). exact:
+// accumulate in float64 (tests); otherwise in the tensor's own type, at memory speed (benchmarks).
+double checksum(const at::Tensor& t, bool exact = true);
+
+// Names must be valid UTF-8 to survive the trip to JavaScript strings and back.
+bool validUtf8(std::string_view s);
+
+// "float32", "bfloat16", … (litlora's names); PyTorch's name for other types.
+std::string dtypeName(at::ScalarType t);
+
+}  // namespace litlora::tensorfile

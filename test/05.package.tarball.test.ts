@@ -1,0 +1,96 @@
+// The package as a user gets it: `npm pack` (its prepack makes dist/ and the prebuild), install the tarball
+// into an empty folder without network, and run a script from there that imports 'litlora' and computes.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packageRoot } from '../ts/binding.js';
+import { assertClose } from './helpers/assert.js';
+
+const work = mkdtempSync(join(tmpdir(), 'litlora-tarball-'));
+const consumer = join(work, 'consumer');
+const platformDir = `${process.platform}-${process.arch}`;
+let tarball = '';
+
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env, maxBuffer: 16 << 20 });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
+}
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('npm pack ships dist/, the prebuild with its record, and the sources for `npx litlora build`', () => {
+  const r = run('npm', ['pack', '--json', '--pack-destination', work], packageRoot);
+  assert.is(r.status, 0, `npm pack failed: ${r.stderr}`);
+  const [info] = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
+  tarball = join(work, info.filename);
+  const files = new Set<string>(info.files.map((f: { path: string }) => f.path));
+  for (const f of ['package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/binding.js', `prebuilds/${platformDir}/litlora.node`,
+    `prebuilds/${platformDir}/litlora-build.json`, 'CMakeLists.txt', 'native/addon.cc', 'scripts/setup.mjs']) {
+    assert.ok(files.has(f), `the tarball lacks ${f}`);
+  }
+  for (const f of files) assert.not.match(f, /^(test|ts|build|bench|node_modules|\.venv)\//, `the tarball should not ship ${f}`);
+});
+
+test('installed offline into an empty folder, `import "litlora"` loads the prebuild and computes', () => {
+  assert.ok(tarball, 'npm pack did not run');
+  mkdirSync(consumer);
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+  // The runtime dependencies come from npm's cache; --offline makes a missing one an error rather than a download.
+  const install = run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], consumer);
+  assert.is(install.status, 0, `npm install --offline failed:\n${install.stderr}`);
+  assert.ok(existsSync(join(consumer, 'node_modules', 'litlora', 'prebuilds', platformDir, 'litlora.node')));
+  assert.not.ok(existsSync(join(consumer, 'node_modules', 'litlora', 'build')), 'an install must not carry a build/ folder');
+
+  // Uses lora.forward once the ops exist; until then the Tensor round trip is the computation.
+  writeFileSync(join(consumer, 'check.mjs'), `
+    import * as litlora from 'litlora';
+    const { Tensor, buildInfo } = litlora;
+    const t = Tensor.from(new Float32Array([1.5, -2, 3.25, 0, 7, -0.125]), [2, 3]);
+    const bf = await t.to({ dtype: 'bfloat16' });
+    const result = { info: buildInfo(), roundTrip: Array.from(await t.data()), bf16: Array.from(await bf.data()),
+      shape: bf.shape, dtype: bf.dtype, forward: null };
+    if (typeof litlora.lora?.forward === 'function') {
+      const f = (values, shape) => Tensor.from(new Float32Array(values), shape);
+      const x = f([0.5, -1, 2, 1.5, 0.25, -0.75], [2, 3]);
+      const w = f([1, 0, -1, 0.5, 2, 0.25, -0.5, 1, 1.5, 0, 0.75, -2], [4, 3]);
+      const a = f([0.1, 0.2, -0.3, 0.4, -0.5, 0.6], [2, 3]);
+      const b = f([1, -1, 0.5, 2, -0.25, 0.75, 1.5, -2], [4, 2]);
+      const bias = f([0.1, -0.2, 0.3, -0.4], [4]);
+      const y = await litlora.lora.forward(x, w, a, b, { bias, scaling: 0.5 });
+      result.forward = { shape: y.shape, values: Array.from(await y.data()) };
+    }
+    console.log(JSON.stringify(result));
+  `);
+  const env = { ...process.env };
+  delete env.LITLORA_ADDON;
+  const r = run(process.execPath, ['check.mjs'], consumer, env);
+  assert.is(r.status, 0, `the consumer script failed:\n${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.is(out.info.addon, join(consumer, 'node_modules', 'litlora', 'prebuilds', platformDir, 'litlora.node'));
+  assert.equal(out.roundTrip, [1.5, -2, 3.25, 0, 7, -0.125]);
+  assert.equal(out.shape, [2, 3]);
+  assert.is(out.dtype, 'bfloat16');
+  assert.equal(out.bf16, [1.5, -2, 3.25, 0, 7, -0.125]); // all exactly representable in bf16
+  // Once ts/lora.ts exists the installed package must have run a real LoRA forward, not skipped it.
+  assert.is(out.forward !== null, existsSync(join(packageRoot, 'ts', 'lora.ts')), 'lora.forward ran in the installed package');
+  if (out.forward) {
+    // y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ in float64
+    const x = [[0.5, -1, 2], [1.5, 0.25, -0.75]];
+    const w = [[1, 0, -1], [0.5, 2, 0.25], [-0.5, 1, 1.5], [0, 0.75, -2]];
+    const a = [[0.1, 0.2, -0.3], [0.4, -0.5, 0.6]];
+    const b = [[1, -1], [0.5, 2], [-0.25, 0.75], [1.5, -2]];
+    const bias = [0.1, -0.2, 0.3, -0.4];
+    const dot = (u: number[], v: number[]) => u.reduce((s, ui, i) => s + ui * v[i], 0);
+    const expected = x.flatMap((xi) => {
+      const xa = a.map((ar) => dot(xi, ar));
+      return w.map((wr, o) => dot(xi, wr) + bias[o] + 0.5 * dot(xa, b[o]));
+    });
+    assert.equal(out.forward.shape, [2, 4]);
+    assertClose(out.forward.values, expected, { rtol: 1e-5, atol: 1e-5, what: 'installed lora.forward' });
+  }
+});
+
+test.run();

@@ -1,0 +1,199 @@
+// `litlora finetune lora`: litgpt's command (litgpt/finetune/lora.py setup(), era C defaults) over the Trainer.
+//
+//   litlora finetune lora --checkpoint_dir checkpoints/EleutherAI/pythia-70m --data JSON --data.json_path d.json \
+//     --out_dir out/finetune/lora [--train.micro_batch_size 4 …] [--resume true]
+//
+// Same flag names and defaults as litgpt (shared/reference/litgpt-format.md §4.4, column C), plus litlora's
+// --resume, --merge, --device, --progress and --train.max_time. hyperparameters.yaml records every argument in
+// litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does).
+import { join, resolve } from 'node:path';
+import { buildInfo } from '../binding.js';
+import { createDataModule } from '../data/module.js';
+import { Tokenizer } from '../data/tokenizer.js';
+import { fail } from '../errors.js';
+import { Model, type ModelDtype } from '../model.js';
+import type { Tensor } from '../tensor.js';
+import { readConfig } from '../config.js';
+import { TensorFile } from '../tensorfile.js';
+import { Trainer, type Precision } from '../trainer.js';
+
+import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
+
+const PRECISIONS = ['32-true', 'bf16-true', 'bf16-mixed'] as const;
+
+export const FLAGS: FlagSpec[] = [
+  { name: 'checkpoint_dir', type: 'path', required: true, metavar: 'DIR', help: 'The base checkpoint folder (lit_model.pth, model_config.yaml, tokenizer files)' },
+  { name: 'out_dir', type: 'path', default: 'out/finetune/lora', metavar: 'DIR', help: 'Where step-XXXXXX/, final/ and logs/ go' },
+  { name: 'precision', type: 'string', default: null, nullable: true, choices: PRECISIONS, defaultText: 'null (32-true on the CPU, bf16-mixed on CUDA)', help: 'Training precision' },
+  { name: 'devices', type: 'int', default: 1, help: 'Number of devices (litlora trains on one)' },
+  { name: 'lora_r', type: 'int', default: 8, help: 'LoRA rank' },
+  { name: 'lora_alpha', type: 'int', default: 16, help: 'LoRA alpha (the update is scaled by alpha / r)' },
+  { name: 'lora_dropout', type: 'float', default: 0.05, help: 'Dropout on the LoRA branch input' },
+  { name: 'lora_query', type: 'bool', default: true, help: 'LoRA on the attention queries' },
+  { name: 'lora_key', type: 'bool', default: false, help: 'LoRA on the attention keys' },
+  { name: 'lora_value', type: 'bool', default: true, help: 'LoRA on the attention values' },
+  { name: 'lora_projection', type: 'bool', default: false, help: 'LoRA on the attention output projection' },
+  { name: 'lora_mlp', type: 'bool', default: false, help: 'LoRA on the MLP linears' },
+  { name: 'lora_head', type: 'bool', default: false, help: 'LoRA on the language-model head' },
+  { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
+  { name: 'train.save_interval', type: 'int', default: 1000, nullable: true, help: 'Optimizer steps between step-XXXXXX/ checkpoints' },
+  { name: 'train.log_interval', type: 'int', default: 1, help: 'Iterations between log lines' },
+  { name: 'train.global_batch_size', type: 'int', default: 16, help: 'Samples per optimizer step' },
+  { name: 'train.micro_batch_size', type: 'int', default: 1, help: 'Samples per forward/backward (gradient accumulation = global / micro)' },
+  { name: 'train.lr_warmup_steps', type: 'int', default: 100, help: 'Linear warmup steps before the cosine decay' },
+  { name: 'train.epochs', type: 'int', default: 5, help: 'Passes over the training data' },
+  { name: 'train.max_tokens', type: 'int', default: null, nullable: true, help: 'Stop after this many training tokens' },
+  { name: 'train.max_steps', type: 'int', default: null, nullable: true, help: 'Stop after this many optimizer steps' },
+  { name: 'train.max_seq_length', type: 'int', default: null, nullable: true, help: 'Truncate samples to this many tokens' },
+  { name: 'train.max_norm', type: 'float', default: null, nullable: true, help: 'Clip the global gradient norm (litlora; litgpt has none for LoRA)' },
+  { name: 'train.max_time', type: 'float', default: null, nullable: true, help: 'Stop after this many seconds of training (litlora)' },
+  { name: 'eval.interval', type: 'int', default: 100, help: 'Optimizer steps between validations' },
+  { name: 'eval.max_new_tokens', type: 'int', default: 100, help: 'Tokens of the example generation at each validation' },
+  { name: 'eval.max_iters', type: 'int', default: 100, help: 'Validation batches per validation' },
+  { name: 'eval.initial_validation', type: 'bool', default: false, help: 'Validate before training' },
+  { name: 'eval.final_validation', type: 'bool', default: true, help: 'Validate on the whole validation set after training' },
+  { name: 'optimizer', type: 'string', default: 'AdamW', choices: ['AdamW'], help: 'Optimizer (torch.optim.AdamW)' },
+  { name: 'optimizer.lr', type: 'float', default: 1e-3, help: 'Learning rate' },
+  { name: 'optimizer.weight_decay', type: 'float', default: 0.01, help: 'Decoupled weight decay' },
+  { name: 'optimizer.beta1', type: 'float', default: 0.9, help: 'AdamW beta1' },
+  { name: 'optimizer.beta2', type: 'float', default: 0.999, help: 'AdamW beta2' },
+  { name: 'logger_name', type: 'string', default: 'csv', choices: ['csv'], help: 'Metrics logger (logs/csv/version_N/metrics.csv)' },
+  { name: 'seed', type: 'int', default: 1337, help: 'Random seed (dropout, example generation)' },
+  { name: 'resume', type: 'bool', default: false, help: 'Continue from the newest complete step-XXXXXX/ in --out_dir (litlora)' },
+  { name: 'merge', type: 'bool', default: true, help: 'Write final/lit_model.pth, the merged model, at the end' },
+  { name: 'device', type: 'string', default: 'auto', help: "'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (litlora)" },
+  { name: 'progress', type: 'string', default: 'auto', choices: ['auto', 'bar', 'plain', 'none'], help: 'Progress bar on a terminal, plain lines otherwise' },
+];
+
+const DATA_FAMILY: FlagFamily = {
+  prefix: 'data.',
+  metavar: 'VALUE',
+  help: 'An argument of the data module (JSON/Alpaca: json_path, val_split_fraction, mask_prompt, prompt_style, ignore_index, seed; TextFiles: train_data_path, val_data_path, seed)',
+  keys: () => ['json_path', 'val_split_fraction', 'mask_prompt', 'prompt_style', 'ignore_index', 'seed', 'train_data_path', 'val_data_path'],
+  accepts: (_key: string, raw: unknown) => raw, // the data module checks its own arguments (ERR_CONFIG naming --data.key)
+};
+
+/** Loads a base checkpoint folder into a Model with LoRA layers. */
+async function loadBase(dir: string, options: { dtype: ModelDtype; device: string; lora: Record<string, unknown> }): Promise<Model> {
+  const config = await readConfig(join(dir, 'model_config.yaml'));
+  const file = await TensorFile.open(join(dir, 'lit_model.pth'));
+  try {
+    const entries: [string, Tensor][] = [];
+    for (const name of file.names) entries.push([name, await file.get(name)]);
+    return await Model.fromStateDict(config as Record<string, unknown>, entries, { dtype: options.dtype, device: options.device as any, lora: options.lora });
+  } finally {
+    await file.close();
+  }
+}
+
+/** hyperparameters.yaml of a CLI run: every argument, nested as litgpt's jsonargparse writes it. */
+export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperparameters(): unknown }): Record<string, unknown> {
+  return {
+    checkpoint_dir: v.checkpoint_dir,
+    out_dir: v.out_dir,
+    precision: v.precision,
+    quantize: null,
+    devices: v.devices,
+    num_nodes: 1,
+    lora_r: v.lora_r, lora_alpha: v.lora_alpha, lora_dropout: v.lora_dropout, lora_query: v.lora_query, lora_key: v.lora_key,
+    lora_value: v.lora_value, lora_projection: v.lora_projection, lora_mlp: v.lora_mlp, lora_head: v.lora_head,
+    data: data.toHyperparameters(),
+    train: {
+      save_interval: v['train.save_interval'], log_interval: v['train.log_interval'], global_batch_size: v['train.global_batch_size'],
+      micro_batch_size: v['train.micro_batch_size'], lr_warmup_steps: v['train.lr_warmup_steps'], lr_warmup_fraction: null,
+      epochs: v['train.epochs'], max_tokens: v['train.max_tokens'], max_steps: v['train.max_steps'], max_seq_length: v['train.max_seq_length'],
+      tie_embeddings: null, max_norm: v['train.max_norm'], min_lr: 6.0e-5,
+    },
+    log: {},
+    eval: {
+      interval: v['eval.interval'], max_new_tokens: v['eval.max_new_tokens'], max_iters: v['eval.max_iters'],
+      initial_validation: v['eval.initial_validation'], evaluate_example: 'first', final_validation: v['eval.final_validation'],
+    },
+    optimizer: {
+      class_path: 'torch.optim.AdamW',
+      init_args: { lr: v['optimizer.lr'], weight_decay: v['optimizer.weight_decay'], betas: [v['optimizer.beta1'], v['optimizer.beta2']] },
+    },
+    logger_name: v.logger_name,
+    seed: v.seed,
+    access_token: null,
+  };
+}
+
+export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> {
+  const v = args.values;
+  if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
+  const cuda = buildInfo().cudaDeviceCount > 0;
+  const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
+  const precision = (v.precision ?? (device.startsWith('cuda') ? 'bf16-mixed' : '32-true')) as Precision;
+  const dtype: ModelDtype = precision === 'bf16-true' ? 'bfloat16' : 'float32';
+  const checkpointDir = resolve(io.cwd, String(v.checkpoint_dir));
+  const outDir = resolve(io.cwd, String(v.out_dir));
+
+  const dataArgs: Record<string, unknown> = {};
+  for (const [k, value] of Object.entries(v)) if (k.startsWith('data.') && value !== undefined) dataArgs[k.slice(5)] = value;
+  for (const k of ['json_path', 'train_data_path', 'val_data_path']) {
+    if (typeof dataArgs[k] === 'string') dataArgs[k] = resolve(io.cwd, dataArgs[k] as string);
+  }
+  const data = createDataModule(String(v.data), dataArgs);
+  const tokenizer = Tokenizer.fromDir(checkpointDir);
+  // Data errors come before the model is loaded.
+  await data.setup(tokenizer, v['train.max_seq_length'] ? { maxSeqLength: v['train.max_seq_length'] as number } : {});
+
+  const lora = {
+    r: v.lora_r, alpha: v.lora_alpha, dropout: v.lora_dropout, query: v.lora_query, key: v.lora_key, value: v.lora_value,
+    projection: v.lora_projection, mlp: v.lora_mlp, head: v.lora_head,
+  };
+  io.out(`Loading ${checkpointDir} (${dtype}, ${device})\n`);
+  const model = await loadBase(checkpointDir, { dtype, device, lora });
+  try {
+    const progressMode = v.progress as 'auto' | 'bar' | 'plain' | 'none';
+    const trainer = new Trainer({
+      model, data, tokenizer, checkpointDir, outDir, precision, seed: v.seed as number, resume: v.resume as boolean, merge: v.merge as boolean,
+      train: {
+        saveInterval: v['train.save_interval'] as number | null, logInterval: v['train.log_interval'] as number,
+        globalBatchSize: v['train.global_batch_size'] as number, microBatchSize: v['train.micro_batch_size'] as number,
+        lrWarmupSteps: v['train.lr_warmup_steps'] as number, epochs: v['train.epochs'] as number,
+        maxTokens: v['train.max_tokens'] as number | null, maxSteps: v['train.max_steps'] as number | null,
+        maxSeqLength: v['train.max_seq_length'] as number | null, maxNorm: v['train.max_norm'] as number | null,
+        maxTime: v['train.max_time'] as number | null,
+      },
+      eval: {
+        interval: v['eval.interval'] as number, maxNewTokens: v['eval.max_new_tokens'] as number, maxIters: v['eval.max_iters'] as number,
+        initialValidation: v['eval.initial_validation'] as boolean, finalValidation: v['eval.final_validation'] as boolean,
+      },
+      optimizer: {
+        lr: v['optimizer.lr'] as number, weightDecay: v['optimizer.weight_decay'] as number,
+        betas: [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number],
+      },
+      hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, data),
+      progress: progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY) ? 'bar' : progressMode === 'none' ? 'none' : (t) => io.out(t),
+    });
+    const done = await trainer.run();
+    io.out(`Done: ${done.steps} optimizer steps, ${done.iters} iterations, ${done.totalTokens.toLocaleString('en-US')} tokens in ` +
+      `${done.timeS.toFixed(1)} s (stopped by ${done.reason}). Output: ${outDir}\n`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The command for ts/cli/main.ts's table (entry `finetune_lora`). */
+export const command: CommandSpec = {
+  name: 'finetune lora',
+  summary: 'LoRA-finetune a base checkpoint (litgpt finetune lora): step-XXXXXX/ and final/ folders in litgpt\'s layout',
+  description: `
+Trains LoRA adapters on an instruction data set (Alpaca/JSON files) or a text corpus (TextFiles) and writes
+litgpt's folders: out_dir/step-XXXXXX/ every train.save_interval optimizer steps and out_dir/final/, each with
+lit_model.pth.lora, model_config.yaml, hyperparameters.yaml, prompt_style.yaml and the tokenizer files;
+final/lit_model.pth is the merged model (--merge false skips it); metrics go to out_dir/logs/csv/version_N/.
+Step folders also keep training_state.pth (optimizer, schedule and random state) for --resume true.`,
+  positionals: [{ flag: 'checkpoint_dir', metavar: 'CHECKPOINT_DIR' }],
+  flags: FLAGS,
+  families: [DATA_FAMILY],
+  examples: [
+    'litlora finetune lora --checkpoint_dir checkpoints/EleutherAI/pythia-70m --data JSON --data.json_path data.json --out_dir out/lora',
+    'litlora finetune lora checkpoints/tiny --data JSON --data.json_path d.json --train.micro_batch_size 4 --train.max_steps 200 --precision bf16-true',
+    'litlora finetune lora checkpoints/tiny --data JSON --data.json_path d.json --out_dir out/lora --resume true',
+  ],
+  run: (args, io) => runFinetune(args, io),
+};
