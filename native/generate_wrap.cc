@@ -67,21 +67,24 @@ Napi::Object resultToJs(Napi::Env env, const generate::Result& r) {
 
 class GenerateWorker : public Napi::AsyncWorker {
  public:
-  GenerateWorker(Napi::Env env, std::shared_ptr<gpt::Gpt> model, std::shared_ptr<GptWrap::Lease> lease,
-                 std::vector<int64_t> prompt, generate::SamplingOptions options, Napi::ThreadSafeFunction events,
-                 std::shared_ptr<std::atomic<bool>> cancelled)
-      : Napi::AsyncWorker(env, "litlora.generate"), model_(std::move(model)), lease_(std::move(lease)),
-        prompt_(std::move(prompt)), options_(std::move(options)), events_(std::move(events)),
+  GenerateWorker(Napi::Env env, std::shared_ptr<gpt::Gpt> model, std::shared_ptr<SerialExecutor> executor,
+                 std::shared_ptr<GptWrap::Lease> lease, std::vector<int64_t> prompt, generate::SamplingOptions options,
+                 Napi::ThreadSafeFunction events, std::shared_ptr<std::atomic<bool>> cancelled)
+      : Napi::AsyncWorker(env, "litlora.generate"), model_(std::move(model)), executor_(std::move(executor)),
+        lease_(std::move(lease)), prompt_(std::move(prompt)), options_(std::move(options)), events_(std::move(events)),
         cancelled_(std::move(cancelled)) {}
 
   void Execute() override {
     auto event = std::make_unique<Event>();
     try {
-      event->result = generate::generate(*model_, prompt_, options_, [this](int64_t id) {
-        auto e = new Event;
-        e->token = id;
-        send(e);
-      }, cancelled_.get());
+      // On the model's own thread, like every other operation on it (see core/serial_executor.h).
+      event->result = executor_->run([&] {
+        return generate::generate(*model_, prompt_, options_, [this](int64_t id) {
+          auto e = new Event;
+          e->token = id;
+          send(e);
+        }, cancelled_.get());
+      });
       event->kind = Event::Kind::Done;
     } catch (...) {
       event->kind = Event::Kind::Error;
@@ -111,6 +114,7 @@ class GenerateWorker : public Napi::AsyncWorker {
   }
 
   std::shared_ptr<gpt::Gpt> model_;
+  std::shared_ptr<SerialExecutor> executor_;
   std::shared_ptr<GptWrap::Lease> lease_;
   std::vector<int64_t> prompt_;
   generate::SamplingOptions options_;
@@ -139,7 +143,7 @@ Napi::Value generateEntry(const Napi::CallbackInfo& info) {
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     Napi::ThreadSafeFunction events =
         Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "litlora.generate.events", 0, 1);
-    auto* worker = new GenerateWorker(env, model, lease, std::move(prompt), std::move(options), events, cancelled);
+    auto* worker = new GenerateWorker(env, model, wrap->executor(), lease, std::move(prompt), std::move(options), events, cancelled);
     worker->Queue();
     Napi::Object handle = Napi::Object::New(env);
     handle.Set("cancel", Napi::Function::New(env, [cancelled](const Napi::CallbackInfo& info) {

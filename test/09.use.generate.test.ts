@@ -8,7 +8,7 @@ import { Tokenizer } from '../ts/data/tokenizer.js';
 import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate.js';
 import { Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomizeAdapter, toNpy } from './helpers/model.js';
+import { llamaTiny, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { packageRoot } from '../ts/binding.js';
 import { runPython } from './helpers/python.js';
@@ -60,7 +60,7 @@ test('greedy decoding with the KV cache equals the PyTorch reference (full forwa
     assert.is(a.stats.reason, 'max_new_tokens');
     assert.is(a.stats.promptTokens, prompt.length);
     ours.push(a.ids);
-    meta.push({ config: model.config as ModelConfig, prompt, n });
+    meta.push({ config: referenceConfig(model), prompt, n });
     model.dispose();
   }
   const { stdout } = runPython(`import sys, json, torch

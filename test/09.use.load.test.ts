@@ -10,9 +10,13 @@ import { PassThrough } from 'node:stream';
 import { packageRoot } from '../ts/binding.js';
 import { runCli } from '../ts/cli/main.js';
 import { initCheckpoint } from '../ts/init.js';
+import { writeHyperparameters } from '../ts/hyperparameters.js';
+import { Tokenizer } from '../ts/data/tokenizer.js';
+import { loadPromptStyle, PromptStyle } from '../ts/data/prompts.js';
+import { generateText } from '../ts/generate.js';
 import { mergeLora } from '../ts/merge.js';
 import { Model, OutDir, type Hyperparameters, type LoraOptions, type Tensor } from '../ts/index.js';
-import { tensorfile } from '../ts/tensorfile-link.js';
+import { TensorFile } from '../ts/tensorfile.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { randomizeAdapter, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
@@ -49,7 +53,7 @@ async function logits(model: Model): Promise<Float32Array> {
 }
 
 async function readFile(path: string): Promise<Map<string, { shape: number[]; dtype: string; raw: Uint8Array }>> {
-  const f = await (await tensorfile()).TensorFile.open(path);
+  const f = await TensorFile.open(path);
   const out = new Map<string, { shape: number[]; dtype: string; raw: Uint8Array }>();
   try {
     for (const name of f.names) {
@@ -219,7 +223,7 @@ test('merge_lora CLI: --out_dir makes a loadable full folder; skip unless --forc
   const file = await readFile(join(outDir, 'lit_model.pth'));
   assert.ok([...file.values()].every((t) => t.dtype === 'bfloat16'));
   const wte = file.get('transformer.wte.weight')!;
-  const tf = await (await tensorfile()).TensorFile.open(join(baseDir, 'lit_model.pth'));
+  const tf = await TensorFile.open(join(baseDir, 'lit_model.pth'));
   const rounded = await (await tf.get('transformer.wte.weight')).to({ dtype: 'bfloat16' });
   const want = await rounded.data({ raw: true });
   await tf.close();
@@ -227,7 +231,6 @@ test('merge_lora CLI: --out_dir makes a loadable full folder; skip unless --forc
   // An adapter that does not fit its hyperparameters.yaml: an error naming the tensors, no output left behind.
   const bad = join(runDir, 'step-000004');
   await writeLoraFolder(bad, baseDir, { ...ALL, r: 2, projection: false, mlp: false, head: false }, 3);
-  const { writeHyperparameters } = await import('../ts/hyperparameters.js');
   await writeHyperparameters(join(bad, 'hyperparameters.yaml'), hyperparameters(baseDir, { ...ALL, r: 2, mlp: false, head: false, projection: true }));
   await assertCode(() => mergeLora(bad), 'ERR_CHECKPOINT_FORMAT', /missing transformer\.h\.0\.attn\.proj\.lora_A/);
   assert.equal(readdirSync(bad).filter((f) => f.startsWith('.') || f === 'lit_model.pth'), [], 'no output or temp file left');
@@ -247,9 +250,6 @@ test('generate and chat work on base, LoRA-only and merged folders, streaming te
     if (dir === step) assert.match(cli.err(), /Merged the LoRA weights into the base model .* in memory/);
     // Greedy text = the library's greedy text for the same folder.
     const model = await Model.load(dir, { cwd: root });
-    const { Tokenizer } = await import('../ts/data/tokenizer.js');
-    const { loadPromptStyle, PromptStyle } = await import('../ts/data/prompts.js');
-    const { generateText } = await import('../ts/generate.js');
     const style = existsSync(join(dir, 'prompt_style.yaml')) ? loadPromptStyle(dir) : PromptStyle.fromConfig({ name: 'pythia-14m' });
     const expected = await generateText(model, Tokenizer.fromDir(dir), 'Reverse: abc', { temperature: 0, maxNewTokens: 8, promptStyle: style });
     assert.is(cli.out(), `${expected.text}\n`);

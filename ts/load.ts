@@ -13,9 +13,9 @@ import { resolve } from 'node:path';
 import { Checkpoint, type CheckpointKind } from './checkpoint.js';
 import { fail, LitloraError } from './errors.js';
 import { loraSettings, type BaseResolution } from './hyperparameters.js';
-import { Model, type LoraOptions, type ModelDtype, type ModelOptions } from './model.js';
+import type { LoraOptions, Model, ModelDtype, ModelOptions } from './model.js';
 import type { Tensor } from './tensor.js';
-import { tensorfile, type TensorFileHandle } from './tensorfile-link.js';
+import { TensorFile } from './tensorfile.js';
 
 export type LoadMode = 'merged' | 'runtime';
 
@@ -62,14 +62,14 @@ function loraOptionsOf(checkpoint: Checkpoint): LoraOptions {
 }
 
 /** Every tensor of a file by name (memory-mapped on the CPU; the model copies what it keeps). */
-async function readAll(file: TensorFileHandle): Promise<[string, Tensor][]> {
+async function readAll(file: TensorFile): Promise<[string, Tensor][]> {
   const out: [string, Tensor][] = [];
   for (const name of file.names) out.push([name, await file.get(name)]);
   return out;
 }
 
 /** The dtype a model gets when the caller does not say: the file's, where the device can hold it. */
-function defaultDtype(file: TensorFileHandle, options: ModelOptions): ModelDtype {
+function defaultDtype(file: TensorFile, options: ModelOptions): ModelDtype {
   if (options.dtype) return options.dtype;
   const first = file.names.find((n) => !n.includes('lora_'));
   const dtype = first ? file.info(first).dtype : 'float32';
@@ -78,8 +78,8 @@ function defaultDtype(file: TensorFileHandle, options: ModelOptions): ModelDtype
   return 'float32';
 }
 
-async function withFile<T>(path: string, fn: (file: TensorFileHandle) => Promise<T>): Promise<T> {
-  const file = await (await tensorfile()).TensorFile.open(path);
+async function withFile<T>(path: string, fn: (file: TensorFile) => Promise<T>): Promise<T> {
+  const file = await TensorFile.open(path);
   try {
     return await fn(file);
   } finally {
@@ -87,19 +87,19 @@ async function withFile<T>(path: string, fn: (file: TensorFileHandle) => Promise
   }
 }
 
-async function loadWeights(path: string, config: Record<string, unknown>, options: ModelOptions): Promise<Model> {
+async function loadWeights(ModelClass: typeof Model, path: string, config: Record<string, unknown>, options: ModelOptions): Promise<Model> {
   return withFile(path, async (file) => {
     const entries = await readAll(file);
     try {
-      return await Model.fromStateDict(config, entries, { ...options, dtype: defaultDtype(file, options) });
+      return await ModelClass.fromStateDict(config, entries, { ...options, dtype: defaultDtype(file, options) });
     } finally {
       for (const [, t] of entries) t.dispose();
     }
   });
 }
 
-/** The implementation of `Model.load(dir, options)`. */
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+/** The implementation of `Model.load(dir, options)` (the class comes as an argument: model.ts imports this module). */
+export async function loadModel(ModelClass: typeof Model, dir: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof dir !== 'string' || !dir) fail('ERR_ARG', `Model.load: expected a checkpoint folder path, got ${String(dir)}`);
   const mode = options.mode ?? 'merged';
   if (mode !== 'merged' && mode !== 'runtime') fail('ERR_ARG', `mode: expected 'merged' or 'runtime', got '${String(mode)}'`);
@@ -110,7 +110,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 
   const useAdapter = checkpoint.kind === 'lora' || (checkpoint.kind === 'merged' && options.mode === 'runtime');
   if (!useAdapter) {
-    const model = await loadWeights(checkpoint.files.model!, config, modelOptions);
+    const model = await loadWeights(ModelClass, checkpoint.files.model!, config, modelOptions);
     model.source = {
       dir: checkpoint.dir, kind: checkpoint.kind, mode: 'weights', weights: checkpoint.files.model!,
       base: null, baseVia: null, adapter: null,
@@ -140,7 +140,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     fail('ERR_CONFIG', `${checkpoint.files.hyperparameters ?? checkpoint.dir}: a LoRA checkpoint needs lora_r > 0 and at least one lora_* target, ` +
       `got lora_r ${lora.r}; is this the hyperparameters.yaml of the run that wrote ${checkpoint.files.lora}?`);
   }
-  const model = await loadWeights(baseCheckpoint.files.model, config, { ...modelOptions, lora });
+  const model = await loadWeights(ModelClass, baseCheckpoint.files.model, config, { ...modelOptions, lora });
   try {
     const adapterPath = checkpoint.files.lora!;
     await withFile(adapterPath, async (file) => {

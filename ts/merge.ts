@@ -21,7 +21,7 @@ import { loraSettings, type BaseResolution } from './hyperparameters.js';
 import { Model, type ModelDtype } from './model.js';
 import { writeCheckpointFolder, type FolderFile } from './outdir.js';
 import type { Dtype } from './tensor.js';
-import { tensorfile } from './tensorfile-link.js';
+import { saveTensors, TensorFile } from './tensorfile.js';
 
 /** litgpt's --precision values and the weights dtype each means for a merged file. */
 export const MERGE_PRECISIONS: Readonly<Record<string, Dtype>> = {
@@ -77,7 +77,7 @@ function extendCheckpointDir(path: string, cwd: string): string {
 }
 
 async function hasLegacyNames(path: string): Promise<boolean> {
-  const file = await (await tensorfile()).TensorFile.open(path);
+  const file = await TensorFile.open(path);
   try {
     return file.names.some((n) => n.includes('.attn.attn.'));
   } finally {
@@ -142,7 +142,7 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
       const merged = await model.mergedStateDict();
       const converted = new Map();
       for (const [name, t] of merged) converted.set(name, dtype && t.dtype !== dtype ? await t.to({ dtype }) : t);
-      await (await tensorfile()).saveTensors(path, converted, { format: 'pth' });
+      await saveTensors(path, converted, { format: 'pth' });
       stats = {
         tensors: converted.size, mergedLayers: (await model.adapter!.tensors()).size / 2,
         bytesWritten: [...converted.values()].reduce((s, t) => s + t.numel * bytesOf(t.dtype), 0), seconds: 0,

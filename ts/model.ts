@@ -5,7 +5,7 @@ import { native, type NativeTensor } from './binding.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
 import { Adapter } from './adapter.js';
-import type { LoadOptions, ModelSource } from './load.js';
+import { loadModel, type LoadOptions, type ModelSource } from './load.js';
 
 /** litgpt's Config as a plain object of its snake_case fields (model_config.yaml), e.g. `n_layer`, `lora_r`. */
 export type ModelConfig = Record<string, unknown>;
@@ -170,8 +170,7 @@ export class Model {
    * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/load.ts).
    */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    const { loadModel } = await import('./load.js');
-    return loadModel(dir, options);
+    return loadModel(Model, dir, options);
   }
 
   /** A new model with litgpt's initialisation (seeded), on `device` in `dtype`. */

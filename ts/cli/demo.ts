@@ -15,7 +15,7 @@ runs is printed so it can be run by hand. It replaces its own --out_dir (a folde
     { name: 'out_dir', type: 'path', default: 'litlora-demo', metavar: 'DIR', help: 'The demo\'s folder' },
     { name: 'quick', type: 'bool', default: false, help: 'A shorter run (CI)' },
     { name: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
-    { name: 'progress', type: 'string', default: 'auto', choices: ['auto', 'plain', 'none'], help: 'Training progress: a bar on a terminal, plain lines, or none' },
+    { name: 'progress', type: 'string', default: 'auto', choices: ['auto', 'plain', 'quiet'], help: 'Training progress: a bar on a terminal (lines otherwise), plain lines, or quiet (validations only)' },
   ],
   examples: ['npm run demo', 'npx litlora demo --quick --out_dir /tmp/demo'],
   async run(args, io) {
@@ -24,7 +24,7 @@ runs is printed so it can be run by hand. It replaces its own --out_dir (a folde
       outDir: resolve(io.cwd, args.get<string>('out_dir')),
       quick: args.get<boolean>('quick'),
       device: args.get<string>('device'),
-      progress: args.get<'auto' | 'plain' | 'none'>('progress'),
+      progress: args.get<'auto' | 'plain' | 'quiet'>('progress'),
       log: io.out,
     });
     return result.after.accuracy > result.before.accuracy ? 0 : 1;
