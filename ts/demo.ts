@@ -2,7 +2,7 @@
 // minutes on a laptop CPU:
 //
 //   1. litlora init            a small GPT-NeoX (Pythia-style) model with random weights and a byte-level tokenizer
-//   2. pretrain                a LoRA on *every* linear layer (q, k, v, proj, mlp, head; rank near the width)
+//   2. pretrain                a LoRA on *every* linear layer (q, k, v, proj, mlp, head; rank 64 of width 128)
 //                              trained on a synthetic plain-text corpus, then merged into the weights with
 //                              merge_lora --out_dir: a "pretrained" base that knows the letters and words
 //   3. before                  that base answers held-out instructions (accuracy, a few examples)
@@ -10,7 +10,7 @@
 //                              before it) on held-out words; LoRA on q+v+proj+mlp+head → step-XXXXXX/, final/
 //   5. after                   Model.load(final/) — LoRA-only, so base + adapter are merged in memory
 //                              (auto-merge); the same held-out prompts, accuracy, examples
-//   6. merge_lora --out_dir    a full model (final_merged/) next to the 1%-size adapter; the folder tree
+//   6. merge_lora --out_dir    a full model (final_merged/) next to the adapter, their sizes; the folder tree
 //
 // Why a LoRA for pretraining: the trainer trains LoRA parameters only (litgpt's finetune lora). A LoRA on
 // every linear layer with a rank close to the layer width can express almost any update of those weights, and
@@ -181,7 +181,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
   await mkdir(dir, { recursive: true });
   writeFileSync(join(dir, MARKER), 'made by litlora demo; `litlora demo` replaces this folder\n');
-  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const rel = (p: string) => { const r = relative(process.cwd(), p); return !r ? '.' : r.startsWith('..') ? p : r; };
   const quiet = progress === 'quiet';
   const indent = (t: string) => t.replace(/^(?=.)/gm, '    ');
   const cliIO: CliIO = {
@@ -277,8 +277,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   log(`\n    adapter  out/finetune/final/lit_model.pth.lora          ${fmtBytes(adapterBytes)}\n`);
   log(`    full     out/finetune/final_merged/lit_model.pth        ${fmtBytes(fullModelBytes)}  ` +
     `(the adapter is ${((adapterBytes / fullModelBytes) * 100).toFixed(1)}% of it)\n`);
-  log(`\n  ${rel(dir)}/ (litgpt's unified layout: every checkpoint is a folder with the same file names)\n`);
-  log(folderTree(dir).filter((l) => !/part-\d+\.txt/.test(l) || /part-000/.test(l)).map((l) => `    ${l}\n`).join(''));
+  log(`\n  ${rel(join(dir, 'out', 'finetune'))}/  (litgpt's unified layout: every checkpoint is a folder with the same file names;\n` +
+    '  step folders also keep training_state.pth for --resume)\n');
+  log(folderTree(join(dir, 'out', 'finetune')).map((l) => `    ${l}\n`).join(''));
   seconds.total = (performance.now() - t0) / 1000;
 
   const d = rel(dir);
