@@ -2,13 +2,19 @@
 # load everything (torch.load of the base and the adapter), W += (B @ A) * scaling per LoRA layer (fused QKV
 # rows placed as litgpt's zero_pad does), torch.save the flat dict. Prints one JSON line.
 # Usage: python bench/merge_baseline.py BASE.pth LORA.pth OUT.pth '{"r":8,"alpha":16,"n_head":16,"n_query_groups":16,"head_size":64,"query":true,"key":true,"value":true,"threads":2}'
-import json, resource, sys, time
+import json, os, sys, time
 
 import torch
 
 base_path, lora_path, out_path, cfg = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 torch.set_num_threads(cfg["threads"])
-baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():
+    # VmHWM: this process's peak RSS. (ru_maxrss would also count the parent's RSS at fork time.)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+baseline_kb = hwm_kb()
 start = time.perf_counter()
 sd = torch.load(base_path, weights_only=True)
 lora = torch.load(lora_path, weights_only=True)
@@ -36,4 +42,10 @@ with torch.no_grad():
         W += delta.to(W.dtype)
 torch.save(sd, out_path)
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "baseline_kb": baseline_kb}))
+# What a durable write would add (litlora's writer fsyncs before its rename): timed apart, not in `seconds`.
+t0 = time.perf_counter()
+fd = os.open(out_path, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+fsync_seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "fsync_seconds": fsync_seconds, "maxrss_kb": hwm_kb(), "baseline_kb": baseline_kb}))

@@ -2,6 +2,10 @@
 
 #include <ATen/core/grad_mode.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -203,6 +207,12 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
     stats.bytesWritten += static_cast<uint64_t>(t.numel()) * t.element_size();
     stats.tensors++;
     t = at::Tensor();  // drop this tensor's map / copy before reading the next
+#if defined(__GLIBC__)
+    // glibc keeps freed blocks of 4–32 MB (this layer's ΔW) in its arenas once its dynamic mmap threshold has
+    // grown past them, and they fragment: without a trim, peak RSS climbed by ~16 MB per layer (655 MB instead
+    // of 410 MB on pythia-410m). Trimming returns them after each merged layer; it costs microseconds.
+    if (it != byWeight.end()) malloc_trim(0);
+#endif
     if (progress) progress(stats.tensors, total);
   }
   writer.finish();
