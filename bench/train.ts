@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   const passthrough = ['--steps', String(steps), '--threads', String(threads), '--device', device, '--dtype', dtype,
     ...(arg('config', '') ? ['--config', arg('config', '')] : ['--model', arg('model', '70m')])];
   for (let round = 0; round < rounds; round++) {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', ...passthrough],
+    const child = spawnSync(process.execPath, [...selfLoader(), fileURLToPath(import.meta.url), '--worker', ...passthrough],
       { encoding: 'utf8', cwd: root, env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 64 << 20 });
     if (child.status !== 0) throw new Error(`litlora worker failed: ${child.stderr}`);
     const o = JSON.parse(child.stdout.trim().split('\n').pop()!) as Result;
@@ -195,3 +195,8 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+// A worker runs this same file: TypeScript needs the tsx loader; the compiled copy (GPU machine) does not.
+function selfLoader(): string[] {
+  return import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+}

@@ -99,6 +99,25 @@ void GptWrap::init(Napi::Env env, Napi::Object exports) {
   classData()->constructor = Napi::Persistent(cls);
   classData()->constructor.SuppressDestruct();
   exports.Set("NativeGpt", cls);
+  exports.Set("gptQkvReassemble", Napi::Function::New(env, qkvReassemble));
+}
+
+// gptQkvReassemble(tensor, nHead, nQueryGroups, headSize) → Promise<NativeTensor>: litgpt's qkv_reassemble
+// (interleaved per-group rows → [Q|K|V]) of a weight or bias, for migrating old files.
+Napi::Value GptWrap::qkvReassemble(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    LITLORA_CHECK(info.Length() >= 4 && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber(), "ERR_TYPE",
+                  "gptQkvReassemble: expected (tensor, nHead, nQueryGroups, headSize)");
+    at::Tensor t = TensorWrap::unwrap(info[0], "tensor");
+    const int64_t nHead = info[1].As<Napi::Number>().Int64Value(), nQueryGroups = info[2].As<Napi::Number>().Int64Value(),
+                  headSize = info[3].As<Napi::Number>().Int64Value();
+    LITLORA_CHECK(nHead > 0 && nQueryGroups > 0 && headSize > 0 && nHead % nQueryGroups == 0, "ERR_ARG",
+                  "gptQkvReassemble: expected positive sizes with n_head divisible by n_query_groups");
+    return TorchWorker<at::Tensor>::run(
+        env, [t, nHead, nQueryGroups, headSize]() { return gpt::qkvReassemble(t, nHead, nQueryGroups, headSize).contiguous(); },
+        [](Napi::Env env, at::Tensor& r) -> Napi::Value { return TensorWrap::wrap(env, r); });
+  });
 }
 
 GptWrap::GptWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GptWrap>(info) {}

@@ -41,6 +41,7 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
 
  private:
   static Napi::Value create(const Napi::CallbackInfo& info);
+  static Napi::Value qkvReassemble(const Napi::CallbackInfo& info);
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value loss(const Napi::CallbackInfo& info);
   Napi::Value loadStateDict(const Napi::CallbackInfo& info);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
-import { Model, type ModelConfig } from '../ts/index.js';
+import { Model, buildInfo, type ModelConfig } from '../ts/index.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter } from './helpers/model.js';
 
@@ -38,7 +38,7 @@ test('config fields that switch on what is not implemented are ERR_CONFIG naming
     [{ parallel_residual: false, shared_attention_norm: true }, /shared_attention_norm/],
     [{ n_query_groups: 3 }, /n_query_groups/],
     [{ norm_class_name: 'BatchNorm' }, /norm_class_name/],
-    [{ n_layr: 2 }, /unknown config field\(s\): n_layr/],
+    [{ n_layr: 2 }, /unknown field 'n_layr'/],
   ];
   for (const [patch, pattern] of cases) {
     await assertCode(() => Model.fromConfig({ ...pythiaTiny, ...patch }), 'ERR_CONFIG', pattern);
@@ -147,6 +147,29 @@ test('bfloat16 model: forward and LoRA backward run, logits near the float32 one
   assert.is((grads.get('transformer.h.0.attn.qkv.lora_B')!).dtype, 'bfloat16');
   f32.dispose();
   bf16.dispose();
+});
+
+const cuda = buildInfo().cudaDeviceCount > 0;
+(cuda ? test : test.skip)('CUDA (runs where a GPU is): fp32 logits and loss match the CPU; bf16 and fp16 train', async () => {
+  const cpu = await Model.fromConfig(llamaTiny, { seed: 7, lora: { r: 2, dropout: 0, query: true, value: true, head: true } });
+  await randomizeAdapter(cpu, 2);
+  const weights = [...(await cpu.stateDict()), ...(await cpu.adapter!.tensors())];
+  const gpu = await Model.fromStateDict(llamaTiny, weights, { device: 'cuda', lora: cpu.lora! });
+  const { tokens, targets } = randomTokens(2, 16, 96, 4);
+  const a = (await (await cpu.forward(tokens, { shape: [2, 16] })).data()) as Float32Array;
+  const b = (await (await (await gpu.forward(tokens, { shape: [2, 16] })).to({ device: 'cpu' })).data()) as Float32Array;
+  assertClose(b, a, { rtol: 1e-3, atol: 1e-3, what: 'cuda logits' });
+  const la = await cpu.loss(tokens, targets, { shape: [2, 16], backward: true });
+  const lb = await gpu.loss(tokens, targets, { shape: [2, 16], backward: true });
+  assertClose([lb.loss], [la.loss], { rtol: 1e-4, what: 'cuda loss' });
+  for (const dtype of ['bfloat16', 'float16'] as const) {
+    const low = await Model.fromStateDict(llamaTiny, weights, { device: 'cuda', dtype, lora: cpu.lora! });
+    const { loss } = await low.loss(tokens, targets, { shape: [2, 16], backward: true });
+    assert.ok(Math.abs(loss - la.loss) < 0.05, `${dtype} loss ${loss} vs ${la.loss}`);
+    low.dispose();
+  }
+  cpu.dispose();
+  gpu.dispose();
 });
 
 test.run();

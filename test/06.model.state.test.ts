@@ -2,7 +2,10 @@
 // and strict loading errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Model, Tensor, type LoraOptions, type ModelConfig } from '../ts/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Model, Tensor, TensorFile, relayoutQkvFile, saveTensors, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
@@ -140,7 +143,20 @@ for k, v in inp.items():
     assert.ok([...migratedLora.keys()].every((n) => !n.includes('attn.attn')));
     const migrated = await Model.fromStateDict(config, [...(await old.stateDict()), ...migratedLora], { lora });
     assertClose(await logitsOf(migrated, tokens, [2, 9]), expected, { rtol: 1e-5, atol: 1e-5, what: `${config.name}: migrated` });
-    for (const m of [model, old, migrated]) m.dispose();
+    // relayoutQkvFile (migrate's hook) rewrites such a file in place: a full finetune file {"model": …}.
+    const dir = mkdtempSync(join(tmpdir(), 'litlora-relayout-'));
+    const file = join(dir, 'lit_model.pth');
+    await saveTensors(file, new Map([...legacyBase, ...legacyLora]), { wrap: 'model' });
+    assert.is(await relayoutQkvFile(file, config, 'full'), 'rewritten');
+    assert.is(await relayoutQkvFile(file, config, 'full'), 'unchanged');
+    const f = await TensorFile.open(file);
+    assert.is(f.wrapped, 'model');
+    assert.ok(f.names.every((n) => !n.includes('attn.attn')));
+    const rewritten = await Model.fromStateDict(config, await f.getAll(), { lora });
+    await f.close();
+    assertClose(await logitsOf(rewritten, tokens, [2, 9]), expected, { rtol: 1e-5, atol: 1e-5, what: `${config.name}: relayoutQkvFile` });
+    rmSync(dir, { recursive: true, force: true });
+    for (const m of [model, old, migrated, rewritten]) m.dispose();
   }
 });
 
@@ -187,6 +203,11 @@ for k, v in inp.items():
   assert.ok([...(await runtime.adapter!.tensors()).keys()].some((n) => n.includes('attn.attn.lora_A')));
   const merged = await Model.fromStateDict(config, await runtime.mergedStateDict());
   assertClose(await logitsOf(merged, tokens), expected, { rtol: 1e-5, atol: 1e-5, what: 'merged legacy adapter' });
+  // relayoutQkvFile leaves such a file alone: today's names cannot carry its meaning.
+  const dir = mkdtempSync(join(tmpdir(), 'litlora-relayout-'));
+  await saveTensors(join(dir, 'a.lora'), new Map(legacyLora), { wrap: 'model' });
+  assert.is(await relayoutQkvFile(join(dir, 'a.lora'), config, 'lora'), 'unchanged');
+  rmSync(dir, { recursive: true, force: true });
   // Reloading a current-era adapter resets the layout.
   await runtime.adapter!.loadTensors(await seedModel.adapter!.tensors());
   assertClose(await logitsOf(runtime, tokens), await logitsOf(seedModel, tokens), { rtol: 1e-5, atol: 1e-5, what: 'back to current layout' });

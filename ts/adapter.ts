@@ -1,8 +1,10 @@
 // Adapter: a Model's LoRA layers as one object — hyperparameters, the trainable tensors, merge/unmerge, and
 // the lit_model.pth.lora file (`{"model": {lora_* tensors}}`). It holds its Model, so the model outlives it.
-import { fail } from './errors.js';
+import { resolve } from 'node:path';
+import { fail, LitloraError } from './errors.js';
 import type { Model } from './model.js';
 import { Tensor } from './tensor.js';
+import { saveTensors, TensorFile } from './tensorfile.js';
 
 export type LoraTarget = 'query' | 'key' | 'value' | 'projection' | 'mlp' | 'head';
 const TARGETS: LoraTarget[] = ['query', 'key', 'value', 'projection', 'mlp', 'head'];
@@ -70,7 +72,68 @@ export class Adapter {
     await this.#model.handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'adapter');
   }
 
+  /**
+   * Writes the adapter as litgpt's lit_model.pth.lora: `{"model": {lora_* tensors}}`, readable by
+   * torch.load(weights_only=True) and litgpt's merge_lora. Atomic (temp file, fsync, rename).
+   */
+  async save(path: string): Promise<void> {
+    if (typeof path !== 'string' || !path) fail('ERR_ARG', `adapter.save: expected a file path, got ${String(path)}`);
+    const tensors = await this.tensors();
+    await saveTensors(path, tensors, { format: 'pth', wrap: 'model' });
+  }
+
+  /**
+   * Reads a lit_model.pth.lora (wrapped in "model" or flat; litgpt ≤ 0.5.4 `attn.attn` names too) into this
+   * adapter. The file must hold exactly this model's LoRA tensors: other targets, another r or another model's
+   * shapes are refused with every mismatch named.
+   */
+  async load(path: string): Promise<void> {
+    if (typeof path !== 'string' || !path) fail('ERR_ARG', `adapter.load: expected a file path, got ${String(path)}`);
+    const full = resolve(path);
+    const file = await TensorFile.open(full);
+    try {
+      const loraNames = file.names.filter((n) => /\.lora_[AB]$/.test(n));
+      const others = file.names.filter((n) => !/\.lora_[AB]$/.test(n));
+      if (others.length) {
+        fail('ERR_CHECKPOINT_FORMAT', `${full} is not a LoRA file: it holds ${others.length} tensor(s) that are not lora_A/lora_B ` +
+          `(e.g. ${others.slice(0, 3).join(', ')}). Expected litgpt's lit_model.pth.lora.`);
+      }
+      const theirs = targetsOfNames(loraNames), ours = targetsOfNames((await this.tensors()).keys());
+      if (theirs.join() !== ours.join()) {
+        fail('ERR_CHECKPOINT_FORMAT', `${full} adapts ${theirs.join(', ') || 'nothing'}, but this model's LoRA layers are on ` +
+          `${ours.join(', ') || 'nothing'} (targets ${this.targets.join(', ')}); build the model with the LoRA settings the ` +
+          'adapter was trained with (its hyperparameters.yaml lora_* values).');
+      }
+      const entries: [string, Tensor][] = [];
+      for (const name of loraNames) entries.push([name, await file.get(name)]);
+      try {
+        await this.loadTensors(entries);
+      } catch (e) {
+        if (e instanceof LitloraError || (e instanceof Error && 'code' in e)) e.message = `${full}: ${e.message}`;
+        throw e;
+      } finally {
+        for (const [, t] of entries) t.dispose();
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
   toString(): string {
     return `Adapter(r=${this.r}, alpha=${this.alpha}, targets=[${this.targets.join(', ')}], ${this.merged ? 'merged' : 'runtime'})`;
   }
+}
+
+/** Which module kinds a set of lora_* names adapts: 'query/key/value', 'projection', 'mlp', 'head'. */
+function targetsOfNames(names: Iterable<string>): string[] {
+  const found = new Set<string>();
+  for (const n of names) {
+    if (/\.attn\.(qkv|attn)\.lora_/.test(n)) found.add('query/key/value');
+    else if (/\.attn\.proj\.lora_/.test(n)) found.add('projection');
+    else if (/\.mlp\./.test(n)) found.add('mlp');
+    else if (/^lm_head\.lora_/.test(n)) found.add('head');
+    else found.add(n);
+  }
+  return ['query/key/value', 'projection', 'mlp', 'head', ...[...found].filter((t) => !['query/key/value', 'projection', 'mlp', 'head'].includes(t))]
+    .filter((t) => found.has(t));
 }

@@ -30,7 +30,7 @@ export type { Batch, InstructionSample, EncodedSample } from './data/sft.js';
 export * as synthetic from './data/synthetic.js';
 export { lora } from './lora.js';
 export type { ForwardOptions, LoraGrads, LoraOptions as LoraOpOptions, MergeOptions, QkvOptions } from './lora.js';
-export { Model } from './model.js';
+export { Model, relayoutQkvFile } from './model.js';
 export type { ModelConfig, ModelDtype, ModelOptions, FromConfigOptions, LoraOptions, LoraSettings as ModelLoraSettings, Tokens } from './model.js';
 export { Adapter } from './adapter.js';
 export type { LoraTarget } from './adapter.js';

@@ -18,7 +18,8 @@ import { configToYaml, normalizeConfig, type Config, type ConfigInput } from './
 import { namedConfigInput } from './configs.js';
 import { fail, LitloraError } from './errors.js';
 import { writeCheckpointFolder, type FolderFile } from './outdir.js';
-import { Tensor, type Dtype } from './tensor.js';
+import type { Dtype } from './tensor.js';
+import { Model } from './model.js';
 import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
 
 export type InitPrecision = '32-true' | 'bf16-true' | '16-true';
@@ -56,13 +57,11 @@ export interface InitResult {
   dtype: Dtype;
 }
 
-type Init = 'normal' | 'zeros' | 'ones';
-
 /**
- * litgpt's base state-dict names and shapes for `config` (litgpt-format.md §3.4, era C: `attn.qkv`), with how
- * each is initialised. Features whose parameter names litlora does not know yet are ERR_CONFIG.
+ * litgpt's base state-dict names and shapes for `config` (litgpt-format.md §3.4, era C: `attn.qkv`), in
+ * litgpt's order. Features whose parameter names litlora does not know yet are ERR_CONFIG.
  */
-export function baseParameters(config: Config): [string, number[], Init][] {
+export function baseParameters(config: Config): [string, number[]][] {
   const c = config;
   const unsupported: string[] = [];
   if (c.mlp_class_name === 'LLaMAMoE' || c.n_expert > 0) unsupported.push('mixture of experts (LLaMAMoE)');
@@ -73,17 +72,17 @@ export function baseParameters(config: Config): [string, number[], Init][] {
     fail('ERR_CONFIG', `litlora init cannot make weights for ${c.name || 'this config'}: ${unsupported.join(', ')} ` +
       'is not supported yet. Use a Pythia, Llama, SmolLM2 or Qwen2.5 config.');
   }
-  const out: [string, number[], Init][] = [];
+  const out: [string, number[]][] = [];
   const norm = (prefix: string) => {
-    out.push([`${prefix}.weight`, [c.n_embd], 'ones']);
-    if (c.norm_class_name === 'LayerNorm') out.push([`${prefix}.bias`, [c.n_embd], 'zeros']);
+    out.push([`${prefix}.weight`, [c.n_embd]]);
+    if (c.norm_class_name === 'LayerNorm') out.push([`${prefix}.bias`, [c.n_embd]]);
   };
   const linear = (prefix: string, outF: number, inF: number, bias: boolean) => {
-    out.push([`${prefix}.weight`, [outF, inF], 'normal']);
-    if (bias) out.push([`${prefix}.bias`, [outF], 'zeros']);
+    out.push([`${prefix}.weight`, [outF, inF]]);
+    if (bias) out.push([`${prefix}.bias`, [outF]]);
   };
   linear('lm_head', c.padded_vocab_size, c.n_embd, c.lm_head_bias);
-  out.push(['transformer.wte.weight', [c.padded_vocab_size, c.n_embd], 'normal']);
+  out.push(['transformer.wte.weight', [c.padded_vocab_size, c.n_embd]]);
   const qkvOut = (c.n_head + 2 * c.n_query_groups) * c.head_size;
   for (let i = 0; i < c.n_layer; i++) {
     const h = `transformer.h.${i}`;
@@ -102,29 +101,6 @@ export function baseParameters(config: Config): [string, number[], Init][] {
   }
   norm('transformer.ln_f');
   return out;
-}
-
-// A small fast PRNG (mulberry32) seeded per tensor, so each tensor's values depend only on (seed, index).
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function fillValues(n: number, how: Init, seed: number, index: number): Float32Array {
-  const data = new Float32Array(n);
-  if (how === 'ones') data.fill(1);
-  else if (how === 'normal') {
-    const rand = mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(index + 1, 0xc2b2ae35));
-    const a = 0.02 * Math.sqrt(3); // uniform(-a, a) has standard deviation 0.02
-    for (let i = 0; i < n; i++) data[i] = (rand() * 2 - 1) * a;
-  }
-  return data;
 }
 
 /** The config init writes: `base` with the byte tokenizer's vocabulary and the overrides applied. */
@@ -178,12 +154,18 @@ export async function initCheckpoint(options: InitOptions): Promise<InitResult> 
   await writeCheckpointFolder(dir, files, {
     name: MODEL_FILE,
     write: async (path) => {
-      const tensors = new Map<string, Tensor>();
+      // litgpt's initialisation (N(0, 0.02) linears and embedding, zero biases, unit norms), seeded, from the
+      // native model; weights are created in float32 and rounded once to the requested precision.
+      const model = await Model.fromConfig(config, { seed });
+      const tensors = await model.stateDict();
+      model.dispose();
       try {
-        params.forEach(([name, shape, how], index) => {
-          const n = shape.reduce((a, b) => a * b, 1);
-          tensors.set(name, Tensor.from(fillValues(n, how, seed, index), shape, { dtype }));
-        });
+        if (dtype !== 'float32') {
+          for (const [name, t] of tensors) {
+            tensors.set(name, await t.to({ dtype }));
+            t.dispose();
+          }
+        }
         await save(path, tensors, { format: 'pth' });
       } finally {
         for (const t of tensors.values()) t.dispose();

@@ -92,6 +92,9 @@ async function loadWeights(ModelClass: typeof Model, path: string, config: Recor
     const entries = await readAll(file);
     try {
       return await ModelClass.fromStateDict(config, entries, { ...options, dtype: defaultDtype(file, options) });
+    } catch (e) {
+      if (e instanceof Error && 'code' in e) e.message = `${path}: ${e.message}`;
+      throw e;
     } finally {
       for (const [, t] of entries) t.dispose();
     }

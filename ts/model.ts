@@ -1,13 +1,18 @@
 // Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
-// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads a base checkpoint folder.
+// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/load.ts).
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
 import { native, type NativeTensor } from './binding.js';
+import { normalizeConfig, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
+import { saveTensors, TensorFile } from './tensorfile.js';
 import { Adapter } from './adapter.js';
 import { loadModel, type LoadOptions, type ModelSource } from './load.js';
 
-/** litgpt's Config as a plain object of its snake_case fields (model_config.yaml), e.g. `n_layer`, `lora_r`. */
+/**
+ * litgpt's Config fields (model_config.yaml, snake_case), e.g. from readConfig or configFromName; any subset
+ * takes litgpt's defaults and derived values. litgpt's lora Config fields (lora_r, …) are accepted too.
+ */
 export type ModelConfig = Record<string, unknown>;
 
 export type ModelDtype = 'float32' | 'bfloat16' | 'float16';
@@ -68,6 +73,7 @@ export interface NativeGpt {
 /** @internal */
 export interface GptBinding {
   NativeGpt: { create(config: ModelConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
+  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
 }
 
 const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
@@ -80,7 +86,7 @@ export type LoraSettings = Required<LoraOptions>;
  * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
  * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config).
  */
-function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: ModelConfig; lora: LoraSettings | null } {
+function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: Config; lora: LoraSettings | null } {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     fail('ERR_CONFIG', `expected a config object (litgpt's model_config.yaml fields), got ${config === null ? 'null' : typeof config}`);
   }
@@ -90,8 +96,9 @@ function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { conf
     if (key.startsWith('lora_')) (fromConfig as Record<string, unknown>)[key.slice(5)] = value;
     else plain[key] = value;
   }
+  const normalized = normalizeConfig(plain);
   const options = lora ?? (Object.keys(fromConfig).length ? { ...Object.fromEntries(LORA_KEYS.map((k) => [k, k === 'r' ? 0 : k === 'alpha' ? 1 : k === 'dropout' ? 0 : false])), ...fromConfig } : undefined);
-  if (!options) return { config: plain, lora: null };
+  if (!options) return { config: normalized, lora: null };
   for (const key of Object.keys(options)) {
     if (!(LORA_KEYS as readonly string[]).includes(key)) {
       fail('ERR_ARG', `lora.${key}: unknown option; expected one of ${LORA_KEYS.join(', ')}`);
@@ -104,10 +111,10 @@ function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { conf
   for (const k of ['query', 'key', 'value', 'projection', 'mlp', 'head'] as const) {
     if (typeof merged[k] !== 'boolean') fail('ERR_ARG', `lora.${k}: expected true or false, got ${String(merged[k])}`);
   }
-  return { config: plain, lora: merged };
+  return { config: normalized, lora: merged };
 }
 
-function nativeConfig(config: ModelConfig, lora: LoraSettings | null): ModelConfig {
+function nativeConfig(config: Config, lora: LoraSettings | null): ModelConfig {
   const out: ModelConfig = { ...config };
   if (lora) for (const k of LORA_KEYS) out[`lora_${k}`] = lora[k];
   return out;
@@ -151,12 +158,12 @@ export function tokensToBatch(tokens: Tokens, shape?: readonly number[], what = 
 
 export class Model {
   #native: NativeGpt;
-  #config: Readonly<ModelConfig>;
+  #config: Readonly<Config>;
   #lora: Readonly<LoraSettings> | null;
   #adapter: Adapter | null = null;
 
   /** @internal */
-  constructor(handle: NativeGpt, config: ModelConfig, lora: LoraSettings | null) {
+  constructor(handle: NativeGpt, config: Config, lora: LoraSettings | null) {
     this.#native = handle;
     this.#config = Object.freeze({ ...config });
     this.#lora = lora ? Object.freeze({ ...lora }) : null;
@@ -166,7 +173,8 @@ export class Model {
   source: ModelSource | null = null;
 
   /**
-   * Loads any litgpt checkpoint folder: a base or merged folder's lit_model.pth, or a LoRA-only folder
+   * Loads any litgpt checkpoint folder: a base or merged folder's lit_model.pth (with optional new LoRA layers,
+   * `lora`, initialised as litgpt's finetune does; files of litgpt ≤ 0.5.4 load too), or a LoRA-only folder
    * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/load.ts).
    */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
@@ -202,8 +210,8 @@ export class Model {
     return model;
   }
 
-  /** litgpt's model config fields (model_config.yaml) of this model. */
-  get config(): Readonly<ModelConfig> { return this.#config; }
+  /** litgpt's model config of this model (model_config.yaml's fields with defaults and derived values). */
+  get config(): Readonly<Config> { return this.#config; }
 
   /** The LoRA settings (r, alpha, dropout and targets), or null for a model built without LoRA. */
   get lora(): Readonly<LoraSettings> | null { return this.#lora; }
@@ -288,4 +296,42 @@ export class Model {
   toString(): string {
     return this.disposed ? 'Model(disposed)' : `Model(${String(this.#config.name ?? '')}, ${this.dtype}, ${this.device})`;
   }
+}
+
+/**
+ * Rewrites a weights file of litgpt ≤ 0.5.4 in today's layout, in place (atomically): `attn.attn` keys become
+ * `attn.qkv`, and base QKV weights/biases get [Q|K|V] rows (litgpt's qkv_reassemble). LoRA tensors keep their
+ * values — their packed rows mean the same in both layouts — except when q, k and v were all adapted in a model
+ * with n_query_groups > 1: litgpt ≤ 0.5.4 then added the packed rows in interleaved storage order, which today's
+ * names cannot express, so such a file is left unchanged (litlora's model loads it with its old meaning).
+ * Suitable for migrate's registerQkvRelayout. Returns whether the file was rewritten.
+ */
+export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?: 'lora' | 'full'): Promise<'rewritten' | 'unchanged'> {
+  const c = normalizeConfig(config);
+  const f = await TensorFile.open(file);
+  let tensors: Map<string, Tensor>;
+  try {
+    if (!f.names.some((n) => n.includes('.attn.attn.'))) return 'unchanged';
+    const hs = c.head_size, nh = c.n_head, nqg = c.n_query_groups;
+    const allParts = (nh + 2 * nqg) * hs;
+    for (const name of f.names) {
+      if (/\.attn\.attn\.lora_B$/.test(name) && f.info(name).shape[0] === allParts && nqg > 1) return 'unchanged';
+    }
+    tensors = new Map();
+    const binding = native<GptBinding>();
+    for (const name of f.names) {
+      let t = await f.get(name);
+      if (name.includes('.attn.attn.') && /\.(weight|bias)$/.test(name)) {
+        const relaid = new Tensor(await binding.gptQkvReassemble(t.handle, nh, nqg, hs));
+        t.dispose();
+        t = relaid;
+      }
+      tensors.set(name.replace('.attn.attn.', '.attn.qkv.'), t);
+    }
+    await saveTensors(file, tensors, f.wrapped ? { format: 'pth', wrap: 'model' } : { format: 'pth' });
+  } finally {
+    await f.close();
+  }
+  for (const t of tensors.values()) t.dispose();
+  return 'rewritten';
 }

@@ -1,6 +1,13 @@
 #include "gpt_lora.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <mutex>
+
 #include "error.h"
+#include "lora.h"
 
 namespace litlora::gpt {
 
@@ -115,25 +122,82 @@ at::Tensor qkvInterleave(const at::Tensor& current, int64_t nHead, int64_t nQuer
   return current.index_select(0, at::tensor(index, at::kLong).to(current.device()));
 }
 
+namespace {
+
+// The LoRA ops' options for a call; the fused QKV spec only for layouts the ops know ([Q|K|V] rows).
+lora::Options opsOptions(const LoraCall& call) {
+  lora::Options o;
+  o.scaling = call.scaling;
+  o.dropout = call.dropout;
+  o.training = call.training;
+  if (call.qkv) {
+    lora::QkvSpec spec;
+    spec.nHead = call.qkv->nHead;
+    spec.nQueryGroups = call.qkv->nQueryGroups;
+    spec.headSize = call.qkv->headSize;
+    for (int i = 0; i < 3; ++i) spec.enable[i] = call.qkv->enable[i];
+    spec.interleaved = false;
+    o.qkv = spec;
+  }
+  return o;
+}
+
+// Under autocast (the trainer's bf16-mixed) the GEMMs must go through the dispatcher's autocast casts, which
+// the LoRA ops' own dtype rule does not take part in; plain ATen ops do.
+bool autocastOn(const at::Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(x.device().type());
+#else
+  return x.is_cuda() ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+bool opsCanDo(const LoraCall& call, const at::Tensor& x) { return !(call.qkv && call.qkv->legacyQuirk) && !autocastOn(x); }
+
+// A dropout-mask seed from libtorch's default CPU generator, so that seeding it (and saving / restoring its
+// state, as the trainer's resume does) makes the LoRA dropout masks reproducible.
+uint64_t drawSeed() {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get<at::CPUGeneratorImpl>()->random64();
+}
+
+}  // namespace
+
 at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,
                       const at::Tensor& B, const LoraCall& call) {
+  if (!A.defined()) return at::linear(x, weight, bias);
+  if (opsCanDo(call, x)) {
+    // lora::linear is a C++ autograd Function, whose inputs must all be defined tensors: a bias-free layer
+    // passes zeros (x·Wᵀ + 0 is exact).
+    at::Tensor b = bias.defined() ? bias : at::zeros({weight.size(0)}, weight.options());
+    lora::Options o = opsOptions(call);
+    if (!(call.training && call.dropout > 0)) return lora::linearWithSeed(x, weight, b, A, B, o);
+    o.seed = drawSeed();
+    return lora::linearWithSeed(x, weight, b, A, B, o);
+  }
+  // Under autocast, or for a legacy all-enabled adapter whose packed rows go to a permutation of the output
+  // rows (which the ops' layouts do not describe): plain differentiable ATen ops.
   at::Tensor y = at::linear(x, weight, bias);
-  if (!A.defined()) return y;
   at::Tensor xd = call.training && call.dropout > 0 ? at::dropout(x, call.dropout, true) : x;
   at::Tensor a = at::linear(xd, A);  // (…, r·N)
   at::Tensor placed = call.qkv ? placedB(B, *call.qkv, A.size(0) / call.qkv->nParts()) : B;
-  // y + scaling · a·placedᵀ, as one addmm over the flattened rows.
   auto shape = y.sizes().vec();
   at::Tensor out = at::addmm(y.reshape({-1, y.size(-1)}), a.reshape({-1, a.size(-1)}), placed.t(), 1.0, call.scaling);
   return out.view(shape);
 }
 
-at::Tensor loraDelta(const at::Tensor& A, const at::Tensor& B, int64_t outFeatures, const LoraCall& call) {
-  at::Tensor a = A.to(at::kFloat), b = B.to(at::kFloat);
-  at::Tensor placed = call.qkv ? placedB(b, *call.qkv, a.size(0) / call.qkv->nParts()) : b;
-  LITLORA_CHECK(placed.size(0) == outFeatures, "ERR_SHAPE",
-                "LoRA delta: expected " << outFeatures << " output rows, got " << placed.size(0));
-  return at::mm(placed, a).mul_(call.scaling);
+at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, bool inPlace,
+                     bool subtract) {
+  if (!(call.qkv && call.qkv->legacyQuirk)) {
+    return subtract ? lora::unmerge(weight, A, B, opsOptions(call), inPlace) : lora::merge(weight, A, B, opsOptions(call), inPlace);
+  }
+  at::Tensor a = A.to(at::kDouble), b = B.to(at::kDouble);
+  at::Tensor delta = at::mm(placedB(b, *call.qkv, a.size(0) / call.qkv->nParts()), a).mul_(subtract ? -call.scaling : call.scaling);
+  at::Tensor result = (weight.to(at::kDouble) + delta).to(weight.scalar_type());
+  if (!inPlace) return result;
+  weight.copy_(result);
+  return weight;
 }
 
 }  // namespace litlora::gpt

@@ -1,5 +1,5 @@
 // The GPT's view of LoRA: one function for a LoRA linear layer's forward (`loraLinear`), the merge delta
-// (`loraDelta`) and the fused-QKV row bookkeeping, including litgpt's two QKV layouts.
+// (`mergeLora`) and the fused-QKV row bookkeeping, including litgpt's two QKV layouts.
 //
 // litgpt packs the enabled q/k/v parts of a fused QKV layer into lora_A (r·N × in, N parts of r rows)
 // and lora_B (Σ part sizes × r); part i's update is B_i·A_i and its rows land at `rowIndex` in the
@@ -49,12 +49,15 @@ struct LoraCall {
   const QkvLoraLayout* qkv = nullptr;  // fused QKV layer, or null for a plain linear
 };
 
-// y = x·Wᵀ + b + scaling · place(dropout(x)·Aᵀ·B_partsᵀ). Differentiable w.r.t. x, A and B; weight and bias
-// are frozen. A undefined → a plain linear.
+// y = x·Wᵀ + b + scaling · place(dropout(x)·Aᵀ·B_partsᵀ), through the LoRA ops (lora.h: lora::linear) —
+// except for a legacy all-enabled QKV adapter, which they cannot place. Differentiable w.r.t. x, A and B;
+// weight and bias are frozen. A undefined → a plain linear.
 at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,
                       const at::Tensor& B, const LoraCall& call);
 
-// ΔW = scaling · place(B_parts·A_parts), shaped like the weight, in float32 (callers cast once).
-at::Tensor loraDelta(const at::Tensor& A, const at::Tensor& B, int64_t outFeatures, const LoraCall& call);
+// W ± scaling · place(B_parts·A_parts), rounded once to W's dtype (lora::merge / lora::unmerge). With inPlace the
+// result is written into weight.
+at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, bool inPlace,
+                     bool subtract);
 
 }  // namespace litlora::gpt

@@ -142,10 +142,8 @@ std::vector<NamedTensor> Gpt::mergedStateDict() const {
     LoraCall call;
     call.scaling = l.scaling;
     call.qkv = l.qkv ? &*l.qkv : nullptr;
-    // As litgpt's merge: weight += ΔW in place, i.e. computed in float32 and rounded once to the base dtype.
-    at::Tensor merged = l.weight.clone();
-    merged.add_(loraDelta(l.loraA, l.loraB, l.weight.size(0), call));
-    out.push_back({name, merged});
+    // As litgpt's merge: W + ΔW in the base dtype (computed in float64/float32, rounded once).
+    out.push_back({name, mergeLora(l.weight, l.loraA, l.loraB, call, /*inPlace=*/false, /*subtract=*/false)});
   }
   return out;
 }
@@ -254,7 +252,7 @@ void Gpt::merge() {
     LoraCall call;
     call.scaling = l->scaling;
     call.qkv = l->qkv ? &*l->qkv : nullptr;
-    l->weight.add_(loraDelta(l->loraA, l->loraB, l->weight.size(0), call));
+    mergeLora(l->weight, l->loraA, l->loraB, call, /*inPlace=*/true, /*subtract=*/false);
     l->merged = true;
   }
 }
@@ -266,7 +264,7 @@ void Gpt::unmerge() {
     LoraCall call;
     call.scaling = l->scaling;
     call.qkv = l->qkv ? &*l->qkv : nullptr;
-    l->weight.sub_(loraDelta(l->loraA, l->loraB, l->weight.size(0), call));
+    mergeLora(l->weight, l->loraA, l->loraB, call, /*inPlace=*/true, /*subtract=*/true);
     l->merged = false;
   }
 }

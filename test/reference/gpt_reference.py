@@ -90,6 +90,7 @@ class LoRAQKVLinear(LoRALinear):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         self.out_features = out
+        self.n_head, self.n_query_groups = nh, nqg
         sizes = [nh * hs, nqg * hs, nqg * hs]
         starts = [0, nh * hs, (nh + nqg) * hs]
         self.qkv_shapes = [s for s, on in zip(sizes, enable) if on]
@@ -109,9 +110,15 @@ class LoRAQKVLinear(LoRALinear):
         return out.index_copy(-1, ind, x)
 
     def packed(self, after_a):
-        a_parts = after_a.split(self.r, dim=-1)
-        b_parts = self.lora_B.split(self.qkv_shapes, dim=0)
-        return torch.cat([a @ b.transpose(0, 1) for a, b in zip(a_parts, b_parts)], dim=-1)
+        """The enabled parts' B_i·(A_i x), concatenated — computed as litgpt does, with a grouped conv1d
+        when n_head == n_query_groups (parts of equal size), else one conv1d per part."""
+        inp, weight = after_a.transpose(-2, -1), self.lora_B.unsqueeze(-1)  # (B, r·N, T), (Σ sizes, r, 1)
+        if self.n_head == self.n_query_groups:
+            out = F.conv1d(inp, weight, groups=sum(self.enable))
+        else:
+            parts = zip(inp.chunk(sum(self.enable), dim=1), weight.split(self.qkv_shapes))
+            out = torch.cat([F.conv1d(a, b) for a, b in parts], dim=1)
+        return out.transpose(-2, -1)
 
     def delta(self):
         a_parts = self.lora_A.split(self.r, dim=0)

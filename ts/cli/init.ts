@@ -27,7 +27,7 @@ Writes lit_model.pth (litgpt's parameter names and shapes, attn.qkv naming), mod
 tokenizer.json + tokenizer_config.json (a byte-level BPE: ${BYTE_VOCAB_SIZE - 3} byte tokens plus <|pad|>, <|bos|>, <|eos|>)
 and generation_config.json. The model's vocab_size is set to the tokenizer's ${BYTE_VOCAB_SIZE} tokens and
 padded_vocab_size to the next multiple of padding_multiple (unless --keep_vocab_size), so the folder
-is a coherent litgpt checkpoint. Weights are random (std 0.02, biases 0, norms 1) and fixed by --seed.`,
+is a coherent litgpt checkpoint. Weights follow litgpt's initialisation (N(0, 0.02), biases 0, norms 1), fixed by --seed.`,
   flags: [
     { name: 'model_name', type: 'string', default: 'pythia-14m', metavar: 'NAME', help: `A named litgpt config: ${configNames().join(', ')}` },
     { name: 'model_config', type: 'path', default: null, nullable: true, metavar: 'FILE', help: 'Start from this model_config.yaml instead of --model_name' },

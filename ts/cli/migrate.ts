@@ -1,7 +1,8 @@
 // `litlora migrate <path>`: pre-unification lit-gpt outputs → litgpt's current folder layout.
 import { relative } from 'node:path';
 import { LORA_DEFAULTS } from '../hyperparameters.js';
-import { migrateCheckpoint } from '../migrate.js';
+import { migrateCheckpoint, registerQkvRelayout } from '../migrate.js';
+import { relayoutQkvFile } from '../model.js';
 import type { CommandSpec, FlagSpec } from './args.js';
 
 const LORA_HELP: Record<string, string> = {
@@ -49,6 +50,9 @@ Weight files are moved, not copied. Use --dry_run to see the plan first.`,
     'litlora migrate out/lora/alpaca --checkpoint_dir checkpoints/base --lora_r 16 --lora_key true --dry_run',
   ],
   async run(args, io) {
+    // The command line converts old attn.attn weights to attn.qkv as it moves them (the library leaves that
+    // hook to its caller, so that plain file migration needs no native addon).
+    registerQkvRelayout(relayoutQkvFile);
     const lora: Record<string, unknown> = {};
     for (const name of Object.keys(LORA_DEFAULTS)) lora[name] = args.get(name);
     const dryRun = args.get<boolean>('dry_run');
