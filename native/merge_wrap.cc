@@ -55,10 +55,6 @@ Napi::Value mergeLoraFiles(const Napi::CallbackInfo& info) {
     if (info.Length() > 4 && info[4].IsObject()) {
       Napi::Object opts = info[4].As<Napi::Object>();
       if (opts.Has("dtype") && opts.Get("dtype").IsString()) o.outDtype = parseDtype(opts.Get("dtype").As<Napi::String>().Utf8Value(), "dtype");
-      if (opts.Has("chunkBytes") && opts.Get("chunkBytes").IsNumber()) {
-        o.chunkBytes = opts.Get("chunkBytes").As<Napi::Number>().Int64Value();
-        LITLORA_CHECK(o.chunkBytes >= 1, "ERR_RANGE", "mergeLoraFiles: chunkBytes must be ≥ 1, got " << o.chunkBytes);
-      }
     }
     return TorchWorker<merge::MergeStats>::run(
         env, [o]() { return merge::mergeLoraFiles(o); },

@@ -9,7 +9,8 @@
 // litgpt's generate refuses LoRA-only folders (only `litgpt chat` merges, and it writes lit_model.pth to do
 // so); here every finetune folder — final/ or any step-XXXXXX/ — loads as it is, and nothing is written.
 // `model.source` says which files were used and how the base was found.
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Checkpoint, type CheckpointKind } from './checkpoint.js';
 import { fail, LitloraError } from './errors.js';
 import { loraSettings, type BaseResolution } from './hyperparameters.js';
@@ -107,7 +108,13 @@ export async function loadModel(ModelClass: typeof Model, dir: string, options: 
   const mode = options.mode ?? 'merged';
   if (mode !== 'merged' && mode !== 'runtime') fail('ERR_ARG', `mode: expected 'merged' or 'runtime', got '${String(mode)}'`);
   const cwd = resolve(options.cwd ?? process.cwd());
-  const checkpoint = await Checkpoint.open(resolve(cwd, dir), { ignoreTokenizerFiles: true });
+  const folder = resolve(cwd, dir);
+  if (!existsSync(join(folder, 'lit_model.pth')) && !existsSync(join(folder, 'lit_model.pth.lora'))) {
+    fail('ERR_CHECKPOINT_MISSING', `${folder} has no lit_model.pth or lit_model.pth.lora${existsSync(folder) ? '' : ' (the folder does not exist)'}. ` +
+      'Model.load takes a litgpt checkpoint folder: a base model (lit_model.pth + model_config.yaml, e.g. from ' +
+      '`litlora init` or `litgpt download`) or a finetune folder (out_dir/final, out_dir/step-XXXXXX).');
+  }
+  const checkpoint = await Checkpoint.open(folder, { ignoreTokenizerFiles: true });
   const { base: _base, mode: _mode, cwd: _cwd, ...modelOptions } = options;
   const config = checkpoint.config as unknown as Record<string, unknown>;
 

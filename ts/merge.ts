@@ -40,8 +40,6 @@ export interface MergeLoraOptions {
   force?: boolean;
   /** Where relative paths resolve (litgpt: the working directory). Default process.cwd(). */
   cwd?: string;
-  /** @internal Row-block size of a large layer's float32 ΔW (default 16 MiB); tests make it tiny. */
-  chunkBytes?: number;
 }
 
 export interface MergeLoraResult {
@@ -64,7 +62,7 @@ export interface MergeLoraResult {
 /** @internal */
 interface MergeBinding {
   mergeAvailable(): boolean;
-  mergeLoraFiles(base: string, lora: string, out: string, config: Record<string, unknown>, options: { dtype?: string; chunkBytes?: number }):
+  mergeLoraFiles(base: string, lora: string, out: string, config: Record<string, unknown>, options: { dtype?: string }):
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
 }
 
@@ -129,10 +127,7 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
     if (!legacy) {
       const binding = native<MergeBinding>();
       if (!binding.mergeAvailable()) fail('ERR_LOAD', 'this build of litlora has no tensor-file I/O (native/core/pth.h); merge_lora needs it');
-      const nativeOptions: { dtype?: string; chunkBytes?: number } = {};
-      if (dtype) nativeOptions.dtype = dtype;
-      if (options.chunkBytes !== undefined) nativeOptions.chunkBytes = options.chunkBytes;
-      stats = await binding.mergeLoraFiles(baseFile, adapterFile, path, config, nativeOptions);
+      stats = await binding.mergeLoraFiles(baseFile, adapterFile, path, config, dtype ? { dtype } : {});
       return;
     }
     const model = await Model.load(checkpoint.dir, {

@@ -129,31 +129,6 @@ void readAdapter(tensorfile::Reader& file, std::vector<LoraLayer>& layers, const
   throw Error(shapes.size() && missing.empty() && unexpected.empty() ? "ERR_SHAPE" : "ERR_CHECKPOINT_FORMAT", message);
 }
 
-// Row blocks of ΔW are at least this tall. Row i of B·A is the same length-r dot products whatever the block,
-// but a BLAS may pick another kernel (another summation order) for a sliver of a few rows: with MKL, blocks
-// of 2 rows differed from the full product in the last bit, blocks of ≥ 256 rows never did (test/09.use.load
-// checks the bytes against model.mergedStateDict()).
-constexpr int64_t kMinChunkRows = 256;
-
-// weight += scaling·place(B·A), with ΔW computed by gpt::loraDelta (float32) as the model does. A plain layer
-// whose ΔW would exceed chunkBytes gets it in row blocks, so that only a block of ΔW is ever in memory (the
-// 50k-row lm_head of a Pythia: 16 MB instead of 200 MB).
-void addDelta(at::Tensor& weight, const LoraLayer& l, double scaling, int64_t chunkBytes) {
-  gpt::LoraCall call;
-  call.scaling = scaling;
-  call.qkv = l.qkv ? &*l.qkv : nullptr;
-  const int64_t rowBytes = l.in * static_cast<int64_t>(sizeof(float));
-  const int64_t chunkRows = std::max<int64_t>(kMinChunkRows, chunkBytes / std::max<int64_t>(rowBytes, 1));
-  if (l.qkv || chunkRows >= l.out) {
-    weight.add_(gpt::loraDelta(l.A, l.B, l.out, call));
-    return;
-  }
-  for (int64_t row = 0; row < l.out; row += chunkRows) {
-    const int64_t rows = std::min(chunkRows, l.out - row);
-    weight.narrow(0, row, rows).add_(gpt::loraDelta(l.A, l.B.narrow(0, row, rows), rows, call));
-  }
-}
-
 }  // namespace
 
 // Runs the merge with one intra-op thread and restores the count afterwards. The merge is bound by memory
@@ -209,11 +184,15 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
                                << l.out << ", " << l.in << "]; is this the base the adapter was trained on?");
       LITLORA_CHECK(at::isFloatingType(t.scalar_type()), "ERR_DTYPE", o.basePath << ": " << e.name << " is not a floating-point tensor");
       const at::ScalarType outType = o.outDtype.value_or(t.scalar_type());
-      // Same dtype: add in place — t is this process's private copy-on-write map of the file (or a copy), so
-      // this is Gpt::mergedStateDict's `weight.clone().add_(delta)` without the clone. Another dtype: in
-      // float32, then one rounding.
-      if (outType != t.scalar_type()) t = t.to(at::kFloat);
-      addDelta(t, l, c.lora.scaling(), o.chunkBytes);
+      // gpt::mergeLora is what Gpt::mergedStateDict uses (lora::merge: ΔW in float64 for a float32 W, float32
+      // for 16-bit ones, in row blocks of ~4 M elements, rounded once), so the file equals
+      // model.mergedStateDict() bit for bit. In place: t is this process's private copy-on-write map of the
+      // file (or a copy). Another output dtype: merged in float32, then converted.
+      if (outType != t.scalar_type() && t.scalar_type() != at::kFloat) t = t.to(at::kFloat);
+      gpt::LoraCall call;
+      call.scaling = c.lora.scaling();
+      call.qkv = l.qkv ? &*l.qkv : nullptr;
+      gpt::mergeLora(t, l.A, l.B, call, /*inPlace=*/true, /*subtract=*/false);
       if (t.scalar_type() != outType) t = t.to(outType);
       stats.mergedLayers++;
     } else if (o.outDtype && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *o.outDtype) {

@@ -2,14 +2,14 @@
 //
 //   for each tensor of the base file, in file order:
 //     read it (a private memory map of just its bytes)
-//     a LoRA layer's weight: W + scaling·place(B·A), the delta in float32, rounded once to the output dtype
-//       (gpt::loraDelta — the very function Gpt::mergedStateDict uses, so the file equals model.mergedStateDict()
-//       bit for bit; fused QKV rows placed by litgpt's lora_ind, i.e. its zero_pad)
+//     a LoRA layer's weight: W + scaling·place(B·A), rounded once (gpt::mergeLora → lora::merge — the very
+//       function Gpt::mergedStateDict uses, so the file equals model.mergedStateDict() bit for bit; fused QKV
+//       rows placed by litgpt's lora_ind, i.e. its zero_pad)
 //     append it to the .pth writer (its bytes go to the file now; only the index stays in memory)
 //   the writer's finish() writes data.pkl and renames the temp file over the target (atomic)
 //
-// Peak memory ≈ the adapter + the largest tensor (merged in place in its private copy-on-write map) + a 16 MB
-// block of float32 delta — never the model.
+// Peak memory ≈ the adapter + the largest tensor (merged in place in its private copy-on-write map) + one
+// row block of ΔW (lora::merge's, ~4 M elements) — never the model.
 // The output keeps the base file's names, order and (by default) dtypes, so a plain litgpt GPT loads it with
 // strict=True. Files with litgpt ≤ 0.5.4's `attn.attn` names are refused here (ERR_CHECKPOINT_FORMAT); the TS
 // side merges those through the model instead.
@@ -35,7 +35,6 @@ struct MergeOptions {
   std::string outPath;    // the merged lit_model.pth to write
   gpt::GptConfig config;  // model_config.yaml + the run's lora_* settings
   std::optional<at::ScalarType> outDtype;  // every floating tensor in this dtype; default: each as in the base
-  int64_t chunkBytes = 16 << 20;           // ΔW of a large plain layer is made in row blocks of about this size
 };
 
 struct MergeStats {
