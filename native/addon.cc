@@ -5,7 +5,9 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
+#include "generate_wrap.h"
 #include "gpt_wrap.h"
+#include "merge_wrap.h"
 #include "lora_wrap.h"
 #include "tensor_wrap.h"
 #include "tensorfile_wrap.h"
@@ -50,6 +52,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   TensorFileWrap::init(env, exports);
   initLora(env, exports);
   GptWrap::init(env, exports);
+  initGenerate(env, exports);
+  initMerge(env, exports);
   TrainWrap::init(env, exports);
   return exports;
 }

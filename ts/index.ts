@@ -39,3 +39,10 @@ export type { TrainerOptions, TrainerEvent, StepEvent, EvalEvent, SaveEvent, Don
 export { learningRate } from './schedule.js';
 export type { ScheduleOptions } from './schedule.js';
 export { TRAINING_STATE_FILE } from './train_files.js';
+export { generate, generateTokens, generateText } from './generate.js';
+export type { SamplingOptions, TextGenerateOptions, GenerationStats, StopReason } from './generate.js';
+export { mergeLora } from './merge.js';
+export type { MergeLoraOptions, MergeLoraResult } from './merge.js';
+export type { LoadOptions, LoadMode, ModelSource } from './load.js';
+export { runDemo } from './demo.js';
+export type { DemoOptions, DemoResult } from './demo.js';

@@ -1,14 +1,13 @@
 // Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
-// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads a base checkpoint folder.
+// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/load.ts).
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { native, type NativeTensor } from './binding.js';
-import { normalizeConfig, readConfig, type Config } from './config.js';
+import { normalizeConfig, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { Tensor, type Device } from './tensor.js';
 import { saveTensors, TensorFile } from './tensorfile.js';
 import { Adapter } from './adapter.js';
+import { loadModel, type LoadOptions, type ModelSource } from './load.js';
 
 /**
  * litgpt's Config fields (model_config.yaml, snake_case), e.g. from readConfig or configFromName; any subset
@@ -170,6 +169,18 @@ export class Model {
     this.#lora = lora ? Object.freeze({ ...lora }) : null;
   }
 
+  /** Where Model.load found the weights (folder kind, base, adapter, merged or runtime); null otherwise. */
+  source: ModelSource | null = null;
+
+  /**
+   * Loads any litgpt checkpoint folder: a base or merged folder's lit_model.pth (with optional new LoRA layers,
+   * `lora`, initialised as litgpt's finetune does; files of litgpt ≤ 0.5.4 load too), or a LoRA-only folder
+   * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/load.ts).
+   */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    return loadModel(Model, dir, options);
+  }
+
   /** A new model with litgpt's initialisation (seeded), on `device` in `dtype`. */
   static async fromConfig(config: ModelConfig, options: FromConfigOptions = {}): Promise<Model> {
     const { dtype, device } = checkModelOptions(options);
@@ -178,39 +189,6 @@ export class Model {
     const split = splitConfig(config, options.lora);
     const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device, seed });
     return new Model(handle, split.config, split.lora);
-  }
-
-  /**
-   * A base checkpoint folder (litgpt's lit_model.pth + model_config.yaml) with optional LoRA layers (`lora`,
-   * initialised as litgpt's finetune does: A kaiming-uniform, B zeros). Files of litgpt ≤ 0.5.4 (`attn.attn`)
-   * load too. For finetune folders with only lit_model.pth.lora, load the base and then adapter.load().
-   */
-  static async load(dir: string, options: ModelOptions = {}): Promise<Model> {
-    if (typeof dir !== 'string' || !dir) fail('ERR_ARG', `Model.load: expected a checkpoint folder, got ${String(dir)}`);
-    const folder = resolve(dir);
-    const weights = join(folder, 'lit_model.pth');
-    if (!existsSync(weights)) {
-      const hint = existsSync(join(folder, 'lit_model.pth.lora'))
-        ? ' It holds only LoRA weights (lit_model.pth.lora): load its base model and call model.adapter.load() on the .lora file.'
-        : ' Expected litgpt\'s base checkpoint layout: lit_model.pth and model_config.yaml.';
-      fail('ERR_CHECKPOINT_MISSING', `${folder} has no lit_model.pth.${hint}`);
-    }
-    const config = await readConfig(join(folder, 'model_config.yaml'));
-    const file = await TensorFile.open(weights);
-    try {
-      const entries: [string, Tensor][] = [];
-      for (const name of file.names) entries.push([name, await file.get(name)]);
-      try {
-        return await Model.fromStateDict(config, entries, options);
-      } catch (e) {
-        if (e instanceof Error && 'code' in e) e.message = `${weights}: ${e.message}`;
-        throw e;
-      } finally {
-        for (const [, t] of entries) t.dispose();
-      }
-    } finally {
-      await file.close();
-    }
   }
 
   /**

@@ -1,0 +1,221 @@
+#include "merge.h"
+
+#include <ATen/core/grad_mode.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <vector>
+
+#include <ATen/Parallel.h>
+
+#include "error.h"
+#include "gpt_lora.h"
+
+#if __has_include("pth.h") && __has_include("tensorfile.h")
+#define LITLORA_HAS_PTH 1
+#include "pth.h"
+#include "tensorfile.h"
+#endif
+
+namespace litlora::merge {
+
+#ifndef LITLORA_HAS_PTH
+
+bool available() { return false; }
+
+MergeStats mergeLoraFiles(const MergeOptions&, const std::function<void(int64_t, int64_t)>&) {
+  throw Error("ERR_LOAD", "merge_lora needs litlora's tensor-file I/O (native/core/pth.h), which this build does not have");
+}
+
+#else
+
+bool available() { return true; }
+
+namespace {
+
+// One layer that carries LoRA, as the config places it (litgpt/lora.py's LoRALinear / LoRAQKVLinear).
+struct LoraLayer {
+  std::string path;  // "transformer.h.0.attn.qkv"
+  int64_t in = 0, out = 0;
+  std::optional<gpt::QkvLoraLayout> qkv;
+  at::Tensor A, B;
+
+  int64_t aRows(int64_t r) const { return qkv ? r * qkv->nParts() : r; }
+  int64_t bRows() const { return qkv ? static_cast<int64_t>(qkv->rowIndex.size()) : out; }
+};
+
+std::vector<LoraLayer> loraLayers(const gpt::GptConfig& c) {
+  const gpt::LoraSettings& l = c.lora;
+  std::vector<LoraLayer> out;
+  if (l.r <= 0) return out;
+  if (l.head) out.push_back({"lm_head", c.nEmbd, c.paddedVocabSize});
+  for (int64_t i = 0; i < c.nLayer; ++i) {
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    const bool enable[3] = {l.query, l.key, l.value};
+    if (l.query || l.key || l.value) {
+      LoraLayer qkv{p + "attn.qkv", c.nEmbd, c.qkvOutFeatures()};
+      qkv.qkv = gpt::qkvLoraLayout(c.nHead, c.nQueryGroups, c.headSize, enable);
+      out.push_back(std::move(qkv));
+    }
+    if (l.projection) out.push_back({p + "attn.proj", c.nHead * c.headSize, c.nEmbd});
+    if (l.mlp) {
+      if (c.mlp == gpt::MlpKind::GptNeox) {
+        out.push_back({p + "mlp.fc", c.nEmbd, c.intermediateSize});
+      } else {
+        out.push_back({p + "mlp.fc_1", c.nEmbd, c.intermediateSize});
+        out.push_back({p + "mlp.fc_2", c.nEmbd, c.intermediateSize});
+      }
+      out.push_back({p + "mlp.proj", c.intermediateSize, c.nEmbd});
+    }
+  }
+  return out;
+}
+
+std::string listNames(const std::vector<std::string>& names, size_t limit = 6) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += ", … (" + std::to_string(names.size() - limit) + " more)";
+  return out;
+}
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Reads the adapter strictly: exactly the lora_A / lora_B tensors the config's lora_* settings place, with
+// their shapes. Anything else is an error that lists what differs.
+void readAdapter(tensorfile::Reader& file, std::vector<LoraLayer>& layers, const gpt::GptConfig& c, const std::string& path) {
+  std::map<std::string, LoraLayer*> byName;
+  for (LoraLayer& l : layers) {
+    byName[l.path + ".lora_A"] = &l;
+    byName[l.path + ".lora_B"] = &l;
+  }
+  std::vector<std::string> unexpected, missing, shapes;
+  std::set<std::string> present;
+  for (const auto& e : file.entries()) {
+    LITLORA_CHECK(e.name.find(".attn.attn.") == std::string::npos, "ERR_CHECKPOINT_FORMAT",
+                  path << " uses litgpt ≤ 0.5.4's attn.attn names; it cannot be merged by streaming (load it with Model.load, "
+                       "or rewrite it with `litlora migrate`)");
+    auto it = byName.find(e.name);
+    if (it == byName.end()) {
+      unexpected.push_back(e.name);
+      continue;
+    }
+    present.insert(e.name);
+    LoraLayer& l = *it->second;
+    const bool isA = endsWith(e.name, ".lora_A");
+    const std::vector<int64_t> want = isA ? std::vector<int64_t>{l.aRows(c.lora.r), l.in} : std::vector<int64_t>{l.bRows(), c.lora.r};
+    if (e.shape != want) {
+      shapes.push_back(e.name + " (expected " + shapeString(want) + ", got " + shapeString(e.shape) + ")");
+      continue;
+    }
+    (isA ? l.A : l.B) = file.get(e.name);
+  }
+  for (const auto& [name, layer] : byName)
+    if (!present.count(name)) missing.push_back(name);
+  if (missing.empty() && unexpected.empty() && shapes.empty()) return;
+  std::string message = path + " does not match the LoRA settings (r=" + std::to_string(c.lora.r) + " and the lora_* targets of " +
+                        "hyperparameters.yaml) on this model:";
+  if (!missing.empty()) message += " missing " + listNames(missing) + ";";
+  if (!unexpected.empty()) message += " unexpected " + listNames(unexpected) + ";";
+  if (!shapes.empty()) message += " wrong shape " + listNames(shapes) + ";";
+  message += " was the adapter trained with other lora_* settings or on another base?";
+  throw Error(shapes.size() && missing.empty() && unexpected.empty() ? "ERR_SHAPE" : "ERR_CHECKPOINT_FORMAT", message);
+}
+
+}  // namespace
+
+// Runs the merge with one intra-op thread and restores the count afterwards. The merge is bound by memory
+// and by the kernel copying the output into the page cache, on this thread; extra OpenMP workers only
+// spin-wait between the small parallel regions and take the CPU that copy needs (perf on a 2-core VM:
+// ~40% of samples in libgomp's wait loop; 7.7–8.5 s with 2 threads, 4.4–4.9 s with 1, on pythia-410m).
+class SingleThreaded {
+ public:
+  SingleThreaded() : before_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~SingleThreaded() { at::set_num_threads(before_); }
+
+ private:
+  int before_;
+};
+
+MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
+  at::NoGradGuard noGrad;
+  SingleThreaded oneThread;
+  const auto start = std::chrono::steady_clock::now();
+  const gpt::GptConfig& c = o.config;
+  LITLORA_CHECK(c.lora.any(), "ERR_CONFIG", "merge_lora: the LoRA settings have lora_r = 0 or no lora_* target; nothing to merge");
+  std::vector<LoraLayer> layers = loraLayers(c);
+  {
+    auto adapter = tensorfile::open(o.loraPath);
+    readAdapter(*adapter, layers, c, o.loraPath);
+    adapter->close();  // the A/B tensors keep their own maps
+  }
+  std::map<std::string, LoraLayer*> byWeight;
+  for (LoraLayer& l : layers) byWeight[l.path + ".weight"] = &l;
+
+  auto base = tensorfile::open(o.basePath);
+  const auto& entries = base->entries();
+  for (const auto& e : entries)
+    LITLORA_CHECK(e.name.find(".attn.attn.") == std::string::npos, "ERR_CHECKPOINT_FORMAT",
+                  o.basePath << " uses litgpt ≤ 0.5.4's attn.attn names; it cannot be merged by streaming (load it with "
+                                "Model.load, or rewrite it with `litlora migrate`)");
+  std::vector<std::string> absent;
+  for (const LoraLayer& l : layers)
+    if (!base->find(l.path + ".weight")) absent.push_back(l.path + ".weight");
+  LITLORA_CHECK(absent.empty(), "ERR_CHECKPOINT_FORMAT",
+                o.basePath << " lacks the weights the adapter applies to: " << listNames(absent)
+                           << "; is this the base the adapter was trained on?");
+  MergeStats stats;
+  pth::Writer writer(o.outPath);
+  const int64_t total = static_cast<int64_t>(entries.size());
+  for (const auto& e : entries) {
+    at::Tensor t = base->get(e.name);
+    auto it = byWeight.find(e.name);
+    if (it != byWeight.end()) {
+      LoraLayer& l = *it->second;
+      LITLORA_CHECK(t.dim() == 2 && t.size(0) == l.out && t.size(1) == l.in, "ERR_SHAPE",
+                    o.basePath << ": " << e.name << " has shape " << shapeString(t.sizes()) << ", but the model config says ["
+                               << l.out << ", " << l.in << "]; is this the base the adapter was trained on?");
+      LITLORA_CHECK(at::isFloatingType(t.scalar_type()), "ERR_DTYPE", o.basePath << ": " << e.name << " is not a floating-point tensor");
+      const at::ScalarType outType = o.outDtype.value_or(t.scalar_type());
+      // gpt::mergeLora is what Gpt::mergedStateDict uses (lora::merge: ΔW in float64 for a float32 W, float32
+      // for 16-bit ones, in row blocks of ~4 M elements, rounded once), so the file equals
+      // model.mergedStateDict() bit for bit. In place: t is this process's private copy-on-write map of the
+      // file (or a copy). Another output dtype: merged in float32, then converted.
+      if (outType != t.scalar_type() && t.scalar_type() != at::kFloat) t = t.to(at::kFloat);
+      gpt::LoraCall call;
+      call.scaling = c.lora.scaling();
+      call.qkv = l.qkv ? &*l.qkv : nullptr;
+      gpt::mergeLora(t, l.A, l.B, call, /*inPlace=*/true, /*subtract=*/false);
+      if (t.scalar_type() != outType) t = t.to(outType);
+      stats.mergedLayers++;
+    } else if (o.outDtype && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *o.outDtype) {
+      t = t.to(*o.outDtype);
+    }
+    writer.add(e.name, t);
+    stats.bytesWritten += static_cast<uint64_t>(t.numel()) * t.element_size();
+    stats.tensors++;
+    t = at::Tensor();  // drop this tensor's map / copy before reading the next
+#if defined(__GLIBC__)
+    // glibc keeps freed blocks of 4–32 MB (this layer's ΔW) in its arenas once its dynamic mmap threshold has
+    // grown past them, and they fragment: without a trim, peak RSS climbed by ~16 MB per layer (655 MB instead
+    // of 410 MB on pythia-410m). Trimming returns them after each merged layer; it costs microseconds.
+    if (it != byWeight.end()) malloc_trim(0);
+#endif
+    if (progress) progress(stats.tensors, total);
+  }
+  writer.finish();
+  base->close();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+#endif
+
+}  // namespace litlora::merge

@@ -1,0 +1,50 @@
+// merge_lora, streamed: base lit_model.pth + lit_model.pth.lora → a merged lit_model.pth, one tensor at a time.
+//
+//   for each tensor of the base file, in file order:
+//     read it (a private memory map of just its bytes)
+//     a LoRA layer's weight: W + scaling·place(B·A), rounded once (gpt::mergeLora → lora::merge — the very
+//       function Gpt::mergedStateDict uses, so the file equals model.mergedStateDict() bit for bit; fused QKV
+//       rows placed by litgpt's lora_ind, i.e. its zero_pad)
+//     append it to the .pth writer (its bytes go to the file now; only the index stays in memory)
+//   the writer's finish() writes data.pkl and renames the temp file over the target (atomic)
+//
+// Peak memory ≈ the adapter + the largest tensor (merged in place in its private copy-on-write map) + one
+// row block of ΔW (lora::merge's, ~4 M elements) — never the model.
+// The output keeps the base file's names, order and (by default) dtypes, so a plain litgpt GPT loads it with
+// strict=True. Files with litgpt ≤ 0.5.4's `attn.attn` names are refused here (ERR_CHECKPOINT_FORMAT); the TS
+// side merges those through the model instead.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "gpt_config.h"
+
+namespace litlora::merge {
+
+// True when this build has the tensor-file reader and the incremental .pth writer (native/core/pth.h).
+bool available();
+
+struct MergeOptions {
+  std::string basePath;   // the base lit_model.pth
+  std::string loraPath;   // lit_model.pth.lora ({"model": {...}} or flat)
+  std::string outPath;    // the merged lit_model.pth to write
+  gpt::GptConfig config;  // model_config.yaml + the run's lora_* settings
+  std::optional<at::ScalarType> outDtype;  // every floating tensor in this dtype; default: each as in the base
+};
+
+struct MergeStats {
+  int64_t tensors = 0;        // written
+  int64_t mergedLayers = 0;   // LoRA layers folded in
+  uint64_t bytesWritten = 0;  // tensor bytes
+  double seconds = 0;
+};
+
+// progress(done, total) is called after each tensor (on the calling thread).
+MergeStats mergeLoraFiles(const MergeOptions& options, const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace litlora::merge
