@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <vector>
@@ -129,6 +130,30 @@ void readAdapter(tensorfile::Reader& file, std::vector<LoraLayer>& layers, const
   throw Error(shapes.size() && missing.empty() && unexpected.empty() ? "ERR_SHAPE" : "ERR_CHECKPOINT_FORMAT", message);
 }
 
+// Rows per block for a plain layer: about 512 K elements, so that lora::merge's temporaries (float64 ΔW and
+// W, ~4 MB each) stay below glibc's mmap threshold and are reused from the arena. Handing it a whole 50k-row
+// lm_head made it allocate (and the kernel fault in) fresh 32 MB mappings for every block: 5–6 s of system
+// time on pythia-410m instead of ~1.5 s. Row i of the result depends only on W[i] and B[i] (a length-r dot
+// product per element), and test/09.use.load checks the bytes against model.mergedStateDict().
+int64_t blockRows(int64_t in) {
+  const char* env = std::getenv("LITLORA_MERGE_BLOCK");  // elements per block, for experiments
+  const int64_t elements = env && std::atoll(env) > 0 ? std::atoll(env) : (int64_t(1) << 19);
+  return std::max<int64_t>(256, elements / std::max<int64_t>(in, 1));
+}
+
+void mergeInPlace(at::Tensor& weight, const LoraLayer& l, const gpt::LoraCall& call) {
+  const int64_t rows = blockRows(l.in);
+  if (l.qkv || rows >= l.out) {
+    gpt::mergeLora(weight, l.A, l.B, call, /*inPlace=*/true, /*subtract=*/false);
+    return;
+  }
+  for (int64_t row = 0; row < l.out; row += rows) {
+    const int64_t n = std::min(rows, l.out - row);
+    at::Tensor block = weight.narrow(0, row, n);
+    gpt::mergeLora(block, l.A, l.B.narrow(0, row, n), call, /*inPlace=*/true, /*subtract=*/false);
+  }
+}
+
 }  // namespace
 
 // Runs the merge with one intra-op thread and restores the count afterwards. The merge is bound by memory
@@ -137,7 +162,10 @@ void readAdapter(tensorfile::Reader& file, std::vector<LoraLayer>& layers, const
 // ~40% of samples in libgomp's wait loop; 7.7–8.5 s with 2 threads, 4.4–4.9 s with 1, on pythia-410m).
 class SingleThreaded {
  public:
-  SingleThreaded() : before_(at::get_num_threads()) { at::set_num_threads(1); }
+  SingleThreaded() : before_(at::get_num_threads()) {
+    const char* env = std::getenv("LITLORA_MERGE_THREADS");  // for experiments: the merge's intra-op threads
+    at::set_num_threads(env && std::atoi(env) > 0 ? std::atoi(env) : 1);
+  }
   ~SingleThreaded() { at::set_num_threads(before_); }
 
  private:
@@ -192,7 +220,7 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
       gpt::LoraCall call;
       call.scaling = c.lora.scaling();
       call.qkv = l.qkv ? &*l.qkv : nullptr;
-      gpt::mergeLora(t, l.A, l.B, call, /*inPlace=*/true, /*subtract=*/false);
+      mergeInPlace(t, l, call);
       if (t.scalar_type() != outType) t = t.to(outType);
       stats.mergedLayers++;
     } else if (o.outDtype && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *o.outDtype) {
@@ -203,10 +231,10 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
     stats.tensors++;
     t = at::Tensor();  // drop this tensor's map / copy before reading the next
 #if defined(__GLIBC__)
-    // glibc keeps freed blocks of 4–32 MB (this layer's ΔW) in its arenas once its dynamic mmap threshold has
-    // grown past them, and they fragment: without a trim, peak RSS climbed by ~16 MB per layer (655 MB instead
-    // of 410 MB on pythia-410m). Trimming returns them after each merged layer; it costs microseconds.
-    if (it != byWeight.end()) malloc_trim(0);
+    // glibc keeps the freed temporaries of lora::merge in its arenas and they fragment: without a trim, peak
+    // RSS climbed by ~9 MB per merged layer (1.3 GB on pythia-410m). A trim returns them, but the next layer
+    // then faults fresh pages in; every 8 merged layers keeps the peak near 0.45 GB at a small cost in time.
+    if (it != byWeight.end() && stats.mergedLayers % 8 == 0) malloc_trim(0);
 #endif
     if (progress) progress(stats.tensors, total);
   }
