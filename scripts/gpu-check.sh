@@ -173,9 +173,11 @@ extra_step() {
 
 if step environment env_step; then
   if step build build_step; then
-    step ops ops_step
+    # LITLORA_GPU_CHECK_SKIP: steps to leave out on a short rerun, e.g. "ops bench".
+    SKIP=" ${LITLORA_GPU_CHECK_SKIP:-} "
+    [[ $SKIP == *" ops "* ]] || step ops ops_step
     step 'op tests' tests_step
-    step bench bench_step
+    [[ $SKIP == *" bench "* ]] || step bench bench_step
     step 'more benches' extra_step
   fi
 fi

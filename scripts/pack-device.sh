@@ -33,6 +33,8 @@ echo '{"type": "module"}' > .device/js/package.json
 mkdir -p .device/js/bench .device/js/test/reference
 cp bench/*.py .device/js/bench/ 2>/dev/null || true
 cp test/reference/*.py .device/js/test/reference/ 2>/dev/null || true
+# Test fixtures (tokenizers, small checkpoints) that the compiled tests read.
+[ -d test/fixtures ] && cp -R test/fixtures .device/js/test/
 mkdir -p .device/js/node_modules
 # The runtime packages the compiled library imports (not the build tools cmake-js / node-addon-api), and uvu.
 for pkg in uvu dequal diff kleur sade mri yaml @huggingface/tokenizers cli-progress string-width strip-ansi \

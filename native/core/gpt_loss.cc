@@ -65,7 +65,8 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       at::Tensor t = tv.narrow(0, start, len).unsqueeze(1);
       at::Tensor logits = bias.defined() ? at::addmm(bias, h, weight.t()) : at::mm(h, weight.t());
       at::Tensor laChunk = lora ? la.narrow(0, start, len) : at::Tensor();
-      if (lora) logits.addmm_(laChunk, loraB.t(), 1.0, scaling);
+      // In-place and out= GEMMs are outside autocast's casts (bf16-mixed): give them one dtype explicitly.
+      if (lora) logits.addmm_(laChunk.to(logits.scalar_type()), loraB.t().to(logits.scalar_type()), 1.0, scaling);
       at::Tensor z = logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
       at::_log_softmax_out(z, z, 1, false);  // in place: one fused, row-cached pass
       lossSum.sub_(z.gather(1, t).sum());
@@ -76,7 +77,9 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       at::Tensor p = z.scalar_type() == weight.scalar_type() ? z : z.to(weight.scalar_type());
       if (wantHidden) {
         at::Tensor slot = dh.narrow(0, start, len);
-        at::mm_out(slot, p, weight);
+        // CUDA's mm_out wants the output in the inputs' dtype (bf16 weights, fp32 hidden under bf16-mixed).
+        if (slot.scalar_type() == p.scalar_type()) at::mm_out(slot, p, weight);
+        else slot.copy_(at::mm(p, weight));
       }
       if (lora) {
         at::Tensor pB = at::mm(p, loraB);  // (len, r)
