@@ -22,35 +22,6 @@ GptClassData* classData() {
   return &data;
 }
 
-gpt::ConfigValue toConfigValue(const Napi::Value& v, const std::string& path) {
-  gpt::ConfigValue out;
-  if (v.IsNull() || v.IsUndefined()) return out;
-  if (v.IsBoolean()) {
-    out.kind = gpt::ConfigValue::Kind::Bool;
-    out.boolean = v.As<Napi::Boolean>().Value();
-  } else if (v.IsNumber()) {
-    out.kind = gpt::ConfigValue::Kind::Number;
-    out.number = v.As<Napi::Number>().DoubleValue();
-  } else if (v.IsString()) {
-    out.kind = gpt::ConfigValue::Kind::String;
-    out.string = v.As<Napi::String>().Utf8Value();
-  } else if (v.IsArray()) {
-    out.kind = gpt::ConfigValue::Kind::Array;
-    Napi::Array a = v.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) out.items.push_back(toConfigValue(a.Get(i), path + "[" + std::to_string(i) + "]"));
-  } else if (v.IsObject()) {
-    out.kind = gpt::ConfigValue::Kind::Object;
-    Napi::Object o = v.As<Napi::Object>();
-    Napi::Array keys = o.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-      out.fields.emplace_back(key, toConfigValue(o.Get(key), path + "." + key));
-    }
-  } else {
-    throw Error("ERR_CONFIG", "config field " + path + ": unsupported value type");
-  }
-  return out;
-}
 
 at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name) {
   LITLORA_CHECK(value.IsTypedArray(), "ERR_TYPE", name << ": expected an Int32Array or BigInt64Array");
@@ -77,6 +48,36 @@ Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t index) {
 }
 
 }  // namespace
+
+gpt::ConfigValue configValueFromJs(const Napi::Value& v, const std::string& path) {
+  gpt::ConfigValue out;
+  if (v.IsNull() || v.IsUndefined()) return out;
+  if (v.IsBoolean()) {
+    out.kind = gpt::ConfigValue::Kind::Bool;
+    out.boolean = v.As<Napi::Boolean>().Value();
+  } else if (v.IsNumber()) {
+    out.kind = gpt::ConfigValue::Kind::Number;
+    out.number = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsString()) {
+    out.kind = gpt::ConfigValue::Kind::String;
+    out.string = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsArray()) {
+    out.kind = gpt::ConfigValue::Kind::Array;
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) out.items.push_back(configValueFromJs(a.Get(i), path + "[" + std::to_string(i) + "]"));
+  } else if (v.IsObject()) {
+    out.kind = gpt::ConfigValue::Kind::Object;
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+      out.fields.emplace_back(key, configValueFromJs(o.Get(key), path + "." + key));
+    }
+  } else {
+    throw Error("ERR_CONFIG", "config field " + path + ": unsupported value type");
+  }
+  return out;
+}
 
 void GptWrap::init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeGpt",
@@ -145,7 +146,7 @@ Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsObject(), "ERR_TYPE", "NativeGpt.create: expected (config, options)");
-    gpt::ConfigValue config = toConfigValue(info[0], "config");
+    gpt::ConfigValue config = configValueFromJs(info[0], "config");
     gpt::GptConfig parsed = gpt::parseGptConfig(config.fields);
     Napi::Object o = optionsArg(info, 1);
     gpt::GptOptions options;
