@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { convertValue } from '../ts/cli/args.js';
 import { packageRoot } from '../ts/binding.js';
 import { ArgError, parseArgs, type CommandSpec } from '../ts/cli/args.js';
 import { runCli } from '../ts/cli/main.js';
@@ -118,6 +119,12 @@ test('the installed entry point exits 2 on a bad flag (real process)', () => {
   });
   assert.is(r.status, 2);
   assert.match(r.stderr, /unknown flag --bogus/);
+});
+
+test('a choice that spells null (--progress none) is taken as the choice', () => {
+  const spec = { name: 'progress', type: 'string' as const, choices: ['auto', 'bar', 'plain', 'none'] };
+  assert.is(convertValue(spec, 'none', 'command line'), 'none');
+  assert.throws(() => convertValue({ name: 'x', type: 'string' as const, choices: ['a'] }, 'none', 'command line'), /cannot be null/);
 });
 
 test.run();

@@ -105,6 +105,8 @@ export function convertValue(spec: Pick<FlagSpec, 'name' | 'type' | 'nullable' |
   const bad = (expected: string): never => {
     throw new ArgError(`${origin}: --${spec.name} expects ${expected}, got ${JSON.stringify(raw)}`);
   };
+  // A word the flag lists as a choice is that choice, even when it also spells null ('none').
+  if (typeof raw === 'string' && spec.choices?.includes(raw)) return raw;
   if (raw === null || (typeof raw === 'string' && NULLS.has(raw))) {
     if (spec.nullable) return null;
     bad(`${articleFor(spec.type)}${spec.choices ? ` (one of ${spec.choices.join(', ')})` : ''}; it cannot be null`);
