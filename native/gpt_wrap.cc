@@ -49,6 +49,13 @@ Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t index) {
 
 }  // namespace
 
+Napi::Value lossResultToJs(Napi::Env env, const gpt::LossResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("tokens", static_cast<double>(r.tokens));
+  return out;
+}
+
 gpt::ConfigValue configValueFromJs(const Napi::Value& v, const std::string& path) {
   gpt::ConfigValue out;
   if (v.IsNull() || v.IsUndefined()) return out;
@@ -213,12 +220,7 @@ Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
         env, [model, ex, lease, tokens, targets, backward, gradScale]() {
           return ex->run([&] { return model->loss(tokens, targets, backward, gradScale); });
         },
-        [](Napi::Env env, gpt::LossResult& r) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          out.Set("loss", r.loss);
-          out.Set("tokens", static_cast<double>(r.tokens));
-          return out;
-        });
+        [](Napi::Env env, gpt::LossResult& r) { return lossResultToJs(env, r); });
   });
 }
 

@@ -16,6 +16,9 @@ namespace litlora {
 // A JS config object (litgpt's model_config fields) → the generic field map gpt::parseGptConfig reads.
 gpt::ConfigValue configValueFromJs(const Napi::Value& value, const std::string& path);
 
+// {loss, tokens}: what loss() and the trainer's evaluate() resolve to.
+Napi::Value lossResultToJs(Napi::Env env, const gpt::LossResult& result);
+
 class GptWrap : public Napi::ObjectWrap<GptWrap> {
  public:
   static void init(Napi::Env env, Napi::Object exports);

@@ -215,12 +215,7 @@ Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
     auto lease = gpt()->lease("evaluate");
     return TorchWorker<gpt::LossResult>::run(
         env, [trainer, lease, ex, tokens, targets]() { return ex->run([&] { return trainer->evaluate(tokens, targets); }); },
-        [](Napi::Env env, gpt::LossResult& r) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          out.Set("loss", r.loss);
-          out.Set("tokens", static_cast<double>(r.tokens));
-          return out;
-        });
+        [](Napi::Env env, gpt::LossResult& r) { return lossResultToJs(env, r); });
   });
 }
 
