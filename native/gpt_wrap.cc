@@ -23,6 +23,11 @@ GptClassData* classData() {
 }
 
 
+
+
+
+}  // namespace
+
 at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name) {
   LITLORA_CHECK(value.IsTypedArray(), "ERR_TYPE", name << ": expected an Int32Array or BigInt64Array");
   auto kind = value.As<Napi::TypedArray>().TypedArrayType();
@@ -30,7 +35,20 @@ at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape
                 name << ": expected an Int32Array or BigInt64Array");
   return tensorFromTypedArray(value.As<Napi::TypedArray>(), shape, at::kLong, name);
 }
-
+std::vector<gpt::NamedTensor> namedTensorsFromJs(const Napi::Value& value, const std::string& what) {
+  LITLORA_CHECK(value.IsArray(), "ERR_TYPE", what << ": expected [[name, tensor], …]");
+  Napi::Array items = value.As<Napi::Array>();
+  std::vector<gpt::NamedTensor> out;
+  for (uint32_t i = 0; i < items.Length(); ++i) {
+    Napi::Value item = items.Get(i);
+    LITLORA_CHECK(item.IsArray() && item.As<Napi::Array>().Length() == 2, "ERR_TYPE", what << ": entry " << i << " is not [name, tensor]");
+    Napi::Array pair = item.As<Napi::Array>();
+    LITLORA_CHECK(pair.Get(0u).IsString(), "ERR_TYPE", what << ": entry " << i << " has no name");
+    std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
+    out.push_back({name, TensorWrap::unwrap(pair.Get(1u), name)});
+  }
+  return out;
+}
 Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>& items) {
   Napi::Array out = Napi::Array::New(env, items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -41,13 +59,10 @@ Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>&
   }
   return out;
 }
-
 Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t index) {
   if (info.Length() > index && info[index].IsObject()) return info[index].As<Napi::Object>();
   return Napi::Object::New(info.Env());
 }
-
-}  // namespace
 
 Napi::Value lossResultToJs(Napi::Env env, const gpt::LossResult& r) {
   Napi::Object out = Napi::Object::New(env);
@@ -232,15 +247,7 @@ Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
     auto ex = executor_;
     LITLORA_CHECK(info.Length() >= 2 && info[0].IsArray() && info[1].IsString(), "ERR_TYPE",
                   "loadStateDict: expected ([[name, tensor], …], 'base' | 'adapter')");
-    Napi::Array items = info[0].As<Napi::Array>();
-    std::vector<gpt::NamedTensor> entries;
-    for (uint32_t i = 0; i < items.Length(); ++i) {
-      Napi::Value item = items.Get(i);
-      LITLORA_CHECK(item.IsArray() && item.As<Napi::Array>().Length() == 2, "ERR_TYPE", "loadStateDict: entry " << i << " is not [name, tensor]");
-      Napi::Array pair = item.As<Napi::Array>();
-      std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
-      entries.push_back({name, TensorWrap::unwrap(pair.Get(1u), name)});
-    }
+    std::vector<gpt::NamedTensor> entries = namedTensorsFromJs(info[0], "loadStateDict");
     const std::string kind = info[1].As<Napi::String>().Utf8Value();
     LITLORA_CHECK(kind == "base" || kind == "adapter", "ERR_ARG", "loadStateDict: kind must be 'base' or 'adapter', got '" << kind << "'");
     const gpt::LoadKind loadKind = kind == "base" ? gpt::LoadKind::Base : gpt::LoadKind::Adapter;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/gpt.h"
 #include "core/serial_executor.h"
@@ -15,6 +16,15 @@ namespace litlora {
 
 // A JS config object (litgpt's model_config fields) → the generic field map gpt::parseGptConfig reads.
 gpt::ConfigValue configValueFromJs(const Napi::Value& value, const std::string& path);
+
+// Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
+// Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
+at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name);
+// [[name, tensor], …] ⇄ named tensors.
+std::vector<gpt::NamedTensor> namedTensorsFromJs(const Napi::Value& value, const std::string& what);
+Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>& items);
+// info[index] when it is an object, else an empty one.
+Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t index);
 
 // {loss, tokens}: what loss() and the trainer's evaluate() resolve to.
 Napi::Value lossResultToJs(Napi::Env env, const gpt::LossResult& result);

@@ -18,18 +18,7 @@ Napi::FunctionReference& constructor() {
   return ref;
 }
 
-at::Tensor idsArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name) {
-  LITLORA_CHECK(value.IsTypedArray(), "ERR_TYPE", name << ": expected an Int32Array or BigInt64Array");
-  auto kind = value.As<Napi::TypedArray>().TypedArrayType();
-  LITLORA_CHECK(kind == napi_int32_array || kind == napi_bigint64_array, "ERR_TYPE",
-                name << ": expected an Int32Array or BigInt64Array");
-  return tensorFromTypedArray(value.As<Napi::TypedArray>(), shape, at::kLong, name);
-}
 
-Napi::Object objectArg(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() > index && info[index].IsObject()) return info[index].As<Napi::Object>();
-  return Napi::Object::New(info.Env());
-}
 
 double numberField(const Napi::Object& o, const char* key, double fallback) {
   if (!o.Has(key)) return fallback;
@@ -39,31 +28,7 @@ double numberField(const Napi::Object& o, const char* key, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-std::vector<gpt::NamedTensor> namedTensorsArg(const Napi::Value& value, const std::string& what) {
-  LITLORA_CHECK(value.IsArray(), "ERR_TYPE", what << ": expected [[name, tensor], …]");
-  Napi::Array items = value.As<Napi::Array>();
-  std::vector<gpt::NamedTensor> out;
-  for (uint32_t i = 0; i < items.Length(); ++i) {
-    Napi::Value item = items.Get(i);
-    LITLORA_CHECK(item.IsArray() && item.As<Napi::Array>().Length() == 2, "ERR_TYPE", what << ": entry " << i << " is not [name, tensor]");
-    Napi::Array pair = item.As<Napi::Array>();
-    LITLORA_CHECK(pair.Get(0u).IsString(), "ERR_TYPE", what << ": entry " << i << " has no name");
-    std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
-    out.push_back({name, TensorWrap::unwrap(pair.Get(1u), name)});
-  }
-  return out;
-}
 
-Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>& items) {
-  Napi::Array out = Napi::Array::New(env, items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::String::New(env, items[i].name));
-    pair.Set(1u, TensorWrap::wrap(env, items[i].tensor));
-    out.Set(static_cast<uint32_t>(i), pair);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -106,7 +71,7 @@ Napi::Value TrainWrap::create(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1, "ERR_TYPE", "NativeTrainer.create: expected (model, options)");
     GptWrap* gpt = GptWrap::fromValue(info[0], "model");
-    Napi::Object o = objectArg(info, 1);
+    Napi::Object o = optionsArg(info, 1);
     train::AdamWOptions options;
     options.beta1 = numberField(o, "beta1", options.beta1);
     options.beta2 = numberField(o, "beta2", options.beta2);
@@ -150,7 +115,7 @@ Napi::Value TrainWrap::adamwSteps(const Napi::CallbackInfo& info) {
     std::vector<gpt::NamedTensor> params;
     for (uint32_t i = 0; i < ps.Length(); ++i)
       params.push_back({"p" + std::to_string(i), TensorWrap::unwrap(ps.Get(i), "params[" + std::to_string(i) + "]").detach().clone()});
-    Napi::Object o = objectArg(info, 3);
+    Napi::Object o = optionsArg(info, 3);
     train::AdamWOptions options;
     options.beta1 = numberField(o, "beta1", options.beta1);
     options.beta2 = numberField(o, "beta2", options.beta2);
@@ -177,9 +142,9 @@ Napi::Value TrainWrap::microStep(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("microStep");
     auto shape = parseShape(info[2], "shape");
-    at::Tensor tokens = idsArg(info[0], shape, "tokens");
-    at::Tensor targets = idsArg(info[1], shape, "targets");
-    Napi::Object o = objectArg(info, 3);
+    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
+    at::Tensor targets = tokensArg(info[1], shape, "targets");
+    Napi::Object o = optionsArg(info, 3);
     train::MicroStepOptions options;
     const double accumulate = numberField(o, "accumulate", 1);
     LITLORA_CHECK(accumulate >= 1 && std::floor(accumulate) == accumulate, "ERR_RANGE",
@@ -209,8 +174,8 @@ Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("evaluate");
     auto shape = parseShape(info[2], "shape");
-    at::Tensor tokens = idsArg(info[0], shape, "tokens");
-    at::Tensor targets = idsArg(info[1], shape, "targets");
+    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
+    at::Tensor targets = tokensArg(info[1], shape, "targets");
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("evaluate");
     return TorchWorker<gpt::LossResult>::run(
@@ -224,8 +189,8 @@ Napi::Value TrainWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("forward");
-    at::Tensor tokens = idsArg(info[0], parseShape(info[1], "shape"), "tokens");
-    Napi::Object o = objectArg(info, 2);
+    at::Tensor tokens = tokensArg(info[0], parseShape(info[1], "shape"), "tokens");
+    Napi::Object o = optionsArg(info, 2);
     const bool lastOnly = o.Has("lastOnly") && o.Get("lastOnly").ToBoolean().Value();
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("forward");
@@ -253,7 +218,7 @@ Napi::Value TrainWrap::loadState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto trainer = this->trainer("loadState");
-    auto entries = namedTensorsArg(info.Length() > 0 ? info[0] : env.Undefined(), "loadState");
+    auto entries = namedTensorsFromJs(info.Length() > 0 ? info[0] : env.Undefined(), "loadState");
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("loadState");
     return TorchWorker<bool>::run(
