@@ -58,18 +58,25 @@ lora::Options parseOptions(const Napi::Value& value) {
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor& t) { return TensorWrap::wrap(env, std::move(t)); }
 
+// (x, weight, bias | null, loraA, loraB, options): the arguments of loraForward and loraLinearForward.
+struct ForwardArgs {
+  at::Tensor x, weight, bias, A, B;
+  lora::Options o;
+};
+
+ForwardArgs forwardArgs(const Napi::CallbackInfo& info) {
+  return {TensorWrap::unwrap(info[0], "x"),     TensorWrap::unwrap(info[1], "weight"),
+          optionalTensor(info[2], "bias"),     TensorWrap::unwrap(info[3], "loraA"),
+          TensorWrap::unwrap(info[4], "loraB"), parseOptions(info[5])};
+}
+
 // loraForward(x, weight, bias | null, loraA, loraB, options) → Promise<NativeTensor>
 Napi::Value forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    at::Tensor x = TensorWrap::unwrap(info[0], "x");
-    at::Tensor weight = TensorWrap::unwrap(info[1], "weight");
-    at::Tensor bias = optionalTensor(info[2], "bias");
-    at::Tensor A = TensorWrap::unwrap(info[3], "loraA");
-    at::Tensor B = TensorWrap::unwrap(info[4], "loraB");
-    lora::Options o = parseOptions(info[5]);
+    const ForwardArgs a = forwardArgs(info);
     return TorchWorker<at::Tensor>::run(
-        env, [=]() { return lora::forward(x, weight, bias, A, B, o); }, wrapTensor);
+        env, [a]() { return lora::forward(a.x, a.weight, a.bias, a.A, a.B, a.o); }, wrapTensor);
   });
 }
 
@@ -156,14 +163,9 @@ Napi::Value referenceGrads(const Napi::CallbackInfo& info) {
 Napi::Value linearForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
-    at::Tensor x = TensorWrap::unwrap(info[0], "x");
-    at::Tensor weight = TensorWrap::unwrap(info[1], "weight");
-    at::Tensor bias = optionalTensor(info[2], "bias");
-    at::Tensor A = TensorWrap::unwrap(info[3], "loraA");
-    at::Tensor B = TensorWrap::unwrap(info[4], "loraB");
-    lora::Options o = parseOptions(info[5]);
+    const ForwardArgs a = forwardArgs(info);
     return TorchWorker<at::Tensor>::run(
-        env, [=]() { return lora::linearWithSeed(x, weight, bias, A, B, o).detach(); }, wrapTensor);
+        env, [a]() { return lora::linearWithSeed(a.x, a.weight, a.bias, a.A, a.B, a.o).detach(); }, wrapTensor);
   });
 }
 
