@@ -17,14 +17,6 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 
-const PYTHIA: Record<string, Record<string, unknown>> = {
-  '14m': { name: 'pythia-14m', block_size: 512, n_layer: 6, n_embd: 128, n_head: 4, rotary_percentage: 0.25,
-    intermediate_size: 512, vocab_size: 50254, padded_vocab_size: 50304, padding_multiple: 128, bias: true,
-    parallel_residual: true, norm_class_name: 'LayerNorm', mlp_class_name: 'GptNeoxMLP' },
-  '70m': { name: 'pythia-70m', block_size: 2048, n_layer: 6, n_embd: 512, n_head: 8, rotary_percentage: 0.25,
-    intermediate_size: 2048, vocab_size: 50254, padded_vocab_size: 50304, padding_multiple: 128, bias: true,
-    parallel_residual: true, norm_class_name: 'LayerNorm', mlp_class_name: 'GptNeoxMLP' },
-};
 const LORA = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
 const BATCH = 4, TIME = 256, WARMUP = 2;
 
@@ -45,9 +37,9 @@ function median(xs: number[]): number {
 
 async function modelConfig(): Promise<Record<string, unknown>> {
   const name = arg('config', '');
-  if (!name) return PYTHIA[arg('model', '70m')]!;
   const { configFromName, readConfig } = await import('../ts/config.js');
-  const c = name.endsWith('.yaml') ? await readConfig(resolve(name)) : configFromName(name);
+  // Default: litgpt's named pythia config (--model 14m | 70m).
+  const c = !name ? configFromName(`pythia-${arg('model', '70m')}`) : name.endsWith('.yaml') ? await readConfig(resolve(name)) : configFromName(name);
   return c as unknown as Record<string, unknown>;
 }
 
