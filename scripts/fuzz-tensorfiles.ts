@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TensorFile } from '../ts/index.js';
 import { tensorChecksum } from '../ts/tensorfile.js';
+import { seededRandom } from '../test/helpers/assert.js';
 
 const EXPECTED_CODES = new Set(['ERR_CHECKPOINT_FORMAT', 'ERR_DTYPE']);
 
@@ -21,17 +22,6 @@ export interface FuzzReport {
   errors: Record<string, number>;
   unexpected: string[];    // errors without an expected code (bugs, though not crashes)
   seconds: number;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const BOUNDARY = [0x00, 0xff, 0x7f, 0x80, 0x01, 0xfe];
@@ -111,7 +101,7 @@ export async function fuzzTensorFiles(options: { iterations: number; seed?: numb
   const fixtures = resolve(here, '..', 'test', 'fixtures');
   const files = options.files ?? readdirSync(fixtures).filter((f) => /\.(pth|safetensors)$/.test(f)).map((f) => join(fixtures, f));
   const sources = files.map((f) => readFileSync(f));
-  const random = rng(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const work = mkdtempSync(join(tmpdir(), 'litlora-fuzz-'));
   if (options.log) console.log(`fuzzing ${files.length} files × ${options.iterations} mutations; mutants in ${work}`);
   const report: FuzzReport = { iterations: 0, opened: 0, readAll: 0, errors: {}, unexpected: [], seconds: 0 };
