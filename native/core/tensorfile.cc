@@ -14,6 +14,10 @@ namespace litlora::tensorfile {
 
 namespace {
 
+// The deleter of every storage that maps a file's bytes (its context owns the map): isFileMapped tells those
+// storages by it.
+void releaseRegion(void* context) { delete static_cast<std::shared_ptr<zip::Region>*>(context); }
+
 constexpr std::pair<at::ScalarType, const char*> kNames[] = {
     {at::kFloat, "float32"}, {at::kDouble, "float64"}, {at::kBFloat16, "bfloat16"}, {at::kHalf, "float16"},
     {at::kChar, "int8"},     {at::kByte, "uint8"},     {at::kShort, "int16"},       {at::kInt, "int32"},
@@ -67,6 +71,10 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
+bool isFileMapped(const at::Tensor& t) {
+  return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &releaseRegion;
+}
+
 double checksum(const at::Tensor& t, bool exact) {
   return exact ? t.sum(at::kDouble).item<double>() : t.sum().item<double>();
 }
@@ -104,8 +112,9 @@ at::Tensor Reader::storageOf(const Source& s) {
   if (s.fileOffset % esize == 0) {
     // Zero-copy: a private map of just these bytes, kept alive by the tensor's storage.
     auto region = zip::Region::map(file_->fd(), s.fileOffset, length);
-    uint8_t* data = region->data();
-    return at::from_blob(data, {numel}, [region](void*) {}, options);
+    c10::DataPtr data(region->data(), new std::shared_ptr<zip::Region>(region), &releaseRegion, at::Device(at::kCPU));
+    c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<int64_t>(length), std::move(data), nullptr, false);
+    return at::empty({0}, options).set_(storage, 0, {numel}, {1});
   }
   // The file puts these bytes at an offset unaligned for the dtype (a zip written without PyTorch's
   // padding): copy them into an aligned tensor.

