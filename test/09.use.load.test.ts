@@ -128,6 +128,20 @@ test('auto-merge: a LoRA-only final/ loads merged, runtime mode agrees, and merg
     const want = await t.data({ raw: true });
     assert.equal(Buffer.from(got.raw), Buffer.from(want.buffer, want.byteOffset, want.byteLength), `${name}: bytes`);
   }
+  // Streamed in row blocks of 5 rows + 7 elements (blocks straddle the q / k / v parts of the fused QKV rows and
+  // split lm_head unevenly), the merge writes the same bytes.
+  const blocked = join(root, 'merged-in-small-blocks');
+  process.env.LITLORA_MERGE_BLOCK = String(5 * 32 + 7);
+  try {
+    const again = await mergeLora(join(runDir, 'final'), { outDir: blocked });
+    assert.is(again.skipped, false);
+    assert.is(again.method, 'stream');
+  } finally {
+    delete process.env.LITLORA_MERGE_BLOCK;
+  }
+  const blockedFile = await readFile(join(blocked, 'lit_model.pth'));
+  assert.equal([...blockedFile.keys()], [...file.keys()]);
+  for (const [name, t] of file) assert.equal(Buffer.from(blockedFile.get(name)!.raw), Buffer.from(t.raw), `${name}: bytes in small blocks`);
   // Running merge_lora again is litgpt's no-op.
   const again = await mergeLora(join(runDir, 'final'));
   assert.is(again.skipped, true);

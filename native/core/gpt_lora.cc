@@ -200,4 +200,11 @@ at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Te
   return weight;
 }
 
+void mergeLoraRows(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, int64_t row0,
+                   at::Tensor& out, at::Tensor& scratch) {
+  LITLORA_CHECK(!(call.qkv && call.qkv->legacyQuirk), "ERR_ARG",
+                "mergeLoraRows: litgpt's legacy QKV quirk merges whole weights only; use mergeLora");
+  lora::mergeRows(weight, A, B, opsOptions(call), row0, out, scratch);
+}
+
 }  // namespace litlora::gpt

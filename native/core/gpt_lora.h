@@ -59,5 +59,10 @@ at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const at::T
 // result is written into weight.
 at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, bool inPlace,
                      bool subtract);
+// Rows [row0, row0 + out.size(0)) of mergeLora(weight, A, B, call, …) — the merge, not the unmerge — written into
+// `out` bit for bit (lora::mergeRows; `scratch` is its reusable ΔW), for writers that stream a weight in blocks.
+// Not for litgpt's legacy all-parts QKV quirk (call.qkv->legacyQuirk), which merges whole weights only.
+void mergeLoraRows(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, int64_t row0,
+                   at::Tensor& out, at::Tensor& scratch);
 
 }  // namespace litlora::gpt

@@ -438,6 +438,40 @@ at::Tensor unmerge(const at::Tensor& weight, const at::Tensor& A, const at::Tens
   return mergeImpl(weight, A, B, o, inPlace, -1.0, "lora.unmerge");
 }
 
+void mergeRows(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const Options& o, int64_t row0,
+               at::Tensor& out, at::Tensor& scratch) {
+  const char* op = "lora.mergeRows";
+  const Plan p = planFor(weight, A, B, o, op);
+  checkScalars(o, op, /*withDropout=*/false);
+  const int64_t n = out.size(0);
+  LITLORA_CHECK(out.dim() == 2 && out.size(1) == p.in && row0 >= 0 && row0 + n <= p.out && out.scalar_type() == weight.scalar_type() &&
+                    out.is_contiguous(),
+                "ERR_ARG", op << ": out must be a contiguous [rows, " << p.in << "] block of the weight's dtype within its " << p.out
+                              << " rows");
+  // The arithmetic of mergeImpl, element for element: ΔW rows from the same B rows and the same A in the same
+  // compute dtype, W + s·ΔW in that dtype, rounded once into the weight's dtype. mergeImpl's mixed-dtype add_
+  // does exactly this through TensorIterator, but with a fresh compute-dtype copy of the block's inputs and
+  // output on every call; here both live in `scratch`, allocated once (streaming lm_head block by block
+  // otherwise churned hundreds of MB through malloc's arenas).
+  const at::ScalarType compute = is16Bit(p.compute) ? at::kFloat : at::kDouble;
+  const bool widen = compute != p.compute;
+  const int64_t need = (widen ? 2 : 1) * n * p.in;
+  if (!scratch.defined() || scratch.scalar_type() != compute || scratch.numel() < need)
+    scratch = at::empty({need}, weight.options().dtype(compute));
+  at::Tensor wide = widen ? scratch.narrow(0, 0, n * p.in).view({n, p.in}) : out;  // W + s·ΔW in the compute dtype
+  wide.copy_(weight.narrow(0, row0, n));
+  const at::Tensor Ac = A.to(compute);
+  for (const Segment& seg : p.segments) {
+    const int64_t lo = std::max(seg.outRow, row0), hi = std::min(seg.outRow + seg.rows, row0 + n);
+    if (lo >= hi) continue;
+    const at::Tensor Bc = B.narrow(0, seg.bRow + (lo - seg.outRow), hi - lo).to(compute);
+    at::Tensor delta = scratch.narrow(0, need - n * p.in, (hi - lo) * p.in).view({hi - lo, p.in});
+    at::mm_out(delta, Bc, Ac.narrow(0, seg.part * p.r, p.r));
+    wide.narrow(0, lo - row0, hi - lo).add_(delta, o.scaling);
+  }
+  if (widen) out.copy_(wide);
+}
+
 at::Tensor linearWithSeed(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,
                           const at::Tensor& B, const Options& o) {
   LITLORA_CHECK(!weight.requires_grad() && !(bias.defined() && bias.requires_grad()), "ERR_ARG",

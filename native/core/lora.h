@@ -57,6 +57,11 @@ at::Tensor merge(const at::Tensor& weight, const at::Tensor& A, const at::Tensor
                  bool inPlace);
 at::Tensor unmerge(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const Options& options,
                    bool inPlace);
+// Rows [row0, row0 + out.size(0)) of merge(weight, ...) written into `out` (contiguous, the weight's dtype) with
+// merge's arithmetic, so the rows equal merge's bit for bit; weight is only read. `scratch` holds ΔW between
+// calls (allocated or grown here), so a caller that streams a large weight block by block allocates it once.
+void mergeRows(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const Options& options, int64_t row0,
+               at::Tensor& out, at::Tensor& scratch);
 
 // forward as a torch::autograd::Function: differentiable w.r.t. x, A and B; weight and bias must not require
 // grad. With dropout in training mode each call draws a fresh mask: its seed is options.seed mixed with a

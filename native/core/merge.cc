@@ -2,15 +2,17 @@
 
 #include <ATen/core/grad_mode.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -130,34 +132,90 @@ void readAdapter(tensorfile::Reader& file, std::vector<LoraLayer>& layers, const
   throw Error(shapes.size() && missing.empty() && unexpected.empty() ? "ERR_SHAPE" : "ERR_CHECKPOINT_FORMAT", message);
 }
 
-// Rows per block for a plain layer: about 512 K elements, so that lora::merge's temporaries (float64 ΔW and
-// W, ~4 MB each) stay below glibc's mmap threshold and are reused from the arena. Handing it a whole 50k-row
-// lm_head made it allocate (and the kernel fault in) fresh 32 MB mappings for every block: 5–6 s of system
-// time on pythia-410m instead of ~1.5 s. Row i of the result depends only on W[i] and B[i] (a length-r dot
-// product per element), and test/09.use.load checks the bytes against model.mergedStateDict().
-int64_t blockRows(int64_t in) {
+// Elements per streamed block of a merged weight: 256 K (1 MB of fp32 output, 4 MB of float64 scratch for
+// lora::mergeRows), allocated once per merge and reused, so a block's passes over W, ΔW and the output stay in
+// cache. On pythia-410m (2-core EPYC VM) whole merges took 0.9–1.0 s at 128–256 K and 1.8 s at 512 K.
+int64_t blockElements() {
   const char* env = std::getenv("LITLORA_MERGE_BLOCK");  // elements per block, for experiments
-  const int64_t elements = env && std::atoll(env) > 0 ? std::atoll(env) : (int64_t(1) << 19);
-  return std::max<int64_t>(256, elements / std::max<int64_t>(in, 1));
+  return env && std::atoll(env) > 0 ? std::atoll(env) : (int64_t(1) << 18);
 }
 
-void mergeInPlace(at::Tensor& weight, const LoraLayer& l, const gpt::LoraCall& call) {
-  const int64_t rows = blockRows(l.in);
-  if (l.qkv || rows >= l.out) {
-    gpt::mergeLora(weight, l.A, l.B, call, /*inPlace=*/true, /*subtract=*/false);
-    return;
+// The file writes of a merge on a second thread: the kernel's copy into the page cache, the CRC and the
+// writeback hints of one block overlap the merge arithmetic of the next. Jobs run in submission order.
+class WriteQueue {
+ public:
+  WriteQueue() : thread_([this] { loop(); }) {}
+  ~WriteQueue() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
   }
-  for (int64_t row = 0; row < l.out; row += rows) {
-    const int64_t n = std::min(rows, l.out - row);
-    at::Tensor block = weight.narrow(0, row, n);
-    gpt::mergeLora(block, l.A, l.B.narrow(0, row, n), call, /*inPlace=*/true, /*subtract=*/false);
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+
+  void submit(std::function<void()> job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rethrowLocked();
+    jobs_.push_back(std::move(job));
+    changed_.notify_all();
   }
-}
+  // Blocks until at most n jobs are waiting or running; rethrows the error of a failed job.
+  void waitPendingAtMost(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return error_ || jobs_.size() + running_ <= n; });
+    rethrowLocked();
+  }
+
+ private:
+  void rethrowLocked() {
+    if (error_) std::rethrow_exception(error_);
+  }
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty() || error_) {
+        if (stopping_) return;
+        jobs_.clear();  // after a failure the rest is dropped; the producer sees error_ at its next call
+        continue;
+      }
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      running_ = 1;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        job();
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      running_ = 0;
+      if (failed && !error_) error_ = failed;
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::function<void()>> jobs_;
+  size_t running_ = 0;
+  std::exception_ptr error_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Reusable block buffers for the merged rows, taken in turn. kBlockBuffers − 1 writes may be in flight while
+// the next buffer is filled: the writer has then finished with it (WriteQueue runs jobs in order).
+constexpr size_t kBlockBuffers = 3;
 
 }  // namespace
 
 // Runs the merge with one intra-op thread and restores the count afterwards. The merge is bound by memory
-// and by the kernel copying the output into the page cache, on this thread; extra OpenMP workers only
+// and by the kernel copying the output into the page cache, on the writer thread; extra OpenMP workers only
 // spin-wait between the small parallel regions and take the CPU that copy needs (perf on a 2-core VM:
 // ~40% of samples in libgomp's wait loop; 7.7–8.5 s with 2 threads, 4.4–4.9 s with 1, on pythia-410m).
 class SingleThreaded {
@@ -202,41 +260,79 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
   MergeStats stats;
   pth::Writer writer(o.outPath);
   const int64_t total = static_cast<int64_t>(entries.size());
-  for (const auto& e : entries) {
-    at::Tensor t = base->get(e.name);
-    auto it = byWeight.find(e.name);
-    if (it != byWeight.end()) {
+  const int64_t elements = blockElements();
+  std::vector<at::Tensor> buffers;  // raw bytes; each block views one in its dtype
+  at::Tensor scratch;               // lora::mergeRows' ΔW, reused
+  size_t nextBuffer = 0;
+  std::atomic<int64_t> written{0};
+  auto tensorDone = [&written, &progress, total] {
+    const int64_t done = ++written;
+    if (progress) progress(done, total);
+  };
+  {
+    WriteQueue queue;  // declared after everything its jobs use, so it finishes (joins) first
+    for (const auto& e : entries) {
+      at::Tensor t = base->get(e.name);
+      auto it = byWeight.find(e.name);
+      if (it == byWeight.end()) {
+        if (o.outDtype && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *o.outDtype) t = t.to(*o.outDtype);
+        stats.bytesWritten += static_cast<uint64_t>(t.numel()) * t.element_size();
+        queue.submit([&writer, &tensorDone, name = e.name, t] {
+          writer.add(name, t);
+          tensorDone();
+        });
+        stats.tensors++;
+        continue;
+      }
       LoraLayer& l = *it->second;
       LITLORA_CHECK(t.dim() == 2 && t.size(0) == l.out && t.size(1) == l.in, "ERR_SHAPE",
                     o.basePath << ": " << e.name << " has shape " << shapeString(t.sizes()) << ", but the model config says ["
                                << l.out << ", " << l.in << "]; is this the base the adapter was trained on?");
       LITLORA_CHECK(at::isFloatingType(t.scalar_type()), "ERR_DTYPE", o.basePath << ": " << e.name << " is not a floating-point tensor");
       const at::ScalarType outType = o.outDtype.value_or(t.scalar_type());
-      // gpt::mergeLora is what Gpt::mergedStateDict uses (lora::merge: ΔW in float64 for a float32 W, float32
-      // for 16-bit ones, in row blocks of ~4 M elements, rounded once), so the file equals
-      // model.mergedStateDict() bit for bit. In place: t is this process's private copy-on-write map of the
-      // file (or a copy). Another output dtype: merged in float32, then converted.
+      // gpt::mergeLora / mergeLoraRows is what Gpt::mergedStateDict uses (lora::merge: ΔW in float64 for a float32
+      // W, float32 for 16-bit ones, rounded once), so the file equals model.mergedStateDict() bit for bit. W is
+      // only read (its map stays clean page cache). Another output dtype: merged in float32, then converted.
       if (outType != t.scalar_type() && t.scalar_type() != at::kFloat) t = t.to(at::kFloat);
+      const at::ScalarType workType = t.scalar_type();
       gpt::LoraCall call;
       call.scaling = c.lora.scaling();
       call.qkv = l.qkv ? &*l.qkv : nullptr;
-      mergeInPlace(t, l, call);
-      if (t.scalar_type() != outType) t = t.to(outType);
       stats.mergedLayers++;
-    } else if (o.outDtype && at::isFloatingType(t.scalar_type()) && t.scalar_type() != *o.outDtype) {
-      t = t.to(*o.outDtype);
+      stats.tensors++;
+      stats.bytesWritten += static_cast<uint64_t>(t.numel()) * c10::elementSize(outType);
+      if (call.qkv && call.qkv->legacyQuirk) {  // whole-weight only: a private copy, merged in place
+        at::Tensor merged = gpt::mergeLora(t, l.A, l.B, call, /*inPlace=*/false, /*subtract=*/false);
+        if (merged.scalar_type() != outType) merged = merged.to(outType);
+        queue.submit([&writer, &tensorDone, name = e.name, merged] {
+          writer.add(name, merged);
+          tensorDone();
+        });
+        continue;
+      }
+      queue.submit([&writer, name = e.name, outType, sizes = t.sizes().vec()] { writer.beginTensor(name, outType, sizes); });
+      const int64_t rowsPerBlock = std::max<int64_t>(1, elements / std::max<int64_t>(l.in, 1));
+      const uint64_t bufferBytes = static_cast<uint64_t>(rowsPerBlock * l.in) * c10::elementSize(workType);
+      for (int64_t row = 0; row < l.out; row += rowsPerBlock) {
+        const int64_t n = std::min(rowsPerBlock, l.out - row);
+        queue.waitPendingAtMost(kBlockBuffers - 1);  // the buffer about to be filled is no longer being written
+        if (buffers.size() < kBlockBuffers) buffers.push_back(at::Tensor());
+        at::Tensor& raw = buffers[nextBuffer];
+        nextBuffer = (nextBuffer + 1) % kBlockBuffers;
+        if (!raw.defined() || static_cast<uint64_t>(raw.numel()) < bufferBytes) raw = at::empty({static_cast<int64_t>(bufferBytes)}, at::kByte);
+        at::Tensor block = at::from_blob(raw.data_ptr(), {n, l.in}, t.options().dtype(workType));
+        gpt::mergeLoraRows(t, l.A, l.B, call, row, block, scratch);
+        at::Tensor bytes = workType == outType ? block : block.to(outType);
+        queue.submit([&writer, bytes, raw] {  // raw keeps the buffer alive whatever happens to `buffers`
+          writer.writeTensorBytes(bytes.data_ptr(), static_cast<uint64_t>(bytes.numel()) * bytes.element_size());
+        });
+      }
+      queue.submit([&writer, &tensorDone] {
+        writer.endTensor();
+        tensorDone();
+      });
     }
-    writer.add(e.name, t);
-    stats.bytesWritten += static_cast<uint64_t>(t.numel()) * t.element_size();
-    stats.tensors++;
-    t = at::Tensor();  // drop this tensor's map / copy before reading the next
-#if defined(__GLIBC__)
-    // glibc keeps the freed temporaries of lora::merge in its arenas and they fragment: without a trim, peak
-    // RSS climbed by ~9 MB per merged layer (1.3 GB on pythia-410m). A trim returns them, but the next layer
-    // then faults fresh pages in; every 8 merged layers keeps the peak near 0.45 GB at a small cost in time.
-    if (it != byWeight.end() && stats.mergedLayers % 8 == 0) malloc_trim(0);
-#endif
-    if (progress) progress(stats.tensors, total);
+    queue.waitPendingAtMost(0);
   }
   writer.finish();
   base->close();

@@ -1,15 +1,16 @@
 // merge_lora, streamed: base lit_model.pth + lit_model.pth.lora → a merged lit_model.pth, one tensor at a time.
 //
 //   for each tensor of the base file, in file order:
-//     read it (a private memory map of just its bytes)
-//     a LoRA layer's weight: W + scaling·place(B·A), rounded once (gpt::mergeLora → lora::merge — the very
-//       function Gpt::mergedStateDict uses, so the file equals model.mergedStateDict() bit for bit; fused QKV
-//       rows placed by litgpt's lora_ind, i.e. its zero_pad)
-//     append it to the .pth writer (its bytes go to the file now; only the index stays in memory)
-//   the writer's finish() writes data.pkl and renames the temp file over the target (atomic)
+//     read it (a private memory map of just its bytes; only read, so its pages stay the page cache's)
+//     a LoRA layer's weight: W + scaling·place(B·A), rounded once, computed in row blocks of ~256 K elements
+//       into reused buffers (gpt::mergeLoraRows → lora::mergeRows, the arithmetic of lora::merge that
+//       Gpt::mergedStateDict uses, so the file equals model.mergedStateDict() bit for bit; fused QKV rows
+//       placed by litgpt's lora_ind, i.e. its zero_pad)
+//     hand it, or each block, to a writer thread that appends it to the .pth (CRC, copy into the page cache,
+//       writeback started as it goes) while this thread merges the next block
+//   the writer's finish() writes data.pkl, fsyncs, and renames the temp file over the target (atomic)
 //
-// Peak memory ≈ the adapter + the largest tensor (merged in place in its private copy-on-write map) + one
-// row block of ΔW (lora::merge's, ~4 M elements) — never the model.
+// Peak memory ≈ the adapter + three output blocks + one ΔW block — never the model, nor one whole weight.
 // The output keeps the base file's names, order and (by default) dtypes, so a plain litgpt GPT loads it with
 // strict=True. Files with litgpt ≤ 0.5.4's `attn.attn` names are refused here (ERR_CHECKPOINT_FORMAT); the TS
 // side merges those through the model instead.
@@ -44,7 +45,7 @@ struct MergeStats {
   double seconds = 0;
 };
 
-// progress(done, total) is called after each tensor (on the calling thread).
+// progress(done, total) is called after each tensor is written, on the merge's writer thread.
 MergeStats mergeLoraFiles(const MergeOptions& options, const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace litlora::merge

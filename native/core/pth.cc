@@ -233,6 +233,27 @@ void Writer::add(const std::string& name, const at::Tensor& tensor) {
   records_.push_back({name, key, dtype, numel, t.storage_offset(), t.sizes().vec(), t.strides().vec()});
 }
 
+void Writer::beginTensor(const std::string& name, at::ScalarType dtype, at::IntArrayRef sizes) {
+  LITLORA_CHECK(!name.empty(), "ERR_ARG", "saving " << path_ << ": a tensor name is empty");
+  LITLORA_CHECK(!pickle::storageClassName(dtype).empty(), "ERR_DTYPE",
+                "saving " << path_ << ": '" << name << "' has dtype " << tensorfile::dtypeName(dtype)
+                          << ", which the .pth writer does not support; convert it first");
+  LITLORA_CHECK(names_.insert(name).second, "ERR_ARG", "saving " << path_ << ": the name '" << name << "' is given twice");
+  int64_t numel = 1;
+  std::vector<int64_t> strides(sizes.size());
+  for (size_t i = sizes.size(); i-- > 0;) {
+    strides[i] = numel;
+    numel *= sizes[i];
+  }
+  const std::string key = std::to_string(nextKey_++);
+  zip_.begin(prefix_ + "data/" + key, static_cast<uint64_t>(numel) * tensorfile::bytesPerElement(dtype));
+  records_.push_back({name, key, dtype, numel, 0, sizes.vec(), strides});
+}
+
+void Writer::writeTensorBytes(const void* data, uint64_t length) { zip_.write(data, length); }
+
+void Writer::endTensor() { zip_.end(); }
+
 void Writer::finish() {
   const std::string pkl = pickle::pickleTensorDict(records_, wrapKey_);
   zip_.add(prefix_ + "data.pkl", pkl.data(), pkl.size());

@@ -38,6 +38,11 @@ class Writer {
 
   // Writes the tensor's storage now (views of a storage already written reuse it, as torch.save does).
   void add(const std::string& name, const at::Tensor& tensor);
+  // A contiguous tensor written in pieces, for producers that never hold it whole (a streamed merge): begin
+  // with its name, dtype and shape, hand over exactly its bytes in order, end.
+  void beginTensor(const std::string& name, at::ScalarType dtype, at::IntArrayRef sizes);
+  void writeTensorBytes(const void* data, uint64_t length);
+  void endTensor();
   // data.pkl and PyTorch's bookkeeping records, then fsync and rename over the target.
   void finish();
 
