@@ -283,7 +283,7 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const at::Tens
 }
 
 Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& A,
-               const at::Tensor& B, const Options& o) {
+               const at::Tensor& B, const Options& o, bool wantGradX) {
   const char* op = "lora.backward";
   const Plan p = planFor(weight, A, B, o, op);
   checkScalars(o, op, /*withDropout=*/true);
@@ -324,7 +324,10 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
     at::Tensor dst = g.gradB.narrow(0, seg.bRow, seg.rows);  // contiguous rows
     at::mm_out(dst, g2.narrow(1, seg.outRow, seg.rows).t(), xA.narrow(1, seg.part * p.r, p.r));
   }
-  if (drop) {
+  if (!wantGradX) {
+    // The caller's x needs no gradient (the first block's input, from a frozen embedding): the largest GEMM of
+    // the backward is skipped.
+  } else if (drop) {
     // The mask sits between x and A, so the LoRA part of gradX is masked element-wise after its GEMM: one
     // (N, in) temporary here, as in any dropout backward.
     g.gradX = at::mm(g2, weight);
@@ -335,7 +338,7 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
     g.gradX = at::mm(g2, weight);
     g.gradX.addmm_(gYB, Ac);  // fused into gradX's storage (beta = 1)
   }
-  g.gradX = g.gradX.view(x.sizes());
+  if (g.gradX.defined()) g.gradX = g.gradX.view(x.sizes());
   if (p.mixed) {
     g.gradA = g.gradA.to(A.scalar_type());
     g.gradB = g.gradB.to(B.scalar_type());
@@ -421,7 +424,8 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-    const Grads g = lora::backward(grads[0].contiguous(), saved[0], saved[1], saved[2], saved[3], loadOptions(ctx));
+    const Grads g = lora::backward(grads[0].contiguous(), saved[0], saved[1], saved[2], saved[3], loadOptions(ctx),
+                                   /*wantGradX=*/ctx->needs_input_grad(0));
     return {g.gradX, at::Tensor(), at::Tensor(), g.gradA, g.gradB, at::Tensor()};
   }
 };

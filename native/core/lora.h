@@ -46,9 +46,10 @@ struct Grads {
   at::Tensor gradX, gradA, gradB;
 };
 // Gradients of forward w.r.t. x, A and B (weight and bias are frozen) for gradY (..., out). With dropout in
-// training mode it regenerates the forward's mask from options.seed.
+// training mode it regenerates the forward's mask from options.seed. wantGradX = false leaves gradX undefined
+// and skips its GEMM (autograd passes it when x does not require grad).
 Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& A,
-               const at::Tensor& B, const Options& options);
+               const at::Tensor& B, const Options& options, bool wantGradX = true);
 
 // W + scaling·zero_pad(B·A) (merge) or W − scaling·zero_pad(B·A) (unmerge), rounded once to W's dtype. With
 // inPlace the result is written into weight and weight is returned; otherwise weight is unchanged.
