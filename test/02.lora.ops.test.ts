@@ -175,6 +175,31 @@ test('skinny and merged paths agree (fp32, within fp32 rounding), and the cost m
   assert.is(loraInternals.path(4096, 2048, 2048, 16, 1, 'bfloat16'), 'skinny', 'never merges into a 16-bit weight');
 });
 
+test('one row of x (the decoding shape, a matrix-vector kernel): fp32 forward within fp32 rounding of float64, every column tail', async () => {
+  for (const inF of [1, 7, 8, 31, 32, 45, 100, 515]) {
+    for (const outF of [3, 2500]) {
+      const c = plainCase([1, 1], inF, outF, 2);
+      const d = caseData(c, 71 + inF);
+      const [x, W, b, A, B] = [await rounded(d.x, d.xShape, 'float32'), await rounded(d.w, d.wShape, 'float32'),
+        await rounded(d.b, [outF], 'float32'), await rounded(d.a, d.aShape, 'float32'), await rounded(d.bb, d.bShape, 'float32')];
+      for (const withBias of [true, false]) {
+        const y = await values(await lora.forward(tensor(x, d.xShape), tensor(W, d.wShape), tensor(A, d.aShape), tensor(B, d.bShape),
+          { scaling: 0.5, ...(withBias ? { bias: tensor(b, [outF]) } : {}) }));
+        const xa = [0, 1].map((j) => A.slice(j * inF, (j + 1) * inF).reduce((s, v, k) => s + v * x[k], 0));
+        for (let o = 0; o < outF; o++) {
+          let want = withBias ? b[o] : 0, scale = Math.abs(want);
+          for (let k = 0; k < inF; k++) { want += W[o * inF + k] * x[k]; scale += Math.abs(W[o * inF + k] * x[k]); }
+          const lora = 0.5 * (B[o * 2] * xa[0] + B[o * 2 + 1] * xa[1]);
+          want += lora;
+          scale += Math.abs(lora);
+          assert.ok(Math.abs(y[o] - want) <= 1e-6 * scale * Math.max(1, Math.sqrt(inF)),
+            `in ${inF}, out ${outF}, bias ${withBias}, row ${o}: ${y[o]} vs float64 ${want}`);
+        }
+      }
+    }
+  }
+});
+
 test('ops run concurrently off the main thread and accept 1-D x', async () => {
   const c = plainCase([1], 8, 6, 2);
   const d = caseData(c, 61);

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "gpt_loss.h"
+#include "row_linear.h"
 
 namespace litlora::gpt {
 
@@ -178,7 +179,7 @@ at::Tensor Gpt::norm(const NormLayer& n, const at::Tensor& x) const {
 }
 
 at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training) const {
-  if (!l.hasLora() || l.merged) return at::linear(x, l.weight, l.bias);
+  if (!l.hasLora() || l.merged) return row_linear::linear(x, l.weight, l.bias);
   LoraCall call;
   call.scaling = l.scaling;
   call.dropout = config_.lora.dropout;

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "error.h"
+#include "row_linear.h"
 
 namespace litlora::lora {
 
@@ -268,7 +269,11 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const at::Tens
     const at::Tensor merged = mergedWeight(weight, Ac, Bc, p, s);
     y = bias.defined() ? at::addmm(bias, x2, merged.t()) : at::mm(x2, merged.t());
   } else {
-    y = bias.defined() ? at::addmm(bias, x2, weight.t()) : at::mm(x2, weight.t());  // (N, out)
+    if (row_linear::applies(x2, weight, bias)) {
+      y = row_linear::rowLinear(x2, weight, bias);  // one row (decoding): a bandwidth-bound matrix-vector product
+    } else {
+      y = bias.defined() ? at::addmm(bias, x2, weight.t()) : at::mm(x2, weight.t());  // (N, out)
+    }
     const at::Tensor xd = drop ? x2 * dropoutMask(x2, o.dropout, o.seed) : x2;
     const at::Tensor xA = at::mm(xd, Ac.t());  // (N, r·parts)
     for (const Segment& seg : p.segments) {

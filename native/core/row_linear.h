@@ -1,0 +1,25 @@
+// x·Wᵀ + b for one row of x on the CPU: the shape of every linear layer while decoding at batch 1.
+//
+// At one row a linear layer is a matrix-vector product whose speed is the speed of streaming W from memory.
+// MKL's sgemm/sgemv (what at::linear calls) reads a 50304 × 512 fp32 head at ~17 GB/s on the 2-core EPYC VMs
+// litlora is measured on, where a plain sum over the same bytes runs at 45–51 GB/s. This kernel reads W once as
+// a sequential stream, row by row with four FMA accumulators (AVX2 where the CPU has it), split across the
+// intra-op threads: 42 GB/s on that head. The sums are those of any fp32 dot product in another order: results
+// differ from MKL's by float32 rounding only.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace litlora::row_linear {
+
+// True when `rowLinear` handles this call: no autograd, CPU float32, contiguous W (out, in) and bias, and x
+// holding exactly one row of `in` values (any leading shape of ones).
+bool applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+// x·Wᵀ + b with x's leading shape, for the calls `applies` accepts.
+at::Tensor rowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+// rowLinear where it applies, at::linear otherwise.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+}  // namespace litlora::row_linear
