@@ -1,7 +1,6 @@
 // The CLI: command table, litgpt-style flags, --config files, --help, and errors with exit code 2.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,6 +8,10 @@ import { convertValue } from '../ts/cli/args.js';
 import { packageRoot } from '../ts/binding.js';
 import { ArgError, parseArgs, type CommandSpec } from '../ts/cli/args.js';
 import { runCli } from '../ts/cli/main.js';
+import { tempFolders } from './helpers/temp.js';
+
+const folders = tempFolders();
+test.after(() => folders.removeAll());
 
 function capture(cwd = packageRoot) {
   const io = { out: '', err: '', cwd };
@@ -90,7 +93,7 @@ const SPEC: CommandSpec = {
 };
 
 test('litgpt flag grammar: --a.b value, --a=b, bare booleans, null, positionals, --config with CLI precedence', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'litlora-cli-'));
+  const dir = folders.make('cli');
   let a = parseArgs(SPEC, ['ckpt', '--train.micro_batch_size', '4', '--lora_dropout=0.1', '--lora_key', '--precision', 'null']);
   assert.ok(a !== 'help');
   a = a as Exclude<typeof a, 'help'>;

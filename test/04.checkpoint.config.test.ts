@@ -1,7 +1,6 @@
 // Config: litgpt's derived values for every named config, validation errors, and model_config.yaml as PyYAML
 // writes it.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -51,6 +50,10 @@ test('every named config: our YAML is a fixed point of PyYAML safe_load + dump',
   const texts = Object.fromEntries(configNames().map((n) => [n, configToYaml(configFromName(n))]));
   const { stdout } = runPython(`
 import json, sys, yaml
+import { tempFolders } from './helpers/temp.js';
+
+const folders = tempFolders();
+test.after(() => folders.removeAll());
 texts = ${JSON.stringify(JSON.stringify(texts))}
 texts = json.loads(texts)
 print(json.dumps({n: yaml.dump(yaml.safe_load(t)) for n, t in texts.items()}))
@@ -90,7 +93,7 @@ test('normalizeConfig follows __post_init__ and validates with messages naming t
 });
 
 test('readConfig / writeConfig: empty and malformed files, atomic write, exact round trip', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'litlora-config-'));
+  const dir = folders.make('config');
   writeFileSync(join(dir, 'empty.yaml'), '');
   await assertCode(() => readConfig(join(dir, 'empty.yaml')), 'ERR_CONFIG', /empty/);
   writeFileSync(join(dir, 'bad.yaml'), 'n_layer: [1,\n');

@@ -1,8 +1,7 @@
 // Checkpoint folders: kinds, litgpt's validity rules and messages, pre-unification names, hyperparameters.yaml
 // and base resolution, OutDir naming and the LoRA folder file set, crash safety of folder writes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,7 +17,9 @@ import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 
-const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `litlora-${tag}-`));
+const folders = tempFolders();
+const tmp = folders.make;
+test.after(() => folders.removeAll());
 
 /** A base checkpoint folder with litgpt's files (weights are placeholder bytes: Checkpoint.open never reads them). */
 function makeBase(dir: string, extra: Record<string, string> = {}): string {
@@ -211,6 +212,7 @@ test('a failed or killed folder write leaves no folder behind (the previous stat
   const script = `
 import { writeFileSync } from 'node:fs';
 import { writeCheckpointFolder } from ${JSON.stringify(join(packageRoot, 'ts', 'outdir.ts'))};
+import { tempFolders } from './helpers/temp.js';
 await writeCheckpointFolder(${JSON.stringify(target)}, [{ name: 'model_config.yaml', write: async (p) => writeFileSync(p, 'x') }],
   { name: 'lit_model.pth.lora', write: async (p) => { writeFileSync(p, 'partial'); process.stdout.write('writing\\n'); await new Promise((r) => setTimeout(r, 60000)); } });
 `;

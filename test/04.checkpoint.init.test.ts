@@ -1,7 +1,6 @@
 // `litlora init`: litgpt's file set and parameter names/shapes, a tokenizer.json the `tokenizers` library
 // (Python and JS) loads, deterministic weights; and with tensorfile merged, PyTorch loads lit_model.pth.
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,7 +15,9 @@ import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 
-const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `litlora-${tag}-`));
+const folders = tempFolders();
+const tmp = folders.make;
+test.after(() => folders.removeAll());
 
 // Records what init asks to save (names, shapes, dtypes and a few values), writing a placeholder file.
 function recorder() {
@@ -165,6 +166,7 @@ test('litlora init → PyTorch torch.load(weights_only=True) finds litgpt\'s key
   const expected = Object.fromEntries(baseParameters(initConfig({ modelName: 'pythia-14m', overrides: { n_layer: 2 } })).map(([n, s]) => [n, s]));
   const { stdout } = runPython(`
 import json, torch
+import { tempFolders } from './helpers/temp.js';
 sd = torch.load(${JSON.stringify(join(dir, 'lit_model.pth'))}, weights_only=True)
 print(json.dumps({'type': type(sd).__name__, 'keys': list(sd.keys()), 'shapes': {k: list(v.shape) for k, v in sd.items()},
                   'dtypes': sorted({str(v.dtype) for v in sd.values()}), 'ln': sd['transformer.ln_f.weight'].float().tolist()[:3],

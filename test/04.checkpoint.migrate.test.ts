@@ -1,6 +1,5 @@
 // `litlora migrate`: lit-gpt's pre-unification outputs → litgpt's folders.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,8 +8,11 @@ import { runCli } from '../ts/cli/main.js';
 import { configFromName, configToYaml } from '../ts/config.js';
 import { migrateCheckpoint, registerQkvRelayout } from '../ts/migrate.js';
 import { assertCode } from './helpers/assert.js';
+import { tempFolders } from './helpers/temp.js';
 
-const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `litlora-${tag}-`));
+const folders = tempFolders();
+const tmp = folders.make;
+test.after(() => folders.removeAll());
 
 // An era-A base: lit_config.json with lit-gpt's old field names, tokenizer files, weights.
 function oldBase(dir: string): string {
