@@ -303,7 +303,8 @@ LossResult Gpt::loss(const at::Tensor& tokens, const at::Tensor& targets, bool b
   at::Tensor hLora;
   if (lmHead_.hasLora() && backward && config_.lora.dropout > 0) hLora = at::dropout(h, config_.lora.dropout, true);
   HeadLoss result = headCrossEntropy(h, hLora, lmHead_.weight, lmHead_.bias, lmHead_.merged ? at::Tensor() : lmHead_.loraA,
-                                     lmHead_.merged ? at::Tensor() : lmHead_.loraB, lmHead_.scaling, tgt);
+                                     lmHead_.merged ? at::Tensor() : lmHead_.loraB, lmHead_.scaling, tgt, /*chunkRows=*/0,
+                                     &headWorkspace_);
   LossResult out;
   out.tokens = result.tokens;
   out.loss = result.loss.item<double>();

@@ -137,6 +137,9 @@ class Gpt {
   LinearLayer lmHead_;
   at::Tensor cos_, sin_;  // (length, rope_n_elem) float32
   int64_t cacheBatch_ = 0, cacheLen_ = 0;
+  // The training loss's logits buffer on the CPU (headCrossEntropy's workspace: up to 256 MB), kept between
+  // steps: a fresh one each step made the kernel fault in and zero its pages again, ~45 ms per pythia-70m step.
+  at::Tensor headWorkspace_;
 };
 
 }  // namespace litlora::gpt

@@ -29,6 +29,7 @@ int64_t pickChunkRows(int64_t vocab, int64_t rows) {
 
 struct Frozen {
   at::Tensor weight, bias, targets;
+  at::Tensor* workspace = nullptr;  // the caller's logits buffer (CPU), or null
 };
 
 class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
@@ -63,16 +64,35 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       const int64_t len = std::min(chunkRows, count - start);
       at::Tensor h = hv.narrow(0, start, len);
       at::Tensor t = tv.narrow(0, start, len).unsqueeze(1);
-      at::Tensor logits = bias.defined() ? at::addmm(bias, h, weight.t()) : at::mm(h, weight.t());
+      at::Tensor logits;
+      if (frozen.workspace && weight.device().is_cpu() && hidden.scalar_type() == weight.scalar_type()) {
+        at::Tensor& ws = *frozen.workspace;
+        const int64_t need = len * weight.size(0);
+        if (!ws.defined() || ws.numel() < need || ws.scalar_type() != weight.scalar_type())
+          ws = at::empty({chunkRows * weight.size(0)}, weight.options());
+        logits = ws.narrow(0, 0, need).view({len, weight.size(0)});
+        if (bias.defined()) at::addmm_out(logits, bias, h, weight.t());
+        else at::mm_out(logits, h, weight.t());
+      } else {
+        logits = bias.defined() ? at::addmm(bias, h, weight.t()) : at::mm(h, weight.t());
+      }
       at::Tensor laChunk = lora ? la.narrow(0, start, len) : at::Tensor();
       // In-place and out= GEMMs are outside autocast's casts (bf16-mixed): give them one dtype explicitly.
       if (lora) logits.addmm_(laChunk.to(logits.scalar_type()), loraB.t().to(logits.scalar_type()), 1.0, scaling);
       at::Tensor z = logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
-      at::_log_softmax_out(z, z, 1, false);  // in place: one fused, row-cached pass
-      lossSum.sub_(z.gather(1, t).sum());
-      if (!anyGrad) continue;
+      if (!anyGrad) {
+        at::_log_softmax_out(z, z, 1, false);  // in place: one fused, row-cached pass
+        lossSum.sub_(z.gather(1, t).sum());
+        continue;
+      }
+      // softmax in place, with one exp per logit (log_softmax, then exp, took two). The loss comes from the
+      // softmax at each row's largest logit, p_max = 1 / Σ exp(z − max) ≥ 1/V, which never underflows:
+      // −log p_t = logsumexp − z_t = max − log p_max − z_t.
+      auto [rowMax, argMax] = z.max(1, /*keepdim=*/true);
+      const at::Tensor zt = z.gather(1, t);
+      at::_softmax_out(z, z, 1, false);
+      lossSum.add_((rowMax - z.gather(1, argMax).log() - zt).sum());
       // softmax − onehot(target) = d(loss_sum)/d(logits), in place.
-      z.exp_();
       z.scatter_add_(1, t, at::full({len, 1}, -1.0, z.options()));
       at::Tensor p = z.scalar_type() == weight.scalar_type() ? z : z.to(weight.scalar_type());
       if (wantHidden) {
@@ -126,7 +146,7 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
 
 HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& loraA, const at::Tensor& loraB, double scaling,
-                          const at::Tensor& targets, int64_t chunkRows) {
+                          const at::Tensor& targets, int64_t chunkRows, at::Tensor* workspace) {
   LITLORA_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1), "ERR_SHAPE",
                 "head loss: expected hidden (N, C) and weight (V, C), got " << shapeString(hidden.sizes()) << " and "
                                                                              << shapeString(weight.sizes()));
@@ -140,7 +160,7 @@ HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora
   at::Tensor placeholder = at::empty({0}, hidden.options());
   out.loss = FusedHeadLoss::apply(hidden, hiddenLora.defined() ? hiddenLora : placeholder,
                                   loraA.defined() ? loraA : placeholder, loraB.defined() ? loraB : placeholder,
-                                  Frozen{weight, bias, targets}, scaling, chunkRows, hiddenLora.defined(), loraA.defined(),
+                                  Frozen{weight, bias, targets, workspace}, scaling, chunkRows, hiddenLora.defined(), loraA.defined(),
                                   wantHidden, wantHiddenLora, wantLora);
   out.tokens = targets.ne(kIgnoreIndex).sum().item<int64_t>();
   return out;

@@ -24,9 +24,10 @@ constexpr int64_t kIgnoreIndex = -100;
 
 // hidden: (N, C) after the final norm; hiddenLora: the LoRA branch's input (dropout(hidden)) or undefined
 // for hidden itself; weight (V, C), bias (V) or undefined; loraA (r, C) and loraB (V, r) or undefined;
-// targets (N) int64. chunkRows: rows per chunk (0 = pick from the vocabulary size).
+// targets (N) int64. chunkRows: rows per chunk (0 = pick from the vocabulary size). workspace (optional, CPU):
+// a buffer the caller keeps between calls for the chunk's logits, grown here as needed.
 HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& loraA, const at::Tensor& loraB, double scaling,
-                          const at::Tensor& targets, int64_t chunkRows = 0);
+                          const at::Tensor& targets, int64_t chunkRows = 0, at::Tensor* workspace = nullptr);
 
 }  // namespace litlora::gpt

@@ -40,16 +40,17 @@ struct Options {
 
 // y (..., out) for x (..., in). bias may be undefined.
 at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,
-                   const at::Tensor& B, const Options& options);
+                   const at::Tensor& B, const Options& options, const at::Tensor& mask = {});
 
 struct Grads {
   at::Tensor gradX, gradA, gradB;
 };
 // Gradients of forward w.r.t. x, A and B (weight and bias are frozen) for gradY (..., out). With dropout in
 // training mode it regenerates the forward's mask from options.seed. wantGradX = false leaves gradX undefined
-// and skips its GEMM (autograd passes it when x does not require grad).
+// and skips its GEMM (autograd passes it when x does not require grad). forward and backward take the dropout
+// mask ready-made when the caller has it (dropoutMask(x as (N, in), dropout, seed): the one they would draw).
 Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& A,
-               const at::Tensor& B, const Options& options, bool wantGradX = true);
+               const at::Tensor& B, const Options& options, bool wantGradX = true, const at::Tensor& mask = {});
 
 // W + scaling·zero_pad(B·A) (merge) or W − scaling·zero_pad(B·A) (unmerge), rounded once to W's dtype. With
 // inPlace the result is written into weight and weight is returned; otherwise weight is unchanged.
