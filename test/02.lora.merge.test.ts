@@ -92,6 +92,30 @@ test('inPlace merges into the given tensor and returns it; the default leaves W 
   assert.equal(Array.from(await values(W)), Array.from(await values(copy)), 'in place = copy result');
 });
 
+test('a weight of several row blocks (the CPU merge works in 256 K-element blocks): every element is W + s·BA rounded once', async () => {
+  const [out, inF, r, s] = [700, 1000, 8, 2];
+  const [w, a, b] = [await rounded(randomArray(out * inF, 7, 0.3), [out, inF], 'float32'),
+    await rounded(randomArray(r * inF, 8, 0.03), [r, inF], 'float32'), await rounded(randomArray(out * r, 9, 0.05), [out, r], 'float32')];
+  const W = tensor(w, [out, inF]), A = tensor(a, [r, inF]), B = tensor(b, [out, r]);
+  const merged = await values(await lora.merge(W, A, B, { scaling: s }));
+  let changed = 0;
+  for (let i = 0; i < out; i++) {
+    for (let j = 0; j < inF; j++) {
+      let delta = 0;
+      for (let k = 0; k < r; k++) delta += b[i * r + k] * a[k * inF + j];
+      const want = toF32(w[i * inF + j] + s * delta);
+      if (merged[i * inF + j] !== want) assert.unreachable(`element (${i}, ${j}): ${merged[i * inF + j]}, expected ${want}`);
+      if (want !== w[i * inF + j]) changed++;
+    }
+  }
+  assert.ok(changed > out * inF / 2, 'the merge changed most elements');
+  await lora.merge(W, A, B, { scaling: s, inPlace: true });
+  assert.equal(Array.from(await values(W)), Array.from(merged), 'in place, block by block, gives the same bits');
+  await lora.unmerge(W, A, B, { scaling: s, inPlace: true });
+  const back = await values(W);
+  assert.ok(back.filter((v, i) => v === w[i]).length > 0.9 * w.length, 'unmerge restores (nearly) every element exactly');
+});
+
 test('merged forward equals unmerged forward: fp32 within fp32 rounding, bf16 within bf16 tolerance', async () => {
   const c = plainCase([8, 16], 64, 48, 8);
   const d = caseData(c, 13);
