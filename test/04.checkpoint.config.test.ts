@@ -7,6 +7,10 @@ import * as assert from 'uvu/assert';
 import { configFromName, configNames, configToYaml, normalizeConfig, readConfig, writeConfig } from '../ts/config.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
+
+const folders = tempFolders();
+test.after(() => folders.removeAll());
 
 // Expected values worked out by hand from litgpt/config.py's entries (Lightning-AI/litgpt, commit 0006c973)
 // and Config.__post_init__: head_size = n_embd / n_head, padded_vocab_size = vocab rounded up to
@@ -50,10 +54,6 @@ test('every named config: our YAML is a fixed point of PyYAML safe_load + dump',
   const texts = Object.fromEntries(configNames().map((n) => [n, configToYaml(configFromName(n))]));
   const { stdout } = runPython(`
 import json, sys, yaml
-import { tempFolders } from './helpers/temp.js';
-
-const folders = tempFolders();
-test.after(() => folders.removeAll());
 texts = ${JSON.stringify(JSON.stringify(texts))}
 texts = json.loads(texts)
 print(json.dumps({n: yaml.dump(yaml.safe_load(t)) for n, t in texts.items()}))

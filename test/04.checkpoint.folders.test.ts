@@ -16,6 +16,7 @@ import type { SaveTensorsFn } from '../ts/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
 
 const folders = tempFolders();
 const tmp = folders.make;
@@ -212,7 +213,6 @@ test('a failed or killed folder write leaves no folder behind (the previous stat
   const script = `
 import { writeFileSync } from 'node:fs';
 import { writeCheckpointFolder } from ${JSON.stringify(join(packageRoot, 'ts', 'outdir.ts'))};
-import { tempFolders } from './helpers/temp.js';
 await writeCheckpointFolder(${JSON.stringify(target)}, [{ name: 'model_config.yaml', write: async (p) => writeFileSync(p, 'x') }],
   { name: 'lit_model.pth.lora', write: async (p) => { writeFileSync(p, 'partial'); process.stdout.write('writing\\n'); await new Promise((r) => setTimeout(r, 60000)); } });
 `;

@@ -14,6 +14,7 @@ import type { SaveTensorsFn } from '../ts/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
 
 const folders = tempFolders();
 const tmp = folders.make;
@@ -166,7 +167,6 @@ test('litlora init → PyTorch torch.load(weights_only=True) finds litgpt\'s key
   const expected = Object.fromEntries(baseParameters(initConfig({ modelName: 'pythia-14m', overrides: { n_layer: 2 } })).map(([n, s]) => [n, s]));
   const { stdout } = runPython(`
 import json, torch
-import { tempFolders } from './helpers/temp.js';
 sd = torch.load(${JSON.stringify(join(dir, 'lit_model.pth'))}, weights_only=True)
 print(json.dumps({'type': type(sd).__name__, 'keys': list(sd.keys()), 'shapes': {k: list(v.shape) for k, v in sd.items()},
                   'dtypes': sorted({str(v.dtype) for v in sd.values()}), 'ln': sd['transformer.ln_f.weight'].float().tolist()[:3],
