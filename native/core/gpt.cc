@@ -323,6 +323,7 @@ void Gpt::setKvCache(int64_t batch, int64_t maxLen) {
   }
   cacheBatch_ = batch;
   cacheLen_ = maxLen;
+  headWorkspace_ = at::Tensor();  // generation has no use for the training loss's logits buffer
 }
 
 void Gpt::clearKvCache() {
