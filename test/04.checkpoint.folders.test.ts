@@ -1,7 +1,7 @@
 // Checkpoint folders: kinds, litgpt's validity rules and messages, pre-unification names, hyperparameters.yaml
 // and base resolution, OutDir naming and the LoRA folder file set, crash safety of folder writes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -208,6 +208,22 @@ test('a failed or killed folder write leaves no folder behind (the previous stat
     { name: 'lit_model.pth.lora', write: async () => { throw new (await import('../ts/errors.js')).LitloraError('ERR_TORCH', 'disk full'); } }),
   'ERR_TORCH');
   assert.equal(readdirSync(root), []);
+
+  // Rewriting an existing folder: a failure leaves it as it was; success replaces the written files, keeps the
+  // others, and leaves no temp folder.
+  mkdirSync(target);
+  writeFileSync(join(target, 'a.yaml'), 'old');
+  writeFileSync(join(target, 'lit_model.pth.lora'), 'old weights');
+  writeFileSync(join(target, 'notes.txt'), 'keep me');
+  const rewrite = (weights: (p: string) => Promise<void>) => writeCheckpointFolder(target,
+    [{ name: 'a.yaml', write: async (p) => writeFileSync(p, 'new') }], { name: 'lit_model.pth.lora', write: weights });
+  await assertCode(() => rewrite(async () => { throw new (await import('../ts/errors.js')).LitloraError('ERR_TORCH', 'disk full'); }), 'ERR_TORCH');
+  assert.equal(readdirSync(root), ['step-000001']);
+  assert.equal(['a.yaml', 'lit_model.pth.lora', 'notes.txt'].map((f) => readFileSync(join(target, f), 'utf8')), ['old', 'old weights', 'keep me']);
+  await rewrite(async (p) => writeFileSync(p, 'new weights'));
+  assert.equal(readdirSync(root), ['step-000001']);
+  assert.equal(['a.yaml', 'lit_model.pth.lora', 'notes.txt'].map((f) => readFileSync(join(target, f), 'utf8')), ['new', 'new weights', 'keep me']);
+  rmSync(target, { recursive: true });
 
   // SIGKILL while the weights are being written: the target folder never appears.
   const script = `

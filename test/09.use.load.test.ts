@@ -3,7 +3,7 @@
 // skip/force/out_dir/precision, atomic), and the generate / chat commands on base, LoRA-only and merged folders.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -15,7 +15,7 @@ import { Tokenizer } from '../ts/data/tokenizer.js';
 import { loadPromptStyle, PromptStyle } from '../ts/data/prompts.js';
 import { generateText } from '../ts/generate.js';
 import { mergeLora } from '../ts/merge.js';
-import { Model, OutDir, type Hyperparameters, type LoraOptions, type Tensor } from '../ts/index.js';
+import { Model, OutDir, Tensor, saveTensors, type Hyperparameters, type LoraOptions } from '../ts/index.js';
 import { TensorFile } from '../ts/tensorfile.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { randomizeAdapter, toNpy } from './helpers/model.js';
@@ -208,6 +208,27 @@ test('a folder whose base moved: a clear error naming hyperparameters.yaml and e
   } finally {
     renameSync(moved, baseDir);
   }
+});
+
+test('a merge_lora that fails half-way (a base weight of the wrong shape) leaves the earlier output intact and no temp file', async () => {
+  const badBase = join(root, 'checkpoints', 'tiny-bad');
+  cpSync(baseDir, badBase, { recursive: true });
+  const f = await TensorFile.open(join(baseDir, 'lit_model.pth'));
+  const tensors = new Map<string, Tensor>();
+  for (const name of f.names) tensors.set(name, await f.get(name));
+  await f.close();
+  // A LoRA target late in the file, one row short: the streamed merge meets it after writing most of the file.
+  const late = 'transformer.h.1.mlp.proj.weight';
+  assert.equal(tensors.get(late)!.shape, [32, 128]);
+  tensors.set(late, Tensor.from(new Float32Array(31 * 128), [31, 128]));
+  await saveTensors(join(badBase, 'lit_model.pth'), tensors);
+  const out = join(root, 'merged-then-failed');
+  await mergeLora(join(runDir, 'final'), { outDir: out });
+  const before = readFileSync(join(out, 'lit_model.pth'));
+  await assertCode(() => mergeLora(join(runDir, 'final'), { outDir: out, force: true, pretrainedCheckpointDir: badBase }), 'ERR_SHAPE',
+    /transformer\.h\.1\.mlp\.proj\.weight has shape \[31, 128\]/);
+  assert.ok(readFileSync(join(out, 'lit_model.pth')).equals(before), 'the earlier merged file is unchanged');
+  assert.equal(readdirSync(out).filter((name) => name.startsWith('.')), [], 'no temp file left');
 });
 
 test('merge_lora CLI: --out_dir makes a loadable full folder; skip unless --force; --precision rounds once; mismatches fail cleanly', async () => {

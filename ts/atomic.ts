@@ -3,7 +3,7 @@
 // renamed over the target; the folder is fsynced so the rename itself survives a power cut.
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, cp, link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary sibling name for `path`, hidden (dot-prefixed) so folder listings skip it. */
@@ -91,4 +91,39 @@ export async function copyFileAtomic(from: string, to: string): Promise<void> {
 export async function publishFolder(tmpDir: string, target: string): Promise<void> {
   await rename(tmpDir, target);
   await fsyncDir(dirname(target));
+}
+
+/**
+ * Puts a finished temporary folder in the place of an existing one: the old folder is renamed aside under a
+ * hidden name, the new one renamed in, then the old one removed. Until the first rename the old folder is
+ * untouched; a crash between the two renames leaves both folders complete under hidden names beside `target`.
+ */
+export async function replaceFolder(tmpDir: string, target: string): Promise<void> {
+  const old = tempSibling(target);
+  await rename(target, old);
+  try {
+    await rename(tmpDir, target);
+  } catch (e) {
+    await rename(old, target);
+    throw e;
+  }
+  await fsyncDir(dirname(target));
+  await rm(old, { recursive: true, force: true });
+}
+
+/** Brings every entry of folder `from` except `skip` into the (new) folder `to`: files as hard links, else copies. */
+export async function carryOver(from: string, to: string, skip: ReadonlySet<string>): Promise<void> {
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    if (skip.has(entry.name)) continue;
+    const [src, dst] = [join(from, entry.name), join(to, entry.name)];
+    if (entry.isDirectory()) {
+      await cp(src, dst, { recursive: true, preserveTimestamps: true });
+      continue;
+    }
+    try {
+      await link(src, dst);
+    } catch {
+      await copyFile(src, dst);
+    }
+  }
 }

@@ -5,14 +5,14 @@
 //   out_dir/logs/csv/version_N/metrics.csv                      (N = highest existing version + 1, as Lightning's CSVLogger)
 //
 // Completeness rule: a checkpoint folder is complete iff its weights file exists. writeCheckpointFolder
-// keeps that true under crashes: a new folder is assembled under a hidden temporary name in the same parent
-// and renamed into place in one step (weights written last inside it); an existing folder first loses its
-// weights files (so it reads as incomplete, never as new metadata with old weights), then gets each file
-// atomically, weights last.
+// keeps that true under crashes, and a failed write loses nothing: the new folder is assembled under a hidden
+// temporary name in the same parent (weights written last inside it) and renamed into place in one step. When
+// the folder exists already, its other files are carried into the new one as hard links and the two folders
+// are swapped by renames, so the old folder stays whole until the new one is complete.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { copyFileAtomic, publishFolder, tempSibling, writeFileAtomic } from './atomic.js';
+import { carryOver, copyFileAtomic, publishFolder, replaceFolder, tempSibling, writeFileAtomic } from './atomic.js';
 import {
   COPIED_CONFIG_FILES, CONFIG_FILE, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE,
 } from './checkpoint.js';
@@ -35,26 +35,24 @@ export interface FolderFile {
  */
 export async function writeCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile): Promise<void> {
   const target = resolve(dir);
-  if (!existsSync(target)) {
-    await mkdir(join(target, '..'), { recursive: true });
-    const tmp = tempSibling(target);
-    await mkdir(tmp);
-    try {
-      for (const f of files) await f.write(join(tmp, f.name));
-      await weights.write(join(tmp, weights.name));
-      await publishFolder(tmp, target);
-    } catch (e) {
-      await rm(tmp, { recursive: true, force: true });
-      throw e;
+  await mkdir(join(target, '..'), { recursive: true });
+  const rewriting = existsSync(target);
+  const tmp = tempSibling(target);
+  await mkdir(tmp);
+  try {
+    if (rewriting) {
+      // A merged lit_model.pth next to a new .lora would be stale (Model.load prefers it, and litgpt's
+      // merge_lora would skip the folder as "already merged"): it is not carried over.
+      const replaced = new Set([...files.map((f) => f.name), weights.name, ...(weights.name === LORA_FILE ? [MODEL_FILE] : [])]);
+      await carryOver(target, tmp, replaced);
     }
-    return;
+    for (const f of files) await f.write(join(tmp, f.name));
+    await weights.write(join(tmp, weights.name));
+    await (rewriting ? replaceFolder(tmp, target) : publishFolder(tmp, target));
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
   }
-  // Rewriting in place: stale weights go first. A merged lit_model.pth next to a new .lora would be wrong,
-  // and litgpt's merge_lora would skip the folder as "already merged".
-  await rm(join(target, weights.name), { force: true });
-  if (weights.name === LORA_FILE) await rm(join(target, MODEL_FILE), { force: true });
-  for (const f of files) await f.write(join(target, f.name));
-  await weights.write(join(target, weights.name));
 }
 
 export interface LoraCheckpointContents {
