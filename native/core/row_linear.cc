@@ -84,10 +84,10 @@ at::Tensor rowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Te
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape.back() = N;
   at::Tensor y = at::empty(shape, x.options());
-  const float* W = weight.const_data_ptr<float>();
-  const float* xs = xc.const_data_ptr<float>();
-  const float* b = bias.defined() ? bias.const_data_ptr<float>() : nullptr;
-  float* ys = y.mutable_data_ptr<float>();
+  const float* W = weight.data_ptr<float>();
+  const float* xs = xc.data_ptr<float>();
+  const float* b = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* ys = y.data_ptr<float>();
   // Chunks of at least ~256 KB of W per thread: smaller layers run on one thread, without waking the other.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(K, 1));
   at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {

@@ -113,7 +113,7 @@ at::Tensor Reader::storageOf(const Source& s) {
     // Zero-copy: a private map of just these bytes, kept alive by the tensor's storage.
     auto region = zip::Region::map(file_->fd(), s.fileOffset, length);
     c10::DataPtr data(region->data(), new std::shared_ptr<zip::Region>(region), &releaseRegion, at::Device(at::kCPU));
-    c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<int64_t>(length), std::move(data), nullptr, false);
+    c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<size_t>(length), std::move(data), nullptr, false);
     return at::empty({0}, options).set_(storage, 0, {numel}, {1});
   }
   // The file puts these bytes at an offset unaligned for the dtype (a zip written without PyTorch's
