@@ -187,16 +187,20 @@ tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
 Writer::Writer(const std::string& path, const std::string& wrapKey)
     : path_(path), prefix_(archiveFolder(path) + "/"), wrapKey_(wrapKey), zip_(path) {}
 
-void Writer::add(const std::string& name, const at::Tensor& tensor) {
+void Writer::claimName(const std::string& name, at::ScalarType dtype) {
   LITLORA_CHECK(!name.empty(), "ERR_ARG", "saving " << path_ << ": a tensor name is empty");
-  LITLORA_CHECK(tensor.defined(), "ERR_ARG", "saving " << path_ << ": '" << name << "' is not a tensor");
-  LITLORA_CHECK(tensor.layout() == at::kStrided, "ERR_ARG",
-                "saving " << path_ << ": '" << name << "' is not a dense tensor; convert it with to_dense() first");
-  const at::ScalarType dtype = tensor.scalar_type();
   LITLORA_CHECK(!pickle::storageClassName(dtype).empty(), "ERR_DTYPE",
                 "saving " << path_ << ": '" << name << "' has dtype " << tensorfile::dtypeName(dtype)
                           << ", which the .pth writer does not support; convert it first");
   LITLORA_CHECK(names_.insert(name).second, "ERR_ARG", "saving " << path_ << ": the name '" << name << "' is given twice");
+}
+
+void Writer::add(const std::string& name, const at::Tensor& tensor) {
+  LITLORA_CHECK(tensor.defined(), "ERR_ARG", "saving " << path_ << ": '" << name << "' is not a tensor");
+  LITLORA_CHECK(tensor.layout() == at::kStrided, "ERR_ARG",
+                "saving " << path_ << ": '" << name << "' is not a dense tensor; convert it with to_dense() first");
+  const at::ScalarType dtype = tensor.scalar_type();
+  claimName(name, dtype);
 
   at::Tensor t = tensor;
   if (!t.device().is_cpu()) t = t.contiguous().to(at::kCPU);
@@ -234,11 +238,7 @@ void Writer::add(const std::string& name, const at::Tensor& tensor) {
 }
 
 void Writer::beginTensor(const std::string& name, at::ScalarType dtype, at::IntArrayRef sizes) {
-  LITLORA_CHECK(!name.empty(), "ERR_ARG", "saving " << path_ << ": a tensor name is empty");
-  LITLORA_CHECK(!pickle::storageClassName(dtype).empty(), "ERR_DTYPE",
-                "saving " << path_ << ": '" << name << "' has dtype " << tensorfile::dtypeName(dtype)
-                          << ", which the .pth writer does not support; convert it first");
-  LITLORA_CHECK(names_.insert(name).second, "ERR_ARG", "saving " << path_ << ": the name '" << name << "' is given twice");
+  claimName(name, dtype);
   int64_t numel = 1;
   std::vector<int64_t> strides(sizes.size());
   for (size_t i = sizes.size(); i-- > 0;) {

@@ -47,6 +47,8 @@ class Writer {
   void finish();
 
  private:
+  // Checks a new record's name (non-empty, not given before) and dtype (one the .pth format stores); records it.
+  void claimName(const std::string& name, at::ScalarType dtype);
   struct SeenStorage {
     c10::weak_intrusive_ptr<c10::StorageImpl> storage;
     std::string key;
