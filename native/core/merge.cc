@@ -3,7 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
-#include <atomic>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -261,10 +261,10 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
   pth::Writer writer(o.outPath);
   const int64_t total = static_cast<int64_t>(entries.size());
   const int64_t elements = blockElements();
-  std::vector<at::Tensor> buffers;  // raw bytes; each block views one in its dtype
-  at::Tensor scratch;               // lora::mergeRows' ΔW, reused
+  std::array<at::Tensor, kBlockBuffers> buffers;  // raw bytes; each block views one in its dtype
+  at::Tensor scratch;                              // lora::mergeRows' ΔW, reused
   size_t nextBuffer = 0;
-  std::atomic<int64_t> written{0};
+  int64_t written = 0;  // counted on the writer thread, which runs every job
   auto tensorDone = [&written, &progress, total] {
     const int64_t done = ++written;
     if (progress) progress(done, total);
@@ -316,7 +316,6 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
       for (int64_t row = 0; row < l.out; row += rowsPerBlock) {
         const int64_t n = std::min(rowsPerBlock, l.out - row);
         queue.waitPendingAtMost(kBlockBuffers - 1);  // the buffer about to be filled is no longer being written
-        if (buffers.size() < kBlockBuffers) buffers.push_back(at::Tensor());
         at::Tensor& raw = buffers[nextBuffer];
         nextBuffer = (nextBuffer + 1) % kBlockBuffers;
         if (!raw.defined() || static_cast<uint64_t>(raw.numel()) < bufferBytes) raw = at::empty({static_cast<int64_t>(bufferBytes)}, at::kByte);
