@@ -1,12 +1,12 @@
 // Shared pieces of the tensor-file suites (03.io.*): a scratch folder and Python snippets.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPython } from './python.js';
+import { tempFolders } from './temp.js';
 
 export function scratch(tag: string): { dir: string; path: (name: string) => string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), `litlora-${tag}-`));
-  return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const folders = tempFolders();
+  const dir = folders.make(tag);
+  return { dir, path: (name) => join(dir, name), remove: folders.removeAll };
 }
 
 /** Python helpers every snippet gets: bit-exact comparison and a per-tensor float64 checksum. */
