@@ -57,7 +57,7 @@ const python = referencePython();
 const info = buildInfo();
 console.log(`litlora bench:ops — device ${device}, dtype ${dtype}, ${threads} threads, libtorch ${info.torchVersion}, median of ${reps}`);
 const table: string[][] = [['size (tokens × in→out)', 'r', 'floor ms (PyTorch / ours)', 'PEFT eager ms', 'ours ms', 'PEFT/floor', 'ours/floor',
-  'ours speed-up vs PEFT', 'path', 'merge ours ms', 'merge PyTorch ms', 'copy ms', 'merge ours % of copy']];
+  'ours speed-up vs PEFT', 'path (forward / gradX)', 'merge ours ms', 'merge PyTorch ms', 'copy ms', 'merge ours % of copy']];
 
 for (const row of rows) {
   const cfg = { device, dtype, threads, reps, tokens: row.tokens, in: row.in, out: row.out, r: row.r };
@@ -80,7 +80,7 @@ for (const row of rows) {
   }
   const ours = median(to), ourFloor = median(tf), oursOverFloor = median(to.map((v, i) => v / tf[i]));
   const merge = await timed(() => lora.merge(W, A, B, { ...o, inPlace: true }));
-  const path = loraInternals.path(row.tokens, row.in, row.out, row.r, 1, dtype);
+  const path = ['forward', 'gradX'].map((stage) => loraInternals.path(row.tokens, row.in, row.out, row.r, 1, dtype, stage as 'forward' | 'gradX')).join(' / ');
   for (const t of [x, W, gy, A, B]) t.dispose();
 
   const f = (v: number) => v.toFixed(1);

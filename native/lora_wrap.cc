@@ -193,13 +193,15 @@ Napi::Value denseFloor(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraPath(tokens, in, out, r, parts, dtype) → 'skinny' | 'merged': the path the cost model picks.
+// @internal loraPath(tokens, in, out, r, parts, dtype, stage) → 'skinny' | 'merged': the path the cost model picks
+// for the forward (stage 'forward') or for the backward's gradX (stage 'gradX').
 Napi::Value path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto num = [&](int i) { return static_cast<int64_t>(info[i].As<Napi::Number>().Int64Value()); };
     at::ScalarType dtype = parseDtype(info[5].As<Napi::String>().Utf8Value(), "dtype");
-    lora::Path p = lora::choosePath(num(0), num(1), num(2), num(3), num(4), dtype, false);
+    const bool gradX = info.Length() > 6 && info[6].IsString() && info[6].As<Napi::String>().Utf8Value() == "gradX";
+    lora::Path p = (gradX ? lora::chooseGradXPath : lora::choosePath)(num(0), num(1), num(2), num(3), num(4), dtype, false);
     return Napi::String::New(env, p == lora::Path::Merged ? "merged" : "skinny");
   });
 }

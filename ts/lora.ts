@@ -74,7 +74,7 @@ export interface LoraBinding {
     o: NativeOptions): Promise<NativeTensor>;
   loraSynchronize(device: string): Promise<void>;
   loraDenseFloor(x: NativeTensor, w: NativeTensor, gy: NativeTensor): Promise<void>;
-  loraPath(tokens: number, inF: number, outF: number, r: number, parts: number, dtype: string): 'skinny' | 'merged';
+  loraPath(tokens: number, inF: number, outF: number, r: number, parts: number, dtype: string, stage: string): 'skinny' | 'merged';
 }
 
 const lib = () => native<LoraBinding>();
@@ -210,9 +210,13 @@ export const loraInternals = {
   synchronize(device: string): Promise<void> {
     return lib().loraSynchronize(device);
   },
-  /** Which path forward/backward take without dropout: 'skinny' or 'merged' (LITLORA_LORA_PATH forces one). */
-  path(tokens: number, inFeatures: number, outFeatures: number, r: number, parts: number, dtype: string): 'skinny' | 'merged' {
-    return lib().loraPath(tokens, inFeatures, outFeatures, r, parts, dtype);
+  /**
+   * Which path the forward (stage 'forward') or the backward's gradX (stage 'gradX') takes without dropout:
+   * 'skinny' or 'merged' (LITLORA_LORA_PATH forces one).
+   */
+  path(tokens: number, inFeatures: number, outFeatures: number, r: number, parts: number, dtype: string,
+    stage: 'forward' | 'gradX' = 'forward'): 'skinny' | 'merged' {
+    return lib().loraPath(tokens, inFeatures, outFeatures, r, parts, dtype, stage);
   },
 };
 

@@ -22,7 +22,9 @@
 #include <string>
 
 #include "error.h"
+#include "lora_lowrank.h"
 #include "row_linear.h"
+#include "scratch_pool.h"
 
 namespace litlora::lora {
 
@@ -169,9 +171,16 @@ void checkBias(const at::Tensor& bias, const Plan& p, const at::Tensor& weight, 
 
 bool dropoutActive(const Options& o) { return o.training && o.dropout > 0; }
 
-// W + s·zero_pad(BA) in W's dtype (fp32/fp64 only), for the merged path.
+// W + s·zero_pad(BA) in W's dtype (fp32/fp64 only), for the merged path: a temporary that lives for one GEMM,
+// so on the CPU it comes from the scratch pool (a fresh weight-sized buffer page-faults on every call).
 at::Tensor mergedWeight(const at::Tensor& weight, const at::Tensor& Ac, const at::Tensor& Bc, const Plan& p, double s) {
-  at::Tensor merged = weight.clone(at::MemoryFormat::Contiguous);
+  at::Tensor merged = weight.device().is_cpu() ? scratch_pool::lease(weight.sizes(), weight.scalar_type())
+                                               : at::empty_like(weight, at::MemoryFormat::Contiguous);
+  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
+    at::addmm_out(merged, weight, Bc, Ac, /*beta=*/1, /*alpha=*/s);  // W copied in, then the rank-r GEMM with beta = 1
+    return merged;
+  }
+  merged.copy_(weight);
   for (const Segment& seg : p.segments) {
     merged.narrow(0, seg.outRow, seg.rows)
         .addmm_(Bc.narrow(0, seg.bRow, seg.rows), Ac.narrow(0, seg.part * p.r, p.r), /*beta=*/1, /*alpha=*/s);
@@ -237,6 +246,23 @@ Path choosePath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t part
   return merged < skinny ? Path::Merged : Path::Skinny;
 }
 
+Path chooseGradXPath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
+                     bool dropoutOn) {
+  if (dropoutOn || (dtype != at::kFloat && dtype != at::kDouble)) return Path::Skinny;
+  if (const char* forced = std::getenv("LITLORA_LORA_PATH")) {
+    if (std::strcmp(forced, "skinny") == 0) return Path::Skinny;
+    if (std::strcmp(forced, "merged") == 0) return Path::Merged;
+  }
+  // gradY·B is at hand either way (gradA needs it). Skinny: (gradY·B)·A added into gradX, reading and writing
+  // its N·in values. Merged: W + s·BA built as in the forward. The merged weight wins for square layers and
+  // loses once out is several times in (8 ms against 2.4 ms at 4096 tokens × 2048→8192, r = 8).
+  constexpr double kFlopsPerByte = 16.0;
+  const double elt = dtype == at::kDouble ? 8.0 : 4.0;
+  const double skinny = 2.0 * tokens * double(r) * double(parts) * in + kFlopsPerByte * elt * 2.0 * tokens * in;
+  const double merged = 2.0 * out * double(r) * in + kFlopsPerByte * elt * 4.0 * out * in;
+  return merged < skinny ? Path::Merged : Path::Skinny;
+}
+
 at::Tensor dropoutMask(const at::Tensor& like, double p, uint64_t seed) {
   at::Generator gen;
   {
@@ -287,6 +313,43 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const at::Tens
   return y.view(shape);
 }
 
+namespace {
+
+// gradA, gradB and s·gradY·B through ATen GEMMs: any dtype and device, dropout, fused q/k/v segments.
+void lowRankGrads(const at::Tensor& x2, const at::Tensor& g2, const at::Tensor& Ac, const at::Tensor& Bc, const Plan& p,
+                  double s, const at::Tensor& mask, Grads& g, at::Tensor& gYB) {
+  const int64_t n = x2.size(0), rr = p.r * p.parts;
+  const at::Tensor xd = mask.defined() ? x2 * mask : x2;
+  at::Tensor xA = at::mm(xd, Ac.t());  // (N, r·parts)
+  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
+    gYB = at::mm(g2, Bc);
+  } else {
+    gYB = at::zeros({n, rr}, g2.options());
+    for (const Segment& seg : p.segments) {
+      gYB.narrow(1, seg.part * p.r, p.r)
+          .addmm_(g2.narrow(1, seg.outRow, seg.rows), Bc.narrow(0, seg.bRow, seg.rows));
+    }
+  }
+  gYB.mul_(s);
+  xA.mul_(s);
+
+  g.gradA = at::mm(gYB.t(), xd);  // (r·parts, in)
+  g.gradB = at::empty({p.packedRows, p.r}, Bc.options());
+  for (const Segment& seg : p.segments) {
+    at::Tensor dst = g.gradB.narrow(0, seg.bRow, seg.rows);  // contiguous rows
+    if (p.r < 16 && x2.device().is_cpu()) {
+      // gradBᵀ = (xA)ᵀ·gradY, transposed back: MKL's (rows × N)·(N × r) product with a transposed left operand
+      // runs ~8× slower at r = 8 than this (r × N)·(N × rows) one (19 ms vs 2.6 ms at 4096 tokens, 2048 rows);
+      // from r = 16 on the two are even.
+      dst.copy_(at::mm(xA.narrow(1, seg.part * p.r, p.r).t(), g2.narrow(1, seg.outRow, seg.rows)).t());
+    } else {
+      at::mm_out(dst, g2.narrow(1, seg.outRow, seg.rows).t(), xA.narrow(1, seg.part * p.r, p.r));
+    }
+  }
+}
+
+}  // namespace
+
 Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& A,
                const at::Tensor& B, const Options& o, bool wantGradX, const at::Tensor& givenMask) {
   const char* op = "lora.backward";
@@ -304,38 +367,21 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
   const at::Tensor Ac = A.to(p.compute), Bc = B.to(p.compute);
   const bool drop = dropoutActive(o);
   const double s = o.scaling;
-  const int64_t n = x2.size(0), rr = p.r * p.parts;
+  const int64_t n = x2.size(0);
 
   const at::Tensor mask =
       !drop ? at::Tensor() : (givenMask.defined() ? givenMask.view({-1, p.in}) : dropoutMask(x2, o.dropout, o.seed));
-  const at::Tensor xd = drop ? x2 * mask : x2;
-  at::Tensor xA = at::mm(xd, Ac.t());  // (N, r·parts)
-  at::Tensor gYB;                      // s · gradY·B per part: (N, r·parts)
-  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
-    gYB = at::mm(g2, Bc);
-  } else {
-    gYB = at::zeros({n, rr}, g2.options());
-    for (const Segment& seg : p.segments) {
-      gYB.narrow(1, seg.part * p.r, p.r)
-          .addmm_(g2.narrow(1, seg.outRow, seg.rows), Bc.narrow(0, seg.bRow, seg.rows));
-    }
-  }
-  gYB.mul_(s);
-  xA.mul_(s);
-
+  const bool plain = p.segments.size() == 1 && p.segments[0].rows == p.out;
   Grads g;
-  g.gradA = at::mm(gYB.t(), xd);  // (r·parts, in)
-  g.gradB = at::empty({p.packedRows, p.r}, Bc.options());
-  for (const Segment& seg : p.segments) {
-    at::Tensor dst = g.gradB.narrow(0, seg.bRow, seg.rows);  // contiguous rows
-    if (p.r < 16 && x.device().is_cpu()) {
-      // gradBᵀ = (xA)ᵀ·gradY, transposed back: MKL's (rows × N)·(N × r) product with a transposed left operand
-      // runs ~8× slower at r = 8 than this (r × N)·(N × rows) one (19 ms vs 2.6 ms at 4096 tokens, 2048 rows);
-      // from r = 16 on the two are even.
-      dst.copy_(at::mm(xA.narrow(1, seg.part * p.r, p.r).t(), g2.narrow(1, seg.outRow, seg.rows)).t());
-    } else {
-      at::mm_out(dst, g2.narrow(1, seg.outRow, seg.rows).t(), xA.narrow(1, seg.part * p.r, p.r));
-    }
+  at::Tensor gYB;  // s · gradY·B per part: (N, r·parts)
+  if (!drop && plain && lora_lowrank::applies(x2, g2, Ac, Bc)) {
+    // CPU fp32: x·Aᵀ, gradY·B, gradA and gradB in one pass over x and gradY (lora_lowrank.h).
+    lora_lowrank::Grads low = lora_lowrank::grads(x2, g2, Ac, Bc, s);
+    g.gradA = std::move(low.gradA);
+    g.gradB = std::move(low.gradB);
+    gYB = std::move(low.scaledGradYB);
+  } else {
+    lowRankGrads(x2, g2, Ac, Bc, p, s, mask, g, gYB);
   }
   if (!wantGradX) {
     // The caller's x needs no gradient (the first block's input, from a frozen embedding): the largest GEMM of
@@ -345,7 +391,7 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
     // (N, in) temporary here, as in any dropout backward.
     g.gradX = at::mm(g2, weight);
     g.gradX.addcmul_(at::mm(gYB, Ac), mask);
-  } else if (choosePath(n, p.in, p.out, p.r, p.parts, p.compute, false) == Path::Merged) {
+  } else if (chooseGradXPath(n, p.in, p.out, p.r, p.parts, p.compute, false) == Path::Merged) {
     g.gradX = at::mm(g2, mergedWeight(weight, Ac, Bc, p, s));
   } else {
     g.gradX = at::mm(g2, weight);

@@ -90,6 +90,10 @@ std::vector<Segment> qkvSegments(const QkvSpec& spec);
 enum class Path { Skinny, Merged };
 Path choosePath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
                 bool dropoutActive);
+// The same choice for the backward's gradX = gradY·W + s·(gradY·B)·A, whose costs differ: gradY·B is computed
+// anyway, and the skinny term touches gradX (N × in) rather than the output (N × out).
+Path chooseGradXPath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
+                     bool dropoutActive);
 
 // linear with options.seed used as given (no per-call draw): the autograd path, testable against a reference.
 at::Tensor linearWithSeed(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,

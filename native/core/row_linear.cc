@@ -3,9 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "avx2.h"
 
 namespace litlora::row_linear {
 
@@ -26,15 +24,6 @@ void rowsPortable(const float* W, const float* x, const float* b, float* y, int6
 }
 
 #if defined(__x86_64__)
-#define LITLORA_AVX2 __attribute__((target("avx2,fma")))
-
-LITLORA_AVX2 inline float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // Rows [n0, n1) of y = W·x (+ b) with AVX2 FMA, one row after another so that W is read as one sequential
 // stream, with four accumulators (32 columns per step) to hide the FMA latency. On the 2-core EPYC VM this read
 // a 50304 × 512 head at 42 GB/s, against 28–31 GB/s for four interleaved rows (with or without software
@@ -51,15 +40,10 @@ LITLORA_AVX2 void rowsAvx2(const float* W, const float* x, const float* b, float
       a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
     }
     for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
-    float s = horizontalSum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float s = avx2::horizontalSum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; k < K; ++k) s += w[k] * x[k];
     y[n] = b ? s + b[n] : s;
   }
-}
-
-bool haveAvx2() {
-  static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return have;
 }
 #endif
 
@@ -92,7 +76,7 @@ at::Tensor rowLinear(const at::Tensor& x, const at::Tensor& weight, const at::Te
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(K, 1));
   at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
 #if defined(__x86_64__)
-    if (haveAvx2()) return rowsAvx2(W, xs, b, ys, n0, n1, K);
+    if (avx2::available()) return rowsAvx2(W, xs, b, ys, n0, n1, K);
 #endif
     rowsPortable(W, xs, b, ys, n0, n1, K);
   });
