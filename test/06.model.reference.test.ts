@@ -81,7 +81,11 @@ for i, case in enumerate(cases):
       const name = key.slice(`c${i}.grad.`.length);
       assert.ok(mine.grads.has(name), `${c.what}: we have no ${name}`);
       assert.ok(mine.grads.get(name)!.some((v) => v !== 0), `${c.what}: grad ${name} is all zeros`);
-      assertClose(mine.grads.get(name)!, outputs[key].data as Float32Array, { rtol: 1e-5, atol: 1e-7, what: `${c.what}: grad ${name}` });
+      // fp32 sums in another order (our kernels vs PyTorch's) differ by a few ulps of the tensor's largest values,
+      // so the absolute tolerance follows that scale: measured differences were 1–5e-7 of it.
+      const want = outputs[key].data as Float32Array;
+      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      assertClose(mine.grads.get(name)!, want, { rtol: 1e-5, atol: 2e-6 * scale, what: `${c.what}: grad ${name}` });
     }
   }
 });

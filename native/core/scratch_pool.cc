@@ -61,16 +61,4 @@ at::Tensor lease(at::IntArrayRef sizes, at::ScalarType dtype) {
                        at::TensorOptions().dtype(dtype).device(at::kCPU));
 }
 
-void release() {
-  Pool& p = pool();
-  void* drop = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(p.mutex);
-    drop = p.data;
-    p.data = nullptr;
-    p.bytes = 0;
-  }
-  if (drop) std::free(drop);
-}
-
 }  // namespace litlora::scratch_pool

@@ -5,7 +5,7 @@
 // fresh tensor and 8 ms in a reused one on the 2-core EPYC VM, next to a 670 ms GEMM. The pool keeps one buffer,
 // the largest handed back so far: a lease takes it when it is large enough and allocates otherwise, and the
 // tensor's deleter hands its memory back when the last reference goes. At most one weight-sized buffer (the
-// largest fp32 weight merged on the fly) stays allocated between calls; `release` frees it.
+// largest fp32 weight merged on the fly) stays allocated between calls, for the life of the process.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,8 +14,5 @@ namespace litlora::scratch_pool {
 
 // An uninitialised contiguous CPU tensor of `sizes` and `dtype` whose memory comes from (and returns to) the pool.
 at::Tensor lease(at::IntArrayRef sizes, at::ScalarType dtype);
-
-// Frees the pooled buffer, if any (leased buffers return and are kept as usual).
-void release();
 
 }  // namespace litlora::scratch_pool
