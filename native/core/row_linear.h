@@ -4,8 +4,9 @@
 // MKL's sgemm/sgemv (what at::linear calls) reads a 50304 × 512 fp32 head at ~17 GB/s on the 2-core EPYC VMs
 // litlora is measured on, where a plain sum over the same bytes runs at 45–51 GB/s. This kernel reads W once as
 // a sequential stream, row by row with four FMA accumulators (AVX2 where the CPU has it), split across the
-// intra-op threads: 42 GB/s on that head. The sums are those of any fp32 dot product in another order: results
-// differ from MKL's by float32 rounding only.
+// intra-op threads: 42 GB/s on that head from one thread. (Until the addon was built with OpenMP, at::parallel_for
+// ran everything on the calling thread; using both cores raised batch-1 decoding another 1.3–1.4×.) The sums are
+// those of any fp32 dot product in another order: results differ from MKL's by float32 rounding only.
 #pragma once
 
 #include <ATen/ATen.h>
