@@ -173,6 +173,10 @@ test('skinny and merged paths agree (fp32, within fp32 rounding), and the cost m
   assert.is(loraInternals.path(4096, 2048, 2048, 16, 1, 'float32'), 'merged');
   assert.is(loraInternals.path(1, 2048, 2048, 16, 1, 'float32'), 'skinny');
   assert.is(loraInternals.path(4096, 2048, 2048, 16, 1, 'bfloat16'), 'skinny', 'never merges into a 16-bit weight');
+  // gradX: a merged weight for square layers, the skinny addmm_ into gradX once out is 4× in.
+  assert.is(loraInternals.path(4096, 2048, 2048, 8, 1, 'float32', 'gradX'), 'merged');
+  assert.is(loraInternals.path(4096, 2048, 8192, 8, 1, 'float32', 'gradX'), 'skinny');
+  assert.is(loraInternals.path(4096, 2048, 8192, 8, 1, 'float32', 'forward'), 'merged');
 });
 
 test('CPU fp32 backward (one pass over x and gradY up to r = 32, MKL above): within fp32 rounding of float64, every tile tail', async () => {

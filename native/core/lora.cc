@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "error.h"
@@ -227,40 +228,50 @@ std::vector<Segment> qkvSegments(const QkvSpec& q) {
   return segments;
 }
 
-Path choosePath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
-                bool dropoutOn) {
-  // Dropout acts on x before A, which no merged weight can express; a 16-bit merged weight would be rounded.
+namespace {
+
+// Flop-equivalent costs weigh bytes moved as kFlopsPerByte flops (a CPU's GEMM rate over its memory bandwidth,
+// order of magnitude).
+constexpr double kFlopsPerByte = 16.0;
+
+// The choice that needs no cost model: dropout acts on x before A, which no merged weight can express, and a
+// 16-bit merged weight would be rounded; LITLORA_LORA_PATH forces a path (tests, benchmarks).
+std::optional<Path> fixedPath(at::ScalarType dtype, bool dropoutOn) {
   if (dropoutOn || (dtype != at::kFloat && dtype != at::kDouble)) return Path::Skinny;
   if (const char* forced = std::getenv("LITLORA_LORA_PATH")) {
     if (std::strcmp(forced, "skinny") == 0) return Path::Skinny;
     if (std::strcmp(forced, "merged") == 0) return Path::Merged;
   }
-  // Flop-equivalent costs of the extra work beyond the base GEMM; bytes weigh as kFlopsPerByte flops (a CPU's
-  // GEMM rate over its memory bandwidth, order of magnitude). Skinny: x·Aᵀ and (xA)·Bᵀ over all tokens, plus
-  // reading x and re-reading/writing the output columns. Merged: B·A once, plus copying W.
-  constexpr double kFlopsPerByte = 16.0;
+  return std::nullopt;
+}
+
+// W + s·BA built into a buffer: B·A once, plus copying W in and the GEMM's read and write of the copy.
+double mergedWeightCost(int64_t in, int64_t out, int64_t r, at::ScalarType dtype) {
+  const double elt = dtype == at::kDouble ? 8.0 : 4.0;
+  return 2.0 * out * double(r) * in + kFlopsPerByte * elt * 4.0 * out * in;
+}
+
+}  // namespace
+
+Path choosePath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
+                bool dropoutOn) {
+  if (auto fixed = fixedPath(dtype, dropoutOn)) return *fixed;
+  // Skinny: x·Aᵀ and (xA)·Bᵀ over all tokens, plus reading x and re-reading/writing the output columns.
   const double elt = dtype == at::kDouble ? 8.0 : 4.0;
   const double rr = double(r) * double(parts);
   const double skinny = 2.0 * tokens * rr * in + 2.0 * tokens * out * r + kFlopsPerByte * elt * tokens * (in + 2.0 * out);
-  const double merged = 2.0 * out * double(r) * in + kFlopsPerByte * elt * 4.0 * out * in;
-  return merged < skinny ? Path::Merged : Path::Skinny;
+  return mergedWeightCost(in, out, r, dtype) < skinny ? Path::Merged : Path::Skinny;
 }
 
 Path chooseGradXPath(int64_t tokens, int64_t in, int64_t out, int64_t r, int64_t parts, at::ScalarType dtype,
                      bool dropoutOn) {
-  if (dropoutOn || (dtype != at::kFloat && dtype != at::kDouble)) return Path::Skinny;
-  if (const char* forced = std::getenv("LITLORA_LORA_PATH")) {
-    if (std::strcmp(forced, "skinny") == 0) return Path::Skinny;
-    if (std::strcmp(forced, "merged") == 0) return Path::Merged;
-  }
+  if (auto fixed = fixedPath(dtype, dropoutOn)) return *fixed;
   // gradY·B is at hand either way (gradA needs it). Skinny: (gradY·B)·A added into gradX, reading and writing
-  // its N·in values. Merged: W + s·BA built as in the forward. The merged weight wins for square layers and
-  // loses once out is several times in (8 ms against 2.4 ms at 4096 tokens × 2048→8192, r = 8).
-  constexpr double kFlopsPerByte = 16.0;
+  // its N·in values. The merged weight wins for square layers and loses once out is several times in (8 ms
+  // against 2.4 ms at 4096 tokens × 2048→8192, r = 8).
   const double elt = dtype == at::kDouble ? 8.0 : 4.0;
   const double skinny = 2.0 * tokens * double(r) * double(parts) * in + kFlopsPerByte * elt * 2.0 * tokens * in;
-  const double merged = 2.0 * out * double(r) * in + kFlopsPerByte * elt * 4.0 * out * in;
-  return merged < skinny ? Path::Merged : Path::Skinny;
+  return mergedWeightCost(in, out, r, dtype) < skinny ? Path::Merged : Path::Skinny;
 }
 
 at::Tensor dropoutMask(const at::Tensor& like, double p, uint64_t seed) {
