@@ -70,7 +70,14 @@ for (const row of rows) {
   const o = { scaling: 2 };
   // Our dense floor (same GEMMs, this process) and ours alternate rep by rep; ours/floor is the median of
   // the per-rep ratios, which holds up on a shared machine better than ratios of separate medians.
-  const oursStep = async () => { await lora.forward(x, W, A, B, o); await lora.backward(gy, x, W, A, B, o); await sync(); };
+  // Outputs are disposed inside the step, as PyTorch frees them by reference count: left to V8's GC, each 32 MB
+  // result counts as external memory and sets off a mark-compact on the main thread while the GEMMs run.
+  const oursStep = async () => {
+    const y = await lora.forward(x, W, A, B, o);
+    const g = await lora.backward(gy, x, W, A, B, o);
+    await sync();
+    for (const t of [y, g.gradX, g.gradA, g.gradB]) t.dispose();
+  };
   const floorStep = async () => { await loraInternals.denseFloor(x, W, gy); await sync(); };
   await floorStep(); await oursStep();
   const tf: number[] = [], to: number[] = [];
