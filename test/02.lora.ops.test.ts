@@ -179,29 +179,34 @@ test('skinny and merged paths agree (fp32, within fp32 rounding), and the cost m
   assert.is(loraInternals.path(4096, 2048, 8192, 8, 1, 'float32', 'forward'), 'merged');
 });
 
-test('CPU fp32 backward (one pass over x and gradY up to r = 32, MKL above): within fp32 rounding of float64, every tile tail', async () => {
-  // Tokens below and across the kernel's blocks and threads, in/out around its 8- and 24-column tiles, ranks
-  // around its 4-row tiles and its r = 32 limit. The float64 backward takes ATen's GEMMs (checked against finite
-  // differences above) on the same fp32-rounded inputs.
-  const shapes: [number, number, number, number][] = [
-    [1, 3, 5, 1], [2, 17, 20, 3], [3, 8, 24, 2], [7, 29, 33, 4], [100, 64, 50, 5], [257, 48, 40, 13], [611, 33, 70, 32], [130, 40, 27, 33],
-  ];
-  for (const [n, inF, outF, r] of shapes) {
-    const c = plainCase([n], inF, outF, r);
-    const d = caseData(c, 300 + n);
-    const x = await rounded(d.x, d.xShape, 'float32'), W = await rounded(d.w, d.wShape, 'float32');
-    const A = await rounded(d.a, d.aShape, 'float32'), B = await rounded(d.bb, d.bShape, 'float32');
-    const gy = await rounded(d.gy, d.yShape, 'float32');
-    const run = (dtype: Dtype) => lora.backward(tensor(gy, d.yShape, dtype), tensor(x, d.xShape, dtype), tensor(W, d.wShape, dtype),
-      tensor(A, d.aShape, dtype), tensor(B, d.bShape, dtype), { scaling: 1.5 });
-    const [ours, exact] = [await run('float32'), await run('float64')];
-    for (const k of ['gradX', 'gradA', 'gradB'] as const) {
-      const want = await values(exact[k]);
-      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      assertClose(await values(ours[k]), want, { rtol: 1e-5, atol: 1e-5 * scale, what: `${k} (${n} × ${inF}→${outF}, r ${r})` });
+for (const path of ['skinny', 'merged'] as const) {
+  test(`CPU fp32 forward and backward (${path} path; litlora's own kernels up to r = 16 / 32, MKL above): within fp32 rounding of float64, every tile tail`, async () => {
+    // Tokens below and across the kernels' blocks and threads, in/out around their 8-, 16- and 24-column tiles,
+    // ranks around their 4-row tiles and r limits. The float64 ops take ATen's GEMMs (checked against finite
+    // differences above) on the same fp32-rounded inputs.
+    const shapes: [number, number, number, number][] = [
+      [1, 3, 5, 1], [2, 17, 20, 3], [3, 8, 24, 2], [7, 29, 33, 4], [100, 64, 50, 5], [257, 48, 40, 13], [611, 33, 70, 32],
+      [130, 40, 27, 33],
+    ];
+    for (const [n, inF, outF, r] of shapes) {
+      const c = plainCase([n], inF, outF, r);
+      const d = caseData(c, 300 + n);
+      const x = await rounded(d.x, d.xShape, 'float32'), W = await rounded(d.w, d.wShape, 'float32');
+      const A = await rounded(d.a, d.aShape, 'float32'), B = await rounded(d.bb, d.bShape, 'float32');
+      const gy = await rounded(d.gy, d.yShape, 'float32');
+      const run = (dtype: Dtype) => withPath(path, async () => {
+        const [xt, Wt, At, Bt] = [tensor(x, d.xShape, dtype), tensor(W, d.wShape, dtype), tensor(A, d.aShape, dtype), tensor(B, d.bShape, dtype)];
+        return { y: await lora.forward(xt, Wt, At, Bt, { scaling: 1.5 }), ...await lora.backward(tensor(gy, d.yShape, dtype), xt, Wt, At, Bt, { scaling: 1.5 }) };
+      });
+      const [ours, exact] = [await run('float32'), await run('float64')];
+      for (const k of ['y', 'gradX', 'gradA', 'gradB'] as const) {
+        const want = await values(exact[k]);
+        const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(await values(ours[k]), want, { rtol: 1e-5, atol: 1e-5 * scale, what: `${k} (${n} × ${inF}→${outF}, r ${r})` });
+      }
     }
-  }
-});
+  });
+}
 
 test('one row of x (the decoding shape, a matrix-vector kernel): fp32 forward within fp32 rounding of float64, every column tail', async () => {
   for (const inF of [1, 7, 8, 31, 32, 45, 100, 515]) {

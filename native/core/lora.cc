@@ -178,7 +178,11 @@ at::Tensor mergedWeight(const at::Tensor& weight, const at::Tensor& Ac, const at
   at::Tensor merged = weight.device().is_cpu() ? scratch_pool::lease(weight.sizes(), weight.scalar_type())
                                                : at::empty_like(weight, at::MemoryFormat::Contiguous);
   if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
-    at::addmm_out(merged, weight, Bc, Ac, /*beta=*/1, /*alpha=*/s);  // W copied in, then the rank-r GEMM with beta = 1
+    if (lora_lowrank::mergeApplies(weight, Ac, Bc)) {
+      lora_lowrank::mergeInto(weight, Ac, Bc, s, merged);  // CPU fp32: one pass over W
+    } else {
+      at::addmm_out(merged, weight, Bc, Ac, /*beta=*/1, /*alpha=*/s);  // W copied in, then the rank-r GEMM with beta = 1
+    }
     return merged;
   }
   merged.copy_(weight);

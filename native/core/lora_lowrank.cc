@@ -106,6 +106,53 @@ void outer(const float* S, int64_t lds, int64_t R, const float* X, int64_t ldx, 
   }
 }
 
+// out[m·K + c] = W[m·K + c] + Σ_j sB[m·r + j]·A[j·K + c] for MR rows and CV·8 columns: the rank-r sum is
+// accumulated on its own and added to W once, so W's rounding is the only one the sum does not share.
+template <int MR, int CV>
+LITLORA_AVX2 void mergeTile(const float* W, const float* sB, int64_t r, const float* A, int64_t K, float* out) {
+  __m256 acc[MR][CV];
+  for (int m = 0; m < MR; ++m)
+    for (int c = 0; c < CV; ++c) acc[m][c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < r; ++j) {
+    __m256 a[CV];
+    for (int c = 0; c < CV; ++c) a[c] = _mm256_loadu_ps(A + j * K + 8 * c);
+    for (int m = 0; m < MR; ++m) {
+      const __m256 b = _mm256_broadcast_ss(sB + m * r + j);
+      for (int c = 0; c < CV; ++c) acc[m][c] = _mm256_fmadd_ps(b, a[c], acc[m][c]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int c = 0; c < CV; ++c)
+      _mm256_storeu_ps(out + m * K + 8 * c, _mm256_add_ps(_mm256_loadu_ps(W + m * K + 8 * c), acc[m][c]));
+}
+
+using MergeTile = void (*)(const float*, const float*, int64_t, const float*, int64_t, float*);
+constexpr int kMergeRows = 4, kMergeVectors = 2;
+const MergeTile kMergeTiles[kMergeRows][kMergeVectors] = {
+    {mergeTile<1, 1>, mergeTile<1, 2>},
+    {mergeTile<2, 1>, mergeTile<2, 2>},
+    {mergeTile<3, 1>, mergeTile<3, 2>},
+    {mergeTile<4, 1>, mergeTile<4, 2>},
+};
+
+// Rows [m0, m1) of out = W + sB·A (W and out R × K, sB R × r, A r × K).
+void mergeRowRange(const float* W, const float* sB, int64_t r, const float* A, int64_t K, float* out, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; m += kMergeRows) {
+    const int64_t mr = std::min<int64_t>(kMergeRows, m1 - m);
+    const float *w = W + m * K, *b = sB + m * r;
+    float* o = out + m * K;
+    int64_t c = 0;
+    for (; c + 8 * kMergeVectors <= K; c += 8 * kMergeVectors) kMergeTiles[mr - 1][kMergeVectors - 1](w + c, b, r, A + c, K, o + c);
+    for (; c + 8 <= K; c += 8) kMergeTiles[mr - 1][0](w + c, b, r, A + c, K, o + c);
+    for (; c < K; ++c)
+      for (int64_t i = 0; i < mr; ++i) {
+        float v = 0;
+        for (int64_t j = 0; j < r; ++j) v += b[i * r + j] * A[j * K + c];
+        o[i * K + c] = w[i * K + c] + v;
+      }
+  }
+}
+
 #endif
 
 }  // namespace
@@ -164,6 +211,29 @@ Grads grads(const at::Tensor& x, const at::Tensor& gradY, const at::Tensor& A, c
   result.gradA = sum.narrow(0, 0, r * in).view({r, in}).clone();
   result.gradB = sum.narrow(0, r * in, r * out).view({r, out}).t().contiguous();
   return result;
+}
+
+bool mergeApplies(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B) {
+  if (!avx2::available()) return false;
+  for (const at::Tensor* t : {&weight, &A, &B})
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 2) return false;
+  return weight.is_contiguous() && A.size(1) == weight.size(1) && B.size(0) == weight.size(0) && B.size(1) == A.size(0) &&
+         A.size(0) <= kMaxMergeRank;
+}
+
+void mergeInto(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, double scaling, at::Tensor& out) {
+  const int64_t rows = weight.size(0), K = weight.size(1), r = A.size(0);
+  const at::Tensor Ac = A.contiguous();
+  const at::Tensor sB = (B * scaling).contiguous();  // (rows, r): s folded into B once, as addmm's alpha
+#if defined(__x86_64__)
+  const float* W = weight.data_ptr<float>();
+  const float* As = Ac.data_ptr<float>();
+  const float* sBs = sB.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  // Row chunks of at least ~256 KB of W per thread.
+  const int64_t grain = std::max<int64_t>(kMergeRows, (int64_t(1) << 16) / std::max<int64_t>(K, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t m0, int64_t m1) { mergeRowRange(W, sBs, r, As, K, o, m0, m1); });
+#endif
 }
 
 }  // namespace litlora::lora_lowrank
