@@ -87,7 +87,7 @@ for (const row of rows) {
   }
   const ours = median(to), ourFloor = median(tf), oursOverFloor = median(to.map((v, i) => v / tf[i]));
   const merge = await timed(() => lora.merge(W, A, B, { ...o, inPlace: true }));
-  const path = ['forward', 'gradX'].map((stage) => loraInternals.path(row.tokens, row.in, row.out, row.r, 1, dtype, stage as 'forward' | 'gradX')).join(' / ');
+  const path = (['forward', 'gradX'] as const).map((stage) => loraInternals.path(row.tokens, row.in, row.out, row.r, 1, dtype, stage)).join(' / ');
   for (const t of [x, W, gy, A, B]) t.dispose();
 
   const f = (v: number) => v.toFixed(1);

@@ -61,6 +61,9 @@ struct Plan {
   std::vector<Segment> segments;
   at::ScalarType compute = at::kFloat;  // the weight's dtype
   bool mixed = false;                   // fp32 adapters next to a 16-bit weight
+
+  // One segment over every weight row: a plain LoRA linear (or q, k and v all enabled), no zero-pad.
+  bool plain() const { return segments.size() == 1 && segments[0].rows == out; }
 };
 
 void checkDefined(const at::Tensor& t, const char* op, const char* name) {
@@ -177,7 +180,7 @@ bool dropoutActive(const Options& o) { return o.training && o.dropout > 0; }
 at::Tensor mergedWeight(const at::Tensor& weight, const at::Tensor& Ac, const at::Tensor& Bc, const Plan& p, double s) {
   at::Tensor merged = weight.device().is_cpu() ? scratch_pool::lease(weight.sizes(), weight.scalar_type())
                                                : at::empty_like(weight, at::MemoryFormat::Contiguous);
-  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
+  if (p.plain()) {
     if (lora_lowrank::mergeApplies(weight, Ac, Bc)) {
       lora_lowrank::mergeInto(weight, Ac, Bc, s, merged);  // CPU fp32: one pass over W
     } else {
@@ -336,7 +339,7 @@ void lowRankGrads(const at::Tensor& x2, const at::Tensor& g2, const at::Tensor& 
   const int64_t n = x2.size(0), rr = p.r * p.parts;
   const at::Tensor xd = mask.defined() ? x2 * mask : x2;
   at::Tensor xA = at::mm(xd, Ac.t());  // (N, r·parts)
-  if (p.segments.size() == 1 && p.segments[0].rows == p.out) {
+  if (p.plain()) {
     gYB = at::mm(g2, Bc);
   } else {
     gYB = at::zeros({n, rr}, g2.options());
@@ -386,10 +389,9 @@ Grads backward(const at::Tensor& gradY, const at::Tensor& x, const at::Tensor& w
 
   const at::Tensor mask =
       !drop ? at::Tensor() : (givenMask.defined() ? givenMask.view({-1, p.in}) : dropoutMask(x2, o.dropout, o.seed));
-  const bool plain = p.segments.size() == 1 && p.segments[0].rows == p.out;
   Grads g;
   at::Tensor gYB;  // s · gradY·B per part: (N, r·parts)
-  if (!drop && plain && lora_lowrank::applies(x2, g2, Ac, Bc)) {
+  if (!drop && p.plain() && lora_lowrank::applies(x2, g2, Ac, Bc)) {
     // CPU fp32: x·Aᵀ, gradY·B, gradA and gradB in one pass over x and gradY (lora_lowrank.h).
     lora_lowrank::Grads low = lora_lowrank::grads(x2, g2, Ac, Bc, s);
     g.gradA = std::move(low.gradA);

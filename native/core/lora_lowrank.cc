@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <vector>
 
 #include "avx2.h"
@@ -107,7 +108,7 @@ void outer(const float* S, int64_t lds, int64_t R, const float* X, int64_t ldx, 
 }
 
 // out[m·K + c] = W[m·K + c] + Σ_j sB[m·r + j]·A[j·K + c] for MR rows and CV·8 columns: the rank-r sum is
-// accumulated on its own and added to W once, so W's rounding is the only one the sum does not share.
+// accumulated on its own and added to W once at the end, as addmm adds its product to W.
 template <int MR, int CV>
 LITLORA_AVX2 void mergeTile(const float* W, const float* sB, int64_t r, const float* A, int64_t K, float* out) {
   __m256 acc[MR][CV];
@@ -155,14 +156,20 @@ void mergeRowRange(const float* W, const float* sB, int64_t r, const float* A, i
 
 #endif
 
+// What both kernels need of their operands: an AVX2 + FMA CPU, and defined CPU float32 matrices.
+bool cpuFloatMatrices(std::initializer_list<const at::Tensor*> tensors) {
+  if (!avx2::available()) return false;
+  for (const at::Tensor* t : tensors)
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 2) return false;
+  return true;
+}
+
 }  // namespace
 
 bool applies(const at::Tensor& x, const at::Tensor& gradY, const at::Tensor& A, const at::Tensor& B) {
-  if (!avx2::available() || !A.defined() || A.dim() != 2 || A.size(0) > kMaxRank) return false;
-  for (const at::Tensor* t : {&x, &gradY, &A, &B})
-    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 2) return false;
-  return x.is_contiguous() && gradY.is_contiguous() && x.size(0) == gradY.size(0) && A.size(1) == x.size(1) &&
-         B.size(0) == gradY.size(1) && B.size(1) == A.size(0) && A.size(0) > 0;
+  return cpuFloatMatrices({&x, &gradY, &A, &B}) && x.is_contiguous() && gradY.is_contiguous() &&
+         x.size(0) == gradY.size(0) && A.size(1) == x.size(1) && B.size(0) == gradY.size(1) && B.size(1) == A.size(0) &&
+         A.size(0) > 0 && A.size(0) <= kMaxRank;
 }
 
 Grads grads(const at::Tensor& x, const at::Tensor& gradY, const at::Tensor& A, const at::Tensor& B, double scaling) {
@@ -214,10 +221,7 @@ Grads grads(const at::Tensor& x, const at::Tensor& gradY, const at::Tensor& A, c
 }
 
 bool mergeApplies(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B) {
-  if (!avx2::available()) return false;
-  for (const at::Tensor* t : {&weight, &A, &B})
-    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 2) return false;
-  return weight.is_contiguous() && A.size(1) == weight.size(1) && B.size(0) == weight.size(0) && B.size(1) == A.size(0) &&
+  return cpuFloatMatrices({&weight, &A, &B}) && weight.is_contiguous() && A.size(1) == weight.size(1) && B.size(0) == weight.size(0) && B.size(1) == A.size(0) &&
          A.size(0) <= kMaxMergeRank;
 }
 
