@@ -2,6 +2,7 @@
 #include <ATen/Parallel.h>
 #include <napi.h>
 
+#include "addon_data.h"
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
@@ -45,6 +46,9 @@ Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
 Napi::Value getNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  // Per-environment state first: every class's init stores its constructor there. N-API deletes it (and so
+  // releases the references) when this environment is torn down, e.g. when a worker_thread exits.
+  env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));

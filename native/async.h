@@ -8,6 +8,8 @@
 #include <functional>
 #include <optional>
 
+#include "core/error.h"
+#include "core/mapped_guard.h"
 #include "errors.h"
 
 namespace litlora {
@@ -28,7 +30,10 @@ class TorchWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      const uint64_t faults = mapped_guard::faults();
       result_.emplace(work_());
+      // A mapped tensor file shrank underneath this work: what it computed came partly from zero pages.
+      mapped_guard::throwIfFaultedSince(faults, "this operation");
     } catch (...) {
       error_ = describeException(std::current_exception());
     }
@@ -41,7 +46,13 @@ class TorchWorker : public Napi::AsyncWorker {
       return;
     }
     try {
-      deferred_.Resolve(toJs_(env, *result_));
+      // toJs may read mapped pages too (tensor.data() copies them into an ArrayBuffer here).
+      const uint64_t faults = mapped_guard::faults();
+      Napi::Value value = toJs_(env, *result_);
+      mapped_guard::throwIfFaultedSince(faults, "this operation");
+      deferred_.Resolve(value);
+    } catch (const Error& e) {
+      deferred_.Reject(makeJsError(env, {e.code(), e.what()}).Value());
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "addon_data.h"
 #include "async.h"
 #include "convert.h"
 #include "core/error.h"
@@ -12,15 +13,6 @@ namespace litlora {
 
 namespace {
 
-struct GptClassData {
-  Napi::FunctionReference constructor;
-};
-
-// Per-env storage without touching SetInstanceData (TensorWrap owns it).
-GptClassData* classData() {
-  static GptClassData data;
-  return &data;
-}
 
 
 
@@ -119,8 +111,7 @@ void GptWrap::init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod("dispose", &GptWrap::dispose),
                                        InstanceAccessor("disposed", &GptWrap::disposed, nullptr),
                                    });
-  classData()->constructor = Napi::Persistent(cls);
-  classData()->constructor.SuppressDestruct();
+  addonData(env).gpt = Napi::Persistent(cls);
   exports.Set("NativeGpt", cls);
   exports.Set("gptQkvReassemble", Napi::Function::New(env, qkvReassemble));
 }
@@ -146,7 +137,7 @@ Napi::Value GptWrap::qkvReassemble(const Napi::CallbackInfo& info) {
 GptWrap::GptWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GptWrap>(info) {}
 
 GptWrap* GptWrap::fromValue(const Napi::Value& value, const std::string& argName) {
-  LITLORA_CHECK(value.IsObject() && value.As<Napi::Object>().InstanceOf(classData()->constructor.Value()), "ERR_TYPE",
+  LITLORA_CHECK(value.IsObject() && value.As<Napi::Object>().InstanceOf(addonData(value.Env()).gpt.Value()), "ERR_TYPE",
                 argName << ": expected a NativeGpt");
   return GptWrap::Unwrap(value.As<Napi::Object>());
 }
@@ -191,7 +182,7 @@ Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
           return Created{model, executor};
         },
         [](Napi::Env env, Created& created) -> Napi::Value {
-          Napi::Object object = classData()->constructor.New({});
+          Napi::Object object = addonData(env).gpt.New({});
           GptWrap* self = GptWrap::Unwrap(object);
           self->gpt_ = created.model;
           self->executor_ = created.executor;

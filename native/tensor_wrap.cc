@@ -1,5 +1,8 @@
 #include "tensor_wrap.h"
 
+#include <algorithm>
+
+#include "addon_data.h"
 #include "async.h"
 #include "convert.h"
 #include "core/error.h"
@@ -10,18 +13,18 @@ namespace litlora {
 
 namespace {
 
-struct TensorClassData {
-  Napi::FunctionReference constructor;
-};
-
-TensorClassData* classData(Napi::Env env) { return env.GetInstanceData<TensorClassData>(); }
-
 // Host bytes owned by a tensor, so that V8's GC feels the pressure of forgotten tensors. A tensor that maps a
 // file is not counted: its pages are the page cache's, and telling V8 of them made every TensorFile.get of a
 // large tensor set off a full mark-compact (bench:io: ~30 of them while getting a 1.6 GB checkpoint, 85 ms).
+//
+// Counted: the bytes the tensor actually holds. numel × element size is not that: a stride-0 view (an expanded
+// tensor, or a crafted file) can claim 2^60 bytes over a 4-byte storage, and reporting that to V8 aborted the
+// process inside napi_adjust_external_memory. A view counts at most its storage (several views of one storage
+// each count their own share at most).
 int64_t hostBytes(const at::Tensor& t) {
-  if (!t.defined() || !t.device().is_cpu() || tensorfile::isFileMapped(t)) return 0;
-  return static_cast<int64_t>(t.numel() * t.element_size());
+  if (!t.defined() || !t.device().is_cpu() || !t.has_storage() || tensorfile::isFileMapped(t)) return 0;
+  const uint64_t logical = static_cast<uint64_t>(t.numel()) * static_cast<uint64_t>(t.element_size());
+  return static_cast<int64_t>(std::min<uint64_t>(logical, t.storage().nbytes()));
 }
 
 }  // namespace
@@ -38,9 +41,7 @@ void TensorWrap::init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod("data", &TensorWrap::data),
                                        InstanceMethod("to", &TensorWrap::to),
                                    });
-  auto* data = new TensorClassData();
-  data->constructor = Napi::Persistent(cls);
-  env.SetInstanceData<TensorClassData>(data);
+  addonData(env).tensor = Napi::Persistent(cls);
   exports.Set("NativeTensor", cls);
 }
 
@@ -48,7 +49,7 @@ void TensorWrap::init(Napi::Env env, Napi::Object exports) {
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) { disposed_ = true; }
 
 Napi::Object TensorWrap::wrap(Napi::Env env, at::Tensor tensor) {
-  Napi::Object object = classData(env)->constructor.New({});
+  Napi::Object object = addonData(env).tensor.New({});
   TensorWrap* self = TensorWrap::Unwrap(object);
   self->tensor_ = std::move(tensor);
   self->disposed_ = false;
@@ -58,7 +59,7 @@ Napi::Object TensorWrap::wrap(Napi::Env env, at::Tensor tensor) {
 }
 
 bool TensorWrap::isTensor(const Napi::Value& value) {
-  return value.IsObject() && value.As<Napi::Object>().InstanceOf(classData(value.Env())->constructor.Value());
+  return value.IsObject() && value.As<Napi::Object>().InstanceOf(addonData(value.Env()).tensor.Value());
 }
 
 at::Tensor TensorWrap::unwrap(const Napi::Value& value, const std::string& argName) {
@@ -68,6 +69,7 @@ at::Tensor TensorWrap::unwrap(const Napi::Value& value, const std::string& argNa
 
 const at::Tensor& TensorWrap::checked(const std::string& what) const {
   LITLORA_CHECK(!disposed_, "ERR_DISPOSED", what << ": the tensor was disposed; it can no longer be used");
+  tensorfile::checkMappingIntact(tensor_, what);
   return tensor_;
 }
 
@@ -128,6 +130,7 @@ Napi::Value TensorWrap::data(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     at::Tensor t = checked("tensor.data()");
+    tensorfile::checkMaterializable(t, "tensor.data()");
     bool raw = info.Length() > 0 && info[0].ToBoolean().Value();
     return TorchWorker<at::Tensor>::run(
         env, [t]() { return t.to(at::kCPU).contiguous(); },
@@ -144,6 +147,7 @@ Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
     at::Device device = t.device();
     if (info.Length() > 0 && info[0].IsString()) dtype = parseDtype(info[0].As<Napi::String>().Utf8Value(), "dtype");
     if (info.Length() > 1 && info[1].IsString()) device = parseDevice(info[1].As<Napi::String>().Utf8Value(), "device");
+    tensorfile::checkMaterializable(t, "tensor.to()");
     return TorchWorker<at::Tensor>::run(
         env, [t, dtype, device]() { return t.to(device, dtype, /*non_blocking=*/false, /*copy=*/true); },
         [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::wrap(env, std::move(out)); });

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "addon_data.h"
 #include "async.h"
 #include "convert.h"
 #include "core/error.h"
@@ -13,10 +14,6 @@ namespace litlora {
 
 namespace {
 
-Napi::FunctionReference& constructor() {
-  static Napi::FunctionReference ref;
-  return ref;
-}
 
 
 
@@ -47,8 +44,7 @@ void TrainWrap::init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod("info", &TrainWrap::info),
                                        InstanceMethod("dispose", &TrainWrap::dispose),
                                    });
-  constructor() = Napi::Persistent(cls);
-  constructor().SuppressDestruct();
+  addonData(env).trainer = Napi::Persistent(cls);
   exports.Set("NativeTrainer", cls);
 }
 
@@ -82,7 +78,7 @@ Napi::Value TrainWrap::create(const Napi::CallbackInfo& info) {
     auto model = gpt->model("NativeTrainer.create");
     auto lease = gpt->lease("NativeTrainer.create");
     auto trainer = std::make_shared<train::Trainer>(model, options, train::parsePrecision(precision));
-    Napi::Object object = constructor().New({});
+    Napi::Object object = addonData(env).trainer.New({});
     TrainWrap* self = TrainWrap::Unwrap(object);
     self->trainer_ = trainer;
     self->gptRef_ = Napi::Persistent(info[0].As<Napi::Object>());

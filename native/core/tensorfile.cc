@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/pth.h"
@@ -75,6 +76,33 @@ bool isFileMapped(const at::Tensor& t) {
   return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &releaseRegion;
 }
 
+uint64_t hostMemoryBytes() {
+  static const uint64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
+  }();
+  return bytes;
+}
+
+void checkMaterializable(const at::Tensor& t, const std::string& what) {
+  if (!t.defined()) return;
+  const uint64_t bytes = static_cast<uint64_t>(t.numel()) * static_cast<uint64_t>(t.element_size());
+  LITLORA_CHECK(bytes <= hostMemoryBytes(), "ERR_OOM",
+                what << ": this tensor of shape " << t.sizes() << " would need " << bytes
+                     << " bytes as a dense tensor, more than this machine's " << hostMemoryBytes()
+                     << " bytes of memory (it is a view over a storage of only " << (t.has_storage() ? t.storage().nbytes() : 0)
+                     << " bytes). Work on a slice of it, or check where it came from.");
+}
+
+void checkMappingIntact(const at::Tensor& t, const std::string& what) {
+  if (!isFileMapped(t)) return;
+  const auto& region = *static_cast<std::shared_ptr<zip::Region>*>(t.storage().data_ptr().get_context());
+  LITLORA_CHECK(!region->lost(), "ERR_IO",
+                what << ": this tensor maps " << region->path()
+                     << ", which was truncated or overwritten in place after it was read, so its bytes are gone. Open the "
+                        "file again (and replace files by renaming a new one over them, as litlora's writers do).");
+}
+
 double checksum(const at::Tensor& t, bool exact) {
   return exact ? t.sum(at::kDouble).item<double>() : t.sum().item<double>();
 }
@@ -111,7 +139,7 @@ at::Tensor Reader::storageOf(const Source& s) {
   const uint64_t length = static_cast<uint64_t>(numel) * esize;
   if (s.fileOffset % esize == 0) {
     // Zero-copy: a private map of just these bytes, kept alive by the tensor's storage.
-    auto region = zip::Region::map(file_->fd(), s.fileOffset, length);
+    auto region = zip::Region::map(file_->fd(), s.fileOffset, length, path_);
     c10::DataPtr data(region->data(), new std::shared_ptr<zip::Region>(region), &releaseRegion, at::Device(at::kCPU));
     c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<size_t>(length), std::move(data), nullptr, false);
     return at::empty({0}, options).set_(storage, 0, {numel}, {1});
@@ -137,6 +165,25 @@ at::Tensor Reader::view(const Source& s, const at::Tensor& storage) {
   return storage.as_strided(s.sizes, s.strides, s.offset);
 }
 
+void Reader::checkViewSize(size_t i) const {
+  // A view larger than its storage overlaps itself (stride 0, as torch.save writes an expanded tensor). That is
+  // legal and cheap while it stays a view, but anything litlora does with a checkpoint tensor copies it somewhere
+  // (into a model, to another dtype, to JavaScript); a view that could never be copied in this machine's memory
+  // is no checkpoint tensor (a crafted [2^29, 2^29] view of one float claims 2^60 bytes).
+  const EntryInfo& e = c_.entries[i];
+  const Source& s = c_.sources[i];
+  if (e.bytes <= s.storageBytes || e.bytes <= hostMemoryBytes()) return;
+  std::ostringstream shape;
+  for (size_t d = 0; d < e.shape.size(); ++d) shape << (d ? ", " : "[") << e.shape[d];
+  if (e.shape.empty()) shape << "[";
+  shape << "]";
+  throw Error("ERR_CHECKPOINT_FORMAT",
+              path_ + ": '" + e.name + "' claims the shape " + shape.str() + " (" + std::to_string(e.bytes) +
+                  " bytes) as an overlapping view of a storage of " + std::to_string(s.storageBytes) +
+                  " bytes: more than this machine's " + std::to_string(hostMemoryBytes()) +
+                  " bytes of memory could hold once copied. The file is corrupt or was crafted; re-save it with torch.save.");
+}
+
 at::Tensor Reader::get(const std::string& name) {
   std::shared_lock lock(mutex_);
   LITLORA_CHECK(file_, "ERR_DISPOSED", path_ << ": the file was closed; open it again to read '" << name << "'");
@@ -152,6 +199,7 @@ at::Tensor Reader::get(const std::string& name) {
   LITLORA_CHECK(s.dtype != at::ScalarType::Undefined, "ERR_DTYPE",
                 path_ << ": '" << name << "' has dtype " << c_.entries[it->second].dtypeName
                       << ", which litlora cannot hold; convert it in Python first");
+  checkViewSize(it->second);
   return view(s, storageOf(s));
 }
 
@@ -166,6 +214,7 @@ std::vector<std::pair<std::string, at::Tensor>> Reader::getAll() {
     LITLORA_CHECK(s.dtype != at::ScalarType::Undefined, "ERR_DTYPE",
                   path_ << ": '" << c_.entries[i].name << "' has dtype " << c_.entries[i].dtypeName
                         << ", which litlora cannot hold; convert it in Python first");
+    checkViewSize(i);
     auto found = storages.find(s.storageId);
     if (found == storages.end()) found = storages.emplace(s.storageId, storageOf(s)).first;
     out.emplace_back(c_.entries[i].name, view(s, found->second));

@@ -86,6 +86,8 @@ class Reader {
  private:
   at::Tensor storageOf(const Source& source);  // 1-D tensor over the whole storage
   at::Tensor view(const Source& source, const at::Tensor& storage);
+  // ERR_CHECKPOINT_FORMAT for entry i when it is an overlapping view too large to ever copy.
+  void checkViewSize(size_t i) const;
 
   std::string path_;
   std::shared_ptr<zip::MappedFile> file_;
@@ -100,12 +102,21 @@ std::shared_ptr<Reader> open(const std::string& path);
 // Element size in bytes for a dtype litlora can hold.
 inline uint64_t bytesPerElement(at::ScalarType t) { return static_cast<uint64_t>(c10::elementSize(t)); }
 
+// This machine's physical memory in bytes (what a dense tensor could ever occupy).
+uint64_t hostMemoryBytes();
+// ERR_OOM when making `t` dense (a copy, a dtype conversion, a typed array) would need more bytes than the
+// machine has: a stride-0 or overlapping view can claim a shape far beyond its storage, and asking libtorch to
+// allocate it fails with a raw allocator message (or worse, takes all the memory there is).
+void checkMaterializable(const at::Tensor& t, const std::string& what);
+
 // The highest element index a strided view reaches, +1 (0 for an empty view); -1 on overflow.
 int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides);
 
 // True for a tensor whose storage is a private map of a tensor file (what Reader::get returns without a copy):
 // its pages belong to the page cache until written, so it is not counted as memory the process allocated.
 bool isFileMapped(const at::Tensor& t);
+// ERR_IO when `t` maps a file that shrank underneath it since (see mapped_guard.h): its bytes are gone.
+void checkMappingIntact(const at::Tensor& t, const std::string& what);
 
 // The sum of every element: reads every byte once (benchmarks and tests use it to touch data). exact:
 // accumulate in float64 (tests); otherwise in the tensor's own type, at memory speed (benchmarks).

@@ -16,6 +16,7 @@
 #endif
 
 #include "core/error.h"
+#include "core/mapped_guard.h"
 
 namespace litlora::zip {
 
@@ -186,11 +187,13 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     void* p = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, file->fd_, 0);
     if (p == MAP_FAILED) throw Error("ERR_CHECKPOINT_FORMAT", "cannot map " + path + ": " + errnoText());
     file->data_ = static_cast<const uint8_t*>(p);
+    file->guardSlot_ = mapped_guard::add(p, file->size_, PROT_READ, path);
   }
   return file;
 }
 
 MappedFile::~MappedFile() {
+  mapped_guard::remove(guardSlot_);
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -210,7 +213,7 @@ void MappedFile::checkUnchanged() const {
 
 // ---------------------------------------------------------------------------------------------- Region
 
-std::shared_ptr<Region> Region::map(int fd, uint64_t offset, uint64_t length) {
+std::shared_ptr<Region> Region::map(int fd, uint64_t offset, uint64_t length, const std::string& path) {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   std::shared_ptr<Region> region(new Region());
   uint64_t start = offset - offset % page;
@@ -224,12 +227,17 @@ std::shared_ptr<Region> Region::map(int fd, uint64_t offset, uint64_t length) {
   // checkpoint: populating took ~110 ms; getting every tensor lazily and summing it all now takes ~90 ms). For an
   // uncached file, WILLNEED starts readahead of the whole region without waiting for it.
   madvise(p, region->mappedLength_, MADV_WILLNEED);
+  region->guardSlot_ = mapped_guard::add(p, region->mappedLength_, PROT_READ | PROT_WRITE, path);
   return region;
 }
 
 Region::~Region() {
+  mapped_guard::remove(guardSlot_);
   if (base_) munmap(base_, mappedLength_);
 }
+
+bool Region::lost() const { return mapped_guard::lost(guardSlot_); }
+std::string Region::path() const { return mapped_guard::path(guardSlot_); }
 
 // ---------------------------------------------------------------------------------------------- Reader
 
@@ -348,7 +356,7 @@ std::string_view Reader::read(const Entry& e) const { return file_->bytes(dataOf
 
 // ---------------------------------------------------------------------------------------------- AtomicFile
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+AtomicFile::AtomicFile(const std::string& path) : path_(path), faultsAtStart_(mapped_guard::faults()) {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t salt = std::random_device{}();
   const std::string folder = folderOf(path);
@@ -422,6 +430,8 @@ void AtomicFile::pwrite(const void* data, uint64_t length, uint64_t offset) {
 
 void AtomicFile::commit() {
   LITLORA_CHECK(!committed_, "ERR_ARG", path_ << ": already written");
+  // Bytes copied from a mapped file that shrank meanwhile are zeros, not data: never let them land.
+  mapped_guard::throwIfFaultedSince(faultsAtStart_, "writing " + path_);
   if (fsync(fd_) != 0) fail("fsync");
   if (::close(fd_) != 0) {
     fd_ = -1;

@@ -37,6 +37,7 @@ class MappedFile {
 
  private:
   MappedFile() = default;
+  uint32_t guardSlot_ = 0;
   std::string path_;
   int fd_ = -1;
   const uint8_t* data_ = nullptr;
@@ -47,14 +48,19 @@ class MappedFile {
 // in place: the changes stay in this process's pages, never reach the file or any other tensor.
 class Region {
  public:
-  static std::shared_ptr<Region> map(int fd, uint64_t offset, uint64_t length);
+  // `path` names the file in errors (see mapped_guard.h: a region whose file shrinks underneath is caught).
+  static std::shared_ptr<Region> map(int fd, uint64_t offset, uint64_t length, const std::string& path);
   ~Region();
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
   uint8_t* data() const { return data_; }
+  // True once a page of this region was lost because the file shrank underneath it.
+  bool lost() const;
+  std::string path() const;
 
  private:
   Region() = default;
+  uint32_t guardSlot_ = 0;
   void* base_ = nullptr;
   size_t mappedLength_ = 0;
   uint8_t* data_ = nullptr;
@@ -116,6 +122,7 @@ class AtomicFile {
   int fd_ = -1;
   uint64_t position_ = 0;
   uint64_t writebackFrom_ = 0;
+  uint64_t faultsAtStart_ = 0;  // mapped_guard::faults() when the file was started
   bool committed_ = false;
 };
 
