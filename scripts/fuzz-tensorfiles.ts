@@ -1,8 +1,14 @@
-// Fuzzes the tensor-file readers (.pth zip + pickle, .safetensors): mutates real files N times and, in this
-// process, opens each mutant and reads every tensor. A crash (segfault, abort, SIGBUS) kills the process,
-// so reaching the summary means 0 crashes; every error must also carry one of the expected codes.
+// Fuzzes the tensor-file readers (.pth zip + pickle, legacy .pth, .safetensors) and, in this process, opens
+// each file and reads every tensor. A crash (segfault, abort, SIGBUS) kills the process, so reaching the
+// summary means 0 crashes; every error must also carry one of the expected codes. Three classes of input:
+//   - byte mutations of real files (test/fixtures: torch.save zips, a legacy-format file, numpy scalars,
+//     safetensors), hitting structure more often than bulk data;
+//   - crafted .pth files (scripts/craft-pth.ts): views with random sizes, strides and offsets over random
+//     storages, stride-0 and broadcast views with huge shapes, records at unaligned offsets (so storages are
+//     copied, not mapped) — what byte mutations never reach;
+//   - every truncation of the small fixtures (each prefix length).
 //
-//   npx tsx scripts/fuzz-tensorfiles.ts [--n 10000] [--seed 1]
+//   npx tsx scripts/fuzz-tensorfiles.ts [--n 10000] [--seed 1] [--truncations all|none]
 //
 // The mutant being tried is always on disk (its path is printed first), so a crash leaves its reproducer.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -12,11 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { TensorFile } from '../ts/index.js';
 import { tensorChecksum } from '../ts/tensorfile.js';
 import { seededRandom } from '../test/helpers/assert.js';
+import { craftPth, type CraftedTensor } from './craft-pth.js';
 
 const EXPECTED_CODES = new Set(['ERR_CHECKPOINT_FORMAT', 'ERR_DTYPE']);
 
 export interface FuzzReport {
-  iterations: number;
+  iterations: number;      // mutations and crafted files
+  crafted: number;         // … of which crafted
+  truncations: number;     // truncated copies tried (beyond the iterations)
   opened: number;          // mutants that still opened
   readAll: number;         // … and whose every tensor read back
   errors: Record<string, number>;
@@ -76,27 +85,63 @@ export function mutate(src: Buffer, random: () => number): Buffer {
   }
 }
 
+const STORAGE_CLASSES = ['FloatStorage', 'DoubleStorage', 'HalfStorage', 'BFloat16Storage', 'LongStorage', 'IntStorage', 'ByteStorage', 'BoolStorage'];
+// Sizes and strides a hostile file would pick: small, edge, huge (2^29 · 2^29 · 4 bytes = 2^60), negative.
+const DIMS = [0, 1, 2, 3, 7, 64, 2 ** 16, 2 ** 29, 2 ** 31 - 1, 2 ** 31, 2 ** 40];
+const STRIDES = [0, 0, 1, 1, 2, 3, 5, 64, 2 ** 20, 2 ** 31, 2 ** 45, -1];
+
+// A crafted .pth of 1–3 tensors: random views over random storages, some sharing a storage, records aligned
+// as PyTorch writes them or not at all.
+export function craft(random: () => number): Buffer {
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(random() * a.length)];
+  const tensors: CraftedTensor[] = [];
+  for (let i = 0, n = 1 + Math.floor(random() * 3); i < n; i++) {
+    const rank = Math.floor(random() * 4);
+    // One in five is a broadcast view (stride 0 where a dimension is large), as an expanded tensor is saved:
+    // legal and cheap over a tiny storage, unless its shape claims more than memory could hold.
+    const broadcast = rank > 0 && random() < 0.2;
+    const sizes = Array.from({ length: rank }, () => (random() < (broadcast ? 0.2 : 0.6) ? 1 + Math.floor(random() * 6) : pick(DIMS)));
+    const strides = Array.from({ length: rank }, (_, d) => (broadcast ? (sizes[d] > 6 ? 0 : 1) : random() < 0.5 ? 1 + Math.floor(random() * 6) : pick(STRIDES)));
+    const shared = tensors.length > 0 && random() < 0.3;
+    const storage = shared ? tensors[0].storage : {
+      key: String(i), className: pick(STORAGE_CLASSES), numel: random() < 0.8 ? Math.floor(random() * 40) : pick(DIMS.slice(0, 7)),
+    };
+    tensors.push({ name: `t${i}`, storage, offset: random() < 0.8 ? Math.floor(random() * 4) : pick(DIMS), sizes, strides });
+  }
+  return craftPth(tensors, random() < 0.5 ? { padTo: 64 } : { padTo: 1, lead: 1 + Math.floor(random() * 7) });
+}
+
 // Opens and reads one file completely; returns 'read' | 'opened' or throws.
 async function exercise(path: string): Promise<'read' | 'opened'> {
   const f = await TensorFile.open(path);
   try {
     for (const name of f.names) f.info(name);
-    let all = true;
     for (const name of f.names) {
-      // Stride-0 views can claim huge shapes over tiny storages: touching them is slow, not unsafe.
-      if (f.info(name).bytes > (16 << 20)) { all = false; continue; }
       const t = await f.get(name);
-      await tensorChecksum(t);
+      // A view may claim a large shape over a small storage (up to the machine's memory; larger ones are
+      // refused by get): reading all of it would be slow, not unsafe, so only modest ones are summed.
+      if (f.info(name).bytes <= (16 << 20)) await tensorChecksum(t);
       t.dispose();
     }
-    if (all) for (const t of (await f.getAll()).values()) t.dispose();
-    return all ? 'read' : 'opened';
+    for (const t of (await f.getAll()).values()) t.dispose();
+    return 'read';
   } finally {
     await f.close();
   }
 }
 
-export async function fuzzTensorFiles(options: { iterations: number; seed?: number; files?: string[]; log?: boolean }): Promise<FuzzReport> {
+export interface FuzzOptions {
+  iterations: number;
+  seed?: number;
+  files?: string[];
+  /** Fraction of the iterations that are crafted files rather than mutations (default 0.3). */
+  craftedShare?: number;
+  /** Every truncation of these fixtures (file names in test/fixtures), or 'all' small ones (≤ 4 KB). */
+  truncate?: string[] | 'all';
+  log?: boolean;
+}
+
+export async function fuzzTensorFiles(options: FuzzOptions): Promise<FuzzReport> {
   const here = dirname(fileURLToPath(import.meta.url));
   const fixtures = resolve(here, '..', 'test', 'fixtures');
   const files = options.files ?? readdirSync(fixtures).filter((f) => /\.(pth|safetensors)$/.test(f)).map((f) => join(fixtures, f));
@@ -104,31 +149,53 @@ export async function fuzzTensorFiles(options: { iterations: number; seed?: numb
   const random = seededRandom(options.seed ?? 1);
   const work = mkdtempSync(join(tmpdir(), 'litlora-fuzz-'));
   if (options.log) console.log(`fuzzing ${files.length} files × ${options.iterations} mutations; mutants in ${work}`);
-  const report: FuzzReport = { iterations: 0, opened: 0, readAll: 0, errors: {}, unexpected: [], seconds: 0 };
+  const report: FuzzReport = { iterations: 0, crafted: 0, truncations: 0, opened: 0, readAll: 0, errors: {}, unexpected: [], seconds: 0 };
   const start = performance.now();
+  let serial = 0;
+  // One input: written under a fresh name (a file still mapped by an undisposed tensor is never rewritten
+  // under it), exercised, and removed unless it gave an unexpected error (then it stays as the reproducer).
+  const attempt = async (bytes: Buffer, extension: string) => {
+    const path = join(work, `input-${serial++}${extension}`);
+    writeFileSync(path, bytes);
+    try {
+      const r = await exercise(path);
+      report.opened++;
+      if (r === 'read') report.readAll++;
+    } catch (e: any) {
+      const code = e?.code ?? 'NO_CODE';
+      report.errors[code] = (report.errors[code] ?? 0) + 1;
+      if (!EXPECTED_CODES.has(code) && report.unexpected.length < 20) report.unexpected.push(`${code}: ${e?.message} (${path})`);
+      if (!EXPECTED_CODES.has(code)) return;
+    }
+    unlinkSync(path);
+  };
+  const extensionOf = (file: string) => (file.endsWith('.safetensors') ? '.safetensors' : '.pth');
   try {
     for (let i = 0; i < options.iterations; i++) {
-      const src = sources[i % sources.length];
-      let mutant = mutate(src, random);
-      if (random() < 0.3) mutant = mutate(mutant, random);  // some double mutations
-      // A fresh name each time: a file still mapped by an undisposed tensor is never rewritten under it.
-      const path = join(work, `mutant-${i}${files[i % files.length].endsWith('.safetensors') ? '.safetensors' : '.pth'}`);
-      writeFileSync(path, mutant);
-      try {
-        const r = await exercise(path);
-        report.opened++;
-        if (r === 'read') report.readAll++;
-      } catch (e: any) {
-        const code = e?.code ?? 'NO_CODE';
-        report.errors[code] = (report.errors[code] ?? 0) + 1;
-        if (!EXPECTED_CODES.has(code) && report.unexpected.length < 20) report.unexpected.push(`${code}: ${e?.message} (${path})`);
-        if (!EXPECTED_CODES.has(code)) continue;  // keep the reproducer
+      if (random() < (options.craftedShare ?? 0.3)) {
+        let crafted = craft(random);
+        if (random() < 0.2) crafted = mutate(crafted, random);
+        report.crafted++;
+        await attempt(crafted, '.pth');
+      } else {
+        let mutant = mutate(sources[i % sources.length], random);
+        if (random() < 0.3) mutant = mutate(mutant, random);  // some double mutations
+        await attempt(mutant, extensionOf(files[i % files.length]));
       }
-      unlinkSync(path);
       report.iterations++;
-      if (options.log && (i + 1) % 1000 === 0) console.log(`  ${i + 1} mutations, ${report.opened} opened, ${report.readAll} fully read`);
+      if (options.log && (i + 1) % 1000 === 0) console.log(`  ${i + 1} inputs, ${report.opened} opened, ${report.readAll} fully read`);
     }
-    report.iterations = options.iterations;
+    const only = options.truncate === 'all' ? null : options.truncate ?? [];
+    const truncated = only === null ? files.filter((_, k) => sources[k].length <= 4096)
+      : files.filter((f) => only.some((name) => f.endsWith(`/${name}`)));
+    for (const file of truncated) {
+      const src = sources[files.indexOf(file)];
+      for (let length = 0; length < src.length; length++) {
+        await attempt(src.subarray(0, length), extensionOf(file));
+        report.truncations++;
+      }
+      if (options.log) console.log(`  every truncation of ${file} (${src.length} bytes)`);
+    }
   } finally {
     report.seconds = (performance.now() - start) / 1000;
     if (!report.unexpected.length) rmSync(work, { recursive: true, force: true });
@@ -141,9 +208,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? Number(process.argv[i + 1]) : fallback;
   };
-  void fuzzTensorFiles({ iterations: arg('n', 10000), seed: arg('seed', 1), log: true }).then((report) => {
+  const truncations = process.argv.includes('--truncations') ? process.argv[process.argv.indexOf('--truncations') + 1] : 'all';
+  void fuzzTensorFiles({ iterations: arg('n', 10000), seed: arg('seed', 1), truncate: truncations === 'none' ? [] : 'all', log: true }).then((report) => {
     console.log(JSON.stringify(report, null, 2));
-    console.log(`crashes: 0 (the process survived ${report.iterations} mutations); unexpected errors: ${report.unexpected.length}`);
+    console.log(`crashes: 0 (the process survived ${report.iterations} inputs and ${report.truncations} truncations); unexpected errors: ${report.unexpected.length}`);
     process.exit(report.unexpected.length ? 1 : 0);
   });
 }

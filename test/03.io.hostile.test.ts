@@ -122,11 +122,13 @@ test('broken safetensors headers', async () => {
   }
 });
 
-test('fuzz: 400 mutations of real files, read in-process: no crash, every error coded', async () => {
-  const report = await fuzzTensorFiles({ iterations: 400, seed: 20240229 });
+test('fuzz: 600 mutations of real files and crafted views, every truncation of two small files, read in-process: no crash, every error coded', async () => {
+  const report = await fuzzTensorFiles({ iterations: 600, seed: 20240229, truncate: ['tiny.safetensors', 'tiny-legacy.pth'] });
   assert.equal(report.unexpected, []);
-  assert.is(report.iterations, 400);
-  assert.ok(report.opened > 20 && report.errors.ERR_CHECKPOINT_FORMAT > 200, JSON.stringify(report));
+  assert.is(report.iterations, 600);
+  assert.ok(report.crafted > 120, `crafted files: ${report.crafted}`);
+  assert.ok(report.truncations > 1400, `truncations: ${report.truncations}`);
+  assert.ok(report.opened > 60 && report.errors.ERR_CHECKPOINT_FORMAT > 300, JSON.stringify(report));
 });
 
 test.after(() => tmp.remove());

@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../ts/binding.js';
 import { saveTensors, writeConfig } from '../ts/index.js';
-import { TINY_CONFIG, syntheticJson, tempDir, tinyModel } from './helpers/tiny_train.js';
+import { syntheticJson, tempDir, tinyModel } from './helpers/tiny_train.js';
 
 const dir = tempDir('litlora-workers-');
 
@@ -17,8 +17,8 @@ test('workers load, train a step and generate at once; one is terminated mid-wor
   mkdirSync(folder);
   const base = await tinyModel();
   await saveTensors(join(folder, 'lit_model.pth'), Object.fromEntries(await base.stateDict()));
+  await writeConfig(join(folder, 'model_config.yaml'), base.config);
   base.dispose();
-  await writeConfig(join(folder, 'model_config.yaml'), TINY_CONFIG);
   const { path: json } = syntheticJson(dir, { trainSize: 20, testSize: 4, seed: 5 });
 
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'test', 'helpers', 'worker-child.ts'), folder, json],
