@@ -1,13 +1,14 @@
 // The YAML writer against real PyYAML: litgpt writes model_config.yaml with `yaml.dump`, so ours must be
 // byte-identical for the same dict.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configFromName, configToYaml, readConfig } from '../ts/config.js';
 import { dumpYaml, parseYaml, pyFloat } from '../ts/yaml.js';
 import { runPython } from './helpers/python.js';
 
-const EXAMPLES = '/work/shared/reference/examples';
+const EXAMPLES = join(import.meta.dirname, 'fixtures', 'litgpt');
 
 test('pyFloat matches Python repr + PyYAML represent_float', () => {
   const cases: [number, string][] = [
