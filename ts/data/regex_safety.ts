@@ -26,9 +26,14 @@ const MAX_PATTERNS = 64;
 const MAX_PATTERN_CHARS = 32_768;
 const MAX_GROUP_DEPTH = 100;
 const MAX_JSON_DEPTH = 64;
-/** How long the repeated part of a probe is pumped, and what follows it to make the rest of the match fail:
- *  exponential blow-ups show at the short length (tried with many endings), high-degree polynomial ones
- *  (`\s*\s*\s*\s*x`) at the long one. */
+/** Probe strings per pattern, and their characters in all, at most (real patterns need ~200 and ~20k). */
+const MAX_PROBES = 2000;
+const MAX_PROBE_CHARS = 1_000_000;
+/** Sample strings of a part of a pattern are cut near this length (a bound, not a match guarantee). */
+const MAX_SAMPLE_CHARS = 1024;
+/** How long the repeated part of a probe is pumped beyond the shortest text the pattern matches, and what
+ *  follows it to make the rest of the match fail: exponential blow-ups show at the short length (tried with
+ *  many endings), high-degree polynomial ones (`\s*\s*\s*\s*x`) at the long one. */
 const PUMPS = [
   { length: 40, tails: ['', '!', '\0', ' ', '\n', 'a', 'A', '0', '.', 'Ж', '\uFFFD', '😀'] },
   { length: 256, tails: ['', '\0', '!'] },
@@ -180,7 +185,8 @@ function nullable(n: Node): boolean {
   }
 }
 
-/** The character nodes a non-empty match of n can begin with (null: any character, for a backreference). */
+/** Collects the character nodes a non-empty match of n can begin with; false when a backreference makes
+ *  that any character. */
 function firstChars(n: Node, out: Node[]): boolean {
   switch (n.kind) {
     case 'char': out.push(n); return true;
@@ -195,6 +201,18 @@ function firstChars(n: Node, out: Node[]): boolean {
     case 'alt': return n.branches.every((b) => firstChars(b, out));
     case 'group': return n.look || firstChars(n.body, out);
     case 'quant': return n.max === 0 || firstChars(n.body, out);
+  }
+}
+
+/** The length of the shortest text n matches (capped: it only sizes probes). */
+function minLength(n: Node): number {
+  switch (n.kind) {
+    case 'char': return 1;
+    case 'assert': case 'backref': return 0;
+    case 'seq': return Math.min(n.items.reduce((sum, item) => sum + minLength(item), 0), MAX_PROBE_CHARS);
+    case 'alt': return Math.min(...n.branches.map(minLength));
+    case 'group': return n.look ? 0 : minLength(n.body);
+    case 'quant': return n.min === 0 ? 0 : Math.min(n.min * minLength(n.body), MAX_PROBE_CHARS);
   }
 }
 
@@ -225,7 +243,7 @@ class OutOfTime extends Error {}
 /** One pattern under analysis: its source as the library compiled it, its flags, and the shared deadline. */
 class Analysis {
   readonly #samples = new Map<Node, string[]>();
-  readonly #checkedAlternations = new Set<Node>();
+  readonly #checkedAlternations = new Set<string>();
   constructor(readonly src: string, readonly flags: string, readonly deadline: number) {}
 
   text(n: Node): string {
@@ -234,6 +252,15 @@ class Analysis {
 
   #tick(): void {
     if (performance.now() > this.deadline) throw new OutOfTime();
+  }
+
+  /** A regex for one character matched by any of the nodes, or null if that does not compile. */
+  #singleChar(nodes: Node[]): RegExp | null {
+    try {
+      return new RegExp(`^(?:${nodes.map((n) => this.text(n)).join('|')})$`, this.flags);
+    } catch {
+      return null;
+    }
   }
 
   /** Why the pattern can backtrack exponentially, or null when neither static rule applies. */
@@ -246,8 +273,8 @@ class Analysis {
         }
       }
       for (const alt of descendants(q.body)) {
-        if (alt.kind !== 'alt' || this.#checkedAlternations.has(alt)) continue;
-        this.#checkedAlternations.add(alt);
+        if (alt.kind !== 'alt' || this.#checkedAlternations.has(this.text(alt))) continue;
+        this.#checkedAlternations.add(this.text(alt)); // the same text has the same answer
         const shared = this.#sharedFirstChar(alt.branches);
         if (shared !== null) {
           return `'${this.text(q)}' repeats an alternation whose branches can both begin with ${JSON.stringify(shared)} ` +
@@ -264,7 +291,10 @@ class Analysis {
     for (const b of branches) {
       const first: Node[] = [];
       if (!firstChars(b, first)) return 'any character (a backreference)';
-      if (first.length > 0) matchers.push(new RegExp(`^(?:${first.map((f) => this.text(f)).join('|')})$`, this.flags));
+      if (first.length === 0) continue;
+      const re = this.#singleChar(first);
+      if (!re) return null; // not analysable: the probes decide
+      matchers.push(re);
     }
     if (matchers.length < 2) return null;
     const pool = codePoints();
@@ -278,7 +308,8 @@ class Analysis {
 
   /** Up to two characters of the pool that a character node matches (one ASCII, one not). */
   #witnesses(n: Node): string[] {
-    const re = new RegExp(`^(?:${this.text(n)})$`, this.flags);
+    const re = this.#singleChar([n]);
+    if (!re) return [];
     const found = WITNESS_POOL.filter((ch) => re.test(ch));
     const ascii = found.find((ch) => ch.charCodeAt(0) < 0x80);
     const other = found.find((ch) => ch.charCodeAt(0) >= 0x80);
@@ -309,13 +340,13 @@ class Analysis {
           const s = this.samples(item);
           if (s.length === 0) continue;
           out = cap([...out.map((o) => o + s[0]), ...s.slice(1).map((x) => out[0] + x)]);
+          if (out[0]!.length > MAX_SAMPLE_CHARS) break; // long enough to lead into what follows
         }
         return out;
       }
       case 'quant': {
         if (n.max === 0) return [''];
-        const reps = Math.min(Math.max(n.min, 1), 64);
-        const s = this.samples(n.body).map((x) => x.repeat(reps));
+        const s = this.samples(n.body).map((x) => x.repeat(Math.max(1, Math.min(n.min, Math.floor(MAX_SAMPLE_CHARS / Math.max(x.length, 1))))));
         return cap(n.min === 0 ? ['', ...s] : s);
       }
     }
@@ -324,6 +355,14 @@ class Analysis {
   /** Probe strings: the text before each repetition, its body pumped long, then a character that may not fit. */
   probes(root: Node | null): string[] {
     const out = new Set<string>();
+    let chars = 0;
+    const add = (probe: string) => {
+      if (out.size >= MAX_PROBES || chars + probe.length > MAX_PROBE_CHARS || out.has(probe)) return;
+      out.add(probe);
+      chars += probe.length;
+    };
+    // A pattern that needs k characters only backtracks on texts longer than k: pump past that.
+    const extra = root ? minLength(root) : 0;
     const walk = (n: Node, prefix: string) => {
       switch (n.kind) {
         case 'seq': {
@@ -341,8 +380,8 @@ class Analysis {
             for (const pump of this.samples(n.body)) {
               if (!pump) continue;
               for (const { length, tails } of PUMPS) {
-                const pumped = prefix + pump.repeat(Math.ceil(length / pump.length));
-                for (const tail of tails) out.add(pumped + tail);
+                const pumped = prefix + pump.repeat(Math.ceil((length + extra) / pump.length));
+                for (const tail of tails) add(pumped + tail);
               }
             }
           }
@@ -351,8 +390,8 @@ class Analysis {
         default: break;
       }
     };
+    for (const tail of PUMPS[0]!.tails) add('a'.repeat(PUMPS[0]!.length) + tail); // also for a pattern the parser did not know
     if (root) walk(root, '');
-    for (const tail of PUMPS[0]!.tails) out.add('a'.repeat(PUMPS[0]!.length) + tail); // also for a pattern the parser did not know
     return [...out];
   }
 }
@@ -423,7 +462,10 @@ function verdictOf(re: RegExp, deadline: number): string | null {
   const known = verdicts.get(key);
   if (known !== undefined) return known;
   let root: Node | null = null;
-  try { root = new Parser(re.source).parse(); } catch (e) { if (!(e instanceof Unparsed)) throw e; }
+  // The parser knows 'u' syntax; under 'v' (nested classes, set operations) the pattern is only run.
+  if (!re.flags.includes('v')) {
+    try { root = new Parser(re.source).parse(); } catch (e) { if (!(e instanceof Unparsed)) throw e; }
+  }
   const analysis = new Analysis(re.source, flags, deadline);
   const verdict = root ? analysis.staticVerdict(root) : null;
   if (verdict === null && !runsInTime(re.source, re.flags, analysis.probes(root), deadline)) throw new OutOfTime();
