@@ -10,9 +10,10 @@
 //     Falcon, T5 …) use neither.
 //  2. By running it: a static check cannot know every slow shape (`(?:a?a)+$`, a row of overlapping `\s*`), so
 //     each pattern then runs once over adversarial strings (the text before a repetition, the repeated part
-//     pumped to dozens or hundreds of characters, then a character that makes the match fail) in a `vm`
-//     context with a time limit for all patterns together. A pattern that needs longer than that on strings of
-//     a few hundred characters would hang on real text; the check itself cannot hang.
+//     pumped to dozens or hundreds of characters past the pattern's shortest match, then a character that
+//     makes the match fail) in a `vm` context with a time limit for all patterns together. A pattern that needs
+//     longer than that on such short strings would hang on real text. The check itself is bounded too (pattern
+//     count and size, probe count and size, the same time limit), so a hostile file cannot make it hang.
 //
 // Verdicts are cached per pattern, so loading the same tokenizer again costs nothing.
 import vm from 'node:vm';
