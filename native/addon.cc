@@ -35,7 +35,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "setting libtorch's thread count", [&]() -> Napi::Value {
     int n = info[0].As<Napi::Number>().Int32Value();
     if (n < 1) throw Error("ERR_RANGE", "setNumThreads: expected a positive integer, got " + std::to_string(n));
     at::set_num_threads(n);

@@ -7,6 +7,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "core/error.h"
 #include "core/mapped_guard.h"
@@ -35,7 +36,7 @@ class TorchWorker : public Napi::AsyncWorker {
       // A mapped tensor file shrank underneath this work: what it computed came partly from zero pages.
       mapped_guard::throwIfFaultedSince(faults, "this operation");
     } catch (...) {
-      error_ = describeException(std::current_exception());
+      error_ = describeException(std::current_exception(), operation_);
     }
   }
 
@@ -56,20 +57,21 @@ class TorchWorker : public Napi::AsyncWorker {
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {
-      deferred_.Reject(makeJsError(env, describeException(std::current_exception())).Value());
+      deferred_.Reject(makeJsError(env, describeException(std::current_exception(), operation_)).Value());
     }
   }
 
  private:
   TorchWorker(Napi::Env env, Work work, ToJs toJs)
       : Napi::AsyncWorker(env, "litlora"), deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)), toJs_(std::move(toJs)) {}
+        work_(std::move(work)), toJs_(std::move(toJs)), operation_(currentOperation()) {}
 
   Napi::Promise::Deferred deferred_;
   Work work_;
   ToJs toJs_;
   std::optional<Result> result_;
   std::optional<ErrorInfo> error_;
+  std::string operation_;  // the guard's, taken on the main thread: Execute runs on another
 };
 
 }  // namespace litlora

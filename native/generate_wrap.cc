@@ -88,7 +88,7 @@ class GenerateWorker : public Napi::AsyncWorker {
       event->kind = Event::Kind::Done;
     } catch (...) {
       event->kind = Event::Kind::Error;
-      event->error = describeException(std::current_exception());
+      event->error = describeException(std::current_exception(), "generating tokens");
     }
     lease_.reset();  // the model is free again before JS hears "done"
     send(event.release());
@@ -126,7 +126,7 @@ class GenerateWorker : public Napi::AsyncWorker {
 // kind: 'token' (an id), then exactly one of 'done' ({reason, promptTokens, …}) or 'error' (an Error with .code).
 Napi::Value generateEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "generating tokens", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 4 && info[1].IsTypedArray() && info[2].IsObject() && info[3].IsFunction(), "ERR_TYPE",
                   "generate: expected (model, promptIds: Int32Array, options, onEvent)");
     GptWrap* wrap = GptWrap::fromValue(info[0], "model");

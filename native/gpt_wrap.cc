@@ -120,7 +120,7 @@ void GptWrap::init(Napi::Env env, Napi::Object exports) {
 // (interleaved per-group rows → [Q|K|V]) of a weight or bias, for migrating old files.
 Napi::Value GptWrap::qkvReassemble(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "relayouting a fused qkv tensor", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 4 && info[1].IsNumber() && info[2].IsNumber() && info[3].IsNumber(), "ERR_TYPE",
                   "gptQkvReassemble: expected (tensor, nHead, nQueryGroups, headSize)");
     at::Tensor t = TensorWrap::unwrap(info[0], "tensor");
@@ -157,7 +157,7 @@ std::shared_ptr<GptWrap::Lease> GptWrap::lease(const std::string& what) {
 // create(config, {dtype, device, seed}) → Promise<NativeGpt>
 Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "creating the model", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsObject(), "ERR_TYPE", "NativeGpt.create: expected (config, options)");
     gpt::ConfigValue config = configValueFromJs(info[0], "config");
     gpt::GptConfig parsed = gpt::parseGptConfig(config.fields);
@@ -194,7 +194,7 @@ Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
 // forward(tokens, shape, {inputPos, lastOnly}) → Promise<NativeTensor> logits
 Napi::Value GptWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running the model's forward pass", [&]() -> Napi::Value {
     auto model = this->model("forward");
     auto ex = executor_;
     at::Tensor tokens = tokensArg(info[0], parseShape(info[1], "shape"), "tokens");
@@ -212,7 +212,7 @@ Napi::Value GptWrap::forward(const Napi::CallbackInfo& info) {
 // loss(tokens, targets, shape, {backward, gradScale}) → Promise<{loss, tokens}>
 Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "computing the model's loss", [&]() -> Napi::Value {
     auto model = this->model("loss");
     auto ex = executor_;
     auto shape = parseShape(info[2], "shape");
@@ -233,7 +233,7 @@ Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
 // loadStateDict([[name, tensor], …], 'base' | 'adapter') → Promise<void>
 Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "loading weights into the model", [&]() -> Napi::Value {
     auto model = this->model("loadStateDict");
     auto ex = executor_;
     LITLORA_CHECK(info.Length() >= 2 && info[0].IsArray() && info[1].IsString(), "ERR_TYPE",
@@ -252,7 +252,7 @@ Napi::Value GptWrap::loadStateDict(const Napi::CallbackInfo& info) {
 // stateDict('base' | 'lora' | 'merged') → Promise<[[name, tensor], …]>
 Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading the model's weights", [&]() -> Napi::Value {
     auto model = this->model("stateDict");
     auto ex = executor_;
     const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
@@ -276,12 +276,12 @@ Napi::Value GptWrap::stateDict(const Napi::CallbackInfo& info) {
 // loraParameters() → [[name, tensor], …]: the trainable tensors themselves (no copy).
 Napi::Value GptWrap::loraParameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value { return namedTensorsToJs(env, model("loraParameters")->loraParameters()); });
+  return guard(env, "listing the model's LoRA parameters", [&]() -> Napi::Value { return namedTensorsToJs(env, model("loraParameters")->loraParameters()); });
 }
 
 Napi::Value GptWrap::zeroGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "zeroing the LoRA gradients", [&]() -> Napi::Value {
     auto model = this->model("zeroGrad");
     auto lease = this->lease("zeroGrad");
     model->zeroGrad();
@@ -291,7 +291,7 @@ Napi::Value GptWrap::zeroGrad(const Napi::CallbackInfo& info) {
 
 Napi::Value GptWrap::merge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "merging the LoRA weights into the model", [&]() -> Napi::Value {
     auto model = this->model("merge");
     auto ex = executor_;
     auto lease = this->lease("merge");
@@ -302,7 +302,7 @@ Napi::Value GptWrap::merge(const Napi::CallbackInfo& info) {
 
 Napi::Value GptWrap::unmerge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "taking the LoRA weights out of the model", [&]() -> Napi::Value {
     auto model = this->model("unmerge");
     auto ex = executor_;
     auto lease = this->lease("unmerge");
@@ -314,7 +314,7 @@ Napi::Value GptWrap::unmerge(const Napi::CallbackInfo& info) {
 // setKvCache(batch, maxLength) → Promise<void>
 Napi::Value GptWrap::setKvCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "allocating the KV cache", [&]() -> Napi::Value {
     auto model = this->model("setKvCache");
     auto ex = executor_;
     LITLORA_CHECK(info.Length() >= 2 && info[0].IsNumber() && info[1].IsNumber(), "ERR_TYPE", "setKvCache: expected (batch, maxLength)");
@@ -328,7 +328,7 @@ Napi::Value GptWrap::setKvCache(const Napi::CallbackInfo& info) {
 
 Napi::Value GptWrap::clearKvCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "freeing the KV cache", [&]() -> Napi::Value {
     auto model = this->model("clearKvCache");
     auto lease = this->lease("clearKvCache");
     model->clearKvCache();
@@ -338,7 +338,7 @@ Napi::Value GptWrap::clearKvCache(const Napi::CallbackInfo& info) {
 
 Napi::Value GptWrap::info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading the model's info", [&]() -> Napi::Value {
     auto model = this->model("info");
     Napi::Object out = Napi::Object::New(env);
     out.Set("parameterCount", static_cast<double>(model->parameterCount()));
@@ -355,7 +355,7 @@ Napi::Value GptWrap::info(const Napi::CallbackInfo& info) {
 
 Napi::Value GptWrap::dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "disposing of the model", [&]() -> Napi::Value {
     if (!gpt_) return env.Undefined();
     LITLORA_CHECK(!busy_->load(), "ERR_BUSY", "dispose: an operation on this model is still running; await it first");
     gpt_.reset();

@@ -73,7 +73,7 @@ ForwardArgs forwardArgs(const Napi::CallbackInfo& info) {
 // loraForward(x, weight, bias | null, loraA, loraB, options) → Promise<NativeTensor>
 Napi::Value forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running a LoRA forward", [&]() -> Napi::Value {
     const ForwardArgs a = forwardArgs(info);
     return TorchWorker<at::Tensor>::run(
         env, [a]() { return lora::forward(a.x, a.weight, a.bias, a.A, a.B, a.o); }, wrapTensor);
@@ -83,7 +83,7 @@ Napi::Value forward(const Napi::CallbackInfo& info) {
 // loraBackward(gradY, x, weight, loraA, loraB, options) → Promise<{gradX, gradA, gradB}>
 Napi::Value backward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running a LoRA backward", [&]() -> Napi::Value {
     at::Tensor gradY = TensorWrap::unwrap(info[0], "gradY");
     at::Tensor x = TensorWrap::unwrap(info[1], "x");
     at::Tensor weight = TensorWrap::unwrap(info[2], "weight");
@@ -107,7 +107,7 @@ Napi::Value backward(const Napi::CallbackInfo& info) {
 template <bool Merge>
 Napi::Value mergeOrUnmerge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, Merge ? "merging a LoRA weight" : "unmerging a LoRA weight", [&]() -> Napi::Value {
     at::Tensor weight = TensorWrap::unwrap(info[0], "weight");
     at::Tensor A = TensorWrap::unwrap(info[1], "loraA");
     at::Tensor B = TensorWrap::unwrap(info[2], "loraB");
@@ -126,7 +126,7 @@ Napi::Value mergeOrUnmerge(const Napi::CallbackInfo& info) {
 // @internal loraDropoutMask(like, p, seed) → Promise<NativeTensor>: the scaled mask forward uses for that seed.
 Napi::Value dropoutMask(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "making a LoRA dropout mask", [&]() -> Napi::Value {
     at::Tensor like = TensorWrap::unwrap(info[0], "like");
     lora::Options o = parseOptions(info[1]);
     return TorchWorker<at::Tensor>::run(
@@ -137,7 +137,7 @@ Napi::Value dropoutMask(const Napi::CallbackInfo& info) {
 // @internal loraReferenceGrads(gradY, x, weight, bias | null, loraA, loraB, options, viaLinear) → Promise<grads>
 Napi::Value referenceGrads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "computing reference LoRA gradients", [&]() -> Napi::Value {
     at::Tensor gradY = TensorWrap::unwrap(info[0], "gradY");
     at::Tensor x = TensorWrap::unwrap(info[1], "x");
     at::Tensor weight = TensorWrap::unwrap(info[2], "weight");
@@ -162,7 +162,7 @@ Napi::Value referenceGrads(const Napi::CallbackInfo& info) {
 // autograd Function's forward with the seed as given.
 Napi::Value linearForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running a LoRA linear forward", [&]() -> Napi::Value {
     const ForwardArgs a = forwardArgs(info);
     return TorchWorker<at::Tensor>::run(
         env, [a]() { return lora::linearWithSeed(a.x, a.weight, a.bias, a.A, a.B, a.o).detach(); }, wrapTensor);
@@ -172,7 +172,7 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
 // @internal loraSynchronize(device) → Promise<undefined>: waits for queued device work (benchmarks).
 Napi::Value synchronize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "waiting for the device", [&]() -> Napi::Value {
     at::Device device = parseDevice(info[0].As<Napi::String>().Utf8Value(), "device");
     return TorchWorker<bool>::run(
         env, [device]() { lora::synchronize(device); return true; },
@@ -183,7 +183,7 @@ Napi::Value synchronize(const Napi::CallbackInfo& info) {
 // @internal loraDenseFloor(x, weight, gradY) → Promise<undefined>: x·Wᵀ and gradY·W (benchmarks).
 Napi::Value denseFloor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running the dense benchmark products", [&]() -> Napi::Value {
     at::Tensor x = TensorWrap::unwrap(info[0], "x");
     at::Tensor weight = TensorWrap::unwrap(info[1], "weight");
     at::Tensor gradY = TensorWrap::unwrap(info[2], "gradY");
@@ -197,7 +197,7 @@ Napi::Value denseFloor(const Napi::CallbackInfo& info) {
 // for the forward (stage 'forward') or for the backward's gradX (stage 'gradX').
 Napi::Value path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "choosing a LoRA kernel", [&]() -> Napi::Value {
     auto num = [&](int i) { return static_cast<int64_t>(info[i].As<Napi::Number>().Int64Value()); };
     at::ScalarType dtype = parseDtype(info[5].As<Napi::String>().Utf8Value(), "dtype");
     const bool gradX = info.Length() > 6 && info[6].IsString() && info[6].As<Napi::String>().Utf8Value() == "gradX";

@@ -14,7 +14,7 @@ namespace {
 // mergeLoraFiles(basePath, loraPath, outPath, config, {dtype?}) → Promise<stats>
 Napi::Value mergeLoraFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "merging a LoRA checkpoint into the base weights", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 4 && info[0].IsString() && info[1].IsString() && info[2].IsString() && info[3].IsObject(),
                   "ERR_TYPE", "mergeLoraFiles: expected (basePath, loraPath, outPath, config, options)");
     merge::MergeOptions o;

@@ -81,7 +81,7 @@ Napi::Object describe(Napi::Env env, const tensorfile::Reader& r) {
 // saveTensors(path, names[], tensors[], format, wrap | null, metadata {}) → Promise<void>
 Napi::Value saveTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "saving tensors to a file", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 6 && info[0].IsString() && info[1].IsArray() && info[2].IsArray() && info[3].IsString(),
                   "ERR_ARG", "saveTensors: expected (path, names, tensors, format, wrap, metadata)");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -117,7 +117,7 @@ Napi::Value saveTensors(const Napi::CallbackInfo& info) {
 // tensorChecksum(tensor, exact = true) → Promise<number>: the sum of every element (reads every byte once).
 Napi::Value tensorChecksum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "checksumming a tensor", [&]() -> Napi::Value {
     at::Tensor t = TensorWrap::unwrap(info[0], "tensor");
     const bool exact = info.Length() < 2 || info[1].ToBoolean().Value();
     return TorchWorker<double>::run(
@@ -146,7 +146,7 @@ TensorFileWrap::TensorFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWra
 // open(path) → Promise<{format, wrapped, entries, metadata, values}>
 Napi::Value TensorFileWrap::open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "opening a tensor file", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsString(), "ERR_ARG", "TensorFile.open: expected a path string");
     LITLORA_CHECK(!reader_ && !closed_, "ERR_ARG", "TensorFile.open: already opened");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -164,7 +164,7 @@ Napi::Value TensorFileWrap::open(const Napi::CallbackInfo& info) {
 // get(name, dtype | null, device | null) → Promise<NativeTensor>
 Napi::Value TensorFileWrap::get(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading a tensor from a file", [&]() -> Napi::Value {
     LITLORA_CHECK(reader_, "ERR_DISPOSED", "TensorFile.get: the file is closed; open it again");
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsString(), "ERR_ARG", "TensorFile.get: expected a tensor name");
     const std::string name = info[0].As<Napi::String>().Utf8Value();
@@ -179,7 +179,7 @@ Napi::Value TensorFileWrap::get(const Napi::CallbackInfo& info) {
 // getAll(dtype | null, device | null) → Promise<[names[], NativeTensor[]]>
 Napi::Value TensorFileWrap::getAll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading the tensors of a file", [&]() -> Napi::Value {
     LITLORA_CHECK(reader_, "ERR_DISPOSED", "TensorFile.getAll: the file is closed; open it again");
     Conversion conversion = parseConversion(info, 0);
     auto reader = reader_;
@@ -207,7 +207,7 @@ Napi::Value TensorFileWrap::getAll(const Napi::CallbackInfo& info) {
 // close() → Promise<void>; idempotent. Waits for reads in flight; tensors handed out stay valid.
 Napi::Value TensorFileWrap::close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "closing a tensor file", [&]() -> Napi::Value {
     auto reader = std::move(reader_);
     reader_.reset();
     closed_ = true;

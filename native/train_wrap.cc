@@ -64,7 +64,7 @@ std::shared_ptr<train::Trainer> TrainWrap::trainer(const std::string& what) cons
 // create(nativeGpt, {precision, beta1, beta2, eps, weightDecay, fused}) → NativeTrainer (sync: small allocations only)
 Napi::Value TrainWrap::create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "creating the trainer", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1, "ERR_TYPE", "NativeTrainer.create: expected (model, options)");
     GptWrap* gpt = GptWrap::fromValue(info[0], "model");
     Napi::Object o = optionsArg(info, 1);
@@ -89,7 +89,7 @@ Napi::Value TrainWrap::create(const Napi::CallbackInfo& info) {
 // manualSeed(seed): seeds the default generators (dropout) as torch.manual_seed.
 Napi::Value TrainWrap::manualSeed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "seeding the random generators", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsNumber(), "ERR_TYPE", "manualSeed: expected a number");
     const double seed = info[0].As<Napi::Number>().DoubleValue();
     LITLORA_CHECK(seed >= 0 && std::floor(seed) == seed, "ERR_RANGE", "seed: expected an integer ≥ 0, got " << seed);
@@ -103,7 +103,7 @@ Napi::Value TrainWrap::manualSeed(const Napi::CallbackInfo& info) {
 // torch.optim.AdamW.
 Napi::Value TrainWrap::adamwSteps(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running AdamW steps", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 3 && info[0].IsArray() && info[1].IsArray() && info[2].IsArray(), "ERR_TYPE",
                   "adamwSteps: expected (params, gradsPerStep, lrs, options)");
     Napi::Array ps = info[0].As<Napi::Array>(), gs = info[1].As<Napi::Array>(), lrs = info[2].As<Napi::Array>();
@@ -135,7 +135,7 @@ Napi::Value TrainWrap::adamwSteps(const Napi::CallbackInfo& info) {
 // microStep(tokens, targets, shape, {accumulate, step, lr, maxNorm}) → Promise<{loss, tokens, stepped, gradNorm}>
 Napi::Value TrainWrap::microStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running a training step", [&]() -> Napi::Value {
     auto trainer = this->trainer("microStep");
     auto shape = parseShape(info[2], "shape");
     at::Tensor tokens = tokensArg(info[0], shape, "tokens");
@@ -167,7 +167,7 @@ Napi::Value TrainWrap::microStep(const Napi::CallbackInfo& info) {
 // evaluate(tokens, targets, shape) → Promise<{loss, tokens}>
 Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "computing the validation loss", [&]() -> Napi::Value {
     auto trainer = this->trainer("evaluate");
     auto shape = parseShape(info[2], "shape");
     at::Tensor tokens = tokensArg(info[0], shape, "tokens");
@@ -183,7 +183,7 @@ Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
 // forward(tokens, shape, {lastOnly}) → Promise<NativeTensor> float32 logits
 Napi::Value TrainWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "running the trainer's forward pass", [&]() -> Napi::Value {
     auto trainer = this->trainer("forward");
     at::Tensor tokens = tokensArg(info[0], parseShape(info[1], "shape"), "tokens");
     Napi::Object o = optionsArg(info, 2);
@@ -199,7 +199,7 @@ Napi::Value TrainWrap::forward(const Napi::CallbackInfo& info) {
 // state() → Promise<[[name, tensor], …]>: optimizer moments and step, random generator states (CPU copies).
 Napi::Value TrainWrap::state(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading the training state", [&]() -> Napi::Value {
     auto trainer = this->trainer("state");
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("state");
@@ -212,7 +212,7 @@ Napi::Value TrainWrap::state(const Napi::CallbackInfo& info) {
 // loadState([[name, tensor], …]) → Promise<void>
 Napi::Value TrainWrap::loadState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "restoring the training state", [&]() -> Napi::Value {
     auto trainer = this->trainer("loadState");
     auto entries = namedTensorsFromJs(info.Length() > 0 ? info[0] : env.Undefined(), "loadState");
     auto ex = gpt()->executor();
@@ -225,7 +225,7 @@ Napi::Value TrainWrap::loadState(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainWrap::restoreDtype(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "restoring the model's dtype after training", [&]() -> Napi::Value {
     auto trainer = this->trainer("restoreDtype");
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("restoreDtype");
@@ -237,7 +237,7 @@ Napi::Value TrainWrap::restoreDtype(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainWrap::info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading the trainer's info", [&]() -> Napi::Value {
     auto trainer = this->trainer("info");
     Napi::Object out = Napi::Object::New(env);
     out.Set("optimizerSteps", static_cast<double>(trainer->optimizer().stepCount()));
@@ -249,7 +249,7 @@ Napi::Value TrainWrap::info(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainWrap::dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "disposing of the trainer", [&]() -> Napi::Value {
     trainer_.reset();  // running work holds its own reference
     if (!gptRef_.IsEmpty()) gptRef_.Reset();
     return env.Undefined();

@@ -1,10 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tokenizer } from '../ts/index.js';
+import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
+import { tempFolders } from './helpers/temp.js';
 
 // Fixtures and ground truth come from test/reference/make_tokenizer_fixtures.py (Rust `tokenizers` 0.23).
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'tokenizers');
@@ -131,6 +134,87 @@ test('fromDir: missing, broken and SentencePiece-only folders are clear errors',
     await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /<\|nope\|>/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The Split / Replace patterns of real tokenizer families (as in their tokenizer.json files).
+const REAL_PATTERNS = {
+  'GPT-2': String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
+  'Llama 3 / Qwen 2': String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+  'GPT-4o (o200k)': String.raw`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+  'DeepSeek V3': String.raw`[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_\`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+  'DeepSeek CJK': '[一-龥\u3040-ゟ゠-ヿ]+',
+  'Bloom': String.raw` ?[^(\s|[.,!?…。，、।۔،])]+`,
+  'T5 whitespace': ' {2,}',
+  'Falcon digits': '[0-9][0-9][0-9]',
+};
+
+/** The bytes fixture's tokenizer.json with `pattern` as its Split pre-tokenizer (and `normalizer`, if given). */
+function withPattern(pattern: string, normalizer: unknown = null): any {
+  const json = JSON.parse(readFileSync(join(FIXTURES, 'bytes', 'tokenizer.json'), 'utf8'));
+  json.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false }, json.pre_tokenizer,
+  ] };
+  json.normalizer = normalizer;
+  return json;
+}
+
+test('the regexes of real tokenizer families pass the backtracking check and tokenize', () => {
+  for (const [family, pattern] of Object.entries(REAL_PATTERNS)) {
+    const tok = new Tokenizer(withPattern(pattern), { source: family });
+    assert.is(tok.decode(tok.encodeRaw('Hello  world 12345 — ÉCOLE 中文!')), 'Hello  world 12345 — ÉCOLE 中文!', family);
+  }
+});
+
+test('catastrophic regex shapes are ERR_CHECKPOINT_FORMAT naming the pattern, its place and the construct', async () => {
+  const cases: [pattern: string, construct: RegExp][] = [
+    ['(a+)+$', /nested quantifiers/],
+    [String.raw`(\w+\s?)*$`, /nested quantifiers/],
+    ['(?:a{1,3})+$', /nested quantifiers/],
+    ['(a|ab)*c', /overlapping alternatives/],
+    [String.raw`(\w|\d)+$`, /overlapping alternatives/],
+  ];
+  for (const [pattern, construct] of cases) {
+    await assertCode(() => new Tokenizer(withPattern(pattern), { source: 'hostile/tokenizer.json' }), 'ERR_CHECKPOINT_FORMAT', construct);
+    await assertCode(() => new Tokenizer(withPattern(pattern)), 'ERR_CHECKPOINT_FORMAT',
+      `tokenizer.json: the regex ${JSON.stringify(pattern)} at pre_tokenizer.pretokenizers[0].pattern.Regex can backtrack catastrophically`);
+  }
+  // The normalizer and decoder trees are checked too.
+  const inNormalizer = withPattern('a', { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { Regex: '(x*)*y' }, content: '' }] });
+  await assertCode(() => new Tokenizer(inNormalizer), 'ERR_CHECKPOINT_FORMAT', /normalizer\.normalizers\[0\]\.pattern\.Regex/);
+  const inDecoder = withPattern('a');
+  inDecoder.decoder = { type: 'Replace', pattern: { Regex: '(b|b)+' }, content: '' };
+  await assertCode(() => new Tokenizer(inDecoder), 'ERR_CHECKPOINT_FORMAT', /decoder\.pattern\.Regex/);
+});
+
+test('a hostile tokenizer folder is a coded error at load, not a hang (child process)', () => {
+  const temp = tempFolders();
+  try {
+    const root = temp.make('tok-hostile');
+    const folder = (name: string, pattern: string) => {
+      const dir = join(root, name);
+      cpSync(join(FIXTURES, 'llama3'), dir, { recursive: true });
+      const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+      json.pre_tokenizer.pretokenizers[0].pattern.Regex = pattern;
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+      return dir;
+    };
+    // The first shape is the static check's; the second only shows when the pattern runs (bounded probes).
+    const dirs = [folder('nested', '(a+)+$'), folder('optional', '(?:a?a)+$'), join(FIXTURES, 'llama3')];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'test', 'helpers', 'tokenizer-child.ts'), ...dirs],
+      { cwd: packageRoot, encoding: 'utf8', timeout: 120_000 });
+    assert.is(r.signal, null, `the child hung and was killed (stderr: ${r.stderr})`);
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.is(lines.length, 3);
+    assert.is(lines[0].code, 'ERR_CHECKPOINT_FORMAT', lines[0].message);
+    assert.match(lines[0].message, /"\(a\+\)\+\$" at pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex can backtrack catastrophically/);
+    assert.match(lines[0].message, /original tokenizer\.json/);
+    assert.is(lines[1].code, 'ERR_CHECKPOINT_FORMAT', lines[1].message);
+    assert.match(lines[1].message, /\(\?:a\?a\)\+\$/);
+    assert.ok(lines[2].ids > 0, 'the real Llama 3 tokenizer still loads and encodes');
+  } finally {
+    temp.removeAll();
   }
 });
 

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildInfo, createDataModule, synthetic } from '../ts/index.js';
+import { buildInfo, createDataModule, LitloraError, synthetic } from '../ts/index.js';
 import { Trainer, type TrainerEvent } from '../ts/trainer.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { Model } from '../ts/index.js';
@@ -110,6 +110,34 @@ test('bf16-true and bf16-mixed train on the CPU (losses close to float32)', asyn
     model.dispose();
   }
   for (const [k, v] of Object.entries(first)) assertClose([v], [first['32-true/float32']!], { rtol: 0.02, what: k });
+});
+
+test('leaving fit() early (break, return(), throw()) leaves no native work: the model and trainer are free, dtypes restored', async () => {
+  const data = equalLengthData(8);
+  const model = await tinyModel({ r: 4, alpha: 8 }, { seed: 5, dtype: 'bfloat16' });
+  // bf16-mixed trains the LoRA tensors in float32; leaving must still put them back in bfloat16.
+  const trainer = new Trainer({
+    model, data: createDataModule('JSON', { json_path: data, prompt_style: 'default' }), tokenizer: bytesTokenizer(), precision: 'bf16-mixed',
+    ...quiet, train: { globalBatchSize: 2, microBatchSize: 1, lrWarmupSteps: 0, maxSteps: 100 }, optimizer: { lr: 1e-2 },
+  });
+  const loraDtypes = async () => [...new Set([...(await model.adapter!.tensors()).values()].map((t) => t.dtype))];
+  let steps = 0;
+  for await (const e of trainer.fit()) if (e.type === 'step' && ++steps === 1) break;
+  assert.is(steps, 1);
+  (await model.forward([1, 2, 3])).dispose(); // not ERR_BUSY
+  assert.equal(await loraDtypes(), ['bfloat16']);
+
+  const returned = trainer.fit(); // not ERR_BUSY: the first fit has ended
+  assert.is((await returned.next()).done, false);
+  assert.equal(await returned.return(), { done: true, value: undefined });
+  (await model.forward([1, 2, 3])).dispose();
+  assert.equal(await loraDtypes(), ['bfloat16']);
+
+  const thrown = trainer.fit();
+  assert.is((await thrown.next()).done, false);
+  await assertCode(() => thrown.throw(new LitloraError('ERR_ARG', 'stop here')), 'ERR_ARG', 'stop here');
+  assert.equal(await loraDtypes(), ['bfloat16']);
+  model.dispose(); // ERR_BUSY if a step were still running
 });
 
 // CUDA (run where a GPU is present): the same three precisions on the device; losses close to the CPU's float32.

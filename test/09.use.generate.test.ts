@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { byteLevelTokenizerFiles } from '../ts/bytetokenizer.js';
 import { Tokenizer } from '../ts/data/tokenizer.js';
-import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate.js';
-import { Model, type ModelConfig } from '../ts/index.js';
+import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions, type TextGenerateOptions } from '../ts/generate.js';
+import { LitloraError, Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { llamaTiny, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
@@ -173,6 +173,31 @@ test('leaving early cancels and frees the model; an AbortSignal stops it; the ev
   assert.is(long.ids.length, 90);
   assert.ok(ticks > 0, 'timers ran during generation');
   model.dispose();
+});
+
+test('leaving generate() (text) early stops the native loop before its iterator settles: break, return(), throw()', async () => {
+  const tokenizer = byteTokenizer();
+  // A long block and many tokens to go: a loop left running would still be decoding when the next call comes.
+  const model = await Model.fromConfig({ ...pythiaTiny, vocab_size: 259, padding_multiple: 64, block_size: 2048 }, { seed: 16 });
+  const options: TextGenerateOptions = { temperature: 1, topK: null, seed: 3, maxNewTokens: 2000, stopTokens: [] };
+  let pieces = 0;
+  for await (const piece of generate(model, tokenizer, 'Reverse: abc', options)) {
+    assert.ok(piece.length > 0);
+    if (++pieces === 1) break;
+  }
+  assert.is(pieces, 1);
+  (await model.forward([1, 2, 3])).dispose(); // not ERR_BUSY: the loop was stopped and waited for
+
+  const returned = generate(model, tokenizer, 'Reverse: abc', options);
+  assert.is((await returned.next()).done, false);
+  assert.equal(await returned.return(undefined as never), { done: true, value: undefined });
+  (await model.forward([1, 2, 3])).dispose();
+
+  const thrown = generate(model, tokenizer, 'Reverse: abc', options);
+  assert.is((await thrown.next()).done, false);
+  await assertCode(() => thrown.throw(new LitloraError('ERR_ARG', 'stop here')), 'ERR_ARG', 'stop here');
+  (await model.forward([1, 2, 3])).dispose();
+  model.dispose(); // ERR_BUSY if any of the three loops were still running
 });
 
 test('bad input: prompt too long, empty, ids out of range, bad options, busy model, disposed model', async () => {

@@ -210,15 +210,21 @@ export async function* generate(model: Model, tokenizer: Tokenizer, prompt: stri
   const ids = encodePrompt(tokenizer, prompt, options);
   const decoder = tokenizer.streamDecoder();
   const tokens = generateTokens(model, ids, textOptions(model, tokenizer, options));
-  while (true) {
-    const next = await tokens.next();
-    if (next.done) {
-      const rest = decoder.flush();
-      if (rest) yield rest;
-      return next.value;
+  try {
+    while (true) {
+      const next = await tokens.next();
+      if (next.done) {
+        const rest = decoder.flush();
+        if (rest) yield rest;
+        return next.value;
+      }
+      const piece = decoder.push(next.value);
+      if (piece) yield piece;
     }
-    const piece = decoder.push(next.value);
-    if (piece) yield piece;
+  } finally {
+    // Left early (break, return(), throw()): generateTokens' own finally cancels the native loop and waits for
+    // it, so this iterator's return() settles only once the model is free. A finished one returns at once.
+    await tokens.return(undefined as never);
   }
 }
 

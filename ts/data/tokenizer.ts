@@ -2,10 +2,12 @@
 // @huggingface/tokenizers (pure JS; its ids equal the Rust `tokenizers` library's on our fixtures, see
 // test/07.data.tokenizer.test.ts), bos/eos from tokenizer_config.json (then generation_config.json), and litgpt's
 // `use_bos` rule and `encode(bos, eos, max_length)` semantics. tokenizer.model (SentencePiece) is not supported.
+// The file's regexes are checked for catastrophic backtracking first (./regex_safety.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { fail } from '../errors.js';
+import { checkTokenizerPatterns } from './regex_safety.js';
 
 export interface EncodeOptions {
   /** true: prepend BOS (unless already there); false: never (and strip one the processor added);
@@ -45,6 +47,8 @@ export class Tokenizer {
     }
     // The Rust library ignores tokenizer_config.json; pass the JS library only what keeps it equal to Rust.
     const json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tokenizerJson };
+    // A hostile pattern would hang every encode/decode: reject it before the library compiles it.
+    checkTokenizerPatterns(json, source);
     try {
       this.#hf = new HFTokenizer(json, { clean_up_tokenization_spaces: false });
     } catch (e: any) {
