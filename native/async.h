@@ -34,7 +34,7 @@ class TorchWorker : public Napi::AsyncWorker {
       const uint64_t faults = mapped_guard::faults();
       result_.emplace(work_());
       // A mapped tensor file shrank underneath this work: what it computed came partly from zero pages.
-      mapped_guard::throwIfFaultedSince(faults, "this operation");
+      mapped_guard::throwIfFaultedSince(faults, operation_.empty() ? "this operation" : operation_);
     } catch (...) {
       error_ = describeException(std::current_exception(), operation_);
     }
@@ -50,7 +50,7 @@ class TorchWorker : public Napi::AsyncWorker {
       // toJs may read mapped pages too (tensor.data() copies them into an ArrayBuffer here).
       const uint64_t faults = mapped_guard::faults();
       Napi::Value value = toJs_(env, *result_);
-      mapped_guard::throwIfFaultedSince(faults, "this operation");
+      mapped_guard::throwIfFaultedSince(faults, operation_.empty() ? "this operation" : operation_);
       deferred_.Resolve(value);
     } catch (const Error& e) {
       deferred_.Reject(makeJsError(env, {e.code(), e.what()}).Value());

@@ -84,7 +84,7 @@ void TensorWrap::Finalize(Napi::Env env) { release(env); }
 
 Napi::Value TensorWrap::fromArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "creating a tensor from a typed array", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 4 && info[0].IsTypedArray(), "ERR_TYPE",
                   "Tensor.from: expected (typedArray, shape, dtype, device)");
     auto shape = parseShape(info[1], "shape");
@@ -98,7 +98,7 @@ Napi::Value TensorWrap::fromArray(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorWrap::shape(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "reading a tensor's shape", [&]() -> Napi::Value {
     const at::Tensor& t = checked("tensor.shape");
     Napi::Array out = Napi::Array::New(env, t.dim());
     for (int64_t i = 0; i < t.dim(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, t.size(i)));
@@ -107,13 +107,13 @@ Napi::Value TensorWrap::shape(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TensorWrap::dtype(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
+  return guard(info.Env(), "reading a tensor's dtype", [&]() -> Napi::Value {
     return Napi::String::New(info.Env(), dtypeName(checked("tensor.dtype").scalar_type()));
   });
 }
 
 Napi::Value TensorWrap::device(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
+  return guard(info.Env(), "reading a tensor's device", [&]() -> Napi::Value {
     return Napi::String::New(info.Env(), deviceName(checked("tensor.device").device()));
   });
 }
@@ -128,7 +128,7 @@ Napi::Value TensorWrap::dispose(const Napi::CallbackInfo& info) {
 // data(raw?: boolean) → Promise<TypedArray>; the device copy and the layout change happen off the main thread.
 Napi::Value TensorWrap::data(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "copying a tensor's data to JavaScript", [&]() -> Napi::Value {
     at::Tensor t = checked("tensor.data()");
     tensorfile::checkMaterializable(t, "tensor.data()");
     bool raw = info.Length() > 0 && info[0].ToBoolean().Value();
@@ -141,7 +141,7 @@ Napi::Value TensorWrap::data(const Napi::CallbackInfo& info) {
 // to(dtype | null, device | null) → Promise<NativeTensor> (a new tensor; this one is unchanged).
 Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guard(env, [&]() -> Napi::Value {
+  return guard(env, "converting a tensor", [&]() -> Napi::Value {
     at::Tensor t = checked("tensor.to()");
     at::ScalarType dtype = t.scalar_type();
     at::Device device = t.device();

@@ -110,10 +110,10 @@ uint64_t faults() { return faultCount.load(std::memory_order_acquire); }
 
 void throwIfFaultedSince(uint64_t before, const std::string& what) {
   if (faults() == before) return;
-  throw Error("ERR_IO", what + " read a mapped tensor file that was truncated or overwritten in place while it was "
-                               "in use (its pages are gone: SIGBUS, caught). Nothing was written from it. Replace files "
-                               "by writing a new one and renaming it over the old (as litlora's own writers do), then "
-                               "open the file again.");
+  throw Error("ERR_IO", what + ": a tensor file mapped into memory was truncated or overwritten in place while it was "
+                               "in use, so its pages are gone (a SIGBUS, caught); nothing was computed or written from them. "
+                               "Replace files by writing a new one and renaming it over the old (as litlora's own writers do), "
+                               "then open the file again.");
 }
 
 }  // namespace litlora::mapped_guard
