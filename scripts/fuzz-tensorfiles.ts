@@ -39,6 +39,7 @@ const PICKLE_OPS = Buffer.from('()tl]ae}dsuNJKMGXqrhjcRbQ0.\x80\x85\x86\x87\x88\
 // One random mutation of `src`. Structural bytes (the pickle or safetensors header at the front, the zip
 // directory at the back) are hit more often than bulk tensor data, where any bytes are valid.
 export function mutate(src: Buffer, random: () => number): Buffer {
+  if (src.length === 0) return Buffer.alloc(0);  // a double mutation of a mutant truncated to nothing
   const pick = (n: number) => Math.floor(random() * n);
   const structural = () => {
     const front = Math.min(src.length, 1536), back = Math.min(src.length, 512);

@@ -1,11 +1,12 @@
 // Atomic writes: a writer killed with SIGKILL mid-write leaves the previous complete file intact and loadable.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TensorFile, saveTensors, Tensor } from '../ts/index.js';
 import { packageRoot } from '../ts/binding.js';
+import { removeStalePartials } from '../ts/atomic.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
 
 const tmp = scratch('atomic');
@@ -56,6 +57,31 @@ print(json.dumps([torch.load(${JSON.stringify(tmp.path('model.pth'))})['w'].toli
   const f = await TensorFile.open(tmp.path('model.pth'));
   assert.equal(f.names, ['v']);
   await f.close();
+});
+
+test('removeStalePartials: partials of dead writers go, a folder set aside mid-replace comes back, nothing else is touched', async () => {
+  const dir = tmp.path('stale');
+  mkdirSync(join(dir, 'final'), { recursive: true });
+  // A pid that surely belongs to no process any more: a child that has exited.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid;
+  const make = (name: string, folder = false) => {
+    if (folder) { mkdirSync(join(dir, name)); writeFileSync(join(dir, name, 'x'), name); } else writeFileSync(join(dir, name), name);
+  };
+  make(`.lit_model.pth.tmp-${dead}-123456`);          // the native writer's partial
+  make(`.lit_model.pth.tmp-${dead}-0a1b2c3d`);        // tempSibling's
+  make(`.lit_model.pth.tmp-${process.pid}-42`);       // a live writer's
+  make(`.lit_model.pth.lora.tmp-${dead}-1`);          // another file's partial
+  make('.lit_model.pth.notes');                        // the user's own
+  make(`.final.tmp-${dead}-ab12`, true);                 // a partial folder
+  make(`.final.old-${dead}-cd34`, true);                 // set aside, but final/ exists: superseded
+  make(`.step.old-${dead}-ef56`, true);                  // set aside and step/ missing: to be put back
+  assert.equal((await removeStalePartials(dir, 'lit_model.pth')).sort(), [`.lit_model.pth.tmp-${dead}-0a1b2c3d`, `.lit_model.pth.tmp-${dead}-123456`]);
+  assert.equal((await removeStalePartials(dir, 'final')).sort(), [`.final.old-${dead}-cd34`, `.final.tmp-${dead}-ab12`]);
+  assert.equal(await removeStalePartials(dir, 'step'), [`.step.old-${dead}-ef56`]);
+  assert.equal(readdirSync(dir).sort(), [`.lit_model.pth.lora.tmp-${dead}-1`, '.lit_model.pth.notes', `.lit_model.pth.tmp-${process.pid}-42`,
+    'final', 'step'].sort());
+  assert.is(readFileSync(join(dir, 'step', 'x'), 'utf8'), `.step.old-${dead}-ef56`, 'the set-aside folder is back under its name');
+  assert.equal(await removeStalePartials(join(dir, 'missing'), 'x'), []);
 });
 
 test.after(() => tmp.remove());

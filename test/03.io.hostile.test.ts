@@ -51,7 +51,11 @@ open(D + '/corrupt-offset.pth', 'wb').write(bad)
 z64 = raw.rfind(b'PK\\x06\\x06')
 bad = bytearray(raw); bad[z64 + 48:z64 + 56] = (2**62).to_bytes(8, 'little')
 open(D + '/corrupt-zip64.pth', 'wb').write(bad)
-torch.save({'w': torch.ones(2)}, D + '/legacy.pth', _use_new_zipfile_serialization=False)
+import tarfile, io
+with tarfile.open(D + '/legacy-tar.pth', 'w', format=tarfile.PAX_FORMAT) as tar:  # the tar layout of PyTorch's earliest torch.save
+    for member in ['sys_info', 'pickle', 'storages', 'tensors']:
+        info = tarfile.TarInfo(member); info.size = 1
+        tar.addfile(info, io.BytesIO(b'x'))
 torch.save({'s': torch.eye(3).to_sparse()}, D + '/sparse.pth')
 torch.save(torch.ones(2), D + '/bare.pth')
 torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), D + '/script.pt')
@@ -98,8 +102,8 @@ test('a data record shorter than its tensor, a missing record, a wrong storage t
   await assertCode(() => TensorFile.open(tmp.path('compressed.pth')), 'ERR_CHECKPOINT_FORMAT', /compressed .*Re-save/);
 });
 
-test('not a checkpoint: legacy format, TorchScript, sparse, a bare tensor, text, empty, a folder', async () => {
-  await assertCode(() => TensorFile.open(tmp.path('legacy.pth')), 'ERR_CHECKPOINT_FORMAT', /legacy .*torch\.save\(torch\.load\(path, weights_only=True\), path\)/);
+test('not a checkpoint: the oldest (tar) format, TorchScript, sparse, a bare tensor, text, empty, a folder', async () => {
+  await assertCode(() => TensorFile.open(tmp.path('legacy-tar.pth')), 'ERR_CHECKPOINT_FORMAT', /oldest \(tar\) serialization.*weights-only loader refuses it too/);
   await assertCode(() => TensorFile.open(tmp.path('script.pt')), 'ERR_CHECKPOINT_FORMAT', /TorchScript/);
   await assertCode(() => TensorFile.open(tmp.path('sparse.pth')), 'ERR_CHECKPOINT_FORMAT', /_rebuild_sparse_tensor, which litlora does not support/);
   await assertCode(() => TensorFile.open(tmp.path('bare.pth')), 'ERR_CHECKPOINT_FORMAT', /a single tensor, not a dict/);

@@ -1,12 +1,13 @@
 // `litlora init`: litgpt's file set and parameter names/shapes, a tokenizer.json the `tokenizers` library
 // (Python and JS) loads, deterministic weights; and with tensorfile merged, PyTorch loads lit_model.pth.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BYTE_VOCAB_SIZE } from '../ts/bytetokenizer.js';
 import { Checkpoint } from '../ts/checkpoint.js';
 import { configToYaml } from '../ts/config.js';
+import { LitloraError } from '../ts/errors.js';
 import { runCli } from '../ts/cli/main.js';
 import { baseParameters, initCheckpoint, initConfig } from '../ts/init.js';
 import type { Tensor } from '../ts/tensor.js';
@@ -75,6 +76,17 @@ test('pythia-14m: litgpt\'s files, 76 parameters with litgpt\'s shapes, coherent
   assert.is(result.parameterCount, s.shapes.reduce((a, sh) => a + sh.reduce((x, y) => x * y, 1), 0));
   await assertCode(() => initCheckpoint({ outDir: dir, saveTensors: rec.save }), 'ERR_ARG', /already holds a checkpoint.*--force/);
   await initCheckpoint({ outDir: dir, saveTensors: rec.save, force: true });
+  // --force over a folder holding an adapter: a failed init leaves every file as it was, the adapter included;
+  // a successful one leaves the adapter out (it was trained for other weights).
+  writeFileSync(join(dir, 'lit_model.pth.lora'), 'adapter');
+  const contents = () => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+  const before = contents();
+  const failing: SaveTensorsFn = async () => { throw new LitloraError('ERR_IO', 'the disk is full'); };
+  await assertCode(() => initCheckpoint({ outDir: dir, saveTensors: failing, force: true }), 'ERR_IO', /the disk is full/);
+  assert.equal(contents(), before);
+  assert.equal(readdirSync(join(dir, '..')).filter((f) => f.startsWith('.')), [], 'no partial folder left');
+  await initCheckpoint({ outDir: dir, saveTensors: rec.save, force: true });
+  assert.not.ok(existsSync(join(dir, 'lit_model.pth.lora')));
 });
 
 test('Llama-family names and shapes (GQA, no biases, RMSNorm), Qwen2.5 qkv bias, precision dtypes, determinism', async () => {

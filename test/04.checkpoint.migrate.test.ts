@@ -1,5 +1,6 @@
 // `litlora migrate`: lit-gpt's pre-unification outputs → litgpt's folders.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,8 +8,10 @@ import { Checkpoint } from '../ts/checkpoint.js';
 import { runCli } from '../ts/cli/main.js';
 import { configFromName, configToYaml } from '../ts/config.js';
 import { migrateCheckpoint, registerQkvRelayout } from '../ts/migrate.js';
+import { TensorFile } from '../ts/tensorfile.js';
 import { assertCode } from './helpers/assert.js';
 import { tempFolders } from './helpers/temp.js';
+import { py } from './helpers/tensorfiles.js';
 
 const folders = tempFolders();
 const tmp = folders.make;
@@ -98,8 +101,9 @@ test('a full finetune result and the relayout hook; the CLI prints the plan', as
   assert.match(out.join(''), /Would migrate .*full:\n[^]*move\s+lit_model_finetuned\.pth → final\/lit_model\.pth/);
   // (The CLI loads commands with import(), which under the test runner is a separate module instance, so the
   // hook is exercised through the library call.)
-  registerQkvRelayout(async (file, config, kind) => {
-    seen.push(`${file.split('/').pop()}:${readFileSync(file, 'utf8')}:${config.name}:${kind}`);
+  registerQkvRelayout(async (source, target, config, kind) => {
+    seen.push(`${source.split('/').pop()}→${target.split('/').pop()}:${readFileSync(source, 'utf8')}:${config.name}:${kind}`);
+    writeFileSync(target, `relaid ${readFileSync(source, 'utf8')}`);
     return 'rewritten';
   });
   try {
@@ -107,11 +111,114 @@ test('a full finetune result and the relayout hook; the CLI prints the plan', as
   } finally {
     registerQkvRelayout(null);
   }
-  assert.equal(seen, ['lit_model.pth:full weights:pythia-14m:full']);
+  assert.equal(seen, ['lit_model_finetuned.pth→lit_model.pth:full weights:pythia-14m:full']);
+  assert.is(readFileSync(join(run, 'final', 'lit_model.pth'), 'utf8'), 'relaid full weights');
+  assert.not.ok(existsSync(join(run, 'lit_model_finetuned.pth')), 'the old name goes once the new folder is in place');
   const ck = await Checkpoint.open(join(run, 'final'));
   assert.is(ck.kind, 'full');
   assert.not.ok('lora_r' in ck.hyperparameters!);
   assert.is(await runCli(['migrate', 'missing-dir'], { out: () => {}, err: () => {}, cwd: root }), 1);
+});
+
+// Every entry under `dir` (hidden ones too) with a hash of each file's bytes.
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) {
+        out[`${rel}${e.name}/`] = 'folder';
+        walk(join(d, e.name), `${rel}${e.name}/`);
+      } else {
+        out[rel + e.name] = createHash('sha256').update(readFileSync(join(d, e.name))).digest('hex');
+      }
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+function cli(cwd: string) {
+  const out: string[] = [];
+  return { io: { out: (t: string) => out.push(t), err: (t: string) => out.push(t), cwd }, text: () => out.join('') };
+}
+
+async function tensorsOf(path: string): Promise<Record<string, string>> {
+  const f = await TensorFile.open(path);
+  const out: Record<string, string> = {};
+  try {
+    for (const [name, t] of await f.getAll()) {
+      const raw = await t.data({ raw: true });
+      out[name] = `${t.dtype}${JSON.stringify(t.shape)}:${Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex')}`;
+      t.dispose();
+    }
+  } finally {
+    await f.close();
+  }
+  return out;
+}
+
+test('litlora migrate reads a legacy (non-zip) lit_model_lora_finetuned.pth with numpy scalars and re-lays it out', async () => {
+  const root = tmp('mig-legacy');
+  oldBase(join(root, 'base'));
+  const run = join(root, 'run');
+  mkdirSync(run);
+  const file = join(run, 'lit_model_lora_finetuned.pth');
+  py(`
+import numpy as np
+torch.manual_seed(3)
+lora = {'transformer.h.0.attn.attn.lora_A': torch.randn(8, 128), 'transformer.h.0.attn.attn.lora_B': torch.randn(256, 8)}
+torch.save({'model': lora, 'loss': np.float64(0.75), 'iter_num': np.int64(200)}, ${JSON.stringify(file)}, _use_new_zipfile_serialization=False)
+print(1)`);
+  const before = await tensorsOf(file);
+  const c = cli(root);
+  assert.is(await runCli(['migrate', 'run', '--checkpoint_dir', 'base'], c.io), 0, c.text());
+  assert.equal(readdirSync(run).sort(), ['final']);
+  const lora = join(run, 'final', 'lit_model.pth.lora');
+  const after = await tensorsOf(lora);
+  assert.equal(after, Object.fromEntries(Object.entries(before).map(([n, v]) => [n.replace('.attn.attn.', '.attn.qkv.'), v])));
+  const f = await TensorFile.open(lora);
+  assert.is(f.wrapped, 'model');
+  await f.close();
+});
+
+test('litlora migrate on weights it cannot read (truncated, hostile, not a tensor file): the folder stays exactly as it was', async () => {
+  const root = tmp('mig-bad');
+  oldBase(join(root, 'base'));
+  const marker = join(root, 'PWNED');
+  const good = join(root, 'good.pth');
+  py(`
+import os
+class Payload:
+    def __reduce__(self):
+        return (os.system, ('touch ' + ${JSON.stringify(marker)},))
+torch.save({'model': {'a.lora_A': torch.ones(2, 2)}, 'x': Payload()}, ${JSON.stringify(join(root, 'hostile.pth'))})
+torch.save({'model': {'transformer.h.0.attn.attn.lora_A': torch.ones(8, 128)}}, ${JSON.stringify(good)}, _use_new_zipfile_serialization=False)
+raw = open(${JSON.stringify(good)}, 'rb').read()
+open(${JSON.stringify(join(root, 'truncated.pth'))}, 'wb').write(raw[:len(raw) // 2])
+print(1)`);
+  const cases: [string, Record<string, Buffer | string>, string, RegExp][] = [
+    ['truncated', { 'lit_model_lora_finetuned.pth': readFileSync(join(root, 'truncated.pth')) }, 'lit_model_lora_finetuned.pth', /truncated/],
+    ['hostile', { 'lit_model_lora_finetuned.pth': readFileSync(join(root, 'hostile.pth')) }, 'lit_model_lora_finetuned.pth', /refused the global 'posix\.system'/],
+    ['text', { 'lit_model_lora_finetuned.pth': 'final lora' }, 'lit_model_lora_finetuned.pth', /neither a PyTorch \.pth/],
+    // The first folder would be fine; the second file fails: neither is put in place, nothing is moved.
+    ['second of two', { 'lit_model_lora_finetuned.pth': readFileSync(good), 'iter-000100-ckpt.pth': readFileSync(join(root, 'truncated.pth')) },
+      'iter-000100-ckpt.pth', /truncated/],
+  ];
+  for (const [name, files, culprit, message] of cases) {
+    const run = join(root, name.replace(/ /g, '-'));
+    mkdirSync(join(run, 'version_0'), { recursive: true });
+    writeFileSync(join(run, 'version_0', 'metrics.csv'), 'loss\n');
+    for (const [f, content] of Object.entries(files)) writeFileSync(join(run, f), content);
+    const before = snapshot(run);
+    const c = cli(root);
+    assert.is(await runCli(['migrate', run, '--checkpoint_dir', 'base'], c.io), 1, `${name}: ${c.text()}`);
+    assert.match(c.text(), 'error [ERR_CHECKPOINT_FORMAT]', name);
+    assert.match(c.text(), join(run, culprit), `${name}: the message names the user's file`);
+    assert.match(c.text(), message, name);
+    assert.not.match(c.text(), /\.tmp-/, `${name}: no temporary path in the message`);
+    assert.equal(snapshot(run), before, `${name}: every file and folder as it was`);
+  }
+  assert.not.ok(existsSync(marker), 'the payload must not have run');
 });
 
 test.run();

@@ -9,11 +9,10 @@
 // The vocabulary is the tokenizer's (259 tokens); vocab_size is set to it and padded_vocab_size to the
 // next multiple of the config's padding_multiple, so the folder is coherent whatever the named config said.
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { BYTE_VOCAB_SIZE, byteLevelTokenizerFiles } from './bytetokenizer.js';
-import { CONFIG_FILE, MODEL_FILE } from './checkpoint.js';
+import { CONFIG_FILE, LORA_FILE, MODEL_FILE } from './checkpoint.js';
 import { configToYaml, normalizeConfig, type Config, type ConfigInput } from './config.js';
 import { namedConfigInput } from './configs.js';
 import { fail, LitloraError } from './errors.js';
@@ -139,7 +138,6 @@ export async function initCheckpoint(options: InitOptions): Promise<InitResult> 
       throw new LitloraError('ERR_ARG', `${dir} already holds a checkpoint (${MODEL_FILE} or ${CONFIG_FILE}). ` +
         'Choose another --out_dir, or pass --force to replace it.');
     }
-    await rm(join(dir, 'lit_model.pth.lora'), { force: true }); // an adapter for other weights would be wrong
   }
 
   const tok = byteLevelTokenizerFiles({ modelMaxLength: config.block_size });
@@ -171,7 +169,7 @@ export async function initCheckpoint(options: InitOptions): Promise<InitResult> 
         for (const t of tensors.values()) t.dispose();
       }
     },
-  });
+  }, { drop: [LORA_FILE] });  // an adapter for other weights would be wrong; it goes only once the new folder is in place
   return {
     dir, config, dtype,
     parameters: params.map(([n, s]) => [n, s]),

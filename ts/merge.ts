@@ -7,13 +7,15 @@
 //   * streamed tensor by tensor in native code (native/core/merge.h): peak memory ≈ the largest tensor plus
 //     the adapter, not the model; merged in float32 and rounded once to the output dtype;
 //   * the base file's names, order and dtypes (or `precision`'s dtype), so a plain litgpt GPT loads it with
-//     strict=True; written atomically (temp file, fsync, rename; a new --out_dir appears as a whole).
+//     strict=True; written atomically (temp file, fsync, rename; a new --out_dir appears as a whole);
+//   * partial files of an earlier merge that was killed (hidden, named after the output and its dead writer's
+//     pid) are removed first; an output that is the base being read is refused, --force or not.
 //
 // Files of litgpt ≤ 0.5.4 (`attn.attn`, interleaved QKV rows) are merged through the model instead (they are
 // re-laid out on load, so the output uses today's `attn.qkv` names).
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { copyFileAtomic } from './atomic.js';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { copyFileAtomic, removeStalePartials } from './atomic.js';
 import { native } from './binding.js';
 import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from './checkpoint.js';
 import { fail, LitloraError } from './errors.js';
@@ -94,6 +96,9 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
   }
   const outDir = options.outDir ? resolve(cwd, options.outDir) : checkpoint.dir;
   const outFile = join(outDir, MODEL_FILE);
+  await removeStalePartials(outDir, MODEL_FILE);
+  if (outDir !== checkpoint.dir) await removeStalePartials(dirname(outDir), basename(outDir));
+  refuseBaseAsOutput(checkpoint, outFile, options, cwd);
   const none = { base: null, baseVia: null, method: null, tensors: 0, mergedLayers: 0, bytesWritten: 0, seconds: 0 } as const;
   if (existsSync(outFile) && !options.force) {
     const message = outDir === checkpoint.dir
@@ -159,6 +164,29 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
     baseVia: options.pretrainedCheckpointDir ? 'option' : resolved.via, method: legacy ? 'model' : 'stream',
     ...stats, seconds: (performance.now() - start) / 1000,
   };
+}
+
+/**
+ * Writing the merged file over the base file it is made from would destroy the base (with --out_dir the whole
+ * base folder is replaced): refused whenever the output is the base file, however it is spelled (file identity).
+ */
+function refuseBaseAsOutput(checkpoint: Checkpoint, outFile: string, options: MergeLoraOptions, cwd: string): void {
+  if (!options.pretrainedCheckpointDir && !checkpoint.hyperparameters) return;  // reported below
+  let base: string;
+  try {
+    base = checkpoint.resolveBase({ base: options.pretrainedCheckpointDir ?? undefined, cwd }).path;
+  } catch {
+    return;  // no base found: nothing to protect, and the error is reported where the base is needed
+  }
+  const id = (path: string) => {
+    try { const s = statSync(path); return `${s.dev}:${s.ino}`; } catch { return null; }
+  };
+  const outId = id(outFile), baseId = id(join(base, MODEL_FILE));
+  const sameFolder = id(dirname(outFile)) !== null && id(dirname(outFile)) === id(base);
+  if ((outId !== null && outId === baseId) || sameFolder) {
+    fail('ERR_ARG', `merge_lora would write the merged weights to ${outFile}, which is the base model being merged ` +
+      `(${join(base, MODEL_FILE)}); that would overwrite the base. Choose another --out_dir (e.g. ${join(checkpoint.dir, '..', 'final_merged')}).`);
+  }
 }
 
 function bytesOf(dtype: Dtype): number {

@@ -13,23 +13,30 @@
 // prompt then). Weight files are moved, not rewritten; each folder is assembled so that its weights file
 // appears last (outdir.ts).
 //
+// Nothing the user had is lost on an error: every new folder is first assembled under a hidden name, holding
+// the old weights file under a second name (a hard link) or its re-laid-out copy; only when all of them are
+// complete do they go in place, and only then do the old names go. Until that point DIR is exactly as it was.
+//
 // Tensor layout: these files use the `attn.attn` names and the per-group interleaved QKV rows of litgpt
 // < 0.5.5, while litgpt ≥ 0.5.5 and litlora's model use `attn.qkv` with [Q|K|V] rows. Converting them needs
 // the model's QKV geometry, so it is a hook the model module registers (registerQkvRelayout); migrate calls
 // it on every weights file it moves, and says so when no hook is registered.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { copyFileAtomic, writeFileAtomic } from './atomic.js';
+import { copyFileAtomic, fsyncDir, linkFileDurable, writeFileAtomic } from './atomic.js';
 import { COPIED_CONFIG_FILES, CONFIG_FILE, findLegacyFiles, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE } from './checkpoint.js';
 import { configFromParsed, configToYaml, readConfig, type Config } from './config.js';
 import { fail, LitloraError } from './errors.js';
 import { hyperparametersToYaml, LORA_DEFAULTS, type Hyperparameters, type LoraSettings } from './hyperparameters.js';
-import { writeCheckpointFolder, type FolderFile } from './outdir.js';
+import { prepareCheckpointFolder, type FolderFile, type PreparedFolder } from './outdir.js';
 import { dumpYaml, parseYaml } from './yaml.js';
 
-/** Rewrites a weights file from the interleaved `attn.attn` layout to `attn.qkv`; 'unchanged' if nothing to do. */
-export type QkvRelayout = (file: string, config: Config, kind: 'lora' | 'full') => Promise<'rewritten' | 'unchanged'>;
+/**
+ * Reads the weights file `source` and, when it has the interleaved `attn.attn` layout, writes it to `target`
+ * with `attn.qkv` ('rewritten'); otherwise writes nothing ('unchanged'). `source` is never modified.
+ */
+export type QkvRelayout = (source: string, target: string, config: Config, kind: 'lora' | 'full') => Promise<'rewritten' | 'unchanged'>;
 
 let qkvRelayout: QkvRelayout | null = null;
 
@@ -106,7 +113,10 @@ export async function migrateCheckpoint(path: string, options: MigrateOptions = 
   if (!Number.isInteger(itersPerStep) || itersPerStep < 1) fail('ERR_ARG', `iters_per_step must be a positive integer, got ${itersPerStep}`);
 
   // 1. lit_config.json → model_config.yaml in the folder itself (a base checkpoint of the old layout).
+  // `prepare` assembles the new folders out of sight; `actions` then change DIR (see the header).
+  const prepare: (() => Promise<PreparedFolder>)[] = [];
   const actions: (() => Promise<void>)[] = [];
+  const movedWeights: string[] = [];
   if (legacy.includes('lit_config.json') && !existsSync(join(dir, CONFIG_FILE))) {
     const file = join(dir, 'lit_config.json');
     const config = configFromLegacyJson(await readFile(file, 'utf8'), file);
@@ -169,15 +179,14 @@ export async function migrateCheckpoint(path: string, options: MigrateOptions = 
       result.steps.push({ action: 'move', from, to: join(folder, weightsName) });
       if (qkvRelayout) result.steps.push({ action: 'relayout', to: join(folder, weightsName) });
       result.folders.push(folder);
-      actions.push(async () => {
-        await writeCheckpointFolder(folder, files, {
-          name: weightsName,
-          write: async (p) => {
-            await rename(from, p);
-            if (qkvRelayout) await qkvRelayout(p, config, r.kind);
-          },
-        });
-      });
+      movedWeights.push(from);
+      prepare.push(() => prepareCheckpointFolder(folder, files, {
+        name: weightsName,
+        write: async (p) => {
+          const relaid = qkvRelayout ? await qkvRelayout(from, p, config, r.kind) : 'unchanged';
+          if (relaid === 'unchanged') await linkFileDurable(from, p);
+        },
+      }));
     }
     if (!qkvRelayout) {
       result.notes.push('The weights keep lit-gpt\'s `attn.attn` names and interleaved QKV layout; litgpt ≥ 0.5.5 expects `attn.qkv` ' +
@@ -200,6 +209,21 @@ export async function migrateCheckpoint(path: string, options: MigrateOptions = 
   }
 
   if (!result.steps.length) result.notes.push(`nothing to migrate: ${dir} has no pre-unification files.`);
-  if (!options.dryRun) for (const act of actions) await act();
+  if (options.dryRun) return result;
+  const prepared: PreparedFolder[] = [];
+  try {
+    for (const p of prepare) prepared.push(await p());
+    for (const act of actions) await act();
+    while (prepared.length) {
+      await prepared[0].publish();
+      prepared.shift();
+    }
+  } catch (e) {
+    for (const p of prepared) await p.discard();
+    throw e;
+  }
+  // The new folders hold the weights now (durably): the old names can go.
+  for (const from of movedWeights) await rm(from, { force: true });
+  if (movedWeights.length) await fsyncDir(dir);
   return result;
 }

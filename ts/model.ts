@@ -304,9 +304,11 @@ export class Model {
  * values — their packed rows mean the same in both layouts — except when q, k and v were all adapted in a model
  * with n_query_groups > 1: litgpt ≤ 0.5.4 then added the packed rows in interleaved storage order, which today's
  * names cannot express, so such a file is left unchanged (litlora's model loads it with its old meaning).
- * Suitable for migrate's registerQkvRelayout. Returns whether the file was rewritten.
+ * With `target`, the rewritten file goes there and `file` is left as it is (migrate's registerQkvRelayout hook;
+ * nothing is written when the file needs no change). Returns whether the file was rewritten.
  */
-export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?: 'lora' | 'full'): Promise<'rewritten' | 'unchanged'> {
+export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?: 'lora' | 'full', target: string = file):
+  Promise<'rewritten' | 'unchanged'> {
   const c = normalizeConfig(config);
   const f = await TensorFile.open(file);
   let tensors: Map<string, Tensor>;
@@ -328,7 +330,7 @@ export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?:
       }
       tensors.set(name.replace('.attn.attn.', '.attn.qkv.'), t);
     }
-    await saveTensors(file, tensors, f.wrapped ? { format: 'pth', wrap: 'model' } : { format: 'pth' });
+    await saveTensors(target, tensors, f.wrapped ? { format: 'pth', wrap: 'model' } : { format: 'pth' });
   } finally {
     await f.close();
   }

@@ -8,11 +8,14 @@
 // keeps that true under crashes, and a failed write loses nothing: the new folder is assembled under a hidden
 // temporary name in the same parent (weights written last inside it) and renamed into place in one step. When
 // the folder exists already, its other files are carried into the new one as hard links and the two folders
-// are swapped by renames, so the old folder stays whole until the new one is complete.
+// are swapped by renames, so the old folder stays whole until the new one is complete. Hidden partial folders
+// that a killed earlier write left next to the target are cleared first (atomic.ts, removeStalePartials).
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { carryOver, copyFileAtomic, publishFolder, replaceFolder, tempSibling, writeFileAtomic } from './atomic.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  carryOver, copyFileAtomic, publishFolder, removeStalePartials, replaceFolder, tempSibling, writeFileAtomic,
+} from './atomic.js';
 import {
   COPIED_CONFIG_FILES, CONFIG_FILE, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE,
 } from './checkpoint.js';
@@ -29,30 +32,61 @@ export interface FolderFile {
   write(path: string): Promise<void>;
 }
 
+/** Files of an existing folder that the rewritten folder leaves out (they would be wrong next to the new weights). */
+export interface RewriteOptions {
+  drop?: readonly string[];
+}
+
 /**
  * Writes a checkpoint folder so that its weights file's presence means it is complete (see the header).
  * `files` are written first (in order), then `weights`.
  */
-export async function writeCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile): Promise<void> {
+export async function writeCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile, options: RewriteOptions = {}): Promise<void> {
+  const prepared = await prepareCheckpointFolder(dir, files, weights, options);
+  try {
+    await prepared.publish();
+  } catch (e) {
+    await prepared.discard();
+    throw e;
+  }
+}
+
+/** A checkpoint folder assembled under its hidden temporary name, not yet in place. */
+export interface PreparedFolder {
+  /** Puts it in place of (or as) its target; the previous folder, if any, stays whole until then. */
+  publish(): Promise<void>;
+  /** Removes it; the target is untouched. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The first half of writeCheckpointFolder, for callers that assemble several folders and publish them only
+ * when all are complete (migrate): on an error nothing is left behind and the target is untouched.
+ */
+export async function prepareCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile,
+  options: RewriteOptions = {}): Promise<PreparedFolder> {
   const target = resolve(dir);
-  await mkdir(join(target, '..'), { recursive: true });
+  await mkdir(dirname(target), { recursive: true });
+  await removeStalePartials(dirname(target), basename(target));
   const rewriting = existsSync(target);
   const tmp = tempSibling(target);
   await mkdir(tmp);
+  const discard = () => rm(tmp, { recursive: true, force: true });
   try {
     if (rewriting) {
       // A merged lit_model.pth next to a new .lora would be stale (Model.load prefers it, and litgpt's
       // merge_lora would skip the folder as "already merged"): it is not carried over.
-      const replaced = new Set([...files.map((f) => f.name), weights.name, ...(weights.name === LORA_FILE ? [MODEL_FILE] : [])]);
+      const replaced = new Set([...files.map((f) => f.name), weights.name, ...(weights.name === LORA_FILE ? [MODEL_FILE] : []),
+        ...(options.drop ?? [])]);
       await carryOver(target, tmp, replaced);
     }
     for (const f of files) await f.write(join(tmp, f.name));
     await weights.write(join(tmp, weights.name));
-    await (rewriting ? replaceFolder(tmp, target) : publishFolder(tmp, target));
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    await discard();
     throw e;
   }
+  return { publish: () => (rewriting ? replaceFolder(tmp, target) : publishFolder(tmp, target)), discard };
 }
 
 export interface LoraCheckpointContents {

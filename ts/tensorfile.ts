@@ -97,7 +97,7 @@ export class TensorFile {
 
   /**
    * Opens a tensor file and lists its tensors without reading their bytes. Errors: ERR_CHECKPOINT_MISSING (no
-   * such file), ERR_CHECKPOINT_FORMAT (not a tensor file, corrupt, legacy .pth, or a pickle that would run code).
+   * such file), ERR_CHECKPOINT_FORMAT (not a tensor file, corrupt, or a pickle that would run code).
    */
   static async open(path: string): Promise<TensorFile> {
     if (typeof path !== 'string' || !path) fail('ERR_ARG', `TensorFile.open: expected a file path, got ${String(path)}`);

@@ -1,5 +1,6 @@
 #include "core/pickle.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -35,6 +36,7 @@ constexpr NamedType kStorages[] = {
 // Globals PyTorch's weights-only loader allows that litlora understands. Everything else is refused.
 const char* const kSupportedGlobals[] = {
     "collections.OrderedDict",
+    "torch._utils._rebuild_tensor",  // torch < 0.4, in legacy-format files
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_tensor_v3",
     "torch._utils._rebuild_parameter",
@@ -49,6 +51,10 @@ const char* const kSupportedGlobals[] = {
     "builtins.set",
     "builtins.bytearray",
     "_codecs.encode",
+    // Numpy scalars (see pickle.h): numpy 1.x and 2.x name the same function differently.
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.dtype",
 };
 
 // Allowed by PyTorch's weights-only loader but outside what litlora reads (dense tensors and containers).
@@ -56,7 +62,7 @@ const char* const kAllowedButUnsupported[] = {
     "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_qtensor", "torch._utils._rebuild_nested_tensor",
     "torch._utils._rebuild_meta_tensor_no_storage", "torch._utils._rebuild_wrapper_subclass",
     "torch._utils._rebuild_device_tensor_from_cpu_tensor", "torch._utils._rebuild_device_tensor_from_numpy",
-    "torch._utils._rebuild_tensor", "collections.Counter", "builtins.complex", "torch.storage.TypedStorage",
+    "collections.Counter", "builtins.complex", "torch.storage.TypedStorage",
 };
 
 std::optional<at::ScalarType> dtypeGlobal(const std::string& full) {
@@ -86,7 +92,8 @@ std::string canonicalGlobal(const std::string& module, const std::string& name) 
 
 class Unpickler {
  public:
-  Unpickler(std::string_view bytes, const std::string& where) : b_(bytes), where_(where) {}
+  Unpickler(std::string_view bytes, const std::string& where, StorageIds ids, const std::string& stream, uint64_t base)
+      : b_(bytes), where_(where), ids_(ids), stream_(stream), base_(base) {}
 
   Unpickled run() {
     for (;;) {
@@ -99,6 +106,7 @@ class Unpickler {
         case '.': {                 // STOP
           if (stack_.size() != 1 || !marks_.empty()) fail("STOP with " + std::to_string(stack_.size()) + " values on the stack");
           out_.root = stack_[0];
+          out_.length = pos_;
           return std::move(out_);
         }
         case '(': marks_.push_back(stack_.size()); break;
@@ -169,10 +177,14 @@ class Unpickler {
           slot = call(slot, args, 0);
           break;
         }
-        case 'b': {  // BUILD: an OrderedDict's attributes (state_dict's _metadata) or a Parameter's state
-          pop();
+        case 'b': {  // BUILD: an OrderedDict's attributes (state_dict's _metadata), a Parameter's state, a numpy dtype's
+          uint32_t state = pop();
           Kind k = obj(top()).kind;
-          if (k != Kind::Dict && k != Kind::Tensor) fail("BUILD on a " + kindName(k) + "; only dicts and tensors are rebuilt");
+          if (k == Kind::NumpyDtype) {
+            buildNumpyDtype(top(), state);
+            break;
+          }
+          if (k != Kind::Dict && k != Kind::Tensor) fail("BUILD on a " + kindName(k) + "; only dicts, tensors and numpy dtypes are rebuilt");
           break;
         }
         case 0x81: {  // NEWOBJ: only nn.Parameter(data, requires_grad)
@@ -197,7 +209,7 @@ class Unpickler {
 
  private:
   [[noreturn]] void fail(const std::string& message) const {
-    throw Error("ERR_CHECKPOINT_FORMAT", where_ + ": " + message + " (data.pkl byte " + std::to_string(opStart_) +
+    throw Error("ERR_CHECKPOINT_FORMAT", where_ + ": " + message + " (" + stream_ + " byte " + std::to_string(base_ + opStart_) +
                                              "); the file is corrupt or not a PyTorch checkpoint");
   }
 
@@ -304,6 +316,7 @@ class Unpickler {
       case Kind::Global: return "global";
       case Kind::Storage: return "storage";
       case Kind::Tensor: return "tensor";
+      case Kind::NumpyDtype: return "numpy dtype";
     }
     return "?";
   }
@@ -349,10 +362,14 @@ class Unpickler {
     return out;
   }
 
-  uint32_t rebuildTensor(const std::vector<uint32_t>& a, bool v3) {
-    const char* fn = v3 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2";
-    size_t minArgs = v3 ? 7 : 6;
-    if (a.size() < minArgs || a.size() > minArgs + 1) fail(std::string(fn) + ": unexpected number of arguments");
+  // version 1: _rebuild_tensor(storage, offset, size, stride) of torch < 0.4; 2 and 3 add requires_grad,
+  // backward hooks (and v3 the dtype).
+  uint32_t rebuildTensor(const std::vector<uint32_t>& a, int version) {
+    const char* fn = version == 1 ? "_rebuild_tensor" : version == 2 ? "_rebuild_tensor_v2" : "_rebuild_tensor_v3";
+    const bool v3 = version == 3;
+    size_t minArgs = version == 1 ? 4 : v3 ? 7 : 6;
+    size_t maxArgs = version == 1 ? 4 : minArgs + 1;
+    if (a.size() < minArgs || a.size() > maxArgs) fail(std::string(fn) + ": unexpected number of arguments");
     TensorRef t;
     t.storage = static_cast<uint32_t>(arg(a, 0, Kind::Storage, fn, "storage").integer);
     t.offset = arg(a, 1, Kind::Int, fn, "storage_offset").integer;
@@ -360,7 +377,7 @@ class Unpickler {
     t.sizes = intSequence(a[2], fn, "size");
     t.strides = intSequence(a[3], fn, "stride");
     if (t.sizes.size() != t.strides.size()) fail(std::string(fn) + ": size and stride differ in length");
-    t.requiresGrad = arg(a, 4, Kind::Bool, fn, "requires_grad").integer != 0;
+    if (version > 1) t.requiresGrad = arg(a, 4, Kind::Bool, fn, "requires_grad").integer != 0;
     t.dtype = out_.storages[t.storage].dtype;
     if (v3) {
       const Object& d = arg(a, 6, Kind::Global, fn, "dtype");
@@ -379,8 +396,11 @@ class Unpickler {
     if (obj(argsRef).kind != Kind::Tuple) fail("REDUCE arguments are not a tuple");
     const std::string fn = obj(fnRef).text;
     const std::vector<uint32_t> a = obj(argsRef).items;
-    if (fn == "torch._utils._rebuild_tensor_v2") return rebuildTensor(a, false);
-    if (fn == "torch._utils._rebuild_tensor_v3") return rebuildTensor(a, true);
+    if (fn == "torch._utils._rebuild_tensor") return rebuildTensor(a, 1);
+    if (fn == "torch._utils._rebuild_tensor_v2") return rebuildTensor(a, 2);
+    if (fn == "torch._utils._rebuild_tensor_v3") return rebuildTensor(a, 3);
+    if (fn == "numpy.dtype") return numpyDtype(a);
+    if (fn == "numpy.core.multiarray.scalar" || fn == "numpy._core.multiarray.scalar") return numpyScalar(a);
     if (fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state" ||
         fn == "torch.nn.parameter.Parameter") {
       const Object& data = arg(a, 0, Kind::Tensor, fn.c_str(), "data");
@@ -462,11 +482,86 @@ class Unpickler {
     fail("calling " + fn + " is not supported");
   }
 
+  // numpy.dtype(name, align, copy): numpy pickles a dtype as this call with name = kind + item size ('f8'),
+  // then BUILDs it with a state tuple whose second item is the byte order.
+  uint32_t numpyDtype(const std::vector<uint32_t>& a) {
+    const Object& name = arg(a, 0, Kind::Str, "numpy.dtype", "name");
+    if (a.size() != 3) fail("numpy.dtype: expected 3 arguments (name, align, copy)");
+    for (size_t i = 1; i < 3; ++i)
+      if (obj(a[i]).kind != Kind::Bool && obj(a[i]).kind != Kind::Int) fail("numpy.dtype: align and copy should be bools");
+    if (name.text.empty() || name.text.size() > 8) fail("numpy.dtype: a malformed dtype name");
+    std::string text = name.text;
+    uint32_t r = make(Kind::NumpyDtype);
+    obj(r).text = std::move(text);
+    obj(r).integer = '=';
+    return r;
+  }
+
+  void buildNumpyDtype(uint32_t dtype, uint32_t stateRef) {
+    const Object& state = obj(stateRef);
+    if (state.kind != Kind::Tuple || state.items.size() < 2 || obj(state.items[1]).kind != Kind::Str)
+      fail("BUILD of a numpy dtype without its (version, byte order, …) state");
+    const std::string& order = obj(state.items[1]).text;
+    if (order.size() != 1 || std::string_view("<>|=").find(order[0]) == std::string_view::npos)
+      fail("BUILD of a numpy dtype with byte order '" + order + "'; expected one of < > | =");
+    obj(dtype).integer = order[0];
+  }
+
+  // numpy.core.multiarray.scalar(dtype, bytes): a numpy bool, int or float scalar, kept as a plain value.
+  uint32_t numpyScalar(const std::vector<uint32_t>& a) {
+    const char* fn = "numpy scalar";
+    if (a.size() != 2) fail("numpy.core.multiarray.scalar: expected 2 arguments (dtype, bytes)");
+    const Object& dtype = arg(a, 0, Kind::NumpyDtype, fn, "dtype");
+    const Object& data = arg(a, 1, Kind::Bytes, fn, "data");
+    const std::string& name = dtype.text;
+    const char kind = name[0];
+    const std::string digits = name.substr(1);
+    const size_t size = digits == "1" ? 1 : digits == "2" ? 2 : digits == "4" ? 4 : digits == "8" ? 8 : 0;
+    const bool known = size && ((kind == 'b' && size == 1) || kind == 'i' || kind == 'u' || (kind == 'f' && size >= 2));
+    if (!known)
+      fail("a numpy scalar of dtype '" + name + "'; litlora reads numpy bool, int and float scalars only. Convert it "
+           "in Python (e.g. float(x)) and save again");
+    if (data.text.size() != size)
+      fail("a numpy scalar of dtype '" + name + "' with " + std::to_string(data.text.size()) + " bytes; expected " +
+           std::to_string(size));
+    uint8_t bytes[8];
+    std::memcpy(bytes, data.text.data(), size);
+    if (dtype.integer == '>') std::reverse(bytes, bytes + size);  // litlora runs on little-endian machines only
+    uint64_t bits = 0;
+    for (size_t i = size; i-- > 0;) bits = (bits << 8) | bytes[i];
+    uint32_t r;
+    if (kind == 'b') {
+      r = make(Kind::Bool);
+      obj(r).integer = bits != 0;
+    } else if (kind == 'f') {
+      r = make(Kind::Float);
+      if (size == 2) {
+        obj(r).real = static_cast<float>(c10::Half(static_cast<uint16_t>(bits), c10::Half::from_bits()));
+      } else if (size == 4) {
+        float f;
+        uint32_t b32 = static_cast<uint32_t>(bits);
+        std::memcpy(&f, &b32, 4);
+        obj(r).real = f;
+      } else {
+        std::memcpy(&obj(r).real, &bits, 8);
+      }
+    } else {
+      if (kind == 'u' && size == 8 && bits > static_cast<uint64_t>(INT64_MAX))
+        fail("a numpy uint64 scalar " + std::to_string(bits) + " beyond the int64 range litlora holds");
+      if (kind == 'i' && size < 8 && (bits >> (8 * size - 1)) & 1) bits |= ~uint64_t(0) << (8 * size);  // sign-extend
+      r = make(Kind::Int);
+      obj(r).integer = static_cast<int64_t>(bits);
+    }
+    return r;
+  }
+
   uint32_t persistentLoad(uint32_t pidRef) {
     const Object& pid = obj(pidRef);
-    if (pid.kind != Kind::Tuple || pid.items.size() != 5 || obj(pid.items[0]).kind != Kind::Str ||
+    const size_t length = ids_ == StorageIds::Legacy ? 6 : 5;
+    if (pid.kind != Kind::Tuple || pid.items.size() != length || obj(pid.items[0]).kind != Kind::Str ||
         obj(pid.items[0]).text != "storage")
-      fail("a persistent id that is not ('storage', type, key, location, numel)");
+      fail(ids_ == StorageIds::Legacy ? "a persistent id that is not ('storage', type, key, location, numel, view)"
+                                      : "a persistent id that is not ('storage', type, key, location, numel)");
     const Object& type = obj(pid.items[1]);
     const Object& key = obj(pid.items[2]);
     const Object& location = obj(pid.items[3]);
@@ -479,7 +574,21 @@ class Unpickler {
         numel.integer < 0)
       fail("a malformed storage reference ('storage', type, key, location, numel)");
     std::string keyText = key.kind == Kind::Str ? key.text : std::to_string(key.integer);
-    out_.storages.push_back({std::move(keyText), *dtype, numel.integer, location.text});
+    StorageRef ref{std::move(keyText), *dtype, numel.integer, location.text};
+    if (length == 6 && obj(pid.items[5]).kind != Kind::None) {
+      // An old storage view: (view_key, offset, size) in elements of the root storage.
+      const Object& view = obj(pid.items[5]);
+      if (view.kind != Kind::Tuple || view.items.size() != 3 || obj(view.items[1]).kind != Kind::Int ||
+          obj(view.items[2]).kind != Kind::Int)
+        fail("a storage view that is not (key, offset, size)");
+      const int64_t offset = obj(view.items[1]).integer, size = obj(view.items[2]).integer;
+      if (offset < 0 || size < 0 || offset > numel.integer || size > numel.integer - offset)
+        fail("a storage view [" + std::to_string(offset) + ", +" + std::to_string(size) + ") outside its storage of " +
+             std::to_string(numel.integer) + " elements");
+      ref.viewOffset = offset;
+      ref.viewNumel = size;
+    }
+    out_.storages.push_back(std::move(ref));
     uint32_t r = make(Kind::Storage);
     obj(r).integer = static_cast<int64_t>(out_.storages.size() - 1);
     return r;
@@ -487,6 +596,9 @@ class Unpickler {
 
   std::string_view b_;
   std::string where_;
+  StorageIds ids_;
+  std::string stream_;
+  uint64_t base_;
   size_t pos_ = 0;
   size_t opStart_ = 0;
   Unpickled out_;
@@ -647,7 +759,9 @@ void pickleItems(Pickler& p, const std::vector<TensorRecord>& tensors) {
 
 }  // namespace
 
-Unpickled unpickle(std::string_view bytes, const std::string& where) { return Unpickler(bytes, where).run(); }
+Unpickled unpickle(std::string_view bytes, const std::string& where, StorageIds ids, const std::string& stream, uint64_t base) {
+  return Unpickler(bytes, where, ids, stream, base).run();
+}
 
 std::string storageClassName(at::ScalarType dtype) {
   for (const auto& s : kStorages)

@@ -10,12 +10,12 @@ namespace {
 
 using pickle::Kind;
 
-// Walks the unpickled object into flat "a.b.0" names, resolving each tensor's bytes in the archive and
-// checking that every view stays inside its storage and every storage inside its record.
+// Walks the unpickled object into flat "a.b.0" names, resolving each tensor's bytes through the container's
+// locator and checking that every view stays inside its storage and every storage inside its bytes.
 class Flattener {
  public:
-  Flattener(const pickle::Unpickled& u, const zip::Reader& zip, std::string prefix, tensorfile::Contents& out)
-      : u_(u), zip_(zip), prefix_(std::move(prefix)), out_(out), path_(zip.file().path()) {}
+  Flattener(const pickle::Unpickled& u, const StorageLocator& locate, const std::string& path, tensorfile::Contents& out)
+      : u_(u), locate_(locate), out_(out), path_(path) {}
 
   void run() {
     const pickle::Object& root = u_.objects[u_.root];
@@ -93,22 +93,29 @@ class Flattener {
   void addTensor(const std::string& name, const pickle::TensorRef& t) {
     claim(name);
     const pickle::StorageRef& s = u_.storages[t.storage];
-    const std::string record = prefix_ + "data/" + s.key;
-    const zip::Entry* entry = zip_.find(record);
-    if (!entry) fail("the storage record '" + record + "' of '" + name + "' is missing; the file is truncated or corrupt");
-    const uint64_t fileOffset = zip_.dataOffset(*entry);
     const uint64_t storageElement = tensorfile::bytesPerElement(s.dtype);
     if (static_cast<uint64_t>(s.numel) > UINT64_MAX / 16 / storageElement) fail("the storage of '" + name + "' is impossibly large");
     const uint64_t storageBytes = static_cast<uint64_t>(s.numel) * storageElement;
-    if (storageBytes > entry->size)
-      fail("the data entry '" + record + "' has " + std::to_string(entry->size) + " bytes, shorter than the storage of '" +
+    const StorageBytes where = locate_(s, name);
+    if (storageBytes > where.size)
+      fail(where.what + " has " + std::to_string(where.size) + " bytes, shorter than the storage of '" +
            name + "' (" + std::to_string(s.numel) + " × " + std::to_string(storageElement) + " = " +
            std::to_string(storageBytes) + " bytes); the file is truncated or corrupt");
     const uint64_t element = tensorfile::bytesPerElement(t.dtype);
+    // A legacy storage view: the tensor's offset counts from the view's start, and it must stay inside the view.
+    int64_t offset = t.offset;
+    uint64_t reachable = storageBytes / element;
+    if (s.viewNumel >= 0) {
+      if (t.dtype != s.dtype) fail("'" + name + "' views a storage view of another dtype");
+      if (offset > INT64_MAX - s.viewOffset) fail("'" + name + "' has an impossibly large storage offset");
+      offset += s.viewOffset;
+      reachable = static_cast<uint64_t>(s.viewNumel);
+    }
     const int64_t extent = tensorfile::viewExtent(t.offset, t.sizes, t.strides);
-    if (extent < 0 || static_cast<uint64_t>(extent) > storageBytes / element)
+    if (extent < 0 || static_cast<uint64_t>(extent) > reachable)
       fail("'" + name + "' (shape " + shapeString(t.sizes) + ", stride " + shapeString(t.strides) + ", offset " +
-           std::to_string(t.offset) + ") reaches past its storage of " + std::to_string(storageBytes) + " bytes");
+           std::to_string(t.offset) + ") reaches past its storage" + (s.viewNumel >= 0 ? " view" : "") + " of " +
+           std::to_string(s.viewNumel >= 0 ? reachable * element : storageBytes) + " bytes");
     __int128 numel = 1;
     for (int64_t d : t.sizes) {
       numel *= d;
@@ -121,10 +128,10 @@ class Flattener {
     info.dtypeName = tensorfile::dtypeName(t.dtype);
     info.bytes = static_cast<uint64_t>(numel) * element;
     tensorfile::Source src;
-    src.fileOffset = fileOffset;
+    src.fileOffset = where.fileOffset;
     src.storageBytes = storageBytes;
     src.dtype = t.dtype;
-    src.offset = t.offset;
+    src.offset = offset;
     src.sizes = t.sizes;
     src.strides = t.strides;
     src.storageId = s.key + "/" + info.dtypeName;
@@ -133,8 +140,7 @@ class Flattener {
   }
 
   const pickle::Unpickled& u_;
-  const zip::Reader& zip_;
-  std::string prefix_;
+  const StorageLocator& locate_;
   tensorfile::Contents& out_;
   std::string path_;
   std::unordered_set<std::string> names_;
@@ -176,9 +182,19 @@ tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
                 path << " is a TorchScript archive (torch.jit.save), not a checkpoint; save model.state_dict() with "
                         "torch.save instead");
   pickle::Unpickled u = pickle::unpickle(zip.read(*pkl), path);
+  return flatten(u, path, [&](const pickle::StorageRef& s, const std::string& tensor) {
+    const std::string record = prefix + "data/" + s.key;
+    const zip::Entry* entry = zip.find(record);
+    LITLORA_CHECK(entry, "ERR_CHECKPOINT_FORMAT",
+                  path << ": the storage record '" << record << "' of '" << tensor << "' is missing; the file is truncated or corrupt");
+    return StorageBytes{zip.dataOffset(*entry), entry->size, "the data entry '" + record + "'"};
+  });
+}
+
+tensorfile::Contents flatten(const pickle::Unpickled& u, const std::string& path, const StorageLocator& locate) {
   tensorfile::Contents contents;
   contents.format = tensorfile::Format::Pth;
-  Flattener(u, zip, prefix, contents).run();
+  Flattener(u, locate, path, contents).run();
   return contents;
 }
 

@@ -1,6 +1,7 @@
 // PyTorch's .pth format (torch.save's zip archive), weights only.
 //
-// Reading: parse() lists what a torch.save file holds — flat dicts, {"model": {...}} wrappers, OrderedDicts
+// Reading: parse() lists what a torch.save file holds (parseLegacy(), in pth_legacy.cc, the same for the
+// pre-1.6 non-zip format) — flat dicts, {"model": {...}} wrappers, OrderedDicts
 // (model.state_dict()), nested dicts/lists/tuples of tensors and plain values, any archive folder name,
 // aligned or unaligned records, views sharing one storage — through the allowlist unpickler (pickle.h).
 // Names are flattened with "." ("layers.0.weight"); {"model": {...}} reports the inner names.
@@ -16,6 +17,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -30,6 +32,20 @@
 namespace litlora::pth {
 
 tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file);
+tensorfile::Contents parseLegacy(const std::shared_ptr<zip::MappedFile>& file);
+
+// Where a storage's bytes lie in the file (a zip record, or a legacy file's data section); found by the
+// container format, checked by flatten(). `tensor` names the first tensor using it, for messages.
+struct StorageBytes {
+  uint64_t fileOffset = 0;
+  uint64_t size = 0;
+  std::string what;  // for messages: "the data entry 'archive/data/0'"
+};
+using StorageLocator = std::function<StorageBytes(const pickle::StorageRef& storage, const std::string& tensor)>;
+
+// The unpickled object as flat "a.b.0" names: tensors (each view checked to lie inside its storage, each
+// storage inside its bytes) and plain values. Shared by both container formats.
+tensorfile::Contents flatten(const pickle::Unpickled& u, const std::string& path, const StorageLocator& locate);
 
 class Writer {
  public:

@@ -235,11 +235,14 @@ std::shared_ptr<Reader> open(const std::string& path) {
   if (size >= 4 && d[0] == 'P' && d[1] == 'K' && ((d[2] == 3 && d[3] == 4) || (d[2] == 5 && d[3] == 6)))
     return std::make_shared<Reader>(file, pth::parse(file));
   if (size >= 10 && d[8] == '{') return std::make_shared<Reader>(file, safetensors::parse(file));
-  bool legacyPickle = d[0] == 0x80 && size >= 2 && d[1] <= 5;
+  // PyTorch's legacy (pre-1.6, non-zip) format starts with a pickle (PROTO); it is told from other pickles by
+  // its magic number (pth_legacy.cc).
+  if (d[0] == 0x80) return std::make_shared<Reader>(file, pth::parseLegacy(file));
   bool legacyTar = size > 262 && std::memcmp(d + 257, "ustar", 5) == 0;
-  LITLORA_CHECK(!legacyPickle && !legacyTar, "ERR_CHECKPOINT_FORMAT",
-                path << " uses PyTorch's legacy (pre-1.6, non-zip) serialization, which litlora does not read. Re-save "
-                        "it with the default zip format in Python: torch.save(torch.load(path, weights_only=True), path)");
+  LITLORA_CHECK(!legacyTar, "ERR_CHECKPOINT_FORMAT",
+                path << " uses PyTorch's oldest (tar) serialization, which litlora does not read (PyTorch's weights-only "
+                        "loader refuses it too). If you trust the file, re-save it with the default zip format in Python: "
+                        "torch.save(torch.load(path, weights_only=False), path)");
   throw Error("ERR_CHECKPOINT_FORMAT", path + " is neither a PyTorch .pth (zip) nor a .safetensors file (it starts with " +
                                            leadingBytes(*file) + ")");
 }

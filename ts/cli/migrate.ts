@@ -52,7 +52,7 @@ Weight files are moved, not copied. Use --dry_run to see the plan first.`,
   async run(args, io) {
     // The command line converts old attn.attn weights to attn.qkv as it moves them (the library leaves that
     // hook to its caller, so that plain file migration needs no native addon).
-    registerQkvRelayout(relayoutQkvFile);
+    registerQkvRelayout((source, target, config, kind) => relayoutQkvFile(source, config, kind, target));
     const lora: Record<string, unknown> = {};
     for (const name of Object.keys(LORA_DEFAULTS)) lora[name] = args.get(name);
     const dryRun = args.get<boolean>('dry_run');
