@@ -9,8 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../ts/binding.js';
-import { configFromName } from '../ts/config.js';
-import { generateTokens } from '../ts/generate.js';
+import { configFromName } from '../ts/model/configs.js';
+import { generateTokens } from '../ts/generate/generate.js';
 import { Model, buildInfo, getNumThreads, setNumThreads, type Device, type ModelDtype } from '../ts/index.js';
 import { referencePython } from '../test/helpers/python.js';
 

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { TensorFile, saveTensors, Tensor, buildInfo, getNumThreads } from '../ts/index.js';
-import { tensorChecksum } from '../ts/tensorfile.js';
+import { tensorChecksum } from '../ts/io/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);

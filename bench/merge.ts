@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../ts/binding.js';
 import { runCli } from '../ts/cli/main.js';
-import { readConfig } from '../ts/config.js';
+import { readConfig } from '../ts/model/config.js';
 import { buildInfo, getNumThreads, OutDir, Tensor } from '../ts/index.js';
 import { referencePython } from '../test/helpers/python.js';
 

@@ -1,7 +1,7 @@
 // One merge_lora run of bench/merge.ts in its own process, so that its peak RSS is its own.
 // Usage: node bench/merge_child.mjs LORA_DIR OUT_DIR   → one JSON line {seconds, maxrss_kb, baseline_kb}
 import { readFileSync } from 'node:fs';
-import { mergeLora } from '../dist/merge.js';
+import { mergeLora } from '../dist/model/merge.js';
 import { binding } from '../dist/binding.js';
 
 // VmHWM: this process's peak RSS (ru_maxrss would also count the parent's RSS at fork time).

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Tensor, buildInfo, getNumThreads, lora, type Device, type Dtype } from '../ts/index.js';
 import { packageRoot } from '../ts/binding.js';
-import { loraInternals } from '../ts/lora.js';
+import { loraInternals } from '../ts/model/lora.js';
 import { referencePython } from '../test/helpers/python.js';
 
 function arg(name: string): string | undefined {

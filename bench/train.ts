@@ -37,7 +37,8 @@ function median(xs: number[]): number {
 
 async function modelConfig(): Promise<Record<string, unknown>> {
   const name = arg('config', '');
-  const { configFromName, readConfig } = await import('../ts/config.js');
+  const { readConfig } = await import('../ts/model/config.js');
+  const { configFromName } = await import('../ts/model/configs.js');
   // Default: litgpt's named pythia config (--model 14m | 70m).
   const c = !name ? configFromName(`pythia-${arg('model', '70m')}`) : name.endsWith('.yaml') ? await readConfig(resolve(name)) : configFromName(name);
   return c as unknown as Record<string, unknown>;
@@ -52,7 +53,7 @@ function dataRows(n: number): { instruction: string; input: string; output: stri
 
 async function runOurs(steps: number, threads: number, device: string, dtype: string): Promise<Result> {
   const { Model, setNumThreads, createDataModule, Tokenizer } = await import('../ts/index.js');
-  const { Trainer } = await import('../ts/trainer.js');
+  const { Trainer } = await import('../ts/train/trainer.js');
   const { writeInstructionJson } = await import('../ts/data/synthetic.js');
   setNumThreads(threads);
   const dir = mkdtempSync(join(tmpdir(), 'litlora-bench-train-'));

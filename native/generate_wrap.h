@@ -1,4 +1,4 @@
-// The N-API face of native/core/generate (ts/generate.ts): `generate(nativeGpt, promptIds, options, onEvent)`
+// The N-API face of native/core/generate (ts/generate/generate.ts): `generate(nativeGpt, promptIds, options, onEvent)`
 // runs the decode loop on a worker thread and streams every emitted token to JS through a thread-safe
 // function, so the event loop stays free while the model works. No math here.
 #pragma once

@@ -1,4 +1,4 @@
-// GptWrap: the N-API object behind ts/model.ts (`NativeGpt`). It owns a gpt::Gpt through a shared_ptr (async
+// GptWrap: the N-API object behind ts/model/model.ts (`NativeGpt`). It owns a gpt::Gpt through a shared_ptr (async
 // work keeps it alive), runs one operation at a time (a second one is ERR_BUSY), and does no math.
 #pragma once
 

@@ -23,7 +23,7 @@ double numberField(const Napi::Object& o, const char* name, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-// The options object ts/lora.ts builds (already validated there): {scaling, dropout, training, seed, qkv}.
+// The options object ts/model/lora.ts builds (already validated there): {scaling, dropout, training, seed, qkv}.
 lora::Options parseOptions(const Napi::Value& value) {
   lora::Options o;
   if (!value.IsObject()) return o;

@@ -1,4 +1,4 @@
-// The N-API face of native/core/merge (ts/merge.ts): `mergeLoraFiles(base, lora, out, config, {dtype})` →
+// The N-API face of native/core/merge (ts/model/merge.ts): `mergeLoraFiles(base, lora, out, config, {dtype})` →
 // Promise of {tensors, mergedLayers, bytesWritten, seconds}, run on a worker thread. No math here.
 #pragma once
 

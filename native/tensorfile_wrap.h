@@ -1,4 +1,4 @@
-// NativeTensorFile: the N-API face of native/core/tensorfile (ts/tensorfile.ts wraps it), plus saveTensors.
+// NativeTensorFile: the N-API face of native/core/tensorfile (ts/io/tensorfile.ts wraps it), plus saveTensors.
 // JS creates an empty object and awaits open(path); get/getAll/close then work on the opened reader. Every
 // file access runs off the main thread.
 #pragma once

@@ -1,4 +1,4 @@
-// TrainWrap: the N-API object behind ts/trainer.ts (`NativeTrainer`): AdamW state and the one-call micro-step
+// TrainWrap: the N-API object behind ts/train/trainer.ts (`NativeTrainer`): AdamW state and the one-call micro-step
 // of native/core/train for a NativeGpt. It holds a reference to the model's JS object, takes the model's
 // lease for every operation (one operation per model in flight), runs the work on the model's serial thread
 // (see core/serial_executor.h), and does no math.

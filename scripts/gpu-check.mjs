@@ -289,7 +289,7 @@ async function extras() {
 
 await smoke();
 if (typeof lora?.forward !== 'function') {
-  record('ops', '-', false, 'lora.forward is not exported by this build (ts/lora.ts not merged yet?)');
+  record('ops', '-', false, 'lora.forward is not exported by this build (is the compiled JavaScript current?)');
 } else {
   await opsVsTorch();
   await qkvVsCpu();

@@ -14,7 +14,7 @@
 // dependencies are hoisted (found through require resolution, not ./node_modules), ts/ is not shipped
 // (dist/ is used as is) and there is no test/ folder, so no reference Python is prepared.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,6 +144,9 @@ function buildTs(force) {
     (existsSync(out) ? statSync(out).mtimeMs : 0);
   if (!force && !newer) return false;
   log('compiling TypeScript');
+  // From scratch: tsc never deletes the output of a source that moved or went away, and a stale module left in
+  // dist/ would ship in the package.
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
   const tsc = resolveBin('typescript', 'tsc');
   const r = spawnSync(tsc, ['-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) throw new Error('TypeScript compilation failed');

@@ -2,7 +2,7 @@
 // visible) and a Python PyTorch reference that follows litgpt's LoRALinear / LoRAQKVLinear literally
 // (lora_ind, zero_pad, and the no-pad quirk when q, k and v are all enabled).
 import { Tensor, buildInfo, type Device, type Dtype } from '../ts/index.js';
-import type { QkvOptions } from '../ts/lora.js';
+import type { QkvOptions } from '../ts/model/lora.js';
 import { randomArray } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 import type { NpyArray } from './helpers/npy.js';

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lora } from '../ts/index.js';
-import type { QkvOptions } from '../ts/lora.js';
+import type { QkvOptions } from '../ts/model/lora.js';
 import { assertClose } from './helpers/assert.js';
 import { caseData, npy, pythonReferences, qkvCase, tensor, values } from './02.lora.helpers.js';
 

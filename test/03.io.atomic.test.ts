@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { TensorFile, saveTensors, Tensor } from '../ts/index.js';
 import { packageRoot } from '../ts/binding.js';
-import { removeStalePartials } from '../ts/atomic.js';
+import { removeStalePartials } from '../ts/io/atomic.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
 
 const tmp = scratch('atomic');

@@ -5,14 +5,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Checkpoint } from '../ts/checkpoint.js';
-import { configFromName, configToYaml } from '../ts/config.js';
+import { Checkpoint } from '../ts/io/checkpoint.js';
+import { configToYaml } from '../ts/model/config.js';
+import { configFromName } from '../ts/model/configs.js';
 import {
   hyperparametersToYaml, loraSettings, readHyperparameters, resolveCheckpointDir, writeHyperparameters, writePromptStyle,
-} from '../ts/hyperparameters.js';
-import { OutDir, writeCheckpointFolder } from '../ts/outdir.js';
+} from '../ts/io/hyperparameters.js';
+import { OutDir, writeCheckpointFolder } from '../ts/io/outdir.js';
 import { Tensor } from '../ts/tensor.js';
-import type { SaveTensorsFn } from '../ts/tensorfile.js';
+import type { SaveTensorsFn } from '../ts/io/tensorfile.js';
 import { packageRoot } from '../ts/binding.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
@@ -228,7 +229,7 @@ test('a failed or killed folder write leaves no folder behind (the previous stat
   // SIGKILL while the weights are being written: the target folder never appears.
   const script = `
 import { writeFileSync } from 'node:fs';
-import { writeCheckpointFolder } from ${JSON.stringify(join(packageRoot, 'ts', 'outdir.ts'))};
+import { writeCheckpointFolder } from ${JSON.stringify(join(packageRoot, 'ts', 'io', 'outdir.ts'))};
 await writeCheckpointFolder(${JSON.stringify(target)}, [{ name: 'model_config.yaml', write: async (p) => writeFileSync(p, 'x') }],
   { name: 'lit_model.pth.lora', write: async (p) => { writeFileSync(p, 'partial'); process.stdout.write('writing\\n'); await new Promise((r) => setTimeout(r, 60000)); } });
 `;

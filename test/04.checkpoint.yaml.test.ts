@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configFromName, configToYaml, readConfig } from '../ts/config.js';
-import { dumpYaml, parseYaml, pyFloat } from '../ts/yaml.js';
+import { configToYaml, readConfig } from '../ts/model/config.js';
+import { configFromName } from '../ts/model/configs.js';
+import { dumpYaml, parseYaml, pyFloat } from '../ts/io/yaml.js';
 import { runPython } from './helpers/python.js';
 
 const EXAMPLES = join(import.meta.dirname, 'fixtures', 'litgpt');

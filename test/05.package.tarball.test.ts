@@ -46,7 +46,6 @@ test('installed offline into an empty folder, `import "litlora"` loads the prebu
   assert.ok(existsSync(join(consumer, 'node_modules', 'litlora', 'prebuilds', platformDir, 'litlora.node')));
   assert.not.ok(existsSync(join(consumer, 'node_modules', 'litlora', 'build')), 'an install must not carry a build/ folder');
 
-  // Uses lora.forward once the ops exist; until then the Tensor round trip is the computation.
   writeFileSync(join(consumer, 'check.mjs'), `
     import * as litlora from 'litlora';
     const { Tensor, buildInfo } = litlora;
@@ -76,8 +75,8 @@ test('installed offline into an empty folder, `import "litlora"` loads the prebu
   assert.equal(out.shape, [2, 3]);
   assert.is(out.dtype, 'bfloat16');
   assert.equal(out.bf16, [1.5, -2, 3.25, 0, 7, -0.125]); // all exactly representable in bf16
-  // Once ts/lora.ts exists the installed package must have run a real LoRA forward, not skipped it.
-  assert.is(out.forward !== null, existsSync(join(packageRoot, 'ts', 'lora.ts')), 'lora.forward ran in the installed package');
+  // The installed package must have run a real LoRA forward, not skipped it.
+  assert.ok(out.forward !== null, 'lora.forward ran in the installed package');
   if (out.forward) {
     // y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ in float64
     const x = [[0.5, -1, 2], [1.5, 0.25, -0.75]];

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createDataModule, initCheckpoint, Model, synthetic } from '../ts/index.js';
-import { readConfig } from '../ts/config.js';
-import { TensorFile } from '../ts/tensorfile.js';
-import { Trainer, type StepEvent, type TrainerEvent } from '../ts/trainer.js';
+import { readConfig } from '../ts/model/config.js';
+import { TensorFile } from '../ts/io/tensorfile.js';
+import { Trainer, type StepEvent, type TrainerEvent } from '../ts/train/trainer.js';
 import { runPython } from './helpers/python.js';
 import { tempDir } from './helpers/tiny_train.js';
 

@@ -10,8 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createDataModule, synthetic, type Model } from '../ts/index.js';
 import { PromptStyle } from '../ts/data/prompts.js';
-import { Trainer, type EvalEvent, type StepEvent } from '../ts/trainer.js';
-import { sampleIds } from '../ts/train_sample.js';
+import { Trainer, type EvalEvent, type StepEvent } from '../ts/train/trainer.js';
+import { sampleIds } from '../ts/train/sample.js';
 import { bytesTokenizer, tempDir, tinyModel } from './helpers/tiny_train.js';
 
 function shoutTask(n: number, seed: number) {

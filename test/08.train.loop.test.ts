@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildInfo, createDataModule, LitloraError, synthetic } from '../ts/index.js';
-import { Trainer, type TrainerEvent } from '../ts/trainer.js';
+import { Trainer, type TrainerEvent } from '../ts/train/trainer.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { Model } from '../ts/index.js';
 import { bytesTokenizer, tempDir, TINY_CONFIG, tinyModel } from './helpers/tiny_train.js';

@@ -3,9 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tensor } from '../ts/index.js';
-import { pyFloat } from '../ts/metrics_csv.js';
-import { learningRate } from '../ts/schedule.js';
-import { trainBinding } from '../ts/trainer.js';
+import { pyFloat } from '../ts/train/metrics_csv.js';
+import { learningRate } from '../ts/train/schedule.js';
+import { trainBinding } from '../ts/train/trainer.js';
 import { assertClose, randomArray } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 

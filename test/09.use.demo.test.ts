@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastLetterTask, runDemo } from '../ts/demo.js';
+import { lastLetterTask, runDemo } from '../ts/cli/demo_workflow.js';
+import { runCli } from '../ts/cli/main.js';
 
 test('the task: held-out words never occur in training; answers are capital letters', () => {
   const { train, test: heldOut } = lastLetterTask({ trainSize: 500, testSize: 50, seed: 1 });
@@ -21,7 +22,7 @@ test('demo --quick: before ≈ 0, after far higher, LoRA-only final/ merged on l
   const dir = mkdtempSync(join(tmpdir(), 'litlora-demo-'));
   try {
     let text = '';
-    const result = await runDemo({ outDir: join(dir, 'demo'), quick: true, progress: 'quiet', log: (t) => { text += t; } });
+    const result = await runDemo({ runCli, outDir: join(dir, 'demo'), quick: true, progress: 'quiet', log: (t) => { text += t; } });
     assert.ok(result.before.accuracy <= 0.1, `accuracy before ${result.before.accuracy}`);
     assert.ok(result.after.accuracy >= 0.35, `accuracy after ${result.after.accuracy}`);
     assert.ok(result.after.accuracy - result.before.accuracy >= 0.3, 'a clear gain');
@@ -39,7 +40,7 @@ test('demo --quick: before ≈ 0, after far higher, LoRA-only final/ merged on l
     assert.ok(result.seconds.total < 180, `took ${result.seconds.total} s`);
     // Running it again replaces its own folder; a folder it did not make is refused.
     let refused: any = null;
-    try { await runDemo({ outDir: dir, quick: true, log: () => {} }); } catch (e) { refused = e; }
+    try { await runDemo({ runCli, outDir: dir, quick: true, log: () => {} }); } catch (e) { refused = e; }
     assert.is(refused?.code, 'ERR_ARG');
   } finally {
     rmSync(dir, { recursive: true, force: true });

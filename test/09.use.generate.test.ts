@@ -3,9 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { byteLevelTokenizerFiles } from '../ts/bytetokenizer.js';
+import { byteLevelTokenizerFiles } from '../ts/data/bytetokenizer.js';
 import { Tokenizer } from '../ts/data/tokenizer.js';
-import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions, type TextGenerateOptions } from '../ts/generate.js';
+import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions, type TextGenerateOptions } from '../ts/generate/generate.js';
 import { LitloraError, Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { llamaTiny, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';

@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync
 import { join, relative } from 'node:path';
 import { packageRoot } from '../ts/binding.js';
 import { runCli } from '../ts/cli/main.js';
-import { initCheckpoint } from '../ts/init.js';
-import { mergeLora } from '../ts/merge.js';
+import { initCheckpoint } from '../ts/model/init.js';
+import { mergeLora } from '../ts/model/merge.js';
 import { Model, OutDir, type LoraOptions } from '../ts/index.js';
-import { TensorFile } from '../ts/tensorfile.js';
+import { TensorFile } from '../ts/io/tensorfile.js';
 import { randomizeAdapter } from './helpers/model.js';
 import { tempFolders } from './helpers/temp.js';
 

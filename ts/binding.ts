@@ -25,6 +25,33 @@ export interface NativeTensor {
 }
 
 /** @internal */
+export interface NativeGpt {
+  readonly disposed: boolean;
+  forward(tokens: Int32Array | BigInt64Array, shape: number[], options?: { inputPos?: number; lastOnly?: boolean }): Promise<NativeTensor>;
+  loss(tokens: Int32Array | BigInt64Array, targets: Int32Array | BigInt64Array, shape: number[],
+    options?: { backward?: boolean; gradScale?: number }): Promise<{ loss: number; tokens: number }>;
+  loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
+  stateDict(kind: 'base' | 'lora' | 'merged' | 'grad'): Promise<[string, NativeTensor][]>;
+  loraParameters(): [string, NativeTensor][];
+  zeroGrad(): void;
+  merge(): Promise<void>;
+  unmerge(): Promise<void>;
+  setKvCache(batch: number, maxLength: number): Promise<void>;
+  clearKvCache(): void;
+  info(): {
+    parameterCount: number; loraParameterCount: number; merged: boolean; hasLora: boolean; legacyQkvAdapter: boolean;
+    dtype: string; device: string; busy: boolean;
+  };
+  dispose(): void;
+}
+
+/** @internal */
+export interface GptBinding {
+  NativeGpt: { create(config: Record<string, unknown>, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
+  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
+}
+
+/** @internal */
 export interface NativeBinding {
   buildInfo(): { torchVersion: string; torchCmakeVersion?: string; cuda: boolean; cudaDeviceCount: number };
   setNumThreads(n: number): void;

@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import { Tokenizer } from '../../ts/data/tokenizer.js';
 import { Model, synthetic, type LoraOptions, type ModelDtype } from '../../ts/index.js';
 
-/** ts/tensorfile.ts (tensor file I/O) comes from another branch; tests that write checkpoints need it. */
-
 export const BYTES_DIR = join(import.meta.dirname, '..', 'fixtures', 'tokenizers', 'bytes');
 export const bytesTokenizer = () => Tokenizer.fromDir(BYTES_DIR);
 

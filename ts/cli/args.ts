@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { LitloraError } from '../errors.js';
-import { parseYaml } from '../yaml.js';
+import { parseYaml } from '../io/yaml.js';
 
 export type FlagType = 'int' | 'float' | 'bool' | 'string' | 'path';
 
@@ -58,6 +58,8 @@ export interface CliIO {
   out(text: string): void;
   err(text: string): void;
   cwd: string;
+  /** Runs another command line of this CLI (runCli sets it), for commands that run others, as the demo does. */
+  runCli?: (argv: readonly string[], io: CliIO) => Promise<number>;
 }
 
 export class ArgError extends LitloraError {

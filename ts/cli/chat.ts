@@ -2,7 +2,7 @@
 // streams as it is generated and stops at the style's stop tokens. Works on base, LoRA-only (merged in
 // memory, nothing written — litgpt's chat writes lit_model.pth first) and merged folders.
 import { createInterface } from 'node:readline';
-import { generate } from '../generate.js';
+import { generate } from '../generate/generate.js';
 import type { CliIO, CommandSpec } from './args.js';
 import { LOAD_FLAGS, SAMPLING_FLAGS, loadForGeneration, samplingOptions } from './use-common.js';
 

@@ -1,5 +1,5 @@
-// `litlora demo` (`npm run demo`): the whole workflow on a small model with nothing downloaded (see ts/demo.ts).
-import { runDemo } from '../demo.js';
+// `litlora demo` (`npm run demo`): the whole workflow on a small model with nothing downloaded (see ./demo_workflow.ts).
+import { runDemo } from './demo_workflow.js';
 import type { CommandSpec } from './args.js';
 
 export const command: CommandSpec = {
@@ -20,7 +20,9 @@ runs is printed so it can be run by hand. It replaces its own --out_dir (a folde
   examples: ['npm run demo', 'npx litlora demo --quick --out_dir /tmp/demo'],
   async run(args, io) {
     const { resolve } = await import('node:path');
+    if (!io.runCli) throw new Error('litlora demo runs through runCli (ts/cli/main.ts), which provides io.runCli');
     const result = await runDemo({
+      runCli: io.runCli,
       outDir: resolve(io.cwd, args.get<string>('out_dir')),
       quick: args.get<boolean>('quick'),
       device: args.get<string>('device'),

@@ -11,11 +11,11 @@ import { buildInfo } from '../binding.js';
 import { createDataModule } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
-import { Model, type ModelDtype } from '../model.js';
+import { Model, type ModelDtype } from '../model/model.js';
 import type { Tensor } from '../tensor.js';
-import { readConfig } from '../config.js';
-import { TensorFile } from '../tensorfile.js';
-import { Trainer, type Precision } from '../trainer.js';
+import { readConfig } from '../model/config.js';
+import { TensorFile } from '../io/tensorfile.js';
+import { Trainer, type Precision } from '../train/trainer.js';
 
 import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
 

@@ -1,6 +1,6 @@
 // `litlora generate <dir> --prompt "…"`: litgpt's generate, streaming the text to stdout as it is made, on any
 // checkpoint folder (litgpt's own generate refuses LoRA-only folders; here they are merged in memory).
-import { generate } from '../generate.js';
+import { generate } from '../generate/generate.js';
 import type { CommandSpec } from './args.js';
 import { LOAD_FLAGS, SAMPLING_FLAGS, loadForGeneration, samplingOptions } from './use-common.js';
 

@@ -1,8 +1,9 @@
 // `litlora init`: a base checkpoint folder in litgpt's layout, with nothing downloaded.
 import { join, resolve } from 'node:path';
-import { CONFIG_FIELDS, configNames, normalizeConfig, readConfig } from '../config.js';
-import { BYTE_VOCAB_SIZE } from '../bytetokenizer.js';
-import { initCheckpoint, PRECISION_DTYPES, type InitPrecision } from '../init.js';
+import { CONFIG_FIELDS, normalizeConfig, readConfig } from '../model/config.js';
+import { configNames } from '../model/configs.js';
+import { BYTE_VOCAB_SIZE } from '../data/bytetokenizer.js';
+import { initCheckpoint, PRECISION_DTYPES, type InitPrecision } from '../model/init.js';
 import { ArgError, convertValue, type CommandSpec, type FlagType } from './args.js';
 
 // --model.<field>: any model_config.yaml field, typed by litgpt's defaults.

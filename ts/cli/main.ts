@@ -67,7 +67,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       io.out(helpText(command));
       return 0;
     }
-    const code = await command.run(args, io);
+    const code = await command.run(args, { ...io, runCli });
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof ArgError) {

@@ -1,7 +1,7 @@
 // `litlora merge_lora <dir>`: litgpt's merge_lora — a LoRA folder's base + adapter → a full lit_model.pth,
-// streamed tensor by tensor (see ts/merge.ts).
+// streamed tensor by tensor (see ts/model/merge.ts).
 import { relative } from 'node:path';
-import { MERGE_PRECISIONS, mergeLora } from '../merge.js';
+import { MERGE_PRECISIONS, mergeLora } from '../model/merge.js';
 import type { CommandSpec } from './args.js';
 
 export const command: CommandSpec = {

@@ -1,8 +1,8 @@
 // `litlora migrate <path>`: pre-unification lit-gpt outputs → litgpt's current folder layout.
 import { relative } from 'node:path';
-import { LORA_DEFAULTS } from '../hyperparameters.js';
-import { migrateCheckpoint, registerQkvRelayout } from '../migrate.js';
-import { relayoutQkvFile } from '../model.js';
+import { LORA_DEFAULTS } from '../io/hyperparameters.js';
+import { migrateCheckpoint, registerQkvRelayout } from '../model/migrate.js';
+import { relayoutQkvFile } from '../model/model.js';
 import type { CommandSpec, FlagSpec } from './args.js';
 
 const LORA_HELP: Record<string, string> = {

@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { PromptStyle, loadPromptStyle } from '../data/prompts.js';
 import { Tokenizer } from '../data/tokenizer.js';
-import type { TextGenerateOptions } from '../generate.js';
-import { Model, type ModelDtype } from '../model.js';
+import type { TextGenerateOptions } from '../generate/generate.js';
+import { Model, type ModelDtype } from '../model/model.js';
 import type { CliIO, FlagSpec, ParsedArgs } from './args.js';
 
 export const SAMPLING_FLAGS: FlagSpec[] = [

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fail } from '../errors.js';
 import { ArgReader, makeYielder, type DataModuleArgs } from './args.js';
-import type { DataModule, DataModuleName, SetupOptions } from './module.js';
+import type { DataModule, DataModuleName, SetupOptions } from './data_module.js';
 import { PromptStyle } from './prompts.js';
 import { EpochShuffler, randomSplit } from './random.js';
 import { batchesInOrder, encodeSample, type Batch, type EncodedSample, type InstructionSample } from './sft.js';

@@ -6,7 +6,7 @@
 // Qwen2.5, SmolLM2), plus the dataset styles (Alpaca, FLAN, Longform) and a few cheap plain-text ones.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from '../atomic.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { parse as parseYaml } from 'yaml';
 import { fail } from '../errors.js';
 

@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { writeFileAtomicSync } from '../atomic.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { TorchGenerator } from './random.js';
 import type { InstructionSample } from './sft.js';
 

@@ -13,7 +13,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fail } from '../errors.js';
 import { ArgReader, makeYielder, type DataModuleArgs } from './args.js';
-import type { DataModule, SetupOptions } from './module.js';
+import type { DataModule, SetupOptions } from './data_module.js';
 import { Default, type PromptStyle } from './prompts.js';
 import { EpochShuffler } from './random.js';
 import { batchesInOrder, type Batch, type EncodedSample } from './sft.js';

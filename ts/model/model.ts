@@ -1,86 +1,21 @@
 // Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
-// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/load.ts).
+// `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/model/load.ts).
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
-import { native, type NativeTensor } from './binding.js';
+import { native, type GptBinding, type NativeGpt, type NativeTensor } from '../binding.js';
+import type { FromConfigOptions, LoraOptions, LoraSettings, ModelConfig, ModelDtype, ModelOptions } from './options.js';
+export type { FromConfigOptions, LoraOptions, LoraSettings, ModelConfig, ModelDtype, ModelOptions } from './options.js';
 import { normalizeConfig, type Config } from './config.js';
-import { fail, LitloraError } from './errors.js';
-import { Tensor, type Device } from './tensor.js';
-import { saveTensors, TensorFile } from './tensorfile.js';
+import { fail, LitloraError } from '../errors.js';
+import { Tensor, type Device } from '../tensor.js';
+import { saveTensors, TensorFile } from '../io/tensorfile.js';
 import { Adapter } from './adapter.js';
 import { loadModel, type LoadOptions, type ModelSource } from './load.js';
-
-/**
- * litgpt's Config fields (model_config.yaml, snake_case), e.g. from readConfig or configFromName; any subset
- * takes litgpt's defaults and derived values. litgpt's lora Config fields (lora_r, …) are accepted too.
- */
-export type ModelConfig = Record<string, unknown>;
-
-export type ModelDtype = 'float32' | 'bfloat16' | 'float16';
-
-/** LoRA placement and hyperparameters; litgpt's `finetune lora` defaults apply to what is left out. */
-export interface LoraOptions {
-  /** Rank (default 8). 0 turns LoRA off. */
-  r?: number;
-  /** Scaling numerator: ΔW = (alpha / r)·B·A (default 16). */
-  alpha?: number;
-  /** Dropout on the LoRA branch input while training (default 0.05). */
-  dropout?: number;
-  query?: boolean; // default true
-  key?: boolean; // default false
-  value?: boolean; // default true
-  projection?: boolean; // default false
-  mlp?: boolean; // default false
-  head?: boolean; // default false
-}
-
-export interface ModelOptions {
-  device?: Device;
-  /** float32 (default), bfloat16, or float16 (CUDA only). */
-  dtype?: ModelDtype;
-  /** LoRA layers to add. Without it, the config's own lora_* fields decide (none by default). */
-  lora?: LoraOptions;
-}
-
-export interface FromConfigOptions extends ModelOptions {
-  /** Seed for litgpt's initialisation (N(0, 0.02) weights, LoRA A kaiming-uniform, B zeros). Default 0. */
-  seed?: number;
-}
 
 /** Token ids: a flat array (one sequence) or a typed array with an explicit [batch, time] shape. */
 export type Tokens = Int32Array | BigInt64Array | readonly number[] | readonly (readonly number[])[];
 
-/** @internal */
-export interface NativeGpt {
-  readonly disposed: boolean;
-  forward(tokens: Int32Array | BigInt64Array, shape: number[], options?: { inputPos?: number; lastOnly?: boolean }): Promise<NativeTensor>;
-  loss(tokens: Int32Array | BigInt64Array, targets: Int32Array | BigInt64Array, shape: number[],
-    options?: { backward?: boolean; gradScale?: number }): Promise<{ loss: number; tokens: number }>;
-  loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
-  stateDict(kind: 'base' | 'lora' | 'merged' | 'grad'): Promise<[string, NativeTensor][]>;
-  loraParameters(): [string, NativeTensor][];
-  zeroGrad(): void;
-  merge(): Promise<void>;
-  unmerge(): Promise<void>;
-  setKvCache(batch: number, maxLength: number): Promise<void>;
-  clearKvCache(): void;
-  info(): {
-    parameterCount: number; loraParameterCount: number; merged: boolean; hasLora: boolean; legacyQkvAdapter: boolean;
-    dtype: string; device: string; busy: boolean;
-  };
-  dispose(): void;
-}
-
-/** @internal */
-export interface GptBinding {
-  NativeGpt: { create(config: ModelConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
-  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
-}
-
 const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
 const LORA_KEYS = ['r', 'alpha', 'dropout', 'query', 'key', 'value', 'projection', 'mlp', 'head'] as const;
-
-/** LoRA settings with every field filled (litgpt's lora Config fields without the `lora_` prefix). */
-export type LoraSettings = Required<LoraOptions>;
 
 /**
  * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
@@ -160,7 +95,7 @@ export class Model {
   #native: NativeGpt;
   #config: Readonly<Config>;
   #lora: Readonly<LoraSettings> | null;
-  #adapter: Adapter | null = null;
+  #adapter: Adapter<Model> | null = null;
 
   /** @internal */
   constructor(handle: NativeGpt, config: Config, lora: LoraSettings | null) {
@@ -175,7 +110,7 @@ export class Model {
   /**
    * Loads any litgpt checkpoint folder: a base or merged folder's lit_model.pth (with optional new LoRA layers,
    * `lora`, initialised as litgpt's finetune does; files of litgpt ≤ 0.5.4 load too), or a LoRA-only folder
-   * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/load.ts).
+   * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/model/load.ts).
    */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     return loadModel(Model, dir, options);
@@ -217,7 +152,7 @@ export class Model {
   get lora(): Readonly<LoraSettings> | null { return this.#lora; }
 
   /** The LoRA adapter, or null when the model has no LoRA layers. */
-  get adapter(): Adapter | null {
+  get adapter(): Adapter<Model> | null {
     const info = this.#handle('adapter').info();
     if (!info.hasLora) return null;
     this.#adapter ??= new Adapter(this);

@@ -2,10 +2,10 @@
 // EOS), and greedy decoding for tests. It recomputes the whole sequence for each new token through the
 // trainer's forward (which runs under the training precision): fine for a few short samples. Real decoding
 // with a KV cache lives in the generation module.
-import type { Tokenizer } from './data/tokenizer.js';
-import { TorchGenerator } from './data/random.js';
-import { Tensor } from './tensor.js';
-import type { NativeTensor } from './binding.js';
+import type { Tokenizer } from '../data/tokenizer.js';
+import { TorchGenerator } from '../data/random.js';
+import { Tensor } from '../tensor.js';
+import type { NativeTensor } from '../binding.js';
 
 /** @internal Anything with a logits forward over (1, T) ids. */
 export interface LogitsSource {

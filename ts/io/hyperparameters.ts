@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
-import { fail, LitloraError } from './errors.js';
+import { fail, LitloraError } from '../errors.js';
 import { dumpYaml, parseYaml, type YamlValue } from './yaml.js';
 
 export interface ClassPathArgs {

@@ -14,35 +14,35 @@
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
 import { join, resolve } from 'node:path';
-import { native, type NativeTensor } from './binding.js';
-import type { DataModule } from './data/module.js';
-import type { Batch } from './data/sft.js';
-import { Tokenizer } from './data/tokenizer.js';
-import { fail, LitloraError } from './errors.js';
+import { native, type NativeTensor } from '../binding.js';
+import type { DataModule } from '../data/module.js';
+import type { Batch } from '../data/sft.js';
+import { Tokenizer } from '../data/tokenizer.js';
+import { fail, LitloraError } from '../errors.js';
 import { int, MetricsCsv } from './metrics_csv.js';
 import { chooseProgress, iterationLine, type ProgressSink } from './progress.js';
 import { learningRate } from './schedule.js';
-import { Tensor } from './tensor.js';
-import { LORA_FILE, MODEL_FILE } from './checkpoint.js';
-import { normalizeConfig, readConfig, type Config } from './config.js';
-import type { Hyperparameters } from './hyperparameters.js';
-import { OutDir } from './outdir.js';
+import { Tensor } from '../tensor.js';
+import { LORA_FILE, MODEL_FILE } from '../io/checkpoint.js';
+import { normalizeConfig, readConfig, type Config } from '../model/config.js';
+import type { Hyperparameters } from '../io/hyperparameters.js';
+import { OutDir } from '../io/outdir.js';
 import {
   latestResumableStep, loadTrainingState, saveTrainingState, type CounterState,
-} from './train_files.js';
-import { saveTensors, TensorFile } from './tensorfile.js';
-import { sampleText } from './train_sample.js';
+} from './training_state.js';
+import { saveTensors, TensorFile } from '../io/tensorfile.js';
+import { sampleText } from './sample.js';
 
 export type Precision = '32-true' | 'bf16-true' | 'bf16-mixed';
 
-/** @internal What the trainer needs of a model's native handle (ts/model.ts's NativeGpt). */
+/** @internal What the trainer needs of a model's native handle (ts/model/model.ts's NativeGpt). */
 export interface TrainModelHandle {
   info(): { parameterCount: number; loraParameterCount: number; dtype: string; device: string; hasLora: boolean; merged: boolean };
   stateDict(kind: 'base' | 'lora' | 'merged'): Promise<[string, NativeTensor][]>;
   loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
 }
 
-/** A Model (ts/model.ts) with LoRA layers. */
+/** A Model (ts/model/model.ts) with LoRA layers. */
 export interface TrainableModel {
   /** litgpt's model config fields (model_config.yaml). */
   readonly config: Readonly<Record<string, unknown>>;

@@ -10,16 +10,16 @@
 // next multiple of the config's padding_multiple, so the folder is coherent whatever the named config said.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
-import { BYTE_VOCAB_SIZE, byteLevelTokenizerFiles } from './bytetokenizer.js';
-import { CONFIG_FILE, LORA_FILE, MODEL_FILE } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { BYTE_VOCAB_SIZE, byteLevelTokenizerFiles } from '../data/bytetokenizer.js';
+import { CONFIG_FILE, LORA_FILE, MODEL_FILE } from '../io/checkpoint.js';
 import { configToYaml, normalizeConfig, type Config, type ConfigInput } from './config.js';
 import { namedConfigInput } from './configs.js';
-import { fail, LitloraError } from './errors.js';
-import { writeCheckpointFolder, type FolderFile } from './outdir.js';
-import type { Dtype } from './tensor.js';
+import { fail, LitloraError } from '../errors.js';
+import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
+import type { Dtype } from '../tensor.js';
 import { Model } from './model.js';
-import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
+import { saveTensors, type SaveTensorsFn } from '../io/tensorfile.js';
 
 export type InitPrecision = '32-true' | 'bf16-true' | '16-true';
 

@@ -8,9 +8,9 @@
 // litgpt accepts is accepted here.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
-import { fail, LitloraError } from './errors.js';
-import { dumpYaml, parseYaml, type ParsedYaml, type YamlValue } from './yaml.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { fail, LitloraError } from '../errors.js';
+import { dumpYaml, parseYaml, type ParsedYaml, type YamlValue } from '../io/yaml.js';
 
 export type NormClassName = 'LayerNorm' | 'RMSNorm';
 export type MlpClassName = 'GptNeoxMLP' | 'LLaMAMLP' | 'GemmaMLP' | 'LLaMAMoE';
@@ -308,9 +308,6 @@ export function configToYaml(config: Config): string {
     },
   });
 }
-
-/** `Config.from_name`: a named config from litgpt's table (by name, HF name or org/name), with overrides. */
-export { configFromName, configNames } from './configs.js';
 
 /** `Config.from_file`: reads model_config.yaml (plus optional overrides, as litgpt's kwargs). */
 export async function readConfig(path: string, overrides: ConfigInput = {}): Promise<Config> {

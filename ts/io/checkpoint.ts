@@ -14,8 +14,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readConfig, type Config } from './config.js';
-import { LitloraError } from './errors.js';
+import { readConfig, type Config } from '../model/config.js';
+import { LitloraError } from '../errors.js';
 import {
   readHyperparameters, readPromptStyle, resolveCheckpointDir,
   type Hyperparameters, type PromptStyleRef, type ResolvedCheckpointDir,

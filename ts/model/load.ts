@@ -11,12 +11,13 @@
 // `model.source` says which files were used and how the base was found.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Checkpoint, type CheckpointKind } from './checkpoint.js';
-import { fail, LitloraError } from './errors.js';
-import { loraSettings, type BaseResolution } from './hyperparameters.js';
-import type { LoraOptions, Model, ModelDtype, ModelOptions } from './model.js';
-import type { Tensor } from './tensor.js';
-import { TensorFile } from './tensorfile.js';
+import { Checkpoint, type CheckpointKind } from '../io/checkpoint.js';
+import { fail, LitloraError } from '../errors.js';
+import { loraSettings, type BaseResolution } from '../io/hyperparameters.js';
+import type { Adapter } from './adapter.js';
+import type { LoraOptions, ModelDtype, ModelOptions } from './options.js';
+import type { Tensor } from '../tensor.js';
+import { TensorFile } from '../io/tensorfile.js';
 
 export type LoadMode = 'merged' | 'runtime';
 
@@ -88,7 +89,17 @@ async function withFile<T>(path: string, fn: (file: TensorFile) => Promise<T>): 
   }
 }
 
-async function loadWeights(ModelClass: typeof Model, path: string, config: Record<string, unknown>, options: ModelOptions): Promise<Model> {
+/** What loading needs of a model: Model fits it (model.ts passes its class, so this module never imports it). */
+export interface LoadableModel {
+  source: ModelSource | null;
+  readonly adapter: Adapter | null;
+  dispose(): void;
+}
+export interface ModelFactory<M extends LoadableModel> {
+  fromStateDict(config: Record<string, unknown>, entries: Iterable<[string, Tensor]>, options?: ModelOptions): Promise<M>;
+}
+
+async function loadWeights<M extends LoadableModel>(ModelClass: ModelFactory<M>, path: string, config: Record<string, unknown>, options: ModelOptions): Promise<M> {
   return withFile(path, async (file) => {
     const entries = await readAll(file);
     try {
@@ -103,7 +114,7 @@ async function loadWeights(ModelClass: typeof Model, path: string, config: Recor
 }
 
 /** The implementation of `Model.load(dir, options)` (the class comes as an argument: model.ts imports this module). */
-export async function loadModel(ModelClass: typeof Model, dir: string, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel<M extends LoadableModel>(ModelClass: ModelFactory<M>, dir: string, options: LoadOptions = {}): Promise<M> {
   if (typeof dir !== 'string' || !dir) fail('ERR_ARG', `Model.load: expected a checkpoint folder path, got ${String(dir)}`);
   const mode = options.mode ?? 'merged';
   if (mode !== 'merged' && mode !== 'runtime') fail('ERR_ARG', `mode: expected 'merged' or 'runtime', got '${String(mode)}'`);

@@ -14,10 +14,10 @@
 import { existsSync } from 'node:fs';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LORA_FILE } from './checkpoint.js';
-import { LitloraError } from './errors.js';
-import { Tensor } from './tensor.js';
-import { saveTensors, TensorFile } from './tensorfile.js';
+import { LORA_FILE } from '../io/checkpoint.js';
+import { LitloraError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { saveTensors, TensorFile } from '../io/tensorfile.js';
 
 export const TRAINING_STATE_FILE = 'training_state.pth';
 

@@ -6,9 +6,9 @@
 // bfloat16/float16 weight (then the GEMMs run in the weight's dtype, as torch.autocast does, and the adapter
 // gradients come back in float32). Merge computes in float32 (float64 for float32 weights) and rounds once.
 // See docs/lora-ops.md.
-import { native, type NativeTensor } from './binding.js';
-import { fail } from './errors.js';
-import { Tensor } from './tensor.js';
+import { native, type NativeTensor } from '../binding.js';
+import { fail } from '../errors.js';
+import { Tensor } from '../tensor.js';
 
 /** litgpt's fused q/k/v projection (`attn.qkv`, or `attn.attn` in litgpt <= 0.5.4). */
 export interface QkvOptions {

@@ -6,11 +6,11 @@
 // The loop runs on a worker thread; tokens arrive through a thread-safe function, so the event loop stays
 // free while the model works. Leaving a `for await` early (break, throw, an AbortSignal) stops the loop and
 // waits for it, so the model is free for its next operation as soon as the iteration ends.
-import { native } from './binding.js';
-import type { PromptStyle } from './data/prompts.js';
-import type { Tokenizer } from './data/tokenizer.js';
-import { fail, LitloraError } from './errors.js';
-import type { Model, NativeGpt } from './model.js';
+import { native, type NativeGpt } from '../binding.js';
+import type { PromptStyle } from '../data/prompts.js';
+import type { Tokenizer } from '../data/tokenizer.js';
+import { fail, LitloraError } from '../errors.js';
+import type { Model } from '../model/model.js';
 
 export interface SamplingOptions {
   /** Tokens to generate at most (litgpt's max_new_tokens; default 50). */

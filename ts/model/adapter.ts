@@ -1,24 +1,34 @@
 // Adapter: a Model's LoRA layers as one object — hyperparameters, the trainable tensors, merge/unmerge, and
 // the lit_model.pth.lora file (`{"model": {lora_* tensors}}`). It holds its Model, so the model outlives it.
+// It needs only what AdapterHost names of the model (its LoRA settings and native handle), so this module does
+// not import the Model class (which imports this one).
 import { resolve } from 'node:path';
-import { fail, LitloraError } from './errors.js';
-import type { Model } from './model.js';
-import { Tensor } from './tensor.js';
-import { saveTensors, TensorFile } from './tensorfile.js';
+import { fail, LitloraError } from '../errors.js';
+import type { NativeGpt } from '../binding.js';
+import type { LoraSettings } from './options.js';
+import { Tensor } from '../tensor.js';
+import { saveTensors, TensorFile } from '../io/tensorfile.js';
 
 export type LoraTarget = 'query' | 'key' | 'value' | 'projection' | 'mlp' | 'head';
 const TARGETS: LoraTarget[] = ['query', 'key', 'value', 'projection', 'mlp', 'head'];
 
-export class Adapter {
-  readonly #model: Model;
+/** What an Adapter uses of its model. */
+export interface AdapterHost {
+  readonly lora: Readonly<LoraSettings> | null;
+  /** @internal */
+  readonly handle: NativeGpt;
+}
+
+export class Adapter<M extends AdapterHost = AdapterHost> {
+  readonly #model: M;
 
   /** @internal Use model.adapter. */
-  constructor(model: Model) {
+  constructor(model: M) {
     this.#model = model;
   }
 
   /** The model this adapter belongs to. */
-  get model(): Model { return this.#model; }
+  get model(): M { return this.#model; }
   get r(): number { return this.#model.lora?.r ?? 0; }
   get alpha(): number { return this.#model.lora?.alpha ?? 1; }
   /** alpha / r: the factor on B·A. */

@@ -15,15 +15,15 @@
 // re-laid out on load, so the output uses today's `attn.qkv` names).
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { copyFileAtomic, removeStalePartials } from './atomic.js';
-import { native } from './binding.js';
-import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from './checkpoint.js';
-import { fail, LitloraError } from './errors.js';
-import { loraSettings, type BaseResolution } from './hyperparameters.js';
+import { copyFileAtomic, removeStalePartials } from '../io/atomic.js';
+import { native } from '../binding.js';
+import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from '../io/checkpoint.js';
+import { fail, LitloraError } from '../errors.js';
+import { loraSettings, type BaseResolution } from '../io/hyperparameters.js';
 import { Model, type ModelDtype } from './model.js';
-import { writeCheckpointFolder, type FolderFile } from './outdir.js';
-import type { Dtype } from './tensor.js';
-import { saveTensors, TensorFile } from './tensorfile.js';
+import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
+import type { Dtype } from '../tensor.js';
+import { saveTensors, TensorFile } from '../io/tensorfile.js';
 
 /** litgpt's --precision values and the weights dtype each means for a merged file. */
 export const MERGE_PRECISIONS: Readonly<Record<string, Dtype>> = {

@@ -24,13 +24,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { copyFileAtomic, fsyncDir, linkFileDurable, writeFileAtomic } from './atomic.js';
-import { COPIED_CONFIG_FILES, CONFIG_FILE, findLegacyFiles, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE } from './checkpoint.js';
+import { copyFileAtomic, fsyncDir, linkFileDurable, writeFileAtomic } from '../io/atomic.js';
+import { COPIED_CONFIG_FILES, CONFIG_FILE, findLegacyFiles, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE } from '../io/checkpoint.js';
 import { configFromParsed, configToYaml, readConfig, type Config } from './config.js';
-import { fail, LitloraError } from './errors.js';
-import { hyperparametersToYaml, LORA_DEFAULTS, type Hyperparameters, type LoraSettings } from './hyperparameters.js';
-import { prepareCheckpointFolder, type FolderFile, type PreparedFolder } from './outdir.js';
-import { dumpYaml, parseYaml } from './yaml.js';
+import { fail, LitloraError } from '../errors.js';
+import { hyperparametersToYaml, LORA_DEFAULTS, type Hyperparameters, type LoraSettings } from '../io/hyperparameters.js';
+import { prepareCheckpointFolder, type FolderFile, type PreparedFolder } from '../io/outdir.js';
+import { dumpYaml, parseYaml } from '../io/yaml.js';
 
 /**
  * Reads the weights file `source` and, when it has the interleaved `attn.attn` layout, writes it to `target`

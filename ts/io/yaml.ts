@@ -8,7 +8,7 @@
 // when it is not an integer, or when `isFloat(path)` says so. `parseYaml` records which scalars were
 // written as floats so that a file read and written again keeps its exact form.
 import { isPair, isScalar, isSeq, parseDocument, visit, type Scalar } from 'yaml';
-import { fail } from './errors.js';
+import { fail } from '../errors.js';
 
 export type YamlValue = null | boolean | number | bigint | string | YamlValue[] | { [key: string]: YamlValue | undefined };
 

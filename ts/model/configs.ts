@@ -4,7 +4,7 @@
 // `configFromName(n)` written to YAML equals litgpt's model_config.yaml for `n` (tested byte-for-byte for
 // pythia-14m, tiny-llama-1.1b and Llama-3.2-1B against files written by litgpt 0.5.13).
 import { normalizeConfig, type Config, type ConfigInput } from './config.js';
-import { fail } from './errors.js';
+import { fail } from '../errors.js';
 
 const pythia = (name: string, block_size: number, n_embd: number, n_head: number, n_layer?: number): ConfigInput => ({
   name, hf_config: { org: 'EleutherAI', name }, block_size, ...(n_layer ? { n_layer } : {}), n_embd, n_head, padding_multiple: 128,

@@ -19,10 +19,10 @@ import {
 import {
   COPIED_CONFIG_FILES, CONFIG_FILE, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE,
 } from './checkpoint.js';
-import { configToYaml, type Config } from './config.js';
-import { fail, LitloraError } from './errors.js';
+import { configToYaml, type Config } from '../model/config.js';
+import { fail, LitloraError } from '../errors.js';
 import { hyperparametersToYaml, type Hyperparameters, type PromptStyleRef } from './hyperparameters.js';
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../tensor.js';
 import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
 import { dumpYaml, type YamlValue } from './yaml.js';
 

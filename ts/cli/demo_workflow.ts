@@ -34,18 +34,19 @@
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import type { CliIO } from './cli/args.js';
-import { runCli } from './cli/main.js';
-import { PromptStyle } from './data/prompts.js';
-import { TorchGenerator } from './data/random.js';
-import { answerAccuracy, extractAnswer, syntheticCorpus, writeInstructionJson, writeSyntheticCorpus } from './data/synthetic.js';
-import { Tokenizer } from './data/tokenizer.js';
-import { fail } from './errors.js';
-import { generateText } from './generate.js';
-import { mergeLora } from './merge.js';
-import { Model } from './model.js';
+import type { CliIO } from './args.js';
+import { PromptStyle } from '../data/prompts.js';
+import { TorchGenerator } from '../data/random.js';
+import { answerAccuracy, extractAnswer, syntheticCorpus, writeInstructionJson, writeSyntheticCorpus } from '../data/synthetic.js';
+import { Tokenizer } from '../data/tokenizer.js';
+import { fail } from '../errors.js';
+import { generateText } from '../generate/generate.js';
+import { mergeLora } from '../model/merge.js';
+import { Model } from '../model/model.js';
 
 export interface DemoOptions {
+  /** The CLI's runCli (ts/cli/main.ts): every step runs as the command a user would type. */
+  runCli: (argv: readonly string[], io: CliIO) => Promise<number>;
   /** The demo's folder (checkpoints/, data/, out/); default ./litlora-demo. Replaced if it holds an earlier demo. */
   outDir?: string;
   /** A shorter run for CI (fewer steps and test prompts); it still shows a clear gain. */
@@ -167,7 +168,7 @@ async function evaluate(model: Model, tokenizer: Tokenizer, samples: readonly De
 }
 
 /** Runs the demo (see the header). Returns the accuracies, so tests can assert the gain. */
-export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const log = options.log ?? ((t: string) => process.stdout.write(t));
   const plan = options.quick ? PLANS.quick : PLANS.full;
   const dir = resolve(options.outDir ?? 'litlora-demo');
@@ -192,7 +193,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const trainerProgress = quiet ? 'plain' : progress;
   const run = async (argv: string[]) => {
     log(`  $ litlora ${argv.map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
-    const code = await runCli(argv, cliIO);
+    const code = await options.runCli(argv, cliIO);
     if (code !== 0) fail('ERR_ARG', `litlora ${argv.slice(0, 2).join(' ')} failed (exit code ${code}); see the output above`);
   };
   const seconds = {} as DemoResult['seconds'];

@@ -9,9 +9,9 @@
 // Reading executes nothing from the file: .pth pickles go through an allowlist of PyTorch's weights-only
 // globals. Writing is atomic (temp file, fsync, rename): the target is either the old file or the new one.
 import { resolve } from 'node:path';
-import { native, type NativeTensor } from './binding.js';
-import { fail } from './errors.js';
-import { Tensor, type Device, type Dtype } from './tensor.js';
+import { native, type NativeTensor } from '../binding.js';
+import { fail } from '../errors.js';
+import { Tensor, type Device, type Dtype } from '../tensor.js';
 
 export type TensorFileFormat = 'pth' | 'safetensors';
 

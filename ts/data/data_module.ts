@@ -1,0 +1,38 @@
+// The data-module interface: what the trainer asks of a data set (litgpt's DataModule: setup, the train and
+// validation loaders, the prompt style) and what hyperparameters.yaml records of it.
+import type { PromptStyle } from './prompts.js';
+import type { Batch } from './sft.js';
+import type { Tokenizer } from './tokenizer.js';
+
+export type DataModuleName = 'JSON' | 'Alpaca' | 'TextFiles';
+
+export interface SetupOptions {
+  /** Truncate samples to this many tokens (litgpt's train.max_seq_length); ≤ 0 or undefined: no truncation
+   *  (TextFiles needs a positive value: it is the block length). */
+  maxSeqLength?: number;
+  /** Overrides the module's own `seed` (litgpt keeps data.seed, default 42, apart from the run's seed). */
+  seed?: number;
+}
+
+export interface DataModule {
+  readonly name: DataModuleName;
+  /** The style applied to instructions (Default for TextFiles), also written to prompt_style.yaml. */
+  readonly promptStyle: PromptStyle;
+  /** Reads, validates and tokenizes everything; bad data throws ERR_DATA here, before training starts. */
+  setup(tokenizer: Tokenizer, options?: SetupOptions): Promise<void>;
+  /** Samples (or blocks) per split; available after setup. */
+  readonly trainSize: number;
+  readonly valSize: number;
+  /** The longest encoded sample over train and val (litgpt sets model.max_seq_length from it). */
+  readonly longestSeqLength: number;
+  /** Number of train batches per epoch for a micro-batch size (litgpt's `len(train_dataloader)`). */
+  trainBatchCount(microBatchSize: number): number;
+  /** The train batches of epoch `epoch` (0-based), shuffled as litgpt's loader with the data seed. */
+  trainBatches(epoch: number, microBatchSize: number): Iterable<Batch>;
+  /** The validation batches, in order. */
+  valBatches(microBatchSize: number): Iterable<Batch>;
+  /** Instruction text of the first validation sample (litgpt C's `evaluate_example="first"`), if any. */
+  readonly firstValInstruction: { instruction: string; input?: string } | null;
+  /** `data:` of hyperparameters.yaml, as litgpt's jsonargparse writes it. */
+  toHyperparameters(): { class_path: string; init_args: Record<string, unknown> };
+}
