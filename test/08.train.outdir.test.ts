@@ -4,9 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from '../ts/cli/main.js';
@@ -15,11 +13,9 @@ import { createDataModule, initCheckpoint, Model, synthetic } from '../ts/index.
 import { LOCK_FILE } from '../ts/outdir_lock.js';
 import { Trainer } from '../ts/trainer.js';
 import { assertCode } from './helpers/assert.js';
+import { cliProcessArgs } from './helpers/cli_process.js';
 import { tempFolders } from './helpers/temp.js';
 
-const MAIN = join(import.meta.dirname, '..', 'ts', 'cli', 'main.ts');
-// tsx's loader by its URL: --import resolves a bare name from the cwd, the runs' scratch folder here.
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const temp = tempFolders();
 let dir = '';
 test.before(async () => {
@@ -46,7 +42,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 
 /** `litlora <argv>` as a real process (the installed entry point, through tsx). */
 function startCli(argv: string[]) {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, cliProcessArgs(argv), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   const waiting: [RegExp, () => void][] = [];
   child.stdout.on('data', (d) => {

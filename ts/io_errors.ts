@@ -55,20 +55,39 @@ export function ioError(e: NodeJS.ErrnoException, doing?: string): LitloraError 
  * ('out_dir', or 'the checkpoint folder' with the folder whose parent `path` is). Other failures: ioError.
  */
 export async function makeFolder(path: string, role: string, target = path): Promise<string | undefined> {
-  try {
-    return await mkdir(path, { recursive: true });
-  } catch (e) {
-    if (!isFsError(e)) throw e;
-    if (e.code === 'EEXIST' || e.code === 'ENOTDIR') {
-      for (let p = path; p !== dirname(p); p = dirname(p)) {
-        const info = await stat(p).catch(() => null);
-        if (info?.isDirectory()) break;
-        if (info) {
-          throw new LitloraError('ERR_IO', `cannot create ${role} ${target}: ${p} is a file, not a folder. ` +
-            'Choose a path whose folders are all folders (missing ones are created), or move the file away.');
-        }
-      }
+  // One level at a time from the deepest existing folder: Node's mkdir({ recursive }) loops forever where
+  // a parent exists but refuses new entries with ENOENT (/proc), and does not say which part is a file.
+  const missing: string[] = [];
+  for (let p = path; p !== dirname(p); p = dirname(p)) {
+    const info = await stat(p).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null; // absent, or under a file (found further up)
+      throw ioError(e, `create ${role} ${target}`);
+    });
+    if (info === null) {
+      missing.push(p);
+      continue;
     }
-    throw ioError(e, `create ${role} ${target}`);
+    if (!info.isDirectory()) {
+      throw new LitloraError('ERR_IO', `cannot create ${role} ${target}: ${p} is a file, not a folder. ` +
+        'Choose a path whose folders are all folders (missing ones are created), or move the file away.');
+    }
+    break;
   }
+  for (const p of missing.reverse()) {
+    try {
+      await mkdir(p);
+    } catch (e) {
+      if (!isFsError(e)) throw e;
+      if (e.code === 'EEXIST') continue; // made meanwhile by another run
+      if (e.code === 'ENOENT') {
+        // The parent was removed meanwhile (a run ending tidies its empty out_dir away): start again. Or it
+        // is there and refuses new entries.
+        if (!(await stat(dirname(p)).catch(() => null))) return makeFolder(path, role, target);
+        throw new LitloraError('ERR_IO', `cannot create ${role} ${target}: ${dirname(p)} does not accept new folders ` +
+          `(mkdir ${p}: ENOENT; a virtual file system such as /proc?). Choose a location on a writable disk.`);
+      }
+      throw ioError(e, `create ${role} ${target}`);
+    }
+  }
+  return missing[0];
 }

@@ -48,8 +48,8 @@ export async function writeCheckpointFolder(dir: string, files: FolderFile[], we
   }
   const rewriting = existing !== null;
   const tmp = tempSibling(target);
-  await mkdir(tmp);
   try {
+    await mkdir(tmp);
     if (rewriting) {
       // A merged lit_model.pth next to a new .lora would be stale (Model.load prefers it, and litgpt's
       // merge_lora would skip the folder as "already merged"): it is not carried over.
