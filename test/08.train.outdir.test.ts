@@ -109,6 +109,21 @@ async function secondIsRefused(first: ReturnType<typeof startCli>, lock: string)
   assert.not.ok(existsSync(lock), 'the lock is released on SIGTERM');
 }
 
+test('SIGINT (Ctrl-C) ends a finetune process and releases its lock', async () => {
+  const run = startCli(['finetune', 'lora', 'base', ...SHORT, '--train.max_steps', '1000000', '--train.epochs', '1000000',
+    '--train.save_interval', 'null', '--progress', 'plain', '--out_dir', 'interrupted']);
+  try {
+    await run.printed(/\| iter 1 step/);
+    assert.ok(existsSync(join(dir, 'interrupted', LOCK_FILE)));
+    run.child.kill('SIGINT');
+    const ended = await run.done;
+    assert.is(ended.signal, 'SIGINT', `exit code ${ended.code}: ${ended.err}`);
+    assert.equal(readdirSync(join(dir, 'interrupted')), ['logs']);
+  } finally {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+  }
+});
+
 test('a stale lock (this host, the pid is gone) is taken over with a message; a lock from another host is refused', async () => {
   const dead = spawnSync(process.execPath, ['-e', '']).pid;
   const out = join(dir, 'stale');
