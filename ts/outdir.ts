@@ -155,11 +155,7 @@ export class OutDir {
    */
   async nextLogDir(name = 'csv'): Promise<string> {
     const base = join(this.root, 'logs', name);
-    try {
-      await mkdir(base, { recursive: true });
-    } catch (e) {
-      throw isFsError(e) ? ioError(e, `create the log folder ${base}`) : e;
-    }
+    await makeFolder(base, 'the log folder');
     for (;;) {
       let highest = -1;
       for (const entry of await readdir(base, { withFileTypes: true })) {

@@ -152,8 +152,9 @@ export class OutDirLock {
     const root = resolve(dir);
     const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     const path = join(root, LOCK_FILE);
+    let created: string | undefined;
     for (let attempt = 0; attempt < 10; attempt++) {
-      const created = await makeFolder(root, 'out_dir');
+      created = (await makeFolder(root, 'out_dir')) ?? created;
       const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
       try {
         await createExclusive(path, `${JSON.stringify(owner)}\n`);
