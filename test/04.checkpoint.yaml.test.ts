@@ -1,13 +1,21 @@
 // The YAML writer against real PyYAML: litgpt writes model_config.yaml with `yaml.dump`, so ours must be
 // byte-identical for the same dict.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { parseArgs, type CommandSpec } from '../ts/cli/args.js';
 import { configToYaml, readConfig } from '../ts/model/config.js';
 import { configFromName } from '../ts/model/configs.js';
+import { loadPromptStyle } from '../ts/data/prompts.js';
+import { readHyperparameters } from '../ts/io/hyperparameters.js';
 import { dumpYaml, parseYaml, pyFloat } from '../ts/io/yaml.js';
+import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
+
+const temp = tempFolders();
+test.after(() => temp.removeAll());
 
 const EXAMPLES = join(import.meta.dirname, 'fixtures', 'litgpt');
 
@@ -83,6 +91,36 @@ test('dumpYaml layout: nested mappings, indentless lists, empty collections, quo
   assert.fixture(dumpYaml({ b: 'x', a: { z: [1, 'two', { k: null }], y: {}, w: [] }, c: 'true', d: '', e: "it's", f: 'a: b' }),
     "a:\n  w: []\n  y: {}\n  z:\n  - 1\n  - two\n  - k: null\nb: x\nc: 'true'\nd: ''\ne: it's\nf: 'a: b'\n");
   assert.fixture(dumpYaml({ z: 1, a: 2 }, { sortKeys: false }), 'z: 1\na: 2\n');
+});
+
+/** "Billion laughs": `levels` anchors, each a list of nine aliases of the one before: 9^levels values from 1 KB. */
+function aliasBomb(levels = 10): string {
+  let text = 'a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
+  for (let i = 1; i < levels; i++) text += `a${i}: &a${i} [${new Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
+  return text;
+}
+
+test('a YAML alias bomb fails with ERR_CONFIG naming the file, wherever litlora reads YAML', async () => {
+  const bomb = /would expand to [\d.]+e\+9 values \(at most 100,000\); this looks like an alias bomb/;
+  await assertCode(() => parseYaml(aliasBomb(), 'bomb.yaml'), 'ERR_CONFIG', new RegExp(`^bomb\\.yaml: its aliases \\(\\*name\\) ${bomb.source}`));
+  const dir = temp.make('yaml-bomb');
+  for (const name of ['model_config.yaml', 'hyperparameters.yaml', 'prompt_style.yaml', 'run.yaml']) writeFileSync(join(dir, name), aliasBomb());
+  await assertCode(() => readConfig(join(dir, 'model_config.yaml')), 'ERR_CONFIG', new RegExp(`^${join(dir, 'model_config.yaml')}: .*${bomb.source}`));
+  await assertCode(() => readHyperparameters(join(dir, 'hyperparameters.yaml')), 'ERR_CONFIG', new RegExp(`^${join(dir, 'hyperparameters.yaml')}: .*${bomb.source}`));
+  await assertCode(() => loadPromptStyle(dir), 'ERR_CONFIG', new RegExp(`^${join(dir, 'prompt_style.yaml')}: .*${bomb.source}`));
+  const spec: CommandSpec = { name: 'x', summary: '', flags: [{ name: 'a0', type: 'string', help: '' }], run: async () => 0 };
+  await assertCode(() => parseArgs(spec, ['--config', 'run.yaml'], dir), 'ERR_CONFIG', new RegExp(`^--config run\\.yaml: ${join(dir, 'run.yaml')}: .*${bomb.source}`));
+});
+
+test('aliases that expand to too much text, and an alias inside its own anchor, are ERR_CONFIG; plain aliases read', async () => {
+  const long = `a: &a "${'x'.repeat(1 << 20)}"\nb: [${new Array(20).fill('*a').join(', ')}]\n`;
+  await assertCode(() => parseYaml(long, 'long.yaml'), 'ERR_CONFIG', /^long\.yaml: its aliases \(\*name\) would expand to 2\.10e\+7 characters \(at most 16,777,216\)/);
+  await assertCode(() => parseYaml('a: &a [1, *a]\n', 'loop.yaml'), 'ERR_CONFIG', /^loop\.yaml: the alias \*a is inside the node it refers to/);
+  await assertCode(() => parseYaml('a: *nowhere\n', 'dangling.yaml'), 'ERR_CONFIG', /^dangling\.yaml cannot be read as YAML: Unresolved alias/);
+  // PyYAML writes an anchor and an alias when one object appears twice; such files read as before.
+  assert.equal(parseYaml('betas: &id001\n- 0.9\n- 0.95\nagain: *id001\nbase: &m {k: 1}\nderived: {<<: *m, extra: 2}\n').value,
+    { betas: [0.9, 0.95], again: [0.9, 0.95], base: { k: 1 }, derived: { k: 1, extra: 2 } });
+  assert.equal(parseYaml(aliasBomb(5)).value !== null, true); // 9^5 = 59,049 values: under the cap
 });
 
 test.run();

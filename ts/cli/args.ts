@@ -255,7 +255,12 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], cwd = proc
       throw new ArgError(`--config ${configFile}: cannot read it (${(e as Error).message}).`);
     }
     let parsed: unknown;
-    try { parsed = parseYaml(text, path).value; } catch (e) { throw new ArgError(`--config ${configFile}: ${(e as Error).message}`); }
+    try {
+      parsed = parseYaml(text, path).value;
+    } catch (e) {
+      // The file's content is the problem (bad YAML, an alias bomb), not the command line: ERR_CONFIG, exit 1.
+      throw new LitloraError('ERR_CONFIG', `--config ${configFile}: ${(e as Error).message}`);
+    }
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
       throw new ArgError(`--config ${configFile}: expected a mapping of flag names to values.`);
     }

@@ -4,17 +4,20 @@
 //     --out_dir out/finetune/lora [--train.micro_batch_size 4 …] [--resume true]
 //
 // Same flag names and defaults as litgpt (shared/reference/litgpt-format.md §4.4, column C), plus litlora's
-// --resume, --merge, --device, --progress and --train.max_time. hyperparameters.yaml records every argument in
-// litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does).
+// --resume, --force, --merge, --device, --progress and --train.max_time. hyperparameters.yaml records every
+// argument in litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does). The run holds
+// --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.
 import { join, resolve } from 'node:path';
 import { buildInfo } from '../binding.js';
 import { createDataModule } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
+import { OutDir } from '../io/outdir.js';
 import type { Tensor } from '../tensor.js';
 import { readConfig } from '../model/config.js';
 import { TensorFile } from '../io/tensorfile.js';
+import type { OutDirLock } from '../io/outdir_lock.js';
 import { Trainer, type Precision } from '../train/trainer.js';
 
 import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
@@ -60,6 +63,7 @@ export const FLAGS: FlagSpec[] = [
   { name: 'logger_name', type: 'string', default: 'csv', choices: ['csv'], help: 'Metrics logger (logs/csv/version_N/metrics.csv)' },
   { name: 'seed', type: 'int', default: 1337, help: 'Random seed (dropout, example generation)' },
   { name: 'resume', type: 'bool', default: false, help: 'Continue from the newest complete step-XXXXXX/ in --out_dir (litlora)' },
+  { name: 'force', type: 'bool', default: false, help: 'Train into an --out_dir that holds an earlier run\'s step-XXXXXX/ or final/, replacing those of the same name (litgpt\'s behaviour; litlora)' },
   { name: 'merge', type: 'bool', default: true, help: 'Write final/lit_model.pth, the merged model, at the end' },
   { name: 'device', type: 'string', default: 'auto', help: "'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N' (litlora)" },
   { name: 'progress', type: 'string', default: 'auto', choices: ['auto', 'bar', 'plain', 'none'], help: 'Progress bar on a terminal, plain lines otherwise' },
@@ -121,13 +125,24 @@ export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperpa
 
 export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> {
   const v = args.values;
+  const outDir = resolve(io.cwd, String(v.out_dir));
+  const lock = await new OutDir(outDir).startRun({ resume: v.resume as boolean, force: v.force as boolean, log: (line) => io.err(`${line}\n`) });
+  try {
+    return await finetune(v, io, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The run, with --out_dir's lock held. */
+async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock): Promise<number> {
   if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
   const cuda = buildInfo().cudaDeviceCount > 0;
   const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
   const precision = (v.precision ?? (device.startsWith('cuda') ? 'bf16-mixed' : '32-true')) as Precision;
   const dtype: ModelDtype = precision === 'bf16-true' ? 'bfloat16' : 'float32';
   const checkpointDir = resolve(io.cwd, String(v.checkpoint_dir));
-  const outDir = resolve(io.cwd, String(v.out_dir));
+  const outDir = lock.root;
 
   const dataArgs: Record<string, unknown> = {};
   for (const [k, value] of Object.entries(v)) if (k.startsWith('data.') && value !== undefined) dataArgs[k.slice(5)] = value;
@@ -148,7 +163,8 @@ export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> 
   try {
     const progressMode = v.progress as 'auto' | 'bar' | 'plain' | 'none';
     const trainer = new Trainer({
-      model, data, tokenizer, checkpointDir, outDir, precision, seed: v.seed as number, resume: v.resume as boolean, merge: v.merge as boolean,
+      model, data, tokenizer, checkpointDir, outDir, outDirLock: lock, precision, seed: v.seed as number, resume: v.resume as boolean,
+      force: v.force as boolean, merge: v.merge as boolean,
       train: {
         saveInterval: v['train.save_interval'] as number | null, logInterval: v['train.log_interval'] as number,
         globalBatchSize: v['train.global_batch_size'] as number, microBatchSize: v['train.micro_batch_size'] as number,

@@ -5,6 +5,7 @@
 // `finetune_lora`. Exit codes: 0 done, 1 failed (an error with a code), 2 bad command line.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ioError, isFsError } from '../io/fs_errors.js';
 import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
 
 type CommandModule = { command: CommandSpec };
@@ -69,7 +70,9 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     }
     const code = await command.run(args, { ...io, runCli });
     return typeof code === 'number' ? code : 0;
-  } catch (e) {
+  } catch (caught) {
+    // A file-system error no layer below put in words (ENOENT, ENOTDIR, ENOSPC, ...) is an ERR_IO too.
+    const e = isFsError(caught) ? ioError(caught) : caught;
     if (e instanceof ArgError) {
       io.err(`litlora ${command.name}: ${e.message}\n`);
       return 2;

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { parse as parseYaml } from 'yaml';
 import { fail } from '../errors.js';
+import { parseYaml } from '../io/yaml.js';
 
 /** What a prompt style needs from a tokenizer to name its stop sequences. */
 export interface StopTokenSource {
@@ -268,8 +268,9 @@ export function loadPromptStyle(dir: string): PromptStyle {
   const path = join(dir, 'prompt_style.yaml');
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
+    doc = parseYaml(readFileSync(path, 'utf8'), path).value;
   } catch (e: any) {
+    if (e?.code === 'ERR_CONFIG') throw e; // parseYaml's message names the file already
     fail(e?.code === 'ENOENT' ? 'ERR_CHECKPOINT_MISSING' : 'ERR_CONFIG', `cannot read ${path}: ${e?.message ?? e}`);
   }
   const classPath = (doc as any)?.class_path;

@@ -10,6 +10,9 @@
 // the folder exists already, its other files are carried into the new one as hard links and the two folders
 // are swapped by renames, so the old folder stays whole until the new one is complete. Hidden partial folders
 // that a killed earlier write left next to the target are cleared first (atomic.ts, removeStalePartials).
+//
+// A training run owns out_dir while it runs (startRun takes ./outdir_lock.ts's lock), and a new run does not
+// silently write over an earlier run's checkpoints.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -22,8 +25,11 @@ import {
 import { configToYaml, type Config } from '../model/config.js';
 import { fail, LitloraError } from '../errors.js';
 import { hyperparametersToYaml, type Hyperparameters, type PromptStyleRef } from './hyperparameters.js';
+import { ioError, isFsError, makeFolder } from './fs_errors.js';
+import { OutDirLock } from './outdir_lock.js';
 import type { Tensor } from '../tensor.js';
 import { saveTensors, type SaveTensorsFn } from './tensorfile.js';
+import { latestResumableStep } from '../train/training_state.js';
 import { dumpYaml, type YamlValue } from './yaml.js';
 
 /** One file of a checkpoint folder: its name and how to write it to a given path. */
@@ -66,13 +72,17 @@ export interface PreparedFolder {
 export async function prepareCheckpointFolder(dir: string, files: FolderFile[], weights: FolderFile,
   options: RewriteOptions = {}): Promise<PreparedFolder> {
   const target = resolve(dir);
-  await mkdir(dirname(target), { recursive: true });
+  await makeFolder(dirname(target), 'the checkpoint folder', target);
   await removeStalePartials(dirname(target), basename(target));
-  const rewriting = existsSync(target);
+  const existing = await stat(target).catch(() => null);
+  if (existing && !existing.isDirectory()) {
+    fail('ERR_IO', `cannot write the checkpoint folder ${target}: it is a file, not a folder. Choose another path, or move the file away.`);
+  }
+  const rewriting = existing !== null;
   const tmp = tempSibling(target);
-  await mkdir(tmp);
   const discard = () => rm(tmp, { recursive: true, force: true });
   try {
+    await mkdir(tmp);
     if (rewriting) {
       // A merged lit_model.pth next to a new .lora would be stale (Model.load prefers it, and litgpt's
       // merge_lora would skip the folder as "already merged"): it is not carried over.
@@ -84,7 +94,7 @@ export async function prepareCheckpointFolder(dir: string, files: FolderFile[], 
     await weights.write(join(tmp, weights.name));
   } catch (e) {
     await discard();
-    throw e;
+    throw isFsError(e) ? ioError(e, `write the checkpoint folder ${target}`) : e;
   }
   return { publish: () => (rewriting ? replaceFolder(tmp, target) : publishFolder(tmp, target)), discard };
 }
@@ -103,6 +113,15 @@ export interface LoraCheckpointContents {
 export interface OutDirOptions {
   /** Replaces tensorfile's saveTensors (tests; other tensor writers). */
   saveTensors?: SaveTensorsFn;
+}
+
+export interface StartRunOptions {
+  /** The run continues the newest resumable step folder of out_dir. */
+  resume?: boolean;
+  /** Start even where an earlier run's step folders or final/ would be written over (litgpt's behaviour). */
+  force?: boolean;
+  /** Where the note about taking over a stale lock goes (default: stderr). */
+  log?: (line: string) => void;
 }
 
 export interface StepFolder {
@@ -133,12 +152,44 @@ export class OutDir {
   }
 
   /**
+   * Takes out_dir's lock for a training run (./outdir_lock.ts: ERR_BUSY while another run holds it) and
+   * checks that the run may write here: a new run refuses (ERR_ARG) an out_dir that holds an earlier run's
+   * step folders or final/, which it would write over, unless `force`; so does a resume that finds no step
+   * folder to continue. Returns the lock; release() it when the run ends.
+   */
+  async startRun(options: StartRunOptions = {}): Promise<OutDirLock> {
+    const lock = await OutDirLock.acquire(this.root, { log: options.log });
+    try {
+      if (!options.force) await this.#checkUnused(options.resume ?? false);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    return lock;
+  }
+
+  async #checkUnused(resume: boolean): Promise<void> {
+    const earlier = (await this.steps()).map((s) => basename(s.dir));
+    if (existsSync(this.finalDir)) earlier.push('final');
+    if (earlier.length === 0 || (resume && await latestResumableStep(this.root))) return;
+    const list = (earlier.length > 4 ? [...earlier.slice(0, 2), '...', ...earlier.slice(-2)] : earlier).map((n) => `${n}/`).join(', ');
+    if (resume) {
+      fail('ERR_ARG', `resume: ${this.root} has no step folder to continue (none holds lit_model.pth.lora and training_state.pth), ` +
+        `but it holds ${list} of an earlier run, which a new run would write over. Choose another out_dir (--out_dir), ` +
+        'or pass force (--force true) to start over in it.');
+    }
+    fail('ERR_ARG', `${this.root} holds the checkpoints of an earlier run (${list}), which a new run would write over. ` +
+      'Continue that run with resume (--resume true), choose another out_dir (--out_dir), or pass force (--force true) ' +
+      'to write into it anyway (litgpt\'s behaviour: folders of the same name are replaced, others stay).');
+  }
+
+  /**
    * Creates and returns out_dir/logs/<name>/version_N with N one above the highest existing version
    * (Lightning's CSVLogger numbering, which is what litgpt's `choose_logger("csv")` uses).
    */
   async nextLogDir(name = 'csv'): Promise<string> {
     const base = join(this.root, 'logs', name);
-    await mkdir(base, { recursive: true });
+    await makeFolder(base, 'the log folder');
     for (;;) {
       let highest = -1;
       for (const entry of await readdir(base, { withFileTypes: true })) {

@@ -7,7 +7,7 @@
 // JS has one number type, Python two: `1.0` and `1` are different files. A number is written as a float
 // when it is not an integer, or when `isFloat(path)` says so. `parseYaml` records which scalars were
 // written as floats so that a file read and written again keeps its exact form.
-import { isPair, isScalar, isSeq, parseDocument, visit, type Scalar } from 'yaml';
+import { isAlias, isCollection, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
 import { fail } from '../errors.js';
 
 export type YamlValue = null | boolean | number | bigint | string | YamlValue[] | { [key: string]: YamlValue | undefined };
@@ -399,5 +399,86 @@ export function parseYaml(text: string, source = '<string>'): ParsedYaml {
       if (numberKinds.get(at) !== 'float') numberKinds.set(at, kind); // in a mixed list, float wins
     },
   });
-  return { value: doc.toJS({ maxAliasCount: 100 }), numberKinds };
+  checkAliasExpansion(doc, source);
+  let value: unknown;
+  try {
+    // checkAliasExpansion bounded what the aliases add, so the package's own (coarser) alias count is off.
+    value = doc.toJS({ maxAliasCount: -1 });
+  } catch (e) {
+    fail('ERR_CONFIG', `${source} cannot be read as YAML: ${(e as Error).message}. Fix the file or write it again.`);
+  }
+  return { value, numberKinds };
+}
+
+/**
+ * Caps on what aliases (`*name`) may add to a document once expanded. Each alias stands for a copy of its
+ * anchored node, so nested anchors grow exponentially ("billion laughs": 10 levels of 9 aliases is 9^10
+ * nodes from a 1 KB file). The files litlora reads (model_config.yaml, hyperparameters.yaml,
+ * prompt_style.yaml, --config files) hold a few hundred values; these caps leave ample room above that.
+ */
+export const MAX_ALIAS_NODES = 100_000;
+export const MAX_ALIAS_CHARS = 16 << 20;
+
+/**
+ * Sizes the document as toJS would build it, each node counted once per place it appears after alias
+ * expansion (memoized per node, so this costs one pass whatever the expansion), and fails with ERR_CONFIG
+ * naming `source` when the aliases add more than the caps, or when an alias refers to a node it is inside.
+ */
+function checkAliasExpansion(doc: Document, source: string): void {
+  // An alias refers to the last node anchored with its name before it (YAML 1.1 §3.2.2.2); the visit is in
+  // document order, and a collection is visited before its items, so an alias inside its own anchor finds it.
+  const targets = new Map<Node, Node | undefined>();
+  const anchored = new Map<string, Node>();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) targets.set(node, anchored.get(node.source));
+      else if (node.anchor) anchored.set(node.anchor, node);
+    },
+  });
+  if (targets.size === 0) return;
+  const sizes = new Map<Node, { nodes: number; chars: number }>();
+  const open = new Set<Node>();
+  let plainNodes = 0, plainChars = 0;
+  const size = (node: unknown, expanding: boolean): { nodes: number; chars: number } => {
+    if (isAlias(node)) {
+      const target = targets.get(node);
+      if (!target) return { nodes: 1, chars: 0 }; // an unknown anchor: toJS reports it
+      if (open.has(target)) {
+        fail('ERR_CONFIG', `${source}: the alias *${node.source} is inside the node it refers to (a recursive structure); ` +
+          'litlora reads plain values only. Write the values out in the file.');
+      }
+      return size(target, true);
+    }
+    const n = node as Node;
+    const known = expanding ? sizes.get(n) : undefined;
+    if (known) return known;
+    open.add(n);
+    let nodes = 1, chars = 0;
+    if (isScalar(node)) chars = String(node.value ?? '').length;
+    const add = (child: unknown) => {
+      if (child === null || child === undefined) return;
+      const s = size(child, expanding);
+      nodes += s.nodes;
+      chars += s.chars;
+    };
+    if (isCollection(node)) {
+      for (const item of node.items) {
+        if (isPair(item)) { add(item.key); add(item.value); } else add(item);
+      }
+    }
+    open.delete(n);
+    const s = { nodes, chars };
+    sizes.set(n, s);
+    if (!expanding) { plainNodes++; plainChars += isScalar(node) ? chars : 0; }
+    return s;
+  };
+  const total = size(doc.contents, false);
+  const addedNodes = total.nodes - plainNodes, addedChars = total.chars - plainChars;
+  if (addedNodes > MAX_ALIAS_NODES || addedChars > MAX_ALIAS_CHARS) {
+    const what = addedNodes > MAX_ALIAS_NODES
+      ? `${addedNodes.toExponential(2)} values (at most ${MAX_ALIAS_NODES.toLocaleString('en-US')})`
+      : `${addedChars.toExponential(2)} characters (at most ${MAX_ALIAS_CHARS.toLocaleString('en-US')})`;
+    fail('ERR_CONFIG', `${source}: its aliases (*name) would expand to ${what}; ` +
+      'this looks like an alias bomb, not a config. Write the values out without nested aliases, or use a file litgpt wrote.');
+  }
 }

@@ -4,8 +4,10 @@
 // first-appearance order — loss, iter, step, epoch, iter_time, tokens, total_tokens, learning_rate, then
 // val_loss, val_ppl; a row lacks the keys it did not log (empty cells); Python's csv module writes
 // "\r\n" line ends and floats as Python's repr. The file is rewritten whole and atomically on each flush.
-import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileAtomicSync } from '../io/atomic.js';
+import { ioError, isFsError } from '../io/fs_errors.js';
 
 export type MetricValue = number | { int: number } | string;
 
@@ -69,12 +71,12 @@ export class MetricsCsv {
   /** Writes the whole file atomically (temp file, fsync, rename) when rows were added since the last flush. */
   flush(): void {
     if (!this.#dirty || this.#keys.length === 0) return;
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, this.text());
-    const fd = openSync(tmp, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-    renameSync(tmp, this.path);
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      writeFileAtomicSync(this.path, this.text());
+    } catch (e) {
+      throw isFsError(e) ? ioError(e, `write the metrics file ${this.path}`) : e;
+    }
     this.#dirty = false;
   }
 

@@ -10,6 +10,9 @@
 // generation, metrics.csv, the console lines, and the folders: step-%06d/ every train.save_interval steps,
 // final/ at the end, final/lit_model.pth merged (merge: false skips it).
 //
+// A run holds out_dir's lock while it runs (OutDir.startRun: a second run into it is ERR_BUSY), and does not
+// write over an earlier run's checkpoints unless `force`.
+//
 // Beyond litgpt: resume (each step folder keeps training_state.pth, see ./train_files.ts), max_tokens /
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
@@ -27,6 +30,7 @@ import { LORA_FILE, MODEL_FILE } from '../io/checkpoint.js';
 import { normalizeConfig, readConfig, type Config } from '../model/config.js';
 import type { Hyperparameters } from '../io/hyperparameters.js';
 import { OutDir } from '../io/outdir.js';
+import type { OutDirLock } from '../io/outdir_lock.js';
 import {
   latestResumableStep, loadTrainingState, saveTrainingState, type CounterState,
 } from './training_state.js';
@@ -119,6 +123,16 @@ export interface TrainerOptions {
   seed?: number;
   /** Continue from the newest complete step folder of outDir (one with training_state.pth). */
   resume?: boolean;
+  /**
+   * Train into an outDir that holds an earlier run's step folders or final/, writing over those of the same
+   * name (litgpt's behaviour). Without it such a run is refused with ERR_ARG.
+   */
+  force?: boolean;
+  /**
+   * outDir's lock, already taken with `new OutDir(outDir).startRun()` (the CLI takes it before loading the
+   * model); the trainer then uses it and leaves releasing it to the caller. Default: fit() takes and releases it.
+   */
+  outDirLock?: OutDirLock;
   /** Write final/lit_model.pth (the merged model) at the end (litgpt does). */
   merge?: boolean;
   /** hyperparameters.yaml content as the CLI records it; default: built from these options. */
@@ -337,6 +351,7 @@ export class Trainer {
     const progressOption = this.options.progress ?? 'auto';
     const progress: ProgressSink = typeof progressOption === 'function' ? chooseProgress('plain', progressOption) : chooseProgress(progressOption);
     let nativeTrainer: NativeTrainer | null = null;
+    let ownLock: OutDirLock | null = null;
     try {
       const emit = <E extends TrainerEvent>(ev: E): E => {
         (this.options.on?.[ev.type] as ((e: E) => void) | undefined)?.(ev);
@@ -346,6 +361,16 @@ export class Trainer {
       const t = this.train, e = this.eval, o = this.optimizer;
       const outDir = this.options.outDir ? resolve(this.options.outDir) : null;
       const checkpointDir = this.options.checkpointDir ? resolve(this.options.checkpointDir) : null;
+
+      // The out_dir is this run's before anything is read or written.
+      const given = this.options.outDirLock;
+      if (given && (!outDir || given.root !== outDir || !given.held)) {
+        fail('ERR_ARG', `outDirLock: expected the held lock of outDir ${outDir} (new OutDir(outDir).startRun()), got ` +
+          `${given.held ? 'the lock of' : 'a released lock of'} ${given.root}`);
+      }
+      if (outDir && !given) {
+        ownLock = await new OutDir(outDir).startRun({ resume: this.options.resume, force: this.options.force, log: (line) => progress.line(line) });
+      }
 
       // Data first: bad data is ERR_DATA before anything trains.
       const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
@@ -575,6 +600,7 @@ export class Trainer {
         try { await nativeTrainer.restoreDtype(); } catch { /* the model may be gone */ }
         nativeTrainer.dispose();
       }
+      ownLock?.release();
       this.#running = false;
     }
   }
