@@ -20,8 +20,12 @@ import vm from 'node:vm';
 import * as hf from '@huggingface/tokenizers';
 import { fail } from '../errors.js';
 
-/** Time all of one tokenizer's patterns may take on the probe strings; safe ones need a few milliseconds. */
-const PROBE_BUDGET_MS = 1000;
+/**
+ * Wall-clock time all of one tokenizer's patterns may take on the probe strings. Safe patterns need 1–35 ms on a
+ * quiet 2-core VM and about 100 ms with the CPUs loaded; catastrophic ones need seconds to hours, so the budget
+ * sits far from both: a busy machine must not turn a real tokenizer into a refused one.
+ */
+const PROBE_BUDGET_MS = 3000;
 /** Limits that keep the check itself cheap on a hostile file; real tokenizers have a handful of patterns. */
 const MAX_PATTERNS = 64;
 const MAX_PATTERN_CHARS = 32_768;
