@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { LORA_DEFAULTS, loraToKeys } from '../ts/model/lora_settings.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -31,7 +32,7 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm', norm_eps: 1e-5,
     mlp_class_name: 'LLaMAMLP', intermediate_size: 5632, vocab_size: 32000, padded_vocab_size: 32000, padding_multiple: 64 },
 };
-const LORA = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
+const LORA = LORA_DEFAULTS; // litgpt finetune lora's defaults
 const BATCH = 4, TIME = 256;
 
 function arg(name: string, fallback: string): string {
@@ -77,7 +78,7 @@ async function worker(model: string, threads: number, device: string, dtype: str
 
 function referenceCode(model: string, threads: number, device: string, dtype: string): string {
   const vocab = Number(CONFIGS[model].vocab_size);
-  const config = { ...CONFIGS[model], ...Object.fromEntries(Object.entries(LORA).map(([k, v]) => [`lora_${k}`, v])) };
+  const config = { ...CONFIGS[model], ...loraToKeys(LORA) };
   return `
 import json, sys, time, resource, torch
 sys.path.insert(0, ${JSON.stringify(join(root, 'test', 'reference'))})

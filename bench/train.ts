@@ -13,11 +13,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LORA_DEFAULTS, loraToKeys } from '../ts/model/lora_settings.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 
-const LORA = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
+const LORA = LORA_DEFAULTS; // litgpt finetune lora's defaults
 const BATCH = 4, TIME = 256, WARMUP = 2;
 
 interface Result {
@@ -90,7 +91,7 @@ async function runOurs(steps: number, threads: number, device: string, dtype: st
 
 async function runReference(steps: number, threads: number, device: string, dtype: string): Promise<Result> {
   const python = JSON.parse(readFileSync(join(root, 'build', 'litlora-env.json'), 'utf8')).python as string;
-  const cfg = { ...(await modelConfig()), ...Object.fromEntries(Object.entries(LORA).map(([k, v]) => [`lora_${k}`, v])) };
+  const cfg = { ...(await modelConfig()), ...loraToKeys(LORA) };
   const rows = dataRows(BATCH * (steps + WARMUP));
   const code = `
 import json, sys, time, resource, torch

@@ -4,6 +4,7 @@
 
 #include "addon_data.h"
 #include "async.h"
+#include "config_wrap.h"
 #include "convert.h"
 #include "core/error.h"
 #include "errors.h"
@@ -60,36 +61,6 @@ Napi::Value lossResultToJs(Napi::Env env, const gpt::LossResult& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
   out.Set("tokens", static_cast<double>(r.tokens));
-  return out;
-}
-
-gpt::ConfigValue configValueFromJs(const Napi::Value& v, const std::string& path) {
-  gpt::ConfigValue out;
-  if (v.IsNull() || v.IsUndefined()) return out;
-  if (v.IsBoolean()) {
-    out.kind = gpt::ConfigValue::Kind::Bool;
-    out.boolean = v.As<Napi::Boolean>().Value();
-  } else if (v.IsNumber()) {
-    out.kind = gpt::ConfigValue::Kind::Number;
-    out.number = v.As<Napi::Number>().DoubleValue();
-  } else if (v.IsString()) {
-    out.kind = gpt::ConfigValue::Kind::String;
-    out.string = v.As<Napi::String>().Utf8Value();
-  } else if (v.IsArray()) {
-    out.kind = gpt::ConfigValue::Kind::Array;
-    Napi::Array a = v.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) out.items.push_back(configValueFromJs(a.Get(i), path + "[" + std::to_string(i) + "]"));
-  } else if (v.IsObject()) {
-    out.kind = gpt::ConfigValue::Kind::Object;
-    Napi::Object o = v.As<Napi::Object>();
-    Napi::Array keys = o.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-      out.fields.emplace_back(key, configValueFromJs(o.Get(key), path + "." + key));
-    }
-  } else {
-    throw Error("ERR_CONFIG", "config field " + path + ": unsupported value type");
-  }
   return out;
 }
 
@@ -159,8 +130,7 @@ Napi::Value GptWrap::create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "creating the model", [&]() -> Napi::Value {
     LITLORA_CHECK(info.Length() >= 1 && info[0].IsObject(), "ERR_TYPE", "NativeGpt.create: expected (config, options)");
-    gpt::ConfigValue config = configValueFromJs(info[0], "config");
-    gpt::GptConfig parsed = gpt::parseGptConfig(config.fields);
+    gpt::GptConfig parsed = gptConfigFromJs(info[0], "config");
     Napi::Object o = optionsArg(info, 1);
     gpt::GptOptions options;
     if (o.Has("dtype")) options.dtype = parseDtype(o.Get("dtype").As<Napi::String>().Utf8Value(), "dtype");

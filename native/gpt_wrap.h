@@ -14,9 +14,6 @@
 
 namespace litlora {
 
-// A JS config object (litgpt's model_config fields) → the generic field map gpt::parseGptConfig reads.
-gpt::ConfigValue configValueFromJs(const Napi::Value& value, const std::string& path);
-
 // Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
 // Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
 at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name);

@@ -1,11 +1,11 @@
 #include "merge_wrap.h"
 
 #include "async.h"
+#include "config_wrap.h"
 #include "convert.h"
 #include "core/error.h"
 #include "core/merge.h"
 #include "errors.h"
-#include "gpt_wrap.h"
 
 namespace litlora {
 
@@ -21,7 +21,7 @@ Napi::Value mergeLoraFiles(const Napi::CallbackInfo& info) {
     o.basePath = info[0].As<Napi::String>().Utf8Value();
     o.loraPath = info[1].As<Napi::String>().Utf8Value();
     o.outPath = info[2].As<Napi::String>().Utf8Value();
-    o.config = gpt::parseGptConfig(configValueFromJs(info[3], "config").fields);
+    o.config = gptConfigFromJs(info[3], "config");
     if (info.Length() > 4 && info[4].IsObject()) {
       Napi::Object opts = info[4].As<Napi::Object>();
       if (opts.Has("dtype") && opts.Get("dtype").IsString()) o.outDtype = parseDtype(opts.Get("dtype").As<Napi::String>().Utf8Value(), "dtype");

@@ -127,8 +127,7 @@ test('hyperparameters.yaml: litgpt key order and floats; checkpoint_dir resoluti
   const { stdout } = runPython(`import yaml, json; print(json.dumps(yaml.safe_load(open(${JSON.stringify(join(root, 'hyperparameters.yaml'))}))))`);
   assert.equal(JSON.parse(stdout), h);
   assert.equal(loraSettings({ checkpoint_dir: 'x', lora_r: 4 }), {
-    lora_r: 4, lora_alpha: 16, lora_dropout: 0.05, lora_query: true, lora_key: false, lora_value: true,
-    lora_projection: false, lora_mlp: false, lora_head: false,
+    r: 4, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false,
   });
 
   // Resolution: cwd first (litgpt), then checkpoints/<path> (extend_checkpoint_dir), then the folder.

@@ -69,7 +69,7 @@ test('a LoRA run: final/ and step-XXXXXX/ folders with litgpt\'s files; dry run 
   assert.equal(plan.folders.map((f) => f.slice(run.length + 1)).sort(), ['final', 'step-000050', 'step-000100']);
 
   await assertCode(() => migrateCheckpoint(run, { cwd: root, checkpointDir: 'checkpoints/base', itersPerStep: 3 }), 'ERR_ARG', /not a multiple of --iters_per_step 3/);
-  const r = await migrateCheckpoint(run, { cwd: root, checkpointDir: 'checkpoints/base', itersPerStep: 2, lora: { lora_r: 16, lora_key: true } });
+  const r = await migrateCheckpoint(run, { cwd: root, checkpointDir: 'checkpoints/base', itersPerStep: 2, lora: { r: 16, key: true } });
   assert.equal(readdirSync(run).sort(), ['final', 'logs', 'step-000050', 'step-000100']);
   assert.ok(existsSync(join(run, 'logs', 'csv', 'version_0', 'metrics.csv')));
   const files = ['hyperparameters.yaml', 'lit_model.pth.lora', 'model_config.yaml', 'prompt_style.yaml', 'tokenizer.json', 'tokenizer_config.json'];

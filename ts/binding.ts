@@ -12,6 +12,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LitloraError } from './errors.js';
+import type { NativeGptConfig } from './model/native_config.js';
 
 /** @internal */
 export interface NativeTensor {
@@ -47,7 +48,7 @@ export interface NativeGpt {
 
 /** @internal */
 export interface GptBinding {
-  NativeGpt: { create(config: Record<string, unknown>, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
+  NativeGpt: { create(config: NativeGptConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
   gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
 }
 

@@ -6,9 +6,11 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <map>
 
 #include "error.h"
 #include "gpt_loss.h"
+#include "lora_placement.h"
 #include "row_linear.h"
 
 namespace litlora::gpt {
@@ -25,9 +27,13 @@ LinearLayer makeLinear(const std::string& path, int64_t in, int64_t out, bool bi
   return l;
 }
 
-void addLora(LinearLayer& l, const LoraSettings& s, int64_t rows, const GptOptions& o) {
-  l.loraA = at::zeros({rows, l.weight.size(1)}, paramOptions(o));
-  l.loraB = at::zeros({l.qkv ? static_cast<int64_t>(l.qkv->rowIndex.size()) : l.weight.size(0), s.r}, paramOptions(o));
+void addLora(LinearLayer& l, const LoraPlacement& place, const LoraSettings& s, const GptOptions& o) {
+  LITLORA_CHECK(l.weight.size(0) == place.out && l.weight.size(1) == place.in, "ERR_CONFIG",
+                place.path << ": LoRA placed on a [" << place.out << ", " << place.in << "] layer, but the layer is "
+                           << shapeString(l.weight.sizes()));
+  l.qkv = place.qkv;
+  l.loraA = at::zeros({place.aRows(s.r), place.in}, paramOptions(o));
+  l.loraB = at::zeros({place.bRows(), s.r}, paramOptions(o));
   l.scaling = s.scaling();
 }
 
@@ -42,10 +48,8 @@ NormLayer makeNorm(const GptConfig& c, const GptOptions& o) {
 
 Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), options_(options) {
   const GptConfig& c = config_;
-  const LoraSettings& lora = c.lora;
   at::NoGradGuard noGrad;
   lmHead_ = makeLinear("lm_head", c.nEmbd, c.paddedVocabSize, c.lmHeadBias, options_);
-  if (lora.r > 0 && lora.head) addLora(lmHead_, lora, lora.r, options_);
   wte_ = at::empty({c.paddedVocabSize, c.nEmbd}, paramOptions(options_));
   blocks_.resize(c.nLayer);
   for (int64_t i = 0; i < c.nLayer; ++i) {
@@ -53,13 +57,7 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
     const std::string p = "transformer.h." + std::to_string(i) + ".";
     b.norm1 = makeNorm(c, options_);
     b.qkv = makeLinear(p + "attn.qkv", c.nEmbd, c.qkvOutFeatures(), c.qkvHasBias(), options_);
-    const bool enable[3] = {lora.query, lora.key, lora.value};
-    if (lora.r > 0 && (enable[0] || enable[1] || enable[2])) {
-      b.qkv.qkv = qkvLoraLayout(c.nHead, c.nQueryGroups, c.headSize, enable);
-      addLora(b.qkv, lora, lora.r * b.qkv.qkv->nParts(), options_);
-    }
     b.proj = makeLinear(p + "attn.proj", c.nHead * c.headSize, c.nEmbd, c.bias, options_);
-    if (lora.r > 0 && lora.projection) addLora(b.proj, lora, lora.r, options_);
     if (!c.sharedAttentionNorm) b.norm2 = makeNorm(c, options_);
     if (c.mlp == MlpKind::GptNeox) {
       b.fc1 = makeLinear(p + "mlp.fc", c.nEmbd, c.intermediateSize, c.bias, options_);
@@ -68,11 +66,15 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
       b.fc2 = makeLinear(p + "mlp.fc_2", c.nEmbd, c.intermediateSize, c.bias, options_);
     }
     b.mlpProj = makeLinear(p + "mlp.proj", c.intermediateSize, c.nEmbd, c.bias, options_);
-    if (lora.r > 0 && lora.mlp)
-      for (LinearLayer* l : {&b.fc1, &b.fc2, &b.mlpProj})
-        if (l->weight.defined()) addLora(*l, lora, lora.r, options_);
   }
   lnF_ = makeNorm(c, options_);
+  std::map<std::string, LinearLayer*> byPath;
+  for (LinearLayer* l : linearLayers()) byPath[l->path] = l;
+  for (const LoraPlacement& place : loraPlacements(c)) {
+    auto it = byPath.find(place.path);
+    LITLORA_CHECK(it != byPath.end(), "ERR_CONFIG", place.path << ": LoRA placed on a layer this model does not have");
+    addLora(*it->second, place, c.lora, options_);
+  }
   initialise(options_.seed.value_or(0), options_.seed.has_value());
   for (LinearLayer* l : linearLayers())
     if (l->hasLora()) {

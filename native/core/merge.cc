@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "gpt_lora.h"
+#include "lora_placement.h"
 
 #if __has_include("pth.h") && __has_include("tensorfile.h")
 #define LITLORA_HAS_PTH 1
@@ -42,41 +43,14 @@ bool available() { return true; }
 
 namespace {
 
-// One layer that carries LoRA, as the config places it (litgpt/lora.py's LoRALinear / LoRAQKVLinear).
-struct LoraLayer {
-  std::string path;  // "transformer.h.0.attn.qkv"
-  int64_t in = 0, out = 0;
-  std::optional<gpt::QkvLoraLayout> qkv;
+// One layer that carries LoRA, where gpt::loraPlacements puts it (as the model does), with its adapter tensors.
+struct LoraLayer : gpt::LoraPlacement {
   at::Tensor A, B;
-
-  int64_t aRows(int64_t r) const { return qkv ? r * qkv->nParts() : r; }
-  int64_t bRows() const { return qkv ? static_cast<int64_t>(qkv->rowIndex.size()) : out; }
 };
 
 std::vector<LoraLayer> loraLayers(const gpt::GptConfig& c) {
-  const gpt::LoraSettings& l = c.lora;
   std::vector<LoraLayer> out;
-  if (l.r <= 0) return out;
-  if (l.head) out.push_back({"lm_head", c.nEmbd, c.paddedVocabSize});
-  for (int64_t i = 0; i < c.nLayer; ++i) {
-    const std::string p = "transformer.h." + std::to_string(i) + ".";
-    const bool enable[3] = {l.query, l.key, l.value};
-    if (l.query || l.key || l.value) {
-      LoraLayer qkv{p + "attn.qkv", c.nEmbd, c.qkvOutFeatures()};
-      qkv.qkv = gpt::qkvLoraLayout(c.nHead, c.nQueryGroups, c.headSize, enable);
-      out.push_back(std::move(qkv));
-    }
-    if (l.projection) out.push_back({p + "attn.proj", c.nHead * c.headSize, c.nEmbd});
-    if (l.mlp) {
-      if (c.mlp == gpt::MlpKind::GptNeox) {
-        out.push_back({p + "mlp.fc", c.nEmbd, c.intermediateSize});
-      } else {
-        out.push_back({p + "mlp.fc_1", c.nEmbd, c.intermediateSize});
-        out.push_back({p + "mlp.fc_2", c.nEmbd, c.intermediateSize});
-      }
-      out.push_back({p + "mlp.proj", c.intermediateSize, c.nEmbd});
-    }
-  }
+  for (gpt::LoraPlacement& place : gpt::loraPlacements(c)) out.push_back({std::move(place), {}, {}});
   return out;
 }
 

@@ -2,7 +2,9 @@
 // killed Node, catches what it can, and prints one JSON line of what happened. The parent asserts the exit
 // status (a crash would be a signal or exit 133/135/139) and the coded errors.
 import { truncateSync } from 'node:fs';
-import { Model, TensorFile } from '../../ts/index.js';
+import { native, type GptBinding } from '../../ts/binding.js';
+import { Model, TensorFile, normalizeConfig, normalizeLora } from '../../ts/index.js';
+import { nativeGptConfig } from '../../ts/model/native_config.js';
 
 type Outcome = { code: string; message: string } | 'ok';
 
@@ -38,6 +40,38 @@ const scenarios: Record<string, (args: string[]) => Promise<Record<string, unkno
     const reopen = await attempt(() => TensorFile.open(file));
     await f.close().catch(() => undefined);
     return { firstValue: before[1], read, again, reopen };
+  },
+  // argv: none. The raw native entry points that take a model config (NativeGpt.create, mergeLoraFiles), given
+  // what only a caller bypassing the TS layer could give them: each config is a valid one with one field changed.
+  async hostileConfig() {
+    const good = nativeGptConfig(normalizeConfig({ n_layer: 1, n_head: 4, n_embd: 32, block_size: 16, vocab_size: 64, padding_multiple: 64 }),
+      normalizeLora({ r: 2, mlp: true }));
+    const binding = native<GptBinding & { mergeLoraFiles(...args: unknown[]): Promise<unknown> }>();
+    const throwing = Object.defineProperty({ ...good }, 'nLayer', { get() { throw new RangeError('a getter that throws'); } });
+    const cases: Record<string, unknown> = {
+      good,
+      litgptTree: { n_layer: 1, n_head: 4, n_embd: 32 },  // the generic litgpt-style tree native code once parsed
+      noLora: { ...good, lora: undefined },
+      nHeadZero: { ...good, nHead: 0 },
+      groups: { ...good, nQueryGroups: 3 },
+      embdString: { ...good, nEmbd: '32' },
+      blockHuge: { ...good, blockSize: 1e300 },
+      blockNaN: { ...good, blockSize: NaN },
+      ropeOdd: { ...good, ropeNElem: 3 },
+      norm: { ...good, norm: 'BatchNorm' },
+      loraDropout: { ...good, lora: { ...good.lora, dropout: 1 } },
+      loraRank: { ...good, lora: { ...good.lora, r: -1 } },
+      loraTarget: { ...good, lora: { ...good.lora, mlp: 1 } },
+      throwing,
+      array: [good],
+    };
+    const create: Record<string, Outcome> = {};
+    const merge: Record<string, Outcome> = {};
+    for (const [key, config] of Object.entries(cases)) {
+      create[key] = await attempt(async () => (await binding.NativeGpt.create(config as never, { dtype: 'float32', device: 'cpu', seed: 1 })).dispose());
+      if (key !== 'good') merge[key] = await attempt(() => binding.mergeLoraFiles('/nonexistent/base.pth', '/nonexistent/a.lora', '/nonexistent/out.pth', config, {}));
+    }
+    return { create, merge };
   },
 };
 

@@ -21,6 +21,8 @@ import type { OutDirLock } from '../io/outdir_lock.js';
 import { Trainer, type Precision } from '../train/trainer.js';
 
 import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
+import { loraFlags, loraFromFlags } from './lora_flags.js';
+import { loraToKeys, type LoraSettings } from '../model/lora_settings.js';
 
 const PRECISIONS = ['32-true', 'bf16-true', 'bf16-mixed'] as const;
 
@@ -29,15 +31,11 @@ export const FLAGS: FlagSpec[] = [
   { name: 'out_dir', type: 'path', default: 'out/finetune/lora', metavar: 'DIR', help: 'Where step-XXXXXX/, final/ and logs/ go' },
   { name: 'precision', type: 'string', default: null, nullable: true, choices: PRECISIONS, defaultText: 'null (32-true on the CPU, bf16-mixed on CUDA)', help: 'Training precision' },
   { name: 'devices', type: 'int', default: 1, help: 'Number of devices (litlora trains on one)' },
-  { name: 'lora_r', type: 'int', default: 8, help: 'LoRA rank' },
-  { name: 'lora_alpha', type: 'int', default: 16, help: 'LoRA alpha (the update is scaled by alpha / r)' },
-  { name: 'lora_dropout', type: 'float', default: 0.05, help: 'Dropout on the LoRA branch input' },
-  { name: 'lora_query', type: 'bool', default: true, help: 'LoRA on the attention queries' },
-  { name: 'lora_key', type: 'bool', default: false, help: 'LoRA on the attention keys' },
-  { name: 'lora_value', type: 'bool', default: true, help: 'LoRA on the attention values' },
-  { name: 'lora_projection', type: 'bool', default: false, help: 'LoRA on the attention output projection' },
-  { name: 'lora_mlp', type: 'bool', default: false, help: 'LoRA on the MLP linears' },
-  { name: 'lora_head', type: 'bool', default: false, help: 'LoRA on the language-model head' },
+  ...loraFlags({
+    r: 'LoRA rank', alpha: 'LoRA alpha (the update is scaled by alpha / r)', dropout: 'Dropout on the LoRA branch input',
+    query: 'LoRA on the attention queries', key: 'LoRA on the attention keys', value: 'LoRA on the attention values',
+    projection: 'LoRA on the attention output projection', mlp: 'LoRA on the MLP linears', head: 'LoRA on the language-model head',
+  }),
   { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
   { name: 'train.save_interval', type: 'int', default: 1000, nullable: true, help: 'Optimizer steps between step-XXXXXX/ checkpoints' },
   { name: 'train.log_interval', type: 'int', default: 1, help: 'Iterations between log lines' },
@@ -78,7 +76,7 @@ const DATA_FAMILY: FlagFamily = {
 };
 
 /** Loads a base checkpoint folder into a Model with LoRA layers. */
-async function loadBase(dir: string, options: { dtype: ModelDtype; device: string; lora: Record<string, unknown> }): Promise<Model> {
+async function loadBase(dir: string, options: { dtype: ModelDtype; device: string; lora: LoraSettings }): Promise<Model> {
   const config = await readConfig(join(dir, 'model_config.yaml'));
   const file = await TensorFile.open(join(dir, 'lit_model.pth'));
   try {
@@ -91,7 +89,7 @@ async function loadBase(dir: string, options: { dtype: ModelDtype; device: strin
 }
 
 /** hyperparameters.yaml of a CLI run: every argument, nested as litgpt's jsonargparse writes it. */
-export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperparameters(): unknown }): Record<string, unknown> {
+export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSettings, data: { toHyperparameters(): unknown }): Record<string, unknown> {
   return {
     checkpoint_dir: v.checkpoint_dir,
     out_dir: v.out_dir,
@@ -99,8 +97,7 @@ export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperpa
     quantize: null,
     devices: v.devices,
     num_nodes: 1,
-    lora_r: v.lora_r, lora_alpha: v.lora_alpha, lora_dropout: v.lora_dropout, lora_query: v.lora_query, lora_key: v.lora_key,
-    lora_value: v.lora_value, lora_projection: v.lora_projection, lora_mlp: v.lora_mlp, lora_head: v.lora_head,
+    ...loraToKeys(lora),
     data: data.toHyperparameters(),
     train: {
       save_interval: v['train.save_interval'], log_interval: v['train.log_interval'], global_batch_size: v['train.global_batch_size'],
@@ -125,17 +122,18 @@ export function cliHyperparameters(v: Record<string, unknown>, data: { toHyperpa
 
 export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> {
   const v = args.values;
+  const lora = loraFromFlags(v);  // bad --lora_* values fail before --out_dir is touched
   const outDir = resolve(io.cwd, String(v.out_dir));
   const lock = await new OutDir(outDir).startRun({ resume: v.resume as boolean, force: v.force as boolean, log: (line) => io.err(`${line}\n`) });
   try {
-    return await finetune(v, io, lock);
+    return await finetune(v, lora, io, lock);
   } finally {
     lock.release();
   }
 }
 
 /** The run, with --out_dir's lock held. */
-async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock): Promise<number> {
+async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliIO, lock: OutDirLock): Promise<number> {
   if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
   const cuda = buildInfo().cudaDeviceCount > 0;
   const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
@@ -154,10 +152,6 @@ async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock)
   // Data errors come before the model is loaded.
   await data.setup(tokenizer, v['train.max_seq_length'] ? { maxSeqLength: v['train.max_seq_length'] as number } : {});
 
-  const lora = {
-    r: v.lora_r, alpha: v.lora_alpha, dropout: v.lora_dropout, query: v.lora_query, key: v.lora_key, value: v.lora_value,
-    projection: v.lora_projection, mlp: v.lora_mlp, head: v.lora_head,
-  };
   io.out(`Loading ${checkpointDir} (${dtype}, ${device})\n`);
   const model = await loadBase(checkpointDir, { dtype, device, lora });
   try {
@@ -181,7 +175,7 @@ async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock)
         lr: v['optimizer.lr'] as number, weightDecay: v['optimizer.weight_decay'] as number,
         betas: [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number],
       },
-      hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, data),
+      hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, lora, data),
       progress: progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY) ? 'bar' : progressMode === 'none' ? 'none' : (t) => io.out(t),
     });
     const done = await trainer.run();

@@ -1,28 +1,21 @@
 // `litlora migrate <path>`: pre-unification lit-gpt outputs → litgpt's current folder layout.
 import { relative } from 'node:path';
-import { LORA_DEFAULTS } from '../io/hyperparameters.js';
 import { migrateCheckpoint, registerQkvRelayout } from '../model/migrate.js';
 import { relayoutQkvFile } from '../model/model.js';
 import type { CommandSpec, FlagSpec } from './args.js';
+import { loraFlags, loraFromFlags } from './lora_flags.js';
 
-const LORA_HELP: Record<string, string> = {
-  lora_r: 'The LoRA rank the old run used',
-  lora_alpha: 'The LoRA alpha the old run used',
-  lora_dropout: 'The LoRA dropout the old run used',
-  lora_query: 'LoRA on the attention query weights',
-  lora_key: 'LoRA on the attention key weights',
-  lora_value: 'LoRA on the attention value weights',
-  lora_projection: 'LoRA on the attention output projection',
-  lora_mlp: 'LoRA on the MLP weights',
-  lora_head: 'LoRA on the output head',
-};
-
-const loraFlags: FlagSpec[] = Object.entries(LORA_DEFAULTS).map(([name, value]) => ({
-  name,
-  type: typeof value === 'boolean' ? 'bool' : name === 'lora_dropout' ? 'float' : 'int',
-  default: value,
-  help: LORA_HELP[name],
-}));
+const loraFlagSpecs: FlagSpec[] = loraFlags({
+  r: 'The LoRA rank the old run used',
+  alpha: 'The LoRA alpha the old run used',
+  dropout: 'The LoRA dropout the old run used',
+  query: 'LoRA on the attention query weights',
+  key: 'LoRA on the attention key weights',
+  value: 'LoRA on the attention value weights',
+  projection: 'LoRA on the attention output projection',
+  mlp: 'LoRA on the MLP weights',
+  head: 'LoRA on the output head',
+});
 
 export const command: CommandSpec = {
   name: 'migrate',
@@ -39,7 +32,7 @@ Weight files are moved, not copied. Use --dry_run to see the plan first.`,
   flags: [
     { name: 'path', type: 'path', required: true, metavar: 'DIR', help: 'The folder with the old files' },
     { name: 'checkpoint_dir', type: 'path', default: null, nullable: true, metavar: 'DIR', help: 'The base checkpoint the old run finetuned' },
-    ...loraFlags,
+    ...loraFlagSpecs,
     { name: 'precision', type: 'string', default: null, nullable: true, help: 'The precision the old run used (recorded in hyperparameters.yaml)' },
     { name: 'prompt_style', type: 'string', default: 'litgpt.prompts.Alpaca', help: 'prompt_style.yaml\'s class_path' },
     { name: 'iters_per_step', type: 'int', default: 1, help: 'Micro-batches per optimizer step of the old run (iter-N → step-N/iters_per_step)' },
@@ -53,8 +46,7 @@ Weight files are moved, not copied. Use --dry_run to see the plan first.`,
     // The command line converts old attn.attn weights to attn.qkv as it moves them (the library leaves that
     // hook to its caller, so that plain file migration needs no native addon).
     registerQkvRelayout((source, target, config, kind) => relayoutQkvFile(source, config, kind, target));
-    const lora: Record<string, unknown> = {};
-    for (const name of Object.keys(LORA_DEFAULTS)) lora[name] = args.get(name);
+    const lora = loraFromFlags(args.values);
     const dryRun = args.get<boolean>('dry_run');
     const result = await migrateCheckpoint(args.get<string>('path'), {
       checkpointDir: args.get<string | null>('checkpoint_dir'),

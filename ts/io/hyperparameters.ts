@@ -10,6 +10,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { fail, LitloraError } from '../errors.js';
 import { dumpYaml, parseYaml, type YamlValue } from './yaml.js';
+import { keyNaming, LORA_TARGETS, loraEnabled, loraFromKeys, normalizeLora, type LoraSettings } from '../model/lora_settings.js';
 
 export interface ClassPathArgs {
   class_path: string;
@@ -44,24 +45,6 @@ export interface Hyperparameters {
   [key: string]: unknown;
 }
 
-/** LoRA settings with litgpt finetune's defaults (r 8, alpha 16, dropout 0.05, query and value). */
-export interface LoraSettings {
-  lora_r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  lora_query: boolean;
-  lora_key: boolean;
-  lora_value: boolean;
-  lora_projection: boolean;
-  lora_mlp: boolean;
-  lora_head: boolean;
-}
-
-export const LORA_DEFAULTS: Readonly<LoraSettings> = {
-  lora_r: 8, lora_alpha: 16, lora_dropout: 0.05, lora_query: true, lora_key: false, lora_value: true,
-  lora_projection: false, lora_mlp: false, lora_head: false,
-};
-
 // The order of `litgpt finetune lora`'s setup() parameters (era C), which is the order jsonargparse writes.
 const KEY_ORDER = [
   'checkpoint_dir', 'out_dir', 'precision', 'quantize', 'devices', 'num_nodes', 'lora_r', 'lora_alpha', 'lora_dropout',
@@ -78,16 +61,23 @@ const FLOAT_PATHS = new Set([
 
 const numberKinds = new WeakMap<object, Map<string, 'int' | 'float'>>();
 
-/** The LoRA settings recorded in `h` (merge_lora uses exactly the `lora_*` keys), defaults for the rest. */
-export function loraSettings(h: Partial<Hyperparameters>): LoraSettings {
-  const out = { ...LORA_DEFAULTS } as Record<string, unknown>;
-  for (const key of Object.keys(LORA_DEFAULTS)) if (h[key] !== undefined && h[key] !== null) out[key] = h[key];
-  for (const key of ['lora_r', 'lora_alpha', 'lora_dropout']) {
-    if (typeof out[key] !== 'number' || !Number.isFinite(out[key] as number)) {
-      fail('ERR_CONFIG', `hyperparameters: ${key} must be a number, got ${JSON.stringify(out[key])}.`);
-    }
+/**
+ * The LoRA settings recorded in `h` (merge_lora uses exactly the `lora_*` keys); LORA_DEFAULTS for the keys that
+ * are absent or null. A bad value is ERR_ARG naming the key, after `where` (the file) when given.
+ */
+export function loraSettings(h: Partial<Hyperparameters>, where?: string): LoraSettings {
+  return normalizeLora(loraFromKeys(h), { name: keyNaming, where });
+}
+
+/** The LoRA settings of a LoRA finetune folder's hyperparameters.yaml (`where`), which must place LoRA layers. */
+export function adapterLoraSettings(h: Partial<Hyperparameters>, where: string, adapterFile: string): LoraSettings {
+  const s = loraSettings(h, where);
+  if (!loraEnabled(s)) {
+    const targets = LORA_TARGETS.filter((t) => s[t]).map(keyNaming);
+    fail('ERR_CONFIG', `${where}: a LoRA checkpoint needs lora_r > 0 and at least one lora_* target, got lora_r ${s.r} and ` +
+      `${targets.length ? targets.join(', ') : 'no target'}; is this the hyperparameters.yaml of the run that wrote ${adapterFile}?`);
   }
-  return out as unknown as LoraSettings;
+  return s;
 }
 
 export function hyperparametersToYaml(h: Hyperparameters): string {

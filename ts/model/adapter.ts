@@ -5,12 +5,10 @@
 import { resolve } from 'node:path';
 import { fail, LitloraError } from '../errors.js';
 import type { NativeGpt } from '../binding.js';
-import type { LoraSettings } from './options.js';
+import { adaptedLayers } from './lora_placement.js';
+import { LORA_CONFIG_DEFAULTS, LORA_TARGETS, type LoraSettings, type LoraTarget } from './lora_settings.js';
 import { Tensor } from '../tensor.js';
 import { saveTensors, TensorFile } from '../io/tensorfile.js';
-
-export type LoraTarget = 'query' | 'key' | 'value' | 'projection' | 'mlp' | 'head';
-const TARGETS: LoraTarget[] = ['query', 'key', 'value', 'projection', 'mlp', 'head'];
 
 /** What an Adapter uses of its model. */
 export interface AdapterHost {
@@ -27,15 +25,18 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
     this.#model = model;
   }
 
+  // A model without LoRA settings has litgpt's lora Config defaults: r 0, nothing targeted.
+  get #settings(): Readonly<LoraSettings> { return this.#model.lora ?? LORA_CONFIG_DEFAULTS; }
+
   /** The model this adapter belongs to. */
   get model(): M { return this.#model; }
-  get r(): number { return this.#model.lora?.r ?? 0; }
-  get alpha(): number { return this.#model.lora?.alpha ?? 1; }
+  get r(): number { return this.#settings.r; }
+  get alpha(): number { return this.#settings.alpha; }
   /** alpha / r: the factor on B·A. */
   get scaling(): number { return this.r > 0 ? this.alpha / this.r : 0; }
-  get dropout(): number { return this.#model.lora?.dropout ?? 0; }
+  get dropout(): number { return this.#settings.dropout; }
   /** Which modules carry LoRA (litgpt's lora_query … lora_head flags that are on). */
-  get targets(): LoraTarget[] { return TARGETS.filter((t) => this.#model.lora?.[t] === true); }
+  get targets(): LoraTarget[] { return LORA_TARGETS.filter((t) => this.#settings[t]); }
   /** Number of trainable (lora_*) values. */
   get parameterCount(): number { return this.#model.handle.info().loraParameterCount; }
   /** True while B·A is folded into the base weights (merged mode); false in runtime mode. */
@@ -108,7 +109,7 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
         fail('ERR_CHECKPOINT_FORMAT', `${full} is not a LoRA file: it holds ${others.length} tensor(s) that are not lora_A/lora_B ` +
           `(e.g. ${others.slice(0, 3).join(', ')}). Expected litgpt's lit_model.pth.lora.`);
       }
-      const theirs = targetsOfNames(loraNames), ours = targetsOfNames((await this.tensors()).keys());
+      const theirs = adaptedLayers(loraNames), ours = adaptedLayers((await this.tensors()).keys());
       if (theirs.join() !== ours.join()) {
         fail('ERR_CHECKPOINT_FORMAT', `${full} adapts ${theirs.join(', ') || 'nothing'}, but this model's LoRA layers are on ` +
           `${ours.join(', ') || 'nothing'} (targets ${this.targets.join(', ')}); build the model with the LoRA settings the ` +
@@ -132,18 +133,4 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
   toString(): string {
     return `Adapter(r=${this.r}, alpha=${this.alpha}, targets=[${this.targets.join(', ')}], ${this.merged ? 'merged' : 'runtime'})`;
   }
-}
-
-/** Which module kinds a set of lora_* names adapts: 'query/key/value', 'projection', 'mlp', 'head'. */
-function targetsOfNames(names: Iterable<string>): string[] {
-  const found = new Set<string>();
-  for (const n of names) {
-    if (/\.attn\.(qkv|attn)\.lora_/.test(n)) found.add('query/key/value');
-    else if (/\.attn\.proj\.lora_/.test(n)) found.add('projection');
-    else if (/\.mlp\./.test(n)) found.add('mlp');
-    else if (/^lm_head\.lora_/.test(n)) found.add('head');
-    else found.add(n);
-  }
-  return ['query/key/value', 'projection', 'mlp', 'head', ...[...found].filter((t) => !['query/key/value', 'projection', 'mlp', 'head'].includes(t))]
-    .filter((t) => found.has(t));
 }

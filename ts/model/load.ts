@@ -13,9 +13,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Checkpoint, type CheckpointKind } from '../io/checkpoint.js';
 import { fail, LitloraError } from '../errors.js';
-import { loraSettings, type BaseResolution } from '../io/hyperparameters.js';
+import { adapterLoraSettings, type BaseResolution } from '../io/hyperparameters.js';
 import type { Adapter } from './adapter.js';
-import type { LoraOptions, ModelDtype, ModelOptions } from './options.js';
+import type { ModelDtype, ModelOptions } from './options.js';
 import type { Tensor } from '../tensor.js';
 import { TensorFile } from '../io/tensorfile.js';
 
@@ -52,15 +52,6 @@ export interface ModelSource {
   baseVia: BaseResolution | 'option' | null;
   /** The lit_model.pth.lora applied, else null. */
   adapter: string | null;
-}
-
-/** LoRA settings of hyperparameters.yaml (litgpt's lora_* keys) as Model's LoraOptions. */
-function loraOptionsOf(checkpoint: Checkpoint): LoraOptions {
-  const s = loraSettings(checkpoint.hyperparameters ?? {});
-  return {
-    r: s.lora_r, alpha: s.lora_alpha, dropout: s.lora_dropout, query: s.lora_query, key: s.lora_key,
-    value: s.lora_value, projection: s.lora_projection, mlp: s.lora_mlp, head: s.lora_head,
-  };
 }
 
 /** Every tensor of a file by name (memory-mapped on the CPU; the model copies what it keeps). */
@@ -156,11 +147,7 @@ export async function loadModel<M extends LoadableModel>(ModelClass: ModelFactor
     fail('ERR_CHECKPOINT_MISSING', `the base checkpoint ${baseDir} of ${checkpoint.dir} has no lit_model.pth (it is a ${baseCheckpoint.kind} folder); ` +
       'point checkpoint_dir in hyperparameters.yaml (or the base option) at the model the adapter was trained on.');
   }
-  const lora = loraOptionsOf(checkpoint);
-  if (!(lora.r! > 0) || !['query', 'key', 'value', 'projection', 'mlp', 'head'].some((t) => lora[t as keyof LoraOptions] === true)) {
-    fail('ERR_CONFIG', `${checkpoint.files.hyperparameters ?? checkpoint.dir}: a LoRA checkpoint needs lora_r > 0 and at least one lora_* target, ` +
-      `got lora_r ${lora.r}; is this the hyperparameters.yaml of the run that wrote ${checkpoint.files.lora}?`);
-  }
+  const lora = adapterLoraSettings(checkpoint.hyperparameters ?? {}, checkpoint.files.hyperparameters ?? checkpoint.dir, checkpoint.files.lora!);
   const model = await loadWeights(ModelClass, baseCheckpoint.files.model, config, { ...modelOptions, lora });
   try {
     const adapterPath = checkpoint.files.lora!;

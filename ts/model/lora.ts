@@ -21,7 +21,7 @@ export interface QkvOptions {
   layout: 'qkv' | 'interleaved';
 }
 
-export interface LoraOptions {
+export interface LoraOpOptions {
   /** alpha / r. Default 1. */
   scaling?: number;
   /** Dropout probability on the LoRA branch's input, in [0, 1); applied only when training. Default 0. */
@@ -34,7 +34,7 @@ export interface LoraOptions {
   qkv?: QkvOptions;
 }
 
-export interface ForwardOptions extends LoraOptions {
+export interface ForwardOptions extends LoraOpOptions {
   bias?: Tensor;
 }
 
@@ -89,7 +89,7 @@ function isPositiveInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
 }
 
-function nativeOptions(op: string, o: LoraOptions | MergeOptions, withDropout: boolean): NativeOptions {
+function nativeOptions(op: string, o: LoraOpOptions | MergeOptions, withDropout: boolean): NativeOptions {
   if (o === null || typeof o !== 'object') fail('ERR_TYPE', `${op}: options: expected an object, got ${o === null ? 'null' : typeof o}`);
   const scaling = o.scaling ?? 1;
   if (typeof scaling !== 'number' || !Number.isFinite(scaling)) {
@@ -97,7 +97,7 @@ function nativeOptions(op: string, o: LoraOptions | MergeOptions, withDropout: b
   }
   let dropout = 0, training = false, seed = 0n;
   if (withDropout) {
-    const lo = o as LoraOptions;
+    const lo = o as LoraOpOptions;
     dropout = lo.dropout ?? 0;
     if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) {
       fail('ERR_RANGE', `${op}: dropout: expected a probability in [0, 1), got ${String(dropout)}`);
@@ -153,7 +153,7 @@ async function forward(x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, 
  * With dropout in training mode, pass the forward's seed: the mask is regenerated from it.
  */
 async function backward(gradY: Tensor, x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor,
-  options: LoraOptions = {}): Promise<LoraGrads> {
+  options: LoraOpOptions = {}): Promise<LoraGrads> {
   const op = 'lora.backward';
   const o = nativeOptions(op, options, true);
   const g = await lib().loraBackward(handleOf(gradY, op, 'gradY'), handleOf(x, op, 'x'), handleOf(weight, op, 'weight'),

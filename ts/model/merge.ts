@@ -19,8 +19,9 @@ import { copyFileAtomic, removeStalePartials } from '../io/atomic.js';
 import { native } from '../binding.js';
 import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from '../io/checkpoint.js';
 import { fail, LitloraError } from '../errors.js';
-import { loraSettings, type BaseResolution } from '../io/hyperparameters.js';
+import { adapterLoraSettings, type BaseResolution } from '../io/hyperparameters.js';
 import { Model, type ModelDtype } from './model.js';
+import { nativeGptConfig, type NativeGptConfig } from './native_config.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import type { Dtype } from '../tensor.js';
 import { saveTensors, TensorFile } from '../io/tensorfile.js';
@@ -64,7 +65,7 @@ export interface MergeLoraResult {
 /** @internal */
 interface MergeBinding {
   mergeAvailable(): boolean;
-  mergeLoraFiles(base: string, lora: string, out: string, config: Record<string, unknown>, options: { dtype?: string }):
+  mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
 }
 
@@ -122,8 +123,9 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
     throw new LitloraError('ERR_CHECKPOINT_MISSING', `the base checkpoint ${pyRepr(resolved.path)} (from ` +
       `${options.pretrainedCheckpointDir ? '--pretrained_checkpoint_dir' : checkpoint.files.hyperparameters}) has no ${MODEL_FILE}.`);
   }
-  const config: Record<string, unknown> = { ...checkpoint.config, ...loraSettings(checkpoint.hyperparameters) };
   const adapterFile = checkpoint.files.lora;
+  const lora = adapterLoraSettings(checkpoint.hyperparameters, checkpoint.files.hyperparameters ?? checkpoint.dir, adapterFile);
+  const config = nativeGptConfig(checkpoint.config, lora);
   const legacy = (await hasLegacyNames(baseFile)) || (await hasLegacyNames(adapterFile));
 
   const start = performance.now();

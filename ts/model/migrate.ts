@@ -28,7 +28,8 @@ import { copyFileAtomic, fsyncDir, linkFileDurable, writeFileAtomic } from '../i
 import { COPIED_CONFIG_FILES, CONFIG_FILE, findLegacyFiles, HPARAMS_FILE, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE } from '../io/checkpoint.js';
 import { configFromParsed, configToYaml, readConfig, type Config } from './config.js';
 import { fail, LitloraError } from '../errors.js';
-import { hyperparametersToYaml, LORA_DEFAULTS, type Hyperparameters, type LoraSettings } from '../io/hyperparameters.js';
+import { hyperparametersToYaml, type Hyperparameters } from '../io/hyperparameters.js';
+import { loraToKeys, normalizeLora, type LoraOptions } from './lora_settings.js';
 import { prepareCheckpointFolder, type FolderFile, type PreparedFolder } from '../io/outdir.js';
 import { dumpYaml, parseYaml } from '../io/yaml.js';
 
@@ -48,8 +49,8 @@ export function registerQkvRelayout(fn: QkvRelayout | null): void {
 export interface MigrateOptions {
   /** The base checkpoint folder the old run started from (its config and tokenizer are copied). */
   checkpointDir?: string | null;
-  /** The LoRA settings the old run used (lit-gpt did not record them); defaults r 8, alpha 16, dropout 0.05, q+v. */
-  lora?: Partial<LoraSettings>;
+  /** The LoRA settings the old run used (lit-gpt did not record them); LORA_DEFAULTS for what is left out. */
+  lora?: LoraOptions;
   precision?: string | null;
   /** prompt_style.yaml's class_path (default litgpt.prompts.Alpaca). */
   promptStyle?: string;
@@ -155,7 +156,7 @@ export async function migrateCheckpoint(path: string, options: MigrateOptions = 
     if (!copies.some((f) => f.startsWith('tokenizer.')) || !copies.includes('tokenizer_config.json')) {
       throw new LitloraError('ERR_CHECKPOINT_MISSING', `the base checkpoint ${base} has no tokenizer.json/tokenizer.model and tokenizer_config.json to copy.`);
     }
-    const lora = { ...LORA_DEFAULTS, ...(options.lora ?? {}) };
+    const lora = loraToKeys(normalizeLora(options.lora));
     // As litgpt records CLI values "as typed": keep a relative base path relative.
     const checkpointDirValue = isAbsolute(options.checkpointDir) ? options.checkpointDir : relative(cwd, base) || '.';
     for (const r of results) {

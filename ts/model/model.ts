@@ -2,9 +2,11 @@
 // `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/model/load.ts).
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
 import { native, type GptBinding, type NativeGpt, type NativeTensor } from '../binding.js';
-import type { FromConfigOptions, LoraOptions, LoraSettings, ModelConfig, ModelDtype, ModelOptions } from './options.js';
-export type { FromConfigOptions, LoraOptions, LoraSettings, ModelConfig, ModelDtype, ModelOptions } from './options.js';
+import type { FromConfigOptions, ModelConfig, ModelDtype, ModelOptions } from './options.js';
+export type { FromConfigOptions, ModelConfig, ModelDtype, ModelOptions } from './options.js';
 import { normalizeConfig, type Config } from './config.js';
+import { LORA_CONFIG_DEFAULTS, loraFromKeys, normalizeLora, type LoraOptions, type LoraSettings } from './lora_settings.js';
+import { nativeGptConfig } from './native_config.js';
 import { fail, LitloraError } from '../errors.js';
 import { Tensor, type Device } from '../tensor.js';
 import { saveTensors, TensorFile } from '../io/tensorfile.js';
@@ -14,45 +16,22 @@ import { loadModel, type LoadOptions, type ModelSource } from './load.js';
 /** Token ids: a flat array (one sequence) or a typed array with an explicit [batch, time] shape. */
 export type Tokens = Int32Array | BigInt64Array | readonly number[] | readonly (readonly number[])[];
 
-const LORA_DEFAULTS = { r: 8, alpha: 16, dropout: 0.05, query: true, key: false, value: true, projection: false, mlp: false, head: false };
-const LORA_KEYS = ['r', 'alpha', 'dropout', 'query', 'key', 'value', 'projection', 'mlp', 'head'] as const;
-
 /**
  * Splits a config into the model config and the LoRA settings. LoRA comes from `lora` (litgpt's finetune
- * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config).
+ * defaults for what it leaves out) or, without it, from the config's own lora_* fields (litgpt's lora Config,
+ * whose dataclass defaults fill the rest). Both are named `lora.<field>` in errors.
  */
 function splitConfig(config: ModelConfig, lora: LoraOptions | undefined): { config: Config; lora: LoraSettings | null } {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     fail('ERR_CONFIG', `expected a config object (litgpt's model_config.yaml fields), got ${config === null ? 'null' : typeof config}`);
   }
   const plain: ModelConfig = {};
-  const fromConfig: LoraOptions = {};
-  for (const [key, value] of Object.entries(config)) {
-    if (key.startsWith('lora_')) (fromConfig as Record<string, unknown>)[key.slice(5)] = value;
-    else plain[key] = value;
-  }
+  for (const [key, value] of Object.entries(config)) if (!key.startsWith('lora_')) plain[key] = value;
   const normalized = normalizeConfig(plain);
-  const options = lora ?? (Object.keys(fromConfig).length ? { ...Object.fromEntries(LORA_KEYS.map((k) => [k, k === 'r' ? 0 : k === 'alpha' ? 1 : k === 'dropout' ? 0 : false])), ...fromConfig } : undefined);
-  if (!options) return { config: normalized, lora: null };
-  for (const key of Object.keys(options)) {
-    if (!(LORA_KEYS as readonly string[]).includes(key)) {
-      fail('ERR_ARG', `lora.${key}: unknown option; expected one of ${LORA_KEYS.join(', ')}`);
-    }
-  }
-  const merged = { ...LORA_DEFAULTS, ...options } as LoraSettings;
-  if (!Number.isInteger(merged.r) || merged.r < 0) fail('ERR_ARG', `lora.r: expected an integer ≥ 0, got ${merged.r}`);
-  if (!(typeof merged.alpha === 'number' && Number.isFinite(merged.alpha))) fail('ERR_ARG', `lora.alpha: expected a number, got ${merged.alpha}`);
-  if (!(merged.dropout >= 0 && merged.dropout < 1)) fail('ERR_ARG', `lora.dropout: expected 0 ≤ p < 1, got ${merged.dropout}`);
-  for (const k of ['query', 'key', 'value', 'projection', 'mlp', 'head'] as const) {
-    if (typeof merged[k] !== 'boolean') fail('ERR_ARG', `lora.${k}: expected true or false, got ${String(merged[k])}`);
-  }
-  return { config: normalized, lora: merged };
-}
-
-function nativeConfig(config: Config, lora: LoraSettings | null): ModelConfig {
-  const out: ModelConfig = { ...config };
-  if (lora) for (const k of LORA_KEYS) out[`lora_${k}`] = lora[k];
-  return out;
+  if (lora !== undefined && lora !== null) return { config: normalized, lora: normalizeLora(lora) };
+  const fromConfig = loraFromKeys(config, { unknown: 'keep' });
+  if (!Object.keys(fromConfig).length) return { config: normalized, lora: null };
+  return { config: normalized, lora: normalizeLora(fromConfig, { defaults: LORA_CONFIG_DEFAULTS }) };
 }
 
 function checkModelOptions(options: ModelOptions): { dtype: ModelDtype; device: Device } {
@@ -122,7 +101,7 @@ export class Model {
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) fail('ERR_ARG', `seed: expected an integer ≥ 0, got ${seed}`);
     const split = splitConfig(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device, seed });
+    const handle = await native<GptBinding>().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device, seed });
     return new Model(handle, split.config, split.lora);
   }
 
@@ -134,7 +113,7 @@ export class Model {
   static async fromStateDict(config: ModelConfig, entries: Iterable<[string, Tensor]>, options: ModelOptions = {}): Promise<Model> {
     const { dtype, device } = checkModelOptions(options);
     const split = splitConfig(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(nativeConfig(split.config, split.lora), { dtype, device });
+    const handle = await native<GptBinding>().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device });
     const model = new Model(handle, split.config, split.lora);
     try {
       await handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');

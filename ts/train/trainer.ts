@@ -29,6 +29,7 @@ import { Tensor } from '../tensor.js';
 import { LORA_FILE, MODEL_FILE } from '../io/checkpoint.js';
 import { normalizeConfig, readConfig, type Config } from '../model/config.js';
 import type { Hyperparameters } from '../io/hyperparameters.js';
+import { loraToKeys, type LoraSettings } from '../model/lora_settings.js';
 import { OutDir } from '../io/outdir.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
 import {
@@ -50,9 +51,8 @@ export interface TrainModelHandle {
 export interface TrainableModel {
   /** litgpt's model config fields (model_config.yaml). */
   readonly config: Readonly<Record<string, unknown>>;
-  /** The LoRA settings (litgpt's lora_* fields without the prefix). */
-  readonly lora: Readonly<{ r: number; alpha: number; dropout: number; query: boolean; key: boolean; value: boolean;
-    projection: boolean; mlp: boolean; head: boolean }> | null;
+  /** The LoRA settings. */
+  readonly lora: Readonly<LoraSettings> | null;
   /** @internal */
   readonly handle: TrainModelHandle;
 }
@@ -617,7 +617,6 @@ export class Trainer {
   /** hyperparameters.yaml in litgpt's shape (era C `finetune lora` setup() arguments). */
   #hyperparameters(checkpointDir: string, outDir: string): Record<string, unknown> {
     if (this.options.hyperparameters) return this.options.hyperparameters;
-    const c = this.options.model.lora!;
     const t = this.train, e = this.eval, o = this.optimizer;
     return {
       checkpoint_dir: checkpointDir,
@@ -626,8 +625,7 @@ export class Trainer {
       quantize: null,
       devices: 1,
       num_nodes: 1,
-      lora_r: c.r, lora_alpha: c.alpha, lora_dropout: c.dropout, lora_query: c.query, lora_key: c.key, lora_value: c.value,
-      lora_projection: c.projection, lora_mlp: c.mlp, lora_head: c.head,
+      ...loraToKeys(this.options.model.lora!),
       data: this.options.data.toHyperparameters(),
       train: {
         save_interval: t.saveInterval, log_interval: t.logInterval, global_batch_size: t.globalBatchSize,

@@ -1,0 +1,122 @@
+#include "config_wrap.h"
+
+#include <cmath>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "core/error.h"
+
+namespace litlora {
+
+namespace {
+
+// Typed reads of one object's fields, each naming `where.field` when the field is absent or of the wrong type.
+class FieldReader {
+ public:
+  FieldReader(const Napi::Value& value, std::string where) : where_(std::move(where)) {
+    LITLORA_CHECK(value.IsObject() && !value.IsArray(), "ERR_CONFIG",
+                  where_ << ": expected the config object litlora's TS layer makes (NativeGptConfig)");
+    object_ = value.As<Napi::Object>();
+  }
+
+  Napi::Value get(const char* key) const {
+    Napi::Value v = object_.Get(key);
+    LITLORA_CHECK(!v.IsUndefined(), "ERR_CONFIG", where_ << "." << key << ": missing");
+    return v;
+  }
+  double number(const char* key) const {
+    Napi::Value v = get(key);
+    LITLORA_CHECK(v.IsNumber(), "ERR_CONFIG", where_ << "." << key << ": expected a number");
+    const double d = v.As<Napi::Number>().DoubleValue();
+    LITLORA_CHECK(std::isfinite(d), "ERR_CONFIG", where_ << "." << key << ": expected a finite number, got " << d);
+    return d;
+  }
+  int64_t integer(const char* key) const {
+    const double d = number(key);
+    // Integers beyond 2^53 are not exact in a JS number; no size of a real model comes near.
+    LITLORA_CHECK(std::floor(d) == d && std::fabs(d) <= 9007199254740992.0, "ERR_CONFIG",
+                  where_ << "." << key << ": expected an integer, got " << d);
+    return static_cast<int64_t>(d);
+  }
+  bool boolean(const char* key) const {
+    Napi::Value v = get(key);
+    LITLORA_CHECK(v.IsBoolean(), "ERR_CONFIG", where_ << "." << key << ": expected true or false");
+    return v.As<Napi::Boolean>().Value();
+  }
+  std::optional<double> optionalNumber(const char* key) const {
+    if (get(key).IsNull()) return std::nullopt;
+    return number(key);
+  }
+  // The index of the value among `choices`.
+  size_t choice(const char* key, std::initializer_list<const char*> choices) const {
+    Napi::Value v = get(key);
+    LITLORA_CHECK(v.IsString(), "ERR_CONFIG", where_ << "." << key << ": expected a string");
+    const std::string s = v.As<Napi::String>().Utf8Value();
+    size_t i = 0;
+    for (const char* c : choices) {
+      if (s == c) return i;
+      ++i;
+    }
+    std::string list;
+    for (const char* c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
+    throw Error("ERR_CONFIG", where_ + "." + key + ": expected one of " + list + ", got '" + s + "'");
+  }
+  FieldReader object(const char* key) const { return FieldReader(get(key), where_ + "." + key); }
+
+ private:
+  Napi::Object object_;
+  std::string where_;
+};
+
+}  // namespace
+
+gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argName) {
+  const FieldReader f(value, argName);
+  gpt::GptConfig c;
+  c.blockSize = f.integer("blockSize");
+  c.paddedVocabSize = f.integer("paddedVocabSize");
+  c.nLayer = f.integer("nLayer");
+  c.nHead = f.integer("nHead");
+  c.headSize = f.integer("headSize");
+  c.nEmbd = f.integer("nEmbd");
+  c.nQueryGroups = f.integer("nQueryGroups");
+  c.intermediateSize = f.integer("intermediateSize");
+  c.ropeNElem = f.integer("ropeNElem");
+  c.parallelResidual = f.boolean("parallelResidual");
+  c.bias = f.boolean("bias");
+  c.attnBias = f.boolean("attnBias");
+  c.lmHeadBias = f.boolean("lmHeadBias");
+  c.sharedAttentionNorm = f.boolean("sharedAttentionNorm");
+  c.norm = f.choice("norm", {"LayerNorm", "RMSNorm"}) == 0 ? gpt::NormKind::LayerNorm : gpt::NormKind::RMSNorm;
+  c.normUnitOffset = f.boolean("normUnitOffset");
+  c.normEps = f.number("normEps");
+  static constexpr gpt::MlpKind kMlps[] = {gpt::MlpKind::GptNeox, gpt::MlpKind::LLaMA, gpt::MlpKind::Gemma};
+  c.mlp = kMlps[f.choice("mlp", {"GptNeoxMLP", "LLaMAMLP", "GemmaMLP"})];
+  c.geluTanh = f.boolean("geluTanh");
+  c.ropeCondenseRatio = f.number("ropeCondenseRatio");
+  c.ropeBase = f.number("ropeBase");
+  c.scaleEmbeddings = f.boolean("scaleEmbeddings");
+  c.attentionScoresScalar = f.optionalNumber("attentionScoresScalar");
+  static constexpr gpt::RopeScaling kScalings[] = {gpt::RopeScaling::None, gpt::RopeScaling::Linear, gpt::RopeScaling::Llama3};
+  c.ropeScaling = kScalings[f.choice("ropeScaling", {"none", "linear", "llama3"})];
+  c.ropeFactor = f.number("ropeFactor");
+  c.ropeLowFreqFactor = f.number("ropeLowFreqFactor");
+  c.ropeHighFreqFactor = f.number("ropeHighFreqFactor");
+  c.ropeOriginalMaxSeqLen = f.number("ropeOriginalMaxSeqLen");
+  const FieldReader l = f.object("lora");
+  c.lora.r = l.integer("r");
+  c.lora.alpha = l.number("alpha");
+  c.lora.dropout = l.number("dropout");
+  c.lora.query = l.boolean("query");
+  c.lora.key = l.boolean("key");
+  c.lora.value = l.boolean("value");
+  c.lora.projection = l.boolean("projection");
+  c.lora.mlp = l.boolean("mlp");
+  c.lora.head = l.boolean("head");
+  gpt::checkGptConfig(c);
+  return c;
+}
+
+}  // namespace litlora

@@ -1,0 +1,173 @@
+// The model as native code builds it: one typed struct (NativeGptConfig, read field by field into gpt::GptConfig
+// by native/config_wrap.cc) made from a normalized litgpt Config and LoRA settings.
+//
+// This is where litlora decides which of litgpt's features its GPT implements: the Pythia / GPT-NeoX, Llama and
+// Gemma-style dense models. A field that switches on anything else (MoE, sliding windows, softcapping, QK norm,
+// …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
+// to stay memory-safe (positive sizes, divisibility).
+import { fail } from '../errors.js';
+import type { Config } from './config.js';
+import { LORA_CONFIG_DEFAULTS, type LoraSettings } from './lora_settings.js';
+
+/** @internal The fields of gpt::GptConfig (native/core/gpt_config.h), by the same names. */
+export interface NativeGptConfig {
+  blockSize: number;
+  paddedVocabSize: number;
+  nLayer: number;
+  nHead: number;
+  headSize: number;
+  nEmbd: number;
+  nQueryGroups: number;
+  intermediateSize: number;
+  /** int(rotary_percentage · head_size): the rotary dimensions of each head. */
+  ropeNElem: number;
+  parallelResidual: boolean;
+  bias: boolean;
+  attnBias: boolean;
+  lmHeadBias: boolean;
+  sharedAttentionNorm: boolean;
+  norm: 'LayerNorm' | 'RMSNorm';
+  /** Gemma's RMSNorm scales by (1 + weight). */
+  normUnitOffset: boolean;
+  normEps: number;
+  mlp: 'GptNeoxMLP' | 'LLaMAMLP' | 'GemmaMLP';
+  /** gelu_approximate == 'tanh'. */
+  geluTanh: boolean;
+  ropeCondenseRatio: number;
+  ropeBase: number;
+  scaleEmbeddings: boolean;
+  /** null: 1/√head_size. */
+  attentionScoresScalar: number | null;
+  ropeScaling: 'none' | 'linear' | 'llama3';
+  ropeFactor: number;
+  ropeLowFreqFactor: number;
+  ropeHighFreqFactor: number;
+  ropeOriginalMaxSeqLen: number;
+  /** r = 0: no LoRA layers. */
+  lora: LoraSettings;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : v !== null && typeof v === 'object' ? (Array.isArray(v) ? 'a list' : 'a mapping') : String(v);
+}
+
+function unsupported(field: string, value: unknown, what: string): never {
+  fail('ERR_CONFIG', `config field ${field} = ${show(value)} switches on ${what}, which litlora does not implement; only the ` +
+    'Pythia/GPT-NeoX, Llama and Gemma-style dense models are supported. Use a model without it.');
+}
+
+const nullOrZero = (v: unknown) => v === null || v === 0;
+
+// Fields whose other values switch on what litlora's GPT does not implement: the values that keep its math, and
+// what the others would switch on. In this order, so that the field a user set is named before one derived from it.
+const NO_OPS: [keyof Config, (v: unknown) => boolean, string][] = [
+  ['n_expert', nullOrZero, 'a mixture of experts'],
+  ['n_expert_per_token', nullOrZero, 'a mixture of experts'],
+  ['n_shared_expert', nullOrZero, 'shared experts'],
+  ['moe_intermediate_size', (v) => v === null, 'a mixture of experts'],
+  ['first_k_dense_replace', (v) => v === null, 'a mixture of experts'],
+  ['n_expert_groups', nullOrZero, 'grouped expert routing'],
+  ['n_topk_groups', nullOrZero, 'grouped expert routing'],
+  ['n_topk_scores_per_group', nullOrZero, 'grouped expert routing'],
+  ['sliding_window_size', (v) => v === null, 'sliding-window attention'],
+  ['sliding_window_indices', (v) => v === null, 'sliding-window attention'],
+  ['attention_logit_softcapping', (v) => v === null, 'attention logit softcapping'],
+  ['final_logit_softcapping', (v) => v === null, 'final logit softcapping'],
+  ['norm_qk', (v) => v === false, 'query/key normalisation'],
+  ['post_attention_norm', (v) => v === false, 'a post-attention norm'],
+  ['post_mlp_norm', (v) => v === false, 'a post-MLP norm'],
+  ['norm_1', (v) => v === true, 'a block without its first norm'],
+  ['norm_2', (v) => v === true, 'a block without its second norm'],
+  ['latent_attention', (v) => v === null, 'multi-head latent attention'],
+  ['rope_interleave', (v) => v === false, 'interleaved rotary embeddings'],
+  ['rope_local_base_freq', (v) => v === null, 'a separate local rope base'],
+  ['rope_indices', (v) => v === null, 'per-layer rope selection'],
+];
+
+const ROPE_ADJUSTMENT_KEYS = ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_seq_len', 'beta_fast', 'beta_slow',
+  'mscale', 'mscale_all_dim', 'truncate', 'rope_type'];
+
+type RopeFields = Pick<NativeGptConfig, 'ropeScaling' | 'ropeFactor' | 'ropeLowFreqFactor' | 'ropeHighFreqFactor' | 'ropeOriginalMaxSeqLen'>;
+
+/** rope_adjustments: none, a plain `factor` (linear), or Llama 3's four values; YaRN is not implemented. */
+function ropeScaling(adjustments: Config['rope_adjustments']): RopeFields {
+  const out: RopeFields = { ropeScaling: 'none', ropeFactor: 1, ropeLowFreqFactor: 0, ropeHighFreqFactor: 0, ropeOriginalMaxSeqLen: 0 };
+  if (adjustments === null) return out;
+  const a = adjustments as Record<string, unknown>;
+  for (const key of Object.keys(a)) {
+    if (!ROPE_ADJUSTMENT_KEYS.includes(key)) {
+      fail('ERR_CONFIG', `config field rope_adjustments.${key} is not known to litgpt (known: ${ROPE_ADJUSTMENT_KEYS.join(', ')}).`);
+    }
+  }
+  if ('beta_fast' in a || 'beta_slow' in a) unsupported('rope_adjustments', a, 'YaRN rope scaling (beta_fast / beta_slow)');
+  const num = (key: string): number | null => {
+    const v = a[key];
+    if (v === null || v === undefined) return null;
+    if (typeof v !== 'number' || !Number.isFinite(v)) fail('ERR_CONFIG', `config field rope_adjustments.${key}: expected a finite number, got ${show(v)}.`);
+    return v;
+  };
+  const factor = num('factor');
+  if ('low_freq_factor' in a || 'high_freq_factor' in a) {
+    const low = num('low_freq_factor'), high = num('high_freq_factor'), original = num('original_max_seq_len');
+    if (factor === null || low === null || high === null || original === null) {
+      fail('ERR_CONFIG', 'config field rope_adjustments: Llama 3 rope scaling needs factor, low_freq_factor, high_freq_factor and ' +
+        'original_max_seq_len together.');
+    }
+    if (high === low) fail('ERR_CONFIG', 'config field rope_adjustments: high_freq_factor must differ from low_freq_factor.');
+    return { ropeScaling: 'llama3', ropeFactor: factor, ropeLowFreqFactor: low, ropeHighFreqFactor: high, ropeOriginalMaxSeqLen: original };
+  }
+  if (factor !== null) return { ...out, ropeScaling: 'linear', ropeFactor: factor };
+  return out;
+}
+
+/**
+ * The struct native code builds a GPT from (NativeGpt.create, mergeLoraFiles). `config` must come from
+ * normalizeConfig and `lora` from normalizeLora; null means no LoRA layers. Throws ERR_CONFIG naming the field
+ * for a feature litlora's GPT does not implement.
+ */
+export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | null): NativeGptConfig {
+  const c = config;
+  for (const [field, isNoOp, what] of NO_OPS) if (!isNoOp(c[field])) unsupported(field, c[field], what);
+  if (c.mlp_class_name === 'LLaMAMoE') unsupported('mlp_class_name', c.mlp_class_name, 'a mixture of experts');
+  if (!c.parallel_residual && c.shared_attention_norm) {
+    fail('ERR_CONFIG', 'config fields parallel_residual = false with shared_attention_norm = true: litgpt does not implement this ' +
+      'combination either. Set shared_attention_norm to false, or parallel_residual to true.');
+  }
+  if (c.gelu_approximate !== 'none' && c.gelu_approximate !== 'tanh') {
+    fail('ERR_CONFIG', `config field gelu_approximate: expected 'none' or 'tanh', got ${show(c.gelu_approximate)}.`);
+  }
+  if (c.rope_n_elem % 2 !== 0 || c.rope_n_elem > c.head_size) {
+    fail('ERR_CONFIG', `config field rotary_percentage: rope_n_elem = int(rotary_percentage * head_size) must be even and ≤ head_size ` +
+      `(${c.head_size}), got ${c.rope_n_elem}.`);
+  }
+  if (c.attention_scores_scalar !== null && !(c.attention_scores_scalar > 0)) {
+    fail('ERR_CONFIG', `config field attention_scores_scalar: expected a positive integer or null, got ${c.attention_scores_scalar}.`);
+  }
+  return {
+    blockSize: c.block_size,
+    paddedVocabSize: c.padded_vocab_size,
+    nLayer: c.n_layer,
+    nHead: c.n_head,
+    headSize: c.head_size,
+    nEmbd: c.n_embd,
+    nQueryGroups: c.n_query_groups,
+    intermediateSize: c.intermediate_size,
+    ropeNElem: c.rope_n_elem,
+    parallelResidual: c.parallel_residual,
+    bias: c.bias,
+    attnBias: c.attn_bias,
+    lmHeadBias: c.lm_head_bias,
+    sharedAttentionNorm: c.shared_attention_norm,
+    norm: c.norm_class_name,
+    normUnitOffset: c.norm_class_name === 'RMSNorm' && String(c.name).includes('Gemma'),
+    normEps: c.norm_eps,
+    mlp: c.mlp_class_name as NativeGptConfig['mlp'],
+    geluTanh: c.gelu_approximate === 'tanh',
+    ropeCondenseRatio: c.rope_condense_ratio,
+    ropeBase: c.rope_base,
+    scaleEmbeddings: c.scale_embeddings,
+    attentionScoresScalar: c.attention_scores_scalar,
+    ...ropeScaling(c.rope_adjustments),
+    lora: { ...(lora ?? LORA_CONFIG_DEFAULTS) },
+  };
+}
