@@ -9,7 +9,7 @@
 // --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.
 import { join, resolve } from 'node:path';
 import { buildInfo } from '../binding.js';
-import { createDataModule } from '../data/module.js';
+import { dataModuleFromArgs } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
@@ -149,7 +149,7 @@ async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock)
   for (const k of ['json_path', 'train_data_path', 'val_data_path']) {
     if (typeof dataArgs[k] === 'string') dataArgs[k] = resolve(io.cwd, dataArgs[k] as string);
   }
-  const data = createDataModule(String(v.data), dataArgs);
+  const data = dataModuleFromArgs(String(v.data), dataArgs);
   const tokenizer = Tokenizer.fromDir(checkpointDir);
   // Data errors come before the model is loaded.
   await data.setup(tokenizer, v['train.max_seq_length'] ? { maxSeqLength: v['train.max_seq_length'] as number } : {});
