@@ -14,7 +14,6 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
 import { OutDir } from '../io/outdir.js';
-import type { Tensor } from '../tensor.js';
 import { readConfig } from '../model/config.js';
 import { TensorFile } from '../io/tensorfile.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
@@ -82,8 +81,7 @@ async function loadBase(dir: string, options: { dtype: ModelDtype; device: strin
   const config = await readConfig(join(dir, 'model_config.yaml'));
   const file = await TensorFile.open(join(dir, 'lit_model.pth'));
   try {
-    const entries: [string, Tensor][] = [];
-    for (const name of file.names) entries.push([name, await file.get(name)]);
+    const entries = await file.getAll();
     return await Model.fromStateDict(config as Record<string, unknown>, entries, { dtype: options.dtype, device: options.device as any, lora: options.lora });
   } finally {
     await file.close();
