@@ -160,6 +160,7 @@ async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock)
   const model = await loadBase(checkpointDir, { dtype, device, lora });
   try {
     const progressMode = v.progress as 'auto' | 'bar' | 'plain' | 'none';
+    const bar = progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY);
     const trainer = new Trainer({
       model, data, tokenizer, checkpointDir, outDir, outDirLock: lock, precision, seed: v.seed as number, resume: v.resume as boolean,
       force: v.force as boolean, merge: v.merge as boolean,
@@ -180,7 +181,9 @@ async function finetune(v: Record<string, unknown>, io: CliIO, lock: OutDirLock)
         betas: [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number],
       },
       hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, data),
-      progress: progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY) ? 'bar' : progressMode === 'none' ? 'none' : (t) => io.out(t),
+      // A bar on a terminal; otherwise litgpt's lines to the command's stdout.
+      progress: bar ? 'bar' : 'none',
+      logger: bar || progressMode === 'none' ? undefined : (line) => io.out(`${line}\n`),
     });
     const done = await trainer.run();
     io.out(`Done: ${done.steps} optimizer steps, ${done.iters} iterations, ${done.totalTokens.toLocaleString('en-US')} tokens in ` +
