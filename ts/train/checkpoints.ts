@@ -23,25 +23,36 @@ export interface FolderContents {
 }
 
 export class RunCheckpoints {
-  constructor(readonly outDir: OutDir, readonly model: TrainableModel, readonly contents: FolderContents) {}
+  /** `say` gets litgpt's line for each folder written ("Saving LoRA weights to …"). */
+  constructor(readonly outDir: OutDir, readonly model: TrainableModel, readonly contents: FolderContents,
+    readonly say: (line: string) => void = () => {}) {}
 
-  stepDir(step: number): string { return this.outDir.stepDir(step); }
-  get finalDir(): string { return this.outDir.finalDir; }
+  /** step-%06d/ after optimizer step `step`: the adapter and litgpt's files, then training_state.pth. Returns the folder. */
+  async saveStep(step: number, nativeState: Map<string, Tensor>, counters: CounterState): Promise<string> {
+    const dir = this.outDir.stepDir(step);
+    await this.saveLora(dir);
+    await saveTrainingState(dir, nativeState, counters);
+    return dir;
+  }
+
+  /** final/ after training (no training_state.pth: there is nothing to resume). Returns the folder. */
+  async saveFinal(): Promise<string> {
+    const dir = this.outDir.finalDir;
+    await this.saveLora(dir);
+    return dir;
+  }
 
   /** save_lora_checkpoint: the adapter as lit_model.pth.lora, with litgpt's other files, into `dir`. */
   async saveLora(dir: string): Promise<void> {
+    this.say(`Saving LoRA weights to ${JSON.stringify(join(dir, LORA_FILE))}`);
     await this.outDir.writeLoraCheckpoint(dir, { loraTensors: await this.model.adapter!.tensors(), ...this.contents });
-  }
-
-  /** training_state.pth next to a step folder's adapter: what resume needs besides it. */
-  async saveTrainingState(dir: string, nativeState: Map<string, Tensor>, counters: CounterState): Promise<void> {
-    await saveTrainingState(dir, nativeState, counters);
   }
 
   /** final/lit_model.pth: the merged model (what litgpt's merge_lora would write). Returns its path. */
   async saveMerged(): Promise<string> {
-    const path = join(this.finalDir, MODEL_FILE);
+    const path = join(this.outDir.finalDir, MODEL_FILE);
     await saveTensors(path, await this.model.mergedStateDict(), { format: 'pth' });
+    this.say(`Saved merged weights to ${JSON.stringify(path)}`);
     return path;
   }
 }

@@ -1,7 +1,7 @@
-// What a training run tells, in litgpt's words (finetune/lora.py: fit()'s lines, validate's, the saves') and
-// numbers (metrics.csv through Lightning's CSVLogger, ./metrics_csv.ts). Each line goes to the `logger`
-// callback and to the console as `progress` says (./progress.ts); a library Trainer has neither by default, so
-// it prints nothing. metrics.csv is written only for a run with an out_dir.
+// What a training run tells, in litgpt's words (finetune/lora.py: fit()'s lines and validate's; the saves word
+// their own in ./checkpoints.ts) and numbers (metrics.csv through Lightning's CSVLogger, ./metrics_csv.ts).
+// Each line goes to the `logger` callback and to the console as `progress` says (./progress.ts); a library
+// Trainer has neither by default, so it prints nothing. metrics.csv is written only for a run with an out_dir.
 import { int, MetricsCsv } from './metrics_csv.js';
 import { chooseProgress, type ProgressSink } from './progress.js';
 import type { EvalEvent } from './events.js';
@@ -75,14 +75,6 @@ export class TrainLog {
     if (ev.final) this.line(`Final evaluation | val loss: ${ev.valLoss.toFixed(3)} | val ppl: ${ev.valPpl.toFixed(3)}`);
     else this.line(`iter ${ev.iter}: val loss ${ev.valLoss.toFixed(4)}, val time: ${ev.timeMs.toFixed(2)} ms`);
     if (ev.sample !== null) this.line(ev.sample);
-  }
-
-  saving(loraFile: string): void {
-    this.line(`Saving LoRA weights to ${JSON.stringify(loraFile)}`);
-  }
-
-  savedMerged(path: string): void {
-    this.line(`Saved merged weights to ${JSON.stringify(path)}`);
   }
 
   trainingTime(seconds: number): void {

@@ -23,12 +23,11 @@
 // Beyond litgpt: resume (each step folder keeps training_state.pth, see ./training_state.ts), max_tokens /
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { native, type NativeTensor } from '../binding.js';
 import type { Batch } from '../data/sft.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail, LitloraError } from '../errors.js';
-import { LORA_FILE } from '../io/checkpoint.js';
 import type { Hyperparameters } from '../io/hyperparameters.js';
 import { OutDir } from '../io/outdir.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
@@ -120,77 +119,22 @@ export class Trainer {
         return ev;
       };
       const { model, data } = this.options;
-      const adapter = model.adapter!;
-      const t = this.train, e = this.eval, o = this.optimizer;
+      const t = this.train, e = this.eval;
       const outDir = this.options.outDir ? resolve(this.options.outDir) : null;
       const checkpointDir = this.options.checkpointDir ? resolve(this.options.checkpointDir) : null;
 
-      // The out_dir is this run's before anything is read or written.
-      const given = this.options.outDirLock;
-      if (given && (!outDir || given.root !== outDir || !given.held)) {
-        fail('ERR_ARG', `outDirLock: expected the held lock of outDir ${outDir} (new OutDir(outDir).startRun()), got ` +
-          `${given.held ? 'the lock of' : 'a released lock of'} ${given.root}`);
-      }
-      if (outDir && !given) {
-        ownLock = await new OutDir(outDir).startRun({ resume: this.options.resume, force: this.options.force, log: (line) => log.line(line) });
-      }
-
-      // Data first: bad data is ERR_DATA before anything trains.
+      ownLock = await this.#takeOutDir(outDir, log);
       const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
-      await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
-      const blockSize = Number(model.config.block_size ?? Infinity);
-      if (data.longestSeqLength > blockSize) {
-        fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
-          `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
-      }
-      const gradAccum = t.globalBatchSize / t.microBatchSize;
-      const batchesPerEpoch = data.trainBatchCount(t.microBatchSize);
-      const stepsPerEpoch = Math.floor(batchesPerEpoch / gradAccum);
-      if (stepsPerEpoch === 0) {
-        fail('ERR_DATA', `the training split has ${data.trainSize} samples, fewer than one optimizer step of train.globalBatchSize ${t.globalBatchSize}; ` +
-          'add data or lower the global batch size');
-      }
+      const { gradAccum, lrMaxSteps } = await this.#prepareData(tokenizer);
       const maxSteps = t.maxSteps ?? Infinity;
-      const lrMaxSteps = Math.min(t.epochs * stepsPerEpoch, maxSteps);
-      const schedule = { baseLr: o.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
+      const schedule = { baseLr: this.optimizer.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
+      log.parameterCounts(model.adapter!.parameterCount, model.parameterCount);
+      const nt = nativeTrainer = this.#nativeTrainer();
 
-      log.parameterCounts(adapter.parameterCount, model.parameterCount);
-
-      const binding = trainBinding().NativeTrainer;
-      binding.manualSeed(this.seed);
-      nativeTrainer = binding.create(model.handle, {
-        precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
-      });
-      const nt = nativeTrainer;
-
-      // Resume.
       const state: CounterState = { iterNum: 0, stepCount: 0, epoch: 0, epochBatches: 0, totalTokens: 0, runningLosses: [] };
-      let resumedFrom: string | null = null;
-      if (this.options.resume) {
-        if (!outDir) fail('ERR_ARG', 'resume: needs outDir (the run folder to continue)');
-        const latest = await latestResumableStep(outDir);
-        if (latest) {
-          const saved = await loadResumeState(latest.dir, model);
-          await nt.loadState(saved.native.map(([n, t]) => [n, t.handle]));
-          Object.assign(state, saved.counters);
-          resumedFrom = latest.dir;
-          log.line(`Resuming from ${latest.dir} (step ${state.stepCount}, iter ${state.iterNum})`);
-        } else {
-          log.line(`No resumable step folder in ${outDir}; starting from scratch`);
-        }
-      }
+      const resumedFrom = this.options.resume ? await this.#resume(outDir, nt, state, log) : null;
+      const checkpoints = outDir ? await this.#openOutDir(outDir, checkpointDir!, log) : null;
 
-      let checkpoints: RunCheckpoints | null = null;
-      if (outDir) {
-        const out = new OutDir(outDir);
-        log.openMetrics(await out.nextLogDir('csv'));
-        checkpoints = new RunCheckpoints(out, model, {
-          config: await folderConfig(checkpointDir!, model),
-          hyperparameters: runHyperparameters(this.options, this, checkpointDir!, outDir) as Hyperparameters,
-          promptStyle: { class_path: data.promptStyle.classPath },
-          tokenizerFrom: checkpointDir!,
-        });
-      }
       const running = new RunningMean(gradAccum);
       running.values = state.runningLosses.slice(-gradAccum);
       let valLoss: number | null = null;
@@ -208,13 +152,15 @@ export class Trainer {
         },
         example: { source: nt, tokenizer, maxNewTokens: e.maxNewTokens, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
       };
-      const runValidation = (maxIters: number, final: boolean) =>
-        validate(validation, { step: state.stepCount, iter: state.iterNum, maxIters, final, seed: this.seed + state.stepCount });
+      const runValidation = async (maxIters: number, final: boolean) => {
+        const ev = await validate(validation, { step: state.stepCount, iter: state.iterNum, maxIters, final, seed: this.seed + state.stepCount });
+        log.eval(ev);
+        return ev;
+      };
 
       if (e.initialValidation && !resumedFrom) {
         const ev = await runValidation(e.maxIters, false);
         valLoss = ev.valLoss;
-        log.eval(ev);
         yield emit(ev);
       }
 
@@ -279,15 +225,11 @@ export class Trainer {
         if (state.stepCount % e.interval === 0) {
           const ev = await runValidation(e.maxIters, false);
           valLoss = ev.valLoss;
-          log.eval(ev);
           yield emit(ev);
         }
         if (checkpoints && t.saveInterval && state.stepCount % t.saveInterval === 0) {
-          const dir = checkpoints.stepDir(state.stepCount);
-          log.saving(join(dir, LORA_FILE));
-          await checkpoints.saveLora(dir);
           const nativeState = new Map((await nt.state()).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
-          await checkpoints.saveTrainingState(dir, nativeState, { ...state, runningLosses: [...running.values] });
+          const dir = await checkpoints.saveStep(state.stepCount, nativeState, { ...state, runningLosses: [...running.values] });
           log.flush();
           yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'step', path: dir });
         }
@@ -303,18 +245,14 @@ export class Trainer {
       if (e.finalValidation) {
         const ev = await runValidation(Infinity, true);
         finalValLoss = ev.valLoss;
-        log.eval(ev);
         yield emit(ev);
       }
       if (checkpoints) {
-        const finalDir = checkpoints.finalDir;
-        log.saving(join(finalDir, LORA_FILE));
-        await checkpoints.saveLora(finalDir);
+        const finalDir = await checkpoints.saveFinal();
         log.flush();
         yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'final', path: finalDir });
         if (this.options.merge ?? true) {
           const path = await checkpoints.saveMerged();
-          log.savedMerged(path);
           yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'merged', path });
         }
       }
@@ -332,6 +270,76 @@ export class Trainer {
       ownLock?.release();
       this.#running = false;
     }
+  }
+
+  /**
+   * The out_dir is this run's before anything is read or written: its lock as the caller took it
+   * (outDirLock), or taken here and returned for fit() to release.
+   */
+  async #takeOutDir(outDir: string | null, log: TrainLog): Promise<OutDirLock | null> {
+    const given = this.options.outDirLock;
+    if (given && (!outDir || given.root !== outDir || !given.held)) {
+      fail('ERR_ARG', `outDirLock: expected the held lock of outDir ${outDir} (new OutDir(outDir).startRun()), got ` +
+        `${given.held ? 'the lock of' : 'a released lock of'} ${given.root}`);
+    }
+    if (!outDir || given) return null;
+    return new OutDir(outDir).startRun({ resume: this.options.resume, force: this.options.force, log: (line) => log.line(line) });
+  }
+
+  /** Data first: bad data is ERR_DATA before anything trains. Returns the accumulation and the schedule's length. */
+  async #prepareData(tokenizer: Tokenizer): Promise<{ gradAccum: number; lrMaxSteps: number }> {
+    const { model, data } = this.options;
+    const t = this.train;
+    await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
+    const blockSize = Number(model.config.block_size ?? Infinity);
+    if (data.longestSeqLength > blockSize) {
+      fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
+        `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
+    }
+    const gradAccum = t.globalBatchSize / t.microBatchSize;
+    const stepsPerEpoch = Math.floor(data.trainBatchCount(t.microBatchSize) / gradAccum);
+    if (stepsPerEpoch === 0) {
+      fail('ERR_DATA', `the training split has ${data.trainSize} samples, fewer than one optimizer step of train.globalBatchSize ${t.globalBatchSize}; ` +
+        'add data or lower the global batch size');
+    }
+    return { gradAccum, lrMaxSteps: Math.min(t.epochs * stepsPerEpoch, t.maxSteps ?? Infinity) };
+  }
+
+  /** The native object that runs the micro-steps and AdamW on the model (seeded: dropout). */
+  #nativeTrainer(): NativeTrainer {
+    const o = this.optimizer;
+    const binding = trainBinding().NativeTrainer;
+    binding.manualSeed(this.seed);
+    return binding.create(this.options.model.handle, {
+      precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
+    });
+  }
+
+  /** Continues the newest resumable step folder of outDir: adapter, optimizer and RNG state, counters. Returns it, or null. */
+  async #resume(outDir: string | null, nt: NativeTrainer, state: CounterState, log: TrainLog): Promise<string | null> {
+    if (!outDir) fail('ERR_ARG', 'resume: needs outDir (the run folder to continue)');
+    const latest = await latestResumableStep(outDir);
+    if (!latest) {
+      log.line(`No resumable step folder in ${outDir}; starting from scratch`);
+      return null;
+    }
+    const saved = await loadResumeState(latest.dir, this.options.model);
+    await nt.loadState(saved.native.map(([n, t]) => [n, t.handle]));
+    Object.assign(state, saved.counters);
+    log.line(`Resuming from ${latest.dir} (step ${state.stepCount}, iter ${state.iterNum})`);
+    return latest.dir;
+  }
+
+  /** This run's metrics.csv (a new logs/csv/version_N) and its checkpoint folders. */
+  async #openOutDir(outDir: string, checkpointDir: string, log: TrainLog): Promise<RunCheckpoints> {
+    const out = new OutDir(outDir);
+    log.openMetrics(await out.nextLogDir('csv'));
+    return new RunCheckpoints(out, this.options.model, {
+      config: await folderConfig(checkpointDir, this.options.model),
+      hyperparameters: runHyperparameters(this.options, this, checkpointDir, outDir) as Hyperparameters,
+      promptStyle: { class_path: this.options.data.promptStyle.classPath },
+      tokenizerFrom: checkpointDir,
+    }, (line) => log.line(line));
   }
 }
 
