@@ -1,6 +1,6 @@
 // The CLI: command table, litgpt-style flags, --config files, --help, and errors with exit code 2.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -122,6 +122,19 @@ test('the installed entry point exits 2 on a bad flag (real process)', () => {
   });
   assert.is(r.status, 2);
   assert.match(r.stderr, /unknown flag --bogus/);
+});
+
+test('`litlora --version` and `-V` print package.json\'s version and exit 0 (in process and as a real process)', async () => {
+  const version = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  assert.match(version, /^\d+\.\d+\.\d+/);
+  for (const flag of ['--version', '-V']) {
+    const r = await cli([flag]);
+    assert.equal([r.code, r.out, r.err], [0, `${version}\n`, ''], flag);
+  }
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'ts', 'cli', 'main.ts'), '--version'], {
+    cwd: packageRoot, encoding: 'utf8',
+  });
+  assert.equal([r.status, r.stdout], [0, `${version}\n`]);
 });
 
 test('a choice that spells null (--progress none) is taken as the choice', () => {

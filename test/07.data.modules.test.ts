@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createDataModule, dataModuleFromHyperparameters, loadInstructionFile, Tokenizer, type Batch } from '../ts/index.js';
+import {
+  createDataModule, dataModuleFromArgs, dataModuleFromHyperparameters, loadInstructionFile, Tokenizer, type AlpacaData, type Batch,
+  type JSONData, type TextFilesData,
+} from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 
 const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'bytes'));
@@ -56,7 +59,7 @@ test('bad data fails in setup, before any batch; an empty split is ERR_DATA', as
 
 test('JSON module: defaults, batches per epoch, last batch smaller, val in order, hyperparameters', async () => {
   const path = file('d.json', JSON.stringify(rows(41)));
-  const m = createDataModule('JSON', { json_path: path, mask_prompt: 'true', prompt_style: 'default' });
+  const m = dataModuleFromArgs('JSON', { json_path: path, mask_prompt: 'true', prompt_style: 'default' }); // a CLI string
   await m.setup(tok, { maxSeqLength: 6 });
   assert.equal([m.trainSize, m.valSize], [39, 2]); // floor(41·0.95)=38, floor(41·0.05)=2, remainder → train
   assert.is(m.trainBatchCount(4), 10);
@@ -103,14 +106,34 @@ test('JSON module over a folder with train.json and val.jsonl', async () => {
 });
 
 test('CLI arguments: parsed from strings; unknown or malformed ones are ERR_CONFIG naming the flag', async () => {
-  await assertCode(() => createDataModule('CSV', {}), 'ERR_CONFIG', /unknown data module 'CSV'/);
-  await assertCode(() => createDataModule('JSON', {}), 'ERR_CONFIG', /--data\.json_path is required/);
-  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', val_split: '0.1' }), 'ERR_CONFIG', /does not take --data\.val_split\b/);
+  await assertCode(() => dataModuleFromArgs('CSV', {}), 'ERR_CONFIG', /unknown data module 'CSV'/);
+  await assertCode(() => dataModuleFromArgs('JSON', {}), 'ERR_CONFIG', /--data\.json_path is required/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', val_split: '0.1' }), 'ERR_CONFIG', /does not take --data\.val_split\b/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', mask_prompt: 'yes' }), 'ERR_CONFIG', /--data\.mask_prompt: expected true or false/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', val_split_fraction: '1.5' }), 'ERR_CONFIG', /--data\.val_split_fraction: expected a number in \(0, 1\]/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', val_split_fraction: '0' }), 'ERR_CONFIG', /val_split_fraction/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', prompt_style: 'nope' }), 'ERR_CONFIG', /unknown prompt style/);
+  await assertCode(() => dataModuleFromArgs('JSON', { json_path: 'x.json', seed: '1.5' }), 'ERR_CONFIG', /--data\.seed: expected an integer/);
+});
+
+// The @ts-expect-error lines are checked by the suite's typecheck (tsc over test/): each must be a type error.
+test('createDataModule is typed per module: a wrong name or argument does not compile, and is ERR_CONFIG at run time', async () => {
+  const json: JSONData = createDataModule('JSON', { json_path: 'x.json', val_split_fraction: 0.1, mask_prompt: true, seed: 7 });
+  const alpaca: AlpacaData = createDataModule('Alpaca', { download_dir: join(dir, 'alpaca') });
+  const text: TextFilesData = createDataModule('litgpt.data.TextFiles', { train_data_path: 'corpus', val_data_path: null });
+  assert.equal([json.name, alpaca.name, text.name], ['JSON', 'Alpaca', 'TextFiles']);
+  // @ts-expect-error: no module of that name
+  await assertCode(() => createDataModule('Nope'), 'ERR_CONFIG', /unknown data module 'Nope'; expected one of JSON, Alpaca, TextFiles/);
+  // @ts-expect-error: JSON takes no `bogus`
+  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', bogus: 1 }), 'ERR_CONFIG', /does not take --data\.bogus/);
+  // @ts-expect-error: json_path is required
+  await assertCode(() => createDataModule('JSON', { mask_prompt: true }), 'ERR_CONFIG', /--data\.json_path is required/);
+  // @ts-expect-error: mask_prompt is a boolean
   await assertCode(() => createDataModule('JSON', { json_path: 'x.json', mask_prompt: 'yes' }), 'ERR_CONFIG', /--data\.mask_prompt: expected true or false/);
-  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', val_split_fraction: '1.5' }), 'ERR_CONFIG', /--data\.val_split_fraction: expected a number in \(0, 1\]/);
-  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', val_split_fraction: '0' }), 'ERR_CONFIG', /val_split_fraction/);
-  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', prompt_style: 'nope' }), 'ERR_CONFIG', /unknown prompt style/);
-  await assertCode(() => createDataModule('JSON', { json_path: 'x.json', seed: '1.5' }), 'ERR_CONFIG', /--data\.seed: expected an integer/);
+  // @ts-expect-error: train_data_path is TextFiles', not JSON's
+  await assertCode(() => createDataModule('JSON', { train_data_path: 'corpus' }), 'ERR_CONFIG', /--data\.json_path is required/);
+  // @ts-expect-error: Alpaca needs json_path or download_dir
+  await assertCode(() => createDataModule('Alpaca', { mask_prompt: true }), 'ERR_CONFIG', /local copy/);
 });
 
 test('Alpaca module: a local file, litgpt defaults (val 0.03865, alpaca style), litgpt hyperparameters', async () => {
@@ -129,7 +152,7 @@ test('Alpaca module: a local file, litgpt defaults (val 0.03865, alpaca style), 
   const again = dataModuleFromHyperparameters(hp); // litgpt's own init_args (download_dir + file_name) work too
   await again.setup(tok);
   assert.is(again.valSize, 3);
-  await assertCode(() => createDataModule('Alpaca', {}), 'ERR_CONFIG', /local copy.*--data\.json_path/);
+  await assertCode(() => dataModuleFromArgs('Alpaca', {}), 'ERR_CONFIG', /local copy.*--data\.json_path/);
 });
 
 test('TextFiles: BOS-prefixed files concatenated into max_seq_length+1 blocks; first file is validation', async () => {

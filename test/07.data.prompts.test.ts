@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PromptStyle, loadPromptStyle, modelNameToPromptStyle, promptStyleYaml, savePromptStyle, Tokenizer } from '../ts/index.js';
+import {
+  configFromName, PromptStyle, loadPromptStyle, modelNameToPromptStyle, promptStyleYaml, savePromptStyle, Tokenizer, writeConfig,
+} from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 
@@ -76,10 +78,24 @@ test('prompt_style.yaml: written byte-for-byte as PyYAML dumps it, atomically, a
   }
 });
 
+test('loadPromptStyle of a folder without prompt_style.yaml (a base folder): the style of model_config.yaml\'s name, as litgpt generate picks it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'litlora-ps-'));
+  try {
+    await writeConfig(join(dir, 'model_config.yaml'), configFromName('tiny-llama-1.1b-chat'));
+    assert.is(loadPromptStyle(dir).className, 'TinyLlama');
+    await writeConfig(join(dir, 'model_config.yaml'), configFromName('pythia-14m'));
+    assert.is(loadPromptStyle(dir).className, 'Default');
+    savePromptStyle('alpaca', dir); // a finetune folder's own file wins
+    assert.is(loadPromptStyle(dir).className, 'Alpaca');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('prompt_style.yaml: unknown class, bad YAML shape and a missing file are clear errors', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'litlora-ps-'));
   try {
-    await assertCode(() => loadPromptStyle(dir), 'ERR_CHECKPOINT_MISSING', /prompt_style\.yaml/);
+    await assertCode(() => loadPromptStyle(dir), 'ERR_CHECKPOINT_MISSING', /has no prompt_style\.yaml, nor a model_config\.yaml/);
     writeFileSync(join(dir, 'prompt_style.yaml'), 'class_path: my.module.Custom\n');
     await assertCode(() => loadPromptStyle(dir), 'ERR_CONFIG', /my\.module\.Custom.*not supported/);
     writeFileSync(join(dir, 'prompt_style.yaml'), '- just a list\n');

@@ -49,7 +49,7 @@ test('a JSON module: the same seed gives the same split and batches; another see
     writeFileSync(file, JSON.stringify(rows));
     const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'bytes'));
     const make = async (seed: number) => {
-      const m = createDataModule('JSON', { json_path: file, val_split_fraction: '0.25', seed: String(seed) });
+      const m = createDataModule('JSON', { json_path: file, val_split_fraction: 0.25, seed });
       await m.setup(tok, { maxSeqLength: 200 });
       return m;
     };

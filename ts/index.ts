@@ -24,8 +24,8 @@ export type { MigrateOptions, MigrationResult, QkvRelayout } from './model/migra
 export { Tokenizer, StreamDecoder } from './data/tokenizer.js';
 export type { EncodeOptions, DecodeOptions } from './data/tokenizer.js';
 export { PromptStyle, PROMPT_STYLES, modelNameToPromptStyle, loadPromptStyle, savePromptStyle, promptStyleYaml } from './data/prompts.js';
-export { createDataModule, dataModuleFromHyperparameters } from './data/module.js';
-export type { DataModule, DataModuleName, SetupOptions } from './data/module.js';
+export { createDataModule, dataModuleFromArgs, dataModuleFromHyperparameters } from './data/module.js';
+export type { DataModule, DataModuleName, SetupOptions, DataModuleArgsByName, JSONArgs, AlpacaArgs, TextFilesArgs } from './data/module.js';
 export { JSONData, AlpacaData, loadInstructionFile } from './data/instruction.js';
 export { TextFilesData } from './data/text_files.js';
 export { encodeSample, collate } from './data/sft.js';

@@ -9,12 +9,11 @@
 // --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.
 import { join, resolve } from 'node:path';
 import { buildInfo } from '../binding.js';
-import { createDataModule } from '../data/module.js';
+import { dataModuleFromArgs } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
 import { OutDir } from '../io/outdir.js';
-import type { Tensor } from '../tensor.js';
 import { readConfig } from '../model/config.js';
 import { TensorFile } from '../io/tensorfile.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
@@ -80,8 +79,7 @@ async function loadBase(dir: string, options: { dtype: ModelDtype; device: strin
   const config = await readConfig(join(dir, 'model_config.yaml'));
   const file = await TensorFile.open(join(dir, 'lit_model.pth'));
   try {
-    const entries: [string, Tensor][] = [];
-    for (const name of file.names) entries.push([name, await file.get(name)]);
+    const entries = await file.getAll();
     return await Model.fromStateDict(config as Record<string, unknown>, entries, { dtype: options.dtype, device: options.device as any, lora: options.lora });
   } finally {
     await file.close();
@@ -147,7 +145,7 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
   for (const k of ['json_path', 'train_data_path', 'val_data_path']) {
     if (typeof dataArgs[k] === 'string') dataArgs[k] = resolve(io.cwd, dataArgs[k] as string);
   }
-  const data = createDataModule(String(v.data), dataArgs);
+  const data = dataModuleFromArgs(String(v.data), dataArgs);
   const tokenizer = Tokenizer.fromDir(checkpointDir);
   // Data errors come before the model is loaded.
   await data.setup(tokenizer, v['train.max_seq_length'] ? { maxSeqLength: v['train.max_seq_length'] as number } : {});
@@ -156,6 +154,7 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
   const model = await loadBase(checkpointDir, { dtype, device, lora });
   try {
     const progressMode = v.progress as 'auto' | 'bar' | 'plain' | 'none';
+    const bar = progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY);
     const trainer = new Trainer({
       model, data, tokenizer, checkpointDir, outDir, outDirLock: lock, precision, seed: v.seed as number, resume: v.resume as boolean,
       force: v.force as boolean, merge: v.merge as boolean,
@@ -176,7 +175,9 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
         betas: [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number],
       },
       hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, lora, data),
-      progress: progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY) ? 'bar' : progressMode === 'none' ? 'none' : (t) => io.out(t),
+      // A bar on a terminal; otherwise litgpt's lines to the command's stdout.
+      progress: bar ? 'bar' : 'none',
+      logger: bar || progressMode === 'none' ? undefined : (line) => io.out(`${line}\n`),
     });
     const done = await trainer.run();
     io.out(`Done: ${done.steps} optimizer steps, ${done.iters} iterations, ${done.totalTokens.toLocaleString('en-US')} tokens in ` +

@@ -3,8 +3,10 @@
 // Commands live one per file in this folder and load lazily, so `litlora migrate` never loads the native
 // addon. Adding a command is one line in COMMANDS. A two-word command (`litlora finetune lora`) is the entry
 // `finetune_lora`. Exit codes: 0 done, 1 failed (an error with a code), 2 bad command line.
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../binding.js';
 import { ioError, isFsError } from '../io/fs_errors.js';
 import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
 
@@ -22,6 +24,11 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
 };
 
+/** The version in the package's package.json (read where the package is installed, so it is the one running). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.replace('_', ' ').length)) + 2;
   return [
@@ -32,7 +39,7 @@ function usage(): string {
     'Commands:',
     ...Object.entries(COMMANDS).map(([name, [summary]]) => `  ${name.replace('_', ' ').padEnd(width)}${summary}`),
     '',
-    'Run `litlora <command> --help` for a command\'s flags.',
+    'Run `litlora <command> --help` for a command\'s flags, `litlora --version` for the version.',
     '',
   ].join('\n');
 }
@@ -49,6 +56,10 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     io.out(usage());
     return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-V') {
+    io.out(`${packageVersion()}\n`);
+    return 0;
   }
   let name = first, rest = argv.slice(1);
   if (second !== undefined && COMMANDS[`${first}_${second}`]) {

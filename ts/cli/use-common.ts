@@ -1,8 +1,7 @@
 // Shared by `litlora generate` and `litlora chat`: their flags (litgpt's names and defaults) and loading a
 // folder of any kind — base, merged, or LoRA-only (auto-merged in memory) — with its tokenizer and prompt style.
-import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { PromptStyle, loadPromptStyle } from '../data/prompts.js';
+import { loadPromptStyle, type PromptStyle } from '../data/prompts.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import type { TextGenerateOptions } from '../generate/generate.js';
 import { Model, type ModelDtype } from '../model/model.js';
@@ -56,9 +55,7 @@ export async function loadForGeneration(args: ParsedArgs, io: CliIO): Promise<Lo
   }
   io.err(`Time to load the model: ${((performance.now() - start) / 1000).toFixed(2)} seconds.\n`);
   const tokenizer = Tokenizer.fromDir(dir);
-  const promptStyle = existsSync(join(dir, 'prompt_style.yaml'))
-    ? loadPromptStyle(dir)
-    : PromptStyle.fromConfig({ name: String(model.config.name ?? '') });
+  const promptStyle = loadPromptStyle(dir);
   return { model, tokenizer, promptStyle, dir };
 }
 

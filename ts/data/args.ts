@@ -4,11 +4,16 @@ import { fail } from '../errors.js';
 /** Arguments as the CLI passes them (`--data.json_path F` → { json_path: 'F' }); strings are parsed. */
 export type DataModuleArgs = Record<string, unknown>;
 
-/** Reads typed arguments for a module, rejecting unknown keys; CLI strings are converted. */
+/**
+ * Reads typed arguments for a module, rejecting unknown keys; CLI strings are converted. It takes any object:
+ * a module's typed arguments (JSONArgs, …) and the CLI's untyped ones are checked alike at run time.
+ */
 export class ArgReader {
   private readonly used = new Set<string>();
-  constructor(private readonly module: string, private readonly args: DataModuleArgs) {
+  private readonly args: DataModuleArgs;
+  constructor(private readonly module: string, args: object) {
     if (args === null || typeof args !== 'object') fail('ERR_CONFIG', `${module}: expected an object of arguments`);
+    this.args = args as DataModuleArgs;
   }
 
   private raw(key: string): unknown {

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fail } from '../errors.js';
-import { ArgReader, makeYielder, type DataModuleArgs } from './args.js';
+import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, DataModuleName, SetupOptions } from './data_module.js';
 import { PromptStyle } from './prompts.js';
 import { EpochShuffler, randomSplit } from './random.js';
@@ -165,6 +165,31 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }
 
+/** Arguments of litgpt's `JSON` data module (`--data.<key>` on the command line, `init_args` in hyperparameters.yaml). */
+export interface JSONArgs {
+  /** A .json/.jsonl file (split with val_split_fraction) or a folder with train.json(l) and val.json(l). */
+  json_path: string;
+  /** Leave the prompt out of the loss (litgpt false). */
+  mask_prompt?: boolean;
+  /** Share of a single file held out for validation (litgpt 0.05 for a file; must be unset for a folder). */
+  val_split_fraction?: number | null;
+  /** A name of PROMPT_STYLES (litgpt 'alpaca'). */
+  prompt_style?: string;
+  /** The label of masked positions (litgpt -100). */
+  ignore_index?: number;
+  /** Seed of the split and of the shuffling (litgpt 42). */
+  seed?: number;
+  /** Recorded in hyperparameters.yaml (litgpt 4); litlora loads in-process. */
+  num_workers?: number;
+}
+
+/**
+ * Arguments of litgpt's `Alpaca` data module over a local copy of the Alpaca file: `json_path`, or litgpt's own
+ * `download_dir` (+ `file_name`). The other arguments are JSON's, with Alpaca's defaults (val_split_fraction 0.03865).
+ */
+export type AlpacaArgs = Omit<JSONArgs, 'json_path'> & { file_name?: string; file_url?: string } &
+  ({ json_path: string; download_dir?: string | null } | { download_dir: string; json_path?: string | null });
+
 interface InstructionOptions {
   jsonPath: string;
   maskPrompt: boolean;
@@ -300,7 +325,7 @@ function checkMicroBatch(n: number): void {
 export class JSONData extends InstructionDataModule {
   readonly name = 'JSON' as const;
 
-  constructor(args: DataModuleArgs) {
+  constructor(args: JSONArgs) {
     const a = new ArgReader('JSON', args);
     super({
       jsonPath: a.string('json_path'),
@@ -340,7 +365,7 @@ export const ALPACA_FILE_URL = 'https://raw.githubusercontent.com/tloen/alpaca-l
 export class AlpacaData extends InstructionDataModule {
   readonly name = 'Alpaca' as const;
 
-  constructor(args: DataModuleArgs) {
+  constructor(args: AlpacaArgs) {
     const a = new ArgReader('Alpaca', args);
     // litgpt's Alpaca has download_dir + file_name instead of json_path; accept both.
     const jsonPathArg = a.optionalString('json_path');

@@ -4,10 +4,11 @@
 //
 // Only the styles of the families litlora runs are here (Pythia/GPT-NeoX base → Default, TinyLlama, Llama 2/3,
 // Qwen2.5, SmolLM2), plus the dataset styles (Alpaca, FLAN, Longform) and a few cheap plain-text ones.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { fail } from '../errors.js';
+import { configFromParsed } from '../model/config.js';
 import { parseYaml } from '../io/yaml.js';
 
 /** What a prompt style needs from a tokenizer to name its stop sequences. */
@@ -263,15 +264,29 @@ export function savePromptStyle(style: PromptStyle | string, dir: string): strin
   return path;
 }
 
-/** Reads `dir/prompt_style.yaml` (litgpt's `load_prompt_style`); a class_path not known here is ERR_CONFIG. */
+/**
+ * The prompt style of a checkpoint folder, chosen as litgpt's generate and chat choose it: `dir/prompt_style.yaml`
+ * where there is one (litgpt's `load_prompt_style`; every finetune folder has it), else the style of the model's
+ * name in `dir/model_config.yaml` (`PromptStyle.from_config`: a base folder from `litgpt download` or `litlora init`).
+ * A folder with neither is ERR_CHECKPOINT_MISSING; a class_path not known here is ERR_CONFIG.
+ */
 export function loadPromptStyle(dir: string): PromptStyle {
   const path = join(dir, 'prompt_style.yaml');
+  const configPath = join(dir, 'model_config.yaml');
+  if (!existsSync(path) && existsSync(configPath)) {
+    const config = configFromParsed(parseYaml(readFileSync(configPath, 'utf8'), configPath), configPath);
+    return PromptStyle.fromConfig(config);
+  }
   let doc: unknown;
   try {
     doc = parseYaml(readFileSync(path, 'utf8'), path).value;
   } catch (e: any) {
     if (e?.code === 'ERR_CONFIG') throw e; // parseYaml's message names the file already
-    fail(e?.code === 'ENOENT' ? 'ERR_CHECKPOINT_MISSING' : 'ERR_CONFIG', `cannot read ${path}: ${e?.message ?? e}`);
+    if (e?.code === 'ENOENT') {
+      fail('ERR_CHECKPOINT_MISSING', `${dir} has no prompt_style.yaml, nor a model_config.yaml whose model name picks a style; ` +
+        'expected a litgpt checkpoint folder (a base folder or a finetune run\'s final/, step-XXXXXX/)');
+    }
+    fail('ERR_CONFIG', `cannot read ${path}: ${e?.message ?? e}`);
   }
   const classPath = (doc as any)?.class_path;
   if (typeof classPath !== 'string') {

@@ -12,12 +12,24 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fail } from '../errors.js';
-import { ArgReader, makeYielder, type DataModuleArgs } from './args.js';
+import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, SetupOptions } from './data_module.js';
 import { Default, type PromptStyle } from './prompts.js';
 import { EpochShuffler } from './random.js';
 import { batchesInOrder, type Batch, type EncodedSample } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
+
+/** Arguments of litgpt's `TextFiles` data module (`--data.<key>`, `init_args` in hyperparameters.yaml). */
+export interface TextFilesArgs {
+  /** A folder of .txt files. */
+  train_data_path: string;
+  /** A folder of .txt files for validation; null: the first training file. */
+  val_data_path?: string | null;
+  /** Seed of the shuffling (litgpt 42). */
+  seed?: number;
+  /** Recorded in hyperparameters.yaml (litgpt 4). */
+  num_workers?: number;
+}
 
 export class TextFilesData implements DataModule {
   readonly name = 'TextFiles' as const;
@@ -33,7 +45,7 @@ export class TextFilesData implements DataModule {
   #blockSize = 0;
   #ready = false;
 
-  constructor(args: DataModuleArgs) {
+  constructor(args: TextFilesArgs) {
     const a = new ArgReader('TextFiles', args);
     this.trainDataPath = a.string('train_data_path');
     this.valDataPath = a.optionalString('val_data_path');

@@ -115,15 +115,14 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
           `${ours.join(', ') || 'nothing'} (targets ${this.targets.join(', ')}); build the model with the LoRA settings the ` +
           'adapter was trained with (its hyperparameters.yaml lora_* values).');
       }
-      const entries: [string, Tensor][] = [];
-      for (const name of loraNames) entries.push([name, await file.get(name)]);
+      const entries = await file.getAll(); // only lora_A/lora_B tensors: the others were refused above
       try {
         await this.loadTensors(entries);
       } catch (e) {
         if (e instanceof LitloraError || (e instanceof Error && 'code' in e)) e.message = `${full}: ${e.message}`;
         throw e;
       } finally {
-        for (const [, t] of entries) t.dispose();
+        for (const t of entries.values()) t.dispose();
       }
     } finally {
       await file.close();

@@ -54,13 +54,6 @@ export interface ModelSource {
   adapter: string | null;
 }
 
-/** Every tensor of a file by name (memory-mapped on the CPU; the model copies what it keeps). */
-async function readAll(file: TensorFile): Promise<[string, Tensor][]> {
-  const out: [string, Tensor][] = [];
-  for (const name of file.names) out.push([name, await file.get(name)]);
-  return out;
-}
-
 /** The dtype a model gets when the caller does not say: the file's, where the device can hold it. */
 function defaultDtype(file: TensorFile, options: ModelOptions): ModelDtype {
   if (options.dtype) return options.dtype;
@@ -92,7 +85,7 @@ export interface ModelFactory<M extends LoadableModel> {
 
 async function loadWeights<M extends LoadableModel>(ModelClass: ModelFactory<M>, path: string, config: Record<string, unknown>, options: ModelOptions): Promise<M> {
   return withFile(path, async (file) => {
-    const entries = await readAll(file);
+    const entries = await file.getAll(); // memory-mapped on the CPU; the model copies what it keeps
     try {
       return await ModelClass.fromStateDict(config, entries, { ...options, dtype: defaultDtype(file, options) });
     } catch (e) {
@@ -152,7 +145,7 @@ export async function loadModel<M extends LoadableModel>(ModelClass: ModelFactor
   try {
     const adapterPath = checkpoint.files.lora!;
     await withFile(adapterPath, async (file) => {
-      const entries = await readAll(file);
+      const entries = await file.getAll(); // memory-mapped on the CPU; the model copies what it keeps
       try {
         await model.adapter!.loadTensors(entries);
       } catch (e) {

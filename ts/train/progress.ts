@@ -1,5 +1,6 @@
-// Progress output of a training run. On a terminal: one bar (optimizer step, loss, tokens/s, ETA) via the
-// cli-progress package, with log lines printed above it. Elsewhere (pipes, CI, files): litgpt's plain lines,
+// Where a training run's console output goes. On a terminal: one bar (optimizer step, loss, tokens/s, ETA) via
+// the cli-progress package, with log lines printed above it. Elsewhere (pipes, CI, files): litgpt's plain lines
+// (./log.ts words them), e.g.
 //   Epoch 1 | iter 10 step 5 | loss train: 2.345, val: n/a | iter time: 12.34 ms (step)
 import cliProgress from 'cli-progress';
 
@@ -52,15 +53,9 @@ export function barProgress(stream: NodeJS.WriteStream = process.stderr): Progre
   };
 }
 
-/** 'auto': a bar when stderr is a terminal, plain lines otherwise. */
-export function chooseProgress(mode: 'auto' | 'bar' | 'plain' | 'none', write?: (text: string) => void): ProgressSink {
+/** 'none': nothing; 'auto': a bar when stderr is a terminal, plain lines on stdout otherwise. */
+export function chooseProgress(mode: 'auto' | 'bar' | 'plain' | 'none'): ProgressSink {
   if (mode === 'none') return { line: () => {}, iteration: () => {}, stop: () => {} };
-  if (mode === 'bar' || (mode === 'auto' && process.stderr.isTTY && !write)) return barProgress();
-  return plainProgress(write);
-}
-
-/** litgpt's per-iteration line (finetune/lora.py fit()). */
-export function iterationLine(m: { epoch: number; iter: number; step: number; loss: number; val: number | null; iterTimeMs: number; stepped: boolean }): string {
-  return `Epoch ${m.epoch + 1} | iter ${m.iter} step ${m.step} | loss train: ${m.loss.toFixed(3)}, ` +
-    `val: ${m.val === null ? 'n/a' : m.val.toFixed(3)} | iter time: ${m.iterTimeMs.toFixed(2)} ms${m.stepped ? ' (step)' : ''}`;
+  if (mode === 'bar' || (mode === 'auto' && process.stderr.isTTY)) return barProgress();
+  return plainProgress();
 }

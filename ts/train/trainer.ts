@@ -1,4 +1,10 @@
-// Trainer: litgpt's `finetune lora` loop (litgpt/finetune/lora.py fit(), era C) from Node.
+// Trainer: litgpt's `finetune lora` (litgpt/finetune/lora.py, era C) from Node. This file is fit()'s loop; the
+// rest of lora.py lives next to it, one concept per file:
+//   ./options.ts      the arguments, their defaults and checks          (setup()'s signature)
+//   ./validate.ts     validation loss and the example generation        (validate(), generate_example())
+//   ./checkpoints.ts  step-%06d/, final/, the merged model, resume       (save_lora_checkpoint())
+//   ./log.ts          the console lines and metrics.csv                  (fabric.print, fabric.log_dict)
+//   ./events.ts       what fit() yields
 //
 //   const trainer = new Trainer({ model, data, checkpointDir, outDir, train: { microBatchSize: 4 } });
 //   for await (const event of trainer.fit()) if (event.type === 'step') console.log(event.loss);
@@ -6,200 +12,36 @@
 // Each micro-batch is one native call (forward, chunked cross-entropy, backward of loss / accumulation, and
 // the AdamW step + zero_grad when the accumulation window completes), so the event loop stays free between
 // them. TS keeps what litgpt keeps in Python: the data order (CycleIterator over a seeded DataLoader), the
-// warmup + cosine schedule, the running loss, validation every eval.interval optimizer steps with one sample
-// generation, metrics.csv, the console lines, and the folders: step-%06d/ every train.save_interval steps,
-// final/ at the end, final/lit_model.pth merged (merge: false skips it).
+// warmup + cosine schedule, the running loss, validation every eval.interval optimizer steps, the folders.
+// The model is used through its public API (adapter tensors, merged weights); only the native training object
+// that runs the steps holds its handle.
 //
 // A run holds out_dir's lock while it runs (OutDir.startRun: a second run into it is ERR_BUSY), and does not
-// write over an earlier run's checkpoints unless `force`.
+// write over an earlier run's checkpoints unless `force`. As a library it prints nothing unless asked
+// (`progress`, `logger`).
 //
-// Beyond litgpt: resume (each step folder keeps training_state.pth, see ./train_files.ts), max_tokens /
+// Beyond litgpt: resume (each step folder keeps training_state.pth, see ./training_state.ts), max_tokens /
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { native, type NativeTensor } from '../binding.js';
-import type { DataModule } from '../data/module.js';
 import type { Batch } from '../data/sft.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail, LitloraError } from '../errors.js';
-import { int, MetricsCsv } from './metrics_csv.js';
-import { chooseProgress, iterationLine, type ProgressSink } from './progress.js';
-import { learningRate } from './schedule.js';
-import { Tensor } from '../tensor.js';
-import { LORA_FILE, MODEL_FILE } from '../io/checkpoint.js';
-import { normalizeConfig, readConfig, type Config } from '../model/config.js';
 import type { Hyperparameters } from '../io/hyperparameters.js';
-import { loraToKeys, type LoraSettings } from '../model/lora_settings.js';
 import { OutDir } from '../io/outdir.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
-import {
-  latestResumableStep, loadTrainingState, saveTrainingState, type CounterState,
-} from './training_state.js';
-import { saveTensors, TensorFile } from '../io/tensorfile.js';
-import { sampleText } from './sample.js';
+import { Tensor } from '../tensor.js';
+import { folderConfig, loadResumeState, RunCheckpoints, runHyperparameters } from './checkpoints.js';
+import type { DoneEvent, SaveEvent, StepEvent, TrainerEvent } from './events.js';
+import { TrainLog } from './log.js';
+import { resolveOptions, type EvalArgs, type OptimizerArgs, type Precision, type TrainArgs, type TrainerOptions } from './options.js';
+import { learningRate } from './schedule.js';
+import { latestResumableStep, type CounterState } from './training_state.js';
+import { validate, type ValidationSetup } from './validate.js';
 
-export type Precision = '32-true' | 'bf16-true' | 'bf16-mixed';
-
-/** @internal What the trainer needs of a model's native handle (ts/model/model.ts's NativeGpt). */
-export interface TrainModelHandle {
-  info(): { parameterCount: number; loraParameterCount: number; dtype: string; device: string; hasLora: boolean; merged: boolean };
-  stateDict(kind: 'base' | 'lora' | 'merged'): Promise<[string, NativeTensor][]>;
-  loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
-}
-
-/** A Model (ts/model/model.ts) with LoRA layers. */
-export interface TrainableModel {
-  /** litgpt's model config fields (model_config.yaml). */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** The LoRA settings. */
-  readonly lora: Readonly<LoraSettings> | null;
-  /** @internal */
-  readonly handle: TrainModelHandle;
-}
-
-export interface TrainArgs {
-  /** Optimizer steps between step-%06d/ folders (litgpt 1000). null: none. */
-  saveInterval?: number | null;
-  /** Iterations between log lines and metrics rows (litgpt 1). */
-  logInterval?: number;
-  /** Samples per optimizer step (litgpt 16). */
-  globalBatchSize?: number;
-  /** Samples per forward/backward (litgpt 1). */
-  microBatchSize?: number;
-  /** Linear warmup steps of the schedule (litgpt 100). */
-  lrWarmupSteps?: number;
-  /** Passes over the training set (litgpt 5). */
-  epochs?: number;
-  /** Stop after this many optimizer steps (and size the cosine with it). */
-  maxSteps?: number | null;
-  /** Stop once this many (non-padding) tokens were trained on. */
-  maxTokens?: number | null;
-  /** Stop after this many seconds of training. */
-  maxTime?: number | null;
-  /** Truncate samples to this many tokens (litgpt None: the longest sample). */
-  maxSeqLength?: number | null;
-  /** Clip the global gradient norm to this (litgpt's LoRA finetune has none). */
-  maxNorm?: number | null;
-}
-
-export interface EvalArgs {
-  /** Optimizer steps between validations (litgpt 100). */
-  interval?: number;
-  /** Validation batches per validation (litgpt 100). */
-  maxIters?: number;
-  /** Tokens of the sample generation (litgpt 100); 0 skips it. */
-  maxNewTokens?: number;
-  /** Validate before training (litgpt C false). */
-  initialValidation?: boolean;
-  /** Validate on the whole validation set after training (litgpt C true). */
-  finalValidation?: boolean;
-  /** Sampling temperature of the example generation (litgpt 0.8; 0 = greedy). */
-  temperature?: number;
-}
-
-export interface OptimizerArgs {
-  /** litgpt C: AdamW defaults lr 1e-3, weight_decay 0.01, betas (0.9, 0.999). */
-  lr?: number;
-  weightDecay?: number;
-  betas?: [number, number];
-  eps?: number;
-}
-
-export interface TrainerOptions {
-  model: TrainableModel;
-  data: DataModule;
-  /** The base checkpoint folder: tokenizer files to copy, hyperparameters.yaml's checkpoint_dir, its config. */
-  checkpointDir?: string | null;
-  /** Default: Tokenizer.fromDir(checkpointDir). */
-  tokenizer?: Tokenizer;
-  /** Where step-%06d/, final/ and logs/ go; null writes nothing. */
-  outDir?: string | null;
-  train?: TrainArgs;
-  eval?: EvalArgs;
-  optimizer?: OptimizerArgs;
-  /** Default: '32-true' for float32 models, 'bf16-true' for bfloat16 ones. */
-  precision?: Precision;
-  /** Seeds dropout and the sample generation (litgpt 1337). The data order follows the data module's seed. */
-  seed?: number;
-  /** Continue from the newest complete step folder of outDir (one with training_state.pth). */
-  resume?: boolean;
-  /**
-   * Train into an outDir that holds an earlier run's step folders or final/, writing over those of the same
-   * name (litgpt's behaviour). Without it such a run is refused with ERR_ARG.
-   */
-  force?: boolean;
-  /**
-   * outDir's lock, already taken with `new OutDir(outDir).startRun()` (the CLI takes it before loading the
-   * model); the trainer then uses it and leaves releasing it to the caller. Default: fit() takes and releases it.
-   */
-  outDirLock?: OutDirLock;
-  /** Write final/lit_model.pth (the merged model) at the end (litgpt does). */
-  merge?: boolean;
-  /** hyperparameters.yaml content as the CLI records it; default: built from these options. */
-  hyperparameters?: Record<string, unknown>;
-  /** Console output: 'auto' (bar on a terminal, lines otherwise), 'plain', 'bar', 'none'; or a line writer. */
-  progress?: 'auto' | 'plain' | 'bar' | 'none' | ((text: string) => void);
-  /** Callbacks, called with each event as fit() yields it. */
-  on?: { [K in TrainerEvent['type']]?: (event: Extract<TrainerEvent, { type: K }>) => void };
-}
-
-export interface StepEvent {
-  type: 'step';
-  /** Optimizer steps taken (litgpt step_count). */
-  step: number;
-  /** Micro-batches processed (litgpt iter_num). */
-  iter: number;
-  /** 0-based epoch of the last micro-batch. */
-  epoch: number;
-  /** Mean loss of the accumulation window (litgpt's running mean). */
-  loss: number;
-  /** Loss of each micro-batch of this window. */
-  microLosses: number[];
-  /** Learning rate this step used. */
-  lr: number;
-  gradNorm: number;
-  /** Non-padding tokens trained on so far. */
-  totalTokens: number;
-  tokensPerSecond: number;
-  stepTimeMs: number;
-  maxSteps: number;
-}
-
-export interface EvalEvent {
-  type: 'eval';
-  step: number;
-  iter: number;
-  valLoss: number;
-  valPpl: number;
-  /** The generated continuation of the first validation instruction (null when disabled). */
-  sample: string | null;
-  timeMs: number;
-  final: boolean;
-}
-
-export interface SaveEvent {
-  type: 'save';
-  step: number;
-  /** 'step': a step-%06d/ folder; 'final': final/ LoRA files; 'merged': final/lit_model.pth. */
-  kind: 'step' | 'final' | 'merged';
-  path: string;
-}
-
-export interface DoneEvent {
-  type: 'done';
-  steps: number;
-  iters: number;
-  epochs: number;
-  totalTokens: number;
-  timeS: number;
-  /** Why training stopped. */
-  reason: 'max_steps' | 'epochs' | 'max_tokens' | 'max_time';
-  finalValLoss: number | null;
-  /** Folder the run resumed from, if any. */
-  resumedFrom: string | null;
-}
-
-export type TrainerEvent = StepEvent | EvalEvent | SaveEvent | DoneEvent;
+export type { DoneEvent, EvalEvent, SaveEvent, StepEvent, TrainerEvent } from './events.js';
+export type { EvalArgs, OptimizerArgs, Precision, ProgressMode, TrainArgs, TrainableModel, TrainerOptions } from './options.js';
 
 /** @internal */
 export interface NativeTrainer {
@@ -227,37 +69,7 @@ export interface TrainBinding {
 /** @internal */
 export const trainBinding = () => native<TrainBinding>();
 
-const TRAIN_DEFAULTS = {
-  saveInterval: 1000, logInterval: 1, globalBatchSize: 16, microBatchSize: 1, lrWarmupSteps: 100, epochs: 5,
-  maxSteps: null, maxTokens: null, maxTime: null, maxSeqLength: null, maxNorm: null,
-} satisfies Required<TrainArgs>;
-const EVAL_DEFAULTS = {
-  interval: 100, maxIters: 100, maxNewTokens: 100, initialValidation: false, finalValidation: true, temperature: 0.8,
-} satisfies Required<EvalArgs>;
-const OPTIMIZER_DEFAULTS = { lr: 1e-3, weightDecay: 0.01, betas: [0.9, 0.999] as [number, number], eps: 1e-8 } satisfies Required<OptimizerArgs>;
-
-function positiveInt(v: unknown, name: string, allowZero = false): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1)) {
-    fail('ERR_ARG', `${name}: expected an integer ≥ ${allowZero ? 0 : 1}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function optionalPositive(v: unknown, name: string, integer: boolean): number | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    fail('ERR_ARG', `${name}: expected ${integer ? 'an integer' : 'a number'} > 0 or null, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function checkKeys(obj: object | undefined, allowed: object, where: string): void {
-  for (const k of Object.keys(obj ?? {})) {
-    if (!(k in allowed)) fail('ERR_ARG', `${where}.${k}: unknown option; expected one of ${Object.keys(allowed).join(', ')}`);
-  }
-}
-
-/** A window of the last k values (torchmetrics RunningMean). */
+/** A window of the last k values (torchmetrics RunningMean: litgpt's running training loss). */
 class RunningMean {
   values: number[] = [];
   constructor(readonly window: number) {}
@@ -278,63 +90,13 @@ export class Trainer {
   #running = false;
 
   constructor(options: TrainerOptions) {
-    if (!options || typeof options !== 'object') fail('ERR_ARG', 'new Trainer(options): expected an options object');
-    if (!options.model?.handle) fail('ERR_ARG', 'model: expected a Model with LoRA layers (Model.load(dir, { lora }) or Model.fromConfig)');
-    if (!options.data || typeof options.data.trainBatches !== 'function') fail('ERR_ARG', 'data: expected a DataModule (createDataModule(...))');
-    checkKeys(options.train, TRAIN_DEFAULTS, 'train');
-    checkKeys(options.eval, EVAL_DEFAULTS, 'eval');
-    checkKeys(options.optimizer, OPTIMIZER_DEFAULTS, 'optimizer');
-    const t = { ...TRAIN_DEFAULTS, ...stripUndefined(options.train) };
-    positiveInt(t.globalBatchSize, 'train.globalBatchSize');
-    positiveInt(t.microBatchSize, 'train.microBatchSize');
-    if (t.globalBatchSize % t.microBatchSize !== 0) {
-      fail('ERR_ARG', `train.globalBatchSize (${t.globalBatchSize}) must be a multiple of train.microBatchSize (${t.microBatchSize})`);
-    }
-    positiveInt(t.lrWarmupSteps, 'train.lrWarmupSteps', true);
-    positiveInt(t.epochs, 'train.epochs');
-    positiveInt(t.logInterval, 'train.logInterval');
-    optionalPositive(t.saveInterval, 'train.saveInterval', true);
-    optionalPositive(t.maxSteps, 'train.maxSteps', true);
-    optionalPositive(t.maxTokens, 'train.maxTokens', true);
-    optionalPositive(t.maxTime, 'train.maxTime', false);
-    optionalPositive(t.maxSeqLength, 'train.maxSeqLength', true);
-    optionalPositive(t.maxNorm, 'train.maxNorm', false);
-    const e = { ...EVAL_DEFAULTS, ...stripUndefined(options.eval) };
-    positiveInt(e.interval, 'eval.interval');
-    positiveInt(e.maxIters, 'eval.maxIters');
-    positiveInt(e.maxNewTokens, 'eval.maxNewTokens', true);
-    if (!(e.temperature >= 0)) fail('ERR_ARG', `eval.temperature: expected a number ≥ 0, got ${e.temperature}`);
-    const o = { ...OPTIMIZER_DEFAULTS, ...stripUndefined(options.optimizer) };
-    if (!(o.lr >= 0) || !Number.isFinite(o.lr)) fail('ERR_ARG', `optimizer.lr: expected a number ≥ 0, got ${o.lr}`);
-    if (!(o.weightDecay >= 0)) fail('ERR_ARG', `optimizer.weightDecay: expected a number ≥ 0, got ${o.weightDecay}`);
-    if (!Array.isArray(o.betas) || o.betas.length !== 2 || !o.betas.every((b) => b >= 0 && b < 1)) {
-      fail('ERR_ARG', `optimizer.betas: expected two numbers in [0, 1), got ${JSON.stringify(o.betas)}`);
-    }
-    const info = options.model.handle.info();
-    if (!info.hasLora) fail('ERR_ARG', 'model: it has no LoRA layers; create it with a lora option (r > 0 and at least one target)');
-    const precision = options.precision ?? (info.dtype === 'bfloat16' ? 'bf16-true' : '32-true');
-    if (!['32-true', 'bf16-true', 'bf16-mixed'].includes(precision)) {
-      fail('ERR_ARG', `precision: expected '32-true', 'bf16-true' or 'bf16-mixed', got '${precision}'`);
-    }
-    const want = { '32-true': 'float32', 'bf16-true': 'bfloat16' }[precision as '32-true' | 'bf16-true'];
-    if (want && info.dtype !== want) {
-      fail('ERR_DTYPE', `precision ${precision}: expected a ${want} model, got ${info.dtype}; load the model with dtype '${want}' or pick another precision`);
-    }
-    if (precision === 'bf16-mixed' && !['float32', 'bfloat16'].includes(info.dtype)) {
-      fail('ERR_DTYPE', `precision bf16-mixed: expected a float32 (litgpt) or bfloat16 (less memory) model, got ${info.dtype}`);
-    }
-    const seed = options.seed ?? 1337;
-    positiveInt(seed, 'seed', true);
-    if (options.outDir && !options.checkpointDir) {
-      fail('ERR_ARG', 'checkpointDir: needed with outDir (its tokenizer files are copied and hyperparameters.yaml names it)');
-    }
-    if (!options.tokenizer && !options.checkpointDir) fail('ERR_ARG', 'tokenizer or checkpointDir: one is needed to tokenize the data');
+    const resolved = resolveOptions(options);
     this.options = options;
-    this.train = t;
-    this.eval = e;
-    this.optimizer = o;
-    this.precision = precision;
-    this.seed = seed;
+    this.train = resolved.train;
+    this.eval = resolved.eval;
+    this.optimizer = resolved.optimizer;
+    this.precision = resolved.precision;
+    this.seed = resolved.seed;
   }
 
   /** Runs fit() to the end and returns its done event. */
@@ -348,8 +110,7 @@ export class Trainer {
   async *fit(): AsyncGenerator<TrainerEvent, void, undefined> {
     if (this.#running) fail('ERR_BUSY', 'fit(): this trainer is already running');
     this.#running = true;
-    const progressOption = this.options.progress ?? 'auto';
-    const progress: ProgressSink = typeof progressOption === 'function' ? chooseProgress('plain', progressOption) : chooseProgress(progressOption);
+    const log = new TrainLog(this.options.progress ?? 'none', this.options.logger);
     let nativeTrainer: NativeTrainer | null = null;
     let ownLock: OutDirLock | null = null;
     try {
@@ -358,76 +119,22 @@ export class Trainer {
         return ev;
       };
       const { model, data } = this.options;
-      const t = this.train, e = this.eval, o = this.optimizer;
+      const t = this.train, e = this.eval;
       const outDir = this.options.outDir ? resolve(this.options.outDir) : null;
       const checkpointDir = this.options.checkpointDir ? resolve(this.options.checkpointDir) : null;
 
-      // The out_dir is this run's before anything is read or written.
-      const given = this.options.outDirLock;
-      if (given && (!outDir || given.root !== outDir || !given.held)) {
-        fail('ERR_ARG', `outDirLock: expected the held lock of outDir ${outDir} (new OutDir(outDir).startRun()), got ` +
-          `${given.held ? 'the lock of' : 'a released lock of'} ${given.root}`);
-      }
-      if (outDir && !given) {
-        ownLock = await new OutDir(outDir).startRun({ resume: this.options.resume, force: this.options.force, log: (line) => progress.line(line) });
-      }
-
-      // Data first: bad data is ERR_DATA before anything trains.
+      ownLock = await this.#takeOutDir(outDir, log);
       const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
-      await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
-      const blockSize = Number(model.config.block_size ?? Infinity);
-      if (data.longestSeqLength > blockSize) {
-        fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
-          `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
-      }
-      const gradAccum = t.globalBatchSize / t.microBatchSize;
-      const batchesPerEpoch = data.trainBatchCount(t.microBatchSize);
-      const stepsPerEpoch = Math.floor(batchesPerEpoch / gradAccum);
-      if (stepsPerEpoch === 0) {
-        fail('ERR_DATA', `the training split has ${data.trainSize} samples, fewer than one optimizer step of train.globalBatchSize ${t.globalBatchSize}; ` +
-          'add data or lower the global batch size');
-      }
+      const { gradAccum, lrMaxSteps } = await this.#prepareData(tokenizer);
       const maxSteps = t.maxSteps ?? Infinity;
-      const lrMaxSteps = Math.min(t.epochs * stepsPerEpoch, maxSteps);
-      const schedule = { baseLr: o.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
+      const schedule = { baseLr: this.optimizer.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
+      log.parameterCounts(model.adapter!.parameterCount, model.parameterCount);
+      const nt = nativeTrainer = this.#nativeTrainer();
 
-      const info = model.handle.info();
-      progress.line(`Number of trainable parameters: ${info.loraParameterCount.toLocaleString('en-US')}`);
-      progress.line(`Number of non-trainable parameters: ${(info.parameterCount - info.loraParameterCount).toLocaleString('en-US')}`);
-
-      const binding = trainBinding().NativeTrainer;
-      binding.manualSeed(this.seed);
-      nativeTrainer = binding.create(model.handle, {
-        precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
-      });
-      const nt = nativeTrainer;
-
-      // Resume.
       const state: CounterState = { iterNum: 0, stepCount: 0, epoch: 0, epochBatches: 0, totalTokens: 0, runningLosses: [] };
-      let resumedFrom: string | null = null;
-      if (this.options.resume) {
-        if (!outDir) fail('ERR_ARG', 'resume: needs outDir (the run folder to continue)');
-        const latest = await latestResumableStep(outDir);
-        if (latest) {
-          const lora = await TensorFile.open(join(latest.dir, LORA_FILE));
-          try {
-            const entries: [string, NativeTensor][] = [];
-            for (const name of lora.names) entries.push([name, (await lora.get(name)).handle]);
-            await model.handle.loadStateDict(entries, 'adapter');
-          } finally {
-            await lora.close();
-          }
-          const saved = await loadTrainingState(latest.dir);
-          await nt.loadState(saved.native.map(([n, t]) => [n, t.handle]));
-          Object.assign(state, saved.counters);
-          resumedFrom = latest.dir;
-          progress.line(`Resuming from ${latest.dir} (step ${state.stepCount}, iter ${state.iterNum})`);
-        } else {
-          progress.line(`No resumable step folder in ${outDir}; starting from scratch`);
-        }
-      }
+      const resumedFrom = this.options.resume ? await this.#resume(outDir, nt, state, log) : null;
+      const checkpoints = outDir ? await this.#openOutDir(outDir, checkpointDir!, log) : null;
 
-      const metrics = outDir ? new MetricsCsv(await new OutDir(outDir).nextLogDir('csv')) : null;
       const running = new RunningMean(gradAccum);
       running.values = state.runningLosses.slice(-gradAccum);
       let valLoss: number | null = null;
@@ -436,59 +143,26 @@ export class Trainer {
       let windowStart = performance.now();
       let windowTokens = 0;
 
-      const validate = async (maxIters: number, final: boolean): Promise<EvalEvent> => {
-        const t0 = performance.now();
-        let sum = 0, n = 0;
-        for (const batch of data.valBatches(t.microBatchSize)) {
-          if (n >= maxIters) break;
+      // Validation scores batches and samples the example through the native trainer, under the training precision.
+      const validation: ValidationSetup = {
+        data, microBatchSize: t.microBatchSize,
+        batchLoss: async (batch) => {
           const { tokens, targets, shape } = shifted(batch);
-          const r = await nt.evaluate(tokens, targets, shape);
-          sum += r.loss;
-          n++;
-        }
-        const loss = n ? sum / n : NaN;
-        let sample: string | null = null;
-        const first = data.firstValInstruction;
-        if (e.maxNewTokens > 0 && first) {
-          const prompt = data.promptStyle.apply(first.instruction, first.input ? { input: first.input } : {});
-          sample = await sampleText(nt, tokenizer, prompt, {
-            maxNewTokens: e.maxNewTokens, temperature: e.temperature, seed: this.seed + state.stepCount,
-            blockSize: Number(model.config.block_size ?? 4096),
-          });
-        }
-        return { type: 'eval', step: state.stepCount, iter: state.iterNum, valLoss: loss, valPpl: Math.exp(loss), sample, timeMs: performance.now() - t0, final };
+          return (await nt.evaluate(tokens, targets, shape)).loss;
+        },
+        example: { source: nt, tokenizer, maxNewTokens: e.maxNewTokens, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
       };
-
-      const logEval = (ev: EvalEvent) => {
-        metrics?.log({ val_loss: ev.valLoss, val_ppl: ev.valPpl }, ev.iter);
-        if (ev.final) progress.line(`Final evaluation | val loss: ${ev.valLoss.toFixed(3)} | val ppl: ${ev.valPpl.toFixed(3)}`);
-        else progress.line(`iter ${ev.iter}: val loss ${ev.valLoss.toFixed(4)}, val time: ${ev.timeMs.toFixed(2)} ms`);
-        if (ev.sample !== null) progress.line(ev.sample);
+      const runValidation = async (maxIters: number, final: boolean) => {
+        const ev = await validate(validation, { step: state.stepCount, iter: state.iterNum, maxIters, final, seed: this.seed + state.stepCount });
+        log.eval(ev);
+        return ev;
       };
 
       if (e.initialValidation && !resumedFrom) {
-        const ev = await validate(e.maxIters, false);
+        const ev = await runValidation(e.maxIters, false);
         valLoss = ev.valLoss;
-        logEval(ev);
         yield emit(ev);
       }
-
-      const saveFolder = async (dir: string, withState: boolean) => {
-        const loraTensors = new Map((await model.handle.stateDict('lora')).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
-        const contents = {
-          loraTensors,
-          config: await this.#baseConfig(checkpointDir!),
-          hyperparameters: this.#hyperparameters(checkpointDir!, outDir!) as Hyperparameters,
-          promptStyle: { class_path: data.promptStyle.classPath },
-          tokenizerFrom: checkpointDir!,
-        };
-        await new OutDir(outDir!).writeLoraCheckpoint(dir, contents);
-        if (withState) {
-          const nativeState = new Map((await nt.state()).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
-          await saveTrainingState(dir, nativeState, { ...state, runningLosses: [...running.values] });
-        }
-        metrics?.flush();
-      };
 
       // The loop: litgpt's CycleIterator over the epoch's batches.
       let reason: DoneEvent['reason'] = 'max_steps';
@@ -515,7 +189,7 @@ export class Trainer {
           r = await nt.microStep(tokens, targets, shape, { accumulate: gradAccum, step: !isAccumulating, lr, maxNorm: t.maxNorm ?? 0 });
         } catch (err) {
           if (err instanceof Error && (err as LitloraError).code === 'ERR_NONFINITE') {
-            metrics?.flush();
+            log.flush();
             throw new LitloraError('ERR_NONFINITE', `iter ${state.iterNum} (optimizer step ${state.stepCount + 1}, epoch ${state.epoch + 1}): ${err.message} ` +
               `Training stopped; the checkpoints already written are untouched.`);
           }
@@ -526,17 +200,16 @@ export class Trainer {
         state.totalTokens += batch.tokenCount;
         windowTokens += batch.tokenCount;
         if (r.stepped) state.stepCount++;
-        const iterTime = (performance.now() - iterStart) / 1000;
+        const iterTimeS = (performance.now() - iterStart) / 1000;
         if (state.iterNum % t.logInterval === 0) {
-          const lastLr = r.stepped ? learningRate(state.stepCount, schedule) : lr; // scheduler.get_last_lr()
-          metrics?.log({
-            loss: running.mean, iter: int(state.iterNum), step: int(state.stepCount), epoch: int(state.epoch), iter_time: iterTime,
-            tokens: int(state.totalTokens), total_tokens: int(state.totalTokens), learning_rate: lastLr,
-          }, state.iterNum);
           const elapsed = (performance.now() - trainStart) / 1000;
-          progress.iteration(iterationLine({
-            epoch: state.epoch, iter: state.iterNum, step: state.stepCount, loss: running.mean, val: valLoss, iterTimeMs: iterTime * 1000, stepped: r.stepped,
-          }), { step: state.stepCount, maxSteps: Number.isFinite(lrMaxSteps) ? lrMaxSteps : state.stepCount, loss: running.mean, tokensPerSecond: state.totalTokens / Math.max(elapsed, 1e-9) });
+          log.iteration({
+            epoch: state.epoch, iter: state.iterNum, step: state.stepCount, loss: running.mean, val: valLoss, iterTimeS, stepped: r.stepped,
+            totalTokens: state.totalTokens,
+            learningRate: r.stepped ? learningRate(state.stepCount, schedule) : lr, // scheduler.get_last_lr()
+            maxSteps: Number.isFinite(lrMaxSteps) ? lrMaxSteps : state.stepCount,
+            tokensPerSecond: state.totalTokens / Math.max(elapsed, 1e-9),
+          });
         }
         if (!r.stepped) continue;
 
@@ -550,15 +223,14 @@ export class Trainer {
         windowTokens = 0;
 
         if (state.stepCount % e.interval === 0) {
-          const ev = await validate(e.maxIters, false);
+          const ev = await runValidation(e.maxIters, false);
           valLoss = ev.valLoss;
-          logEval(ev);
           yield emit(ev);
         }
-        if (outDir && t.saveInterval && state.stepCount % t.saveInterval === 0) {
-          const dir = join(outDir, `step-${String(state.stepCount).padStart(6, '0')}`);
-          progress.line(`Saving LoRA weights to ${JSON.stringify(join(dir, LORA_FILE))}`);
-          await saveFolder(dir, true);
+        if (checkpoints && t.saveInterval && state.stepCount % t.saveInterval === 0) {
+          const nativeState = new Map((await nt.state()).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
+          const dir = await checkpoints.saveStep(state.stepCount, nativeState, { ...state, runningLosses: [...running.values] });
+          log.flush();
           yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'step', path: dir });
         }
         windowStart = performance.now();
@@ -566,36 +238,31 @@ export class Trainer {
         if (t.maxTime !== null && (performance.now() - trainStart) / 1000 >= t.maxTime) { reason = 'max_time'; break; }
       }
       const timeS = (performance.now() - trainStart) / 1000;
-      progress.stop();
-      progress.line(`Training time: ${timeS.toFixed(2)}s`);
+      log.stop();
+      log.trainingTime(timeS);
 
       let finalValLoss: number | null = null;
       if (e.finalValidation) {
-        const ev = await validate(Infinity, true);
+        const ev = await runValidation(Infinity, true);
         finalValLoss = ev.valLoss;
-        logEval(ev);
         yield emit(ev);
       }
-      if (outDir) {
-        const finalDir = join(outDir, 'final');
-        progress.line(`Saving LoRA weights to ${JSON.stringify(join(finalDir, LORA_FILE))}`);
-        await saveFolder(finalDir, false);
+      if (checkpoints) {
+        const finalDir = await checkpoints.saveFinal();
+        log.flush();
         yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'final', path: finalDir });
         if (this.options.merge ?? true) {
-          const path = join(finalDir, MODEL_FILE);
-          const merged = new Map((await model.handle.stateDict('merged')).map(([n, h]) => [n, new Tensor(h)] as [string, Tensor]));
-          await saveTensors(path, merged, { format: 'pth' });
-          progress.line(`Saved merged weights to ${JSON.stringify(path)}`);
+          const path = await checkpoints.saveMerged();
           yield emit<SaveEvent>({ type: 'save', step: state.stepCount, kind: 'merged', path });
         }
       }
-      metrics?.flush();
+      log.flush();
       yield emit<DoneEvent>({
         type: 'done', steps: state.stepCount, iters: state.iterNum, epochs: state.epoch + (reason === 'epochs' ? 0 : 1),
         totalTokens: state.totalTokens, timeS, reason, finalValLoss, resumedFrom,
       });
     } finally {
-      progress.stop();
+      log.stop();
       if (nativeTrainer) {
         try { await nativeTrainer.restoreDtype(); } catch { /* the model may be gone */ }
         nativeTrainer.dispose();
@@ -605,49 +272,75 @@ export class Trainer {
     }
   }
 
-  async #baseConfig(checkpointDir: string): Promise<Config> {
-    try {
-      return await readConfig(join(checkpointDir, 'model_config.yaml'));
-    } catch {
-      const plain = Object.fromEntries(Object.entries(this.options.model.config).filter(([k]) => !k.startsWith('lora_')));
-      return normalizeConfig(plain);
+  /**
+   * The out_dir is this run's before anything is read or written: its lock as the caller took it
+   * (outDirLock), or taken here and returned for fit() to release.
+   */
+  async #takeOutDir(outDir: string | null, log: TrainLog): Promise<OutDirLock | null> {
+    const given = this.options.outDirLock;
+    if (given && (!outDir || given.root !== outDir || !given.held)) {
+      fail('ERR_ARG', `outDirLock: expected the held lock of outDir ${outDir} (new OutDir(outDir).startRun()), got ` +
+        `${given.held ? 'the lock of' : 'a released lock of'} ${given.root}`);
     }
+    if (!outDir || given) return null;
+    return new OutDir(outDir).startRun({ resume: this.options.resume, force: this.options.force, log: (line) => log.line(line) });
   }
 
-  /** hyperparameters.yaml in litgpt's shape (era C `finetune lora` setup() arguments). */
-  #hyperparameters(checkpointDir: string, outDir: string): Record<string, unknown> {
-    if (this.options.hyperparameters) return this.options.hyperparameters;
-    const t = this.train, e = this.eval, o = this.optimizer;
-    return {
-      checkpoint_dir: checkpointDir,
-      out_dir: outDir,
-      precision: this.precision,
-      quantize: null,
-      devices: 1,
-      num_nodes: 1,
-      ...loraToKeys(this.options.model.lora!),
-      data: this.options.data.toHyperparameters(),
-      train: {
-        save_interval: t.saveInterval, log_interval: t.logInterval, global_batch_size: t.globalBatchSize,
-        micro_batch_size: t.microBatchSize, lr_warmup_steps: t.lrWarmupSteps, lr_warmup_fraction: null, epochs: t.epochs,
-        max_tokens: t.maxTokens, max_steps: t.maxSteps, max_seq_length: t.maxSeqLength, tie_embeddings: null,
-        max_norm: t.maxNorm, min_lr: 6.0e-5,
-      },
-      log: {},
-      eval: {
-        interval: e.interval, max_new_tokens: e.maxNewTokens, max_iters: e.maxIters,
-        initial_validation: e.initialValidation, evaluate_example: 'first', final_validation: e.finalValidation,
-      },
-      optimizer: { class_path: 'torch.optim.AdamW', init_args: { lr: o.lr, weight_decay: o.weightDecay, betas: [...o.betas] } },
-      logger_name: 'csv',
-      seed: this.seed,
-      access_token: null,
-    };
+  /** Data first: bad data is ERR_DATA before anything trains. Returns the accumulation and the schedule's length. */
+  async #prepareData(tokenizer: Tokenizer): Promise<{ gradAccum: number; lrMaxSteps: number }> {
+    const { model, data } = this.options;
+    const t = this.train;
+    await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
+    const blockSize = Number(model.config.block_size ?? Infinity);
+    if (data.longestSeqLength > blockSize) {
+      fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
+        `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
+    }
+    const gradAccum = t.globalBatchSize / t.microBatchSize;
+    const stepsPerEpoch = Math.floor(data.trainBatchCount(t.microBatchSize) / gradAccum);
+    if (stepsPerEpoch === 0) {
+      fail('ERR_DATA', `the training split has ${data.trainSize} samples, fewer than one optimizer step of train.globalBatchSize ${t.globalBatchSize}; ` +
+        'add data or lower the global batch size');
+    }
+    return { gradAccum, lrMaxSteps: Math.min(t.epochs * stepsPerEpoch, t.maxSteps ?? Infinity) };
   }
-}
 
-function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  /** The native object that runs the micro-steps and AdamW on the model (seeded: dropout). */
+  #nativeTrainer(): NativeTrainer {
+    const o = this.optimizer;
+    const binding = trainBinding().NativeTrainer;
+    binding.manualSeed(this.seed);
+    return binding.create(this.options.model.handle, {
+      precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
+    });
+  }
+
+  /** Continues the newest resumable step folder of outDir: adapter, optimizer and RNG state, counters. Returns it, or null. */
+  async #resume(outDir: string | null, nt: NativeTrainer, state: CounterState, log: TrainLog): Promise<string | null> {
+    if (!outDir) fail('ERR_ARG', 'resume: needs outDir (the run folder to continue)');
+    const latest = await latestResumableStep(outDir);
+    if (!latest) {
+      log.line(`No resumable step folder in ${outDir}; starting from scratch`);
+      return null;
+    }
+    const saved = await loadResumeState(latest.dir, this.options.model);
+    await nt.loadState(saved.native.map(([n, t]) => [n, t.handle]));
+    Object.assign(state, saved.counters);
+    log.line(`Resuming from ${latest.dir} (step ${state.stepCount}, iter ${state.iterNum})`);
+    return latest.dir;
+  }
+
+  /** This run's metrics.csv (a new logs/csv/version_N) and its checkpoint folders. */
+  async #openOutDir(outDir: string, checkpointDir: string, log: TrainLog): Promise<RunCheckpoints> {
+    const out = new OutDir(outDir);
+    log.openMetrics(await out.nextLogDir('csv'));
+    return new RunCheckpoints(out, this.options.model, {
+      config: await folderConfig(checkpointDir, this.options.model),
+      hyperparameters: runHyperparameters(this.options, this, checkpointDir, outDir) as Hyperparameters,
+      promptStyle: { class_path: this.options.data.promptStyle.classPath },
+      tokenizerFrom: checkpointDir,
+    }, (line) => log.line(line));
+  }
 }
 
 /** Skips n items of an iterator (resuming inside an epoch). */

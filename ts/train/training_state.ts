@@ -58,8 +58,7 @@ export async function loadTrainingState(dir: string): Promise<{ native: [string,
   try {
     const native: [string, Tensor][] = [];
     const counters: Partial<CounterState> = {};
-    for (const name of file.names) {
-      const t = await file.get(name);
+    for (const [name, t] of await file.getAll()) {
       const counter = COUNTERS.find(([, n]) => n === name);
       if (counter) counters[counter[0]] = Number((await t.data())[0]);
       else if (name === 'trainer.running_losses') counters.runningLosses = Array.from(await t.data() as Float64Array);
