@@ -1,5 +1,5 @@
 #!/bin/bash
-# litlora's GPU check: the one script run on the GPU machine (../shared/gpu/README.md). It needs only what
+# litlora's GPU check: the one script run on a lent GPU machine. It needs only what
 # scripts/pack-device.sh put under .device/ (node, the Node-API headers, the compiled JavaScript) and the
 # working tree; no node_modules, no network. Steps, each timed and recorded, then a summary table last:
 #   1. environment  node (carried in .device/node.xz when the machine has none), Python PyTorch, GPU

@@ -34,7 +34,7 @@ function recorder() {
   return { saved, save };
 }
 
-// litgpt-format.md §3.4 with era C names: 12 keys per GPT-NeoX block + 4.
+// litgpt/model.py's state-dict names (attn.qkv era): 12 keys per GPT-NeoX block + 4.
 function pythiaKeys(nLayer: number): string[] {
   const keys = ['lm_head.weight', 'transformer.wte.weight'];
   for (let i = 0; i < nLayer; i++) {

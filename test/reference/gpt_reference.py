@@ -1,5 +1,5 @@
 """A plain-PyTorch reference of litgpt's GPT with LoRA layers, written from
-../shared/reference/litgpt-format.md §2-3 (litgpt itself is not installed). The tests compare litlora's native
+litgpt's litgpt/model.py and litgpt/lora.py (litgpt itself is not installed). The tests compare litlora's native
 GPT against it, and bench/model.ts times it as "eager PyTorch".
 
 It follows litgpt's module structure and names (LoRA-model names: `transformer.h.0.attn.qkv.linear.weight`,

@@ -3,7 +3,7 @@
 //   litlora finetune lora --checkpoint_dir checkpoints/EleutherAI/pythia-70m --data JSON --data.json_path d.json \
 //     --out_dir out/finetune/lora [--train.micro_batch_size 4 …] [--resume true]
 //
-// Same flag names and defaults as litgpt (shared/reference/litgpt-format.md §4.4, column C), plus litlora's
+// Same flag names and defaults as litgpt (litgpt/finetune/lora.py setup() and litgpt/args.py), plus litlora's
 // --resume, --force, --merge, --device, --progress and --train.max_time. hyperparameters.yaml records every
 // argument in litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does). The run holds
 // --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.

@@ -1,5 +1,5 @@
 // litgpt's prompt styles: the exact strings of litgpt/prompts.py (Lightning-AI/litgpt, the current version with
-// `sys_prompt`; see ../shared/reference/litgpt-format.md §1.2, §4.1), the name table (`prompt_styles`), the
+// `sys_prompt`), the name table (`prompt_styles`), the
 // model-name mapping (`model_name_to_prompt_style`) and prompt_style.yaml (`class_path: litgpt.prompts.<Class>`).
 //
 // Only the styles of the families litlora runs are here (Pythia/GPT-NeoX base → Default, TinyLlama, Llama 2/3,

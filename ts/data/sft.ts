@@ -1,5 +1,5 @@
 // Supervised finetuning samples and batches, as litgpt's SFTDataset and _sft_collate_fn (era C,
-// litgpt/data/base.py; ../shared/reference/litgpt-format.md §4.2):
+// litgpt/data/base.py):
 //   prompt   = style.apply(instruction, **example)
 //   enc_p    = encode(prompt, max_length=L)                       (BOS as the tokenizer decides)
 //   enc_r    = encode(output, bos=False, eos=True, max_length=L)

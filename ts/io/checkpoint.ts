@@ -1,5 +1,5 @@
 // Checkpoint: a litgpt checkpoint folder, recognised by its file names (litgpt's unified layout,
-// shared/reference/litgpt-format.md §1):
+// as litgpt's litgpt/utils.py check_valid_checkpoint_dir, litgpt/scripts/download.py and finetune/lora.py name them):
 //
 //   kind      weights                                   how it is made
 //   base      lit_model.pth, no hyperparameters.yaml    litgpt download / convert, litlora init

@@ -1,4 +1,5 @@
-// OutDir: the output folder of a finetune run, in litgpt's layout (litgpt-format.md §1.2):
+// OutDir: the output folder of a finetune run, in litgpt's layout (litgpt/finetune/lora.py fit() and
+// save_lora_checkpoint, litgpt/utils.py save_hyperparameters and copy_config_files):
 //
 //   out_dir/step-000100/   every save_interval optimizer steps   (lit_model.pth.lora + config/tokenizer/hparams/prompt style)
 //   out_dir/final/         after training                       (the same files; lit_model.pth once merged)

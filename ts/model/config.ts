@@ -90,7 +90,7 @@ type Kind = 'int' | 'float' | 'bool' | 'str' | 'dict' | 'list';
 interface FieldSpec { kind: Kind; nullable?: boolean; choices?: readonly string[]; positive?: boolean }
 
 // Every dataclass field of litgpt 0.5.13's Config, with its type. `null` defaults marked nullable.
-// Source: litgpt/config.py `Config` and the files it writes (shared/reference/examples/model_config.*.yaml).
+// Source: litgpt/config.py `Config` and the files it writes (test/fixtures/litgpt/model_config.*.yaml).
 const FIELDS: Record<string, FieldSpec> = {
   name: { kind: 'str' },
   hf_config: { kind: 'dict' },

@@ -57,7 +57,7 @@ export interface InitResult {
 }
 
 /**
- * litgpt's base state-dict names and shapes for `config` (litgpt-format.md §3.4, era C: `attn.qkv`), in
+ * litgpt's base state-dict names and shapes for `config` (litgpt/model.py, names since the `attn.qkv` rename), in
  * litgpt's order. Features whose parameter names litlora does not know yet are ERR_CONFIG.
  */
 export function baseParameters(config: Config): [string, number[]][] {

@@ -1,5 +1,5 @@
 // merge_lora: a LoRA checkpoint folder (lit_model.pth.lora + hyperparameters.yaml naming the base) → a full
-// lit_model.pth, as litgpt's `merge_lora --checkpoint_dir DIR` writes it (litgpt-format.md §1.3):
+// lit_model.pth, as litgpt's `merge_lora --checkpoint_dir DIR` writes it (litgpt/scripts/merge_lora.py):
 //
 //   * next to the .lora in DIR (litgpt), or into --out_dir with DIR's config, tokenizer and prompt style
 //     files copied (the mission's `final_merged`: a base folder that loads, generates and trains further);

@@ -1,4 +1,4 @@
-// Migration of pre-unification lit-gpt outputs (lit-gpt ≤ Feb 2024, litgpt-format.md §1.2 "Era A") into
+// Migration of pre-unification lit-gpt outputs (lit-gpt ≤ Feb 2024: lit_model_lora_finetuned.pth and friends) into
 // litgpt's current folder layout:
 //
 //   lit_model_lora_finetuned.pth  → final/lit_model.pth.lora        (LoRA result; same {"model": ...} content)
