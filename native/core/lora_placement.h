@@ -1,4 +1,4 @@
-// Where litgpt puts LoRA in its GPT (litgpt/lora.py, era C; litgpt-format.md §2.2): which linear layer carries
+// Where litgpt puts LoRA in its GPT (litgpt/lora.py: GPT, CausalSelfAttention, LoRAQKVLinear): which linear layer carries
 // which of the LoRA settings' targets, with the shapes of its lora_A and lora_B.
 //
 //   query / key / value → transformer.h.N.attn.qkv, one fused layer over the enabled q/k/v parts (QkvLoraLayout)
