@@ -1,4 +1,5 @@
-// litlora's native addon: registers every export, and is the only file that does.
+// litlora's native addon: its init registers every export (each wrap's init adds its own); ts/binding.ts types
+// them all.
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -52,13 +53,16 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
+  // Entry points for tests and benchmarks only, kept apart from the product API (ts/internals.ts wraps them).
+  Napi::Object internals = Napi::Object::New(env);
   TensorWrap::init(env, exports);
-  TensorFileWrap::init(env, exports);
-  initLora(env, exports);
+  TensorFileWrap::init(env, exports, internals);
+  initLora(env, exports, internals);
   GptWrap::init(env, exports);
   initGenerate(env, exports);
   initMerge(env, exports);
-  TrainWrap::init(env, exports);
+  TrainWrap::init(env, exports, internals);
+  exports.Set("internals", internals);
   return exports;
 }
 

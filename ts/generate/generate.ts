@@ -6,7 +6,7 @@
 // The loop runs on a worker thread; tokens arrive through a thread-safe function, so the event loop stays
 // free while the model works. Leaving a `for await` early (break, throw, an AbortSignal) stops the loop and
 // waits for it, so the model is free for its next operation as soon as the iteration ends.
-import { native, type NativeGpt } from '../binding.js';
+import { binding } from '../binding.js';
 import type { PromptStyle } from '../data/prompts.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { fail, LitloraError } from '../errors.js';
@@ -60,12 +60,6 @@ export interface GenerationStats {
   decodeSeconds: number;
   /** (generatedTokens − 1) / decodeSeconds: the decode speed with the KV cache. */
   decodeTokensPerSecond: number;
-}
-
-/** @internal */
-interface GenerateBinding {
-  generate(model: NativeGpt, prompt: Int32Array, options: Record<string, unknown>,
-    onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): { cancel(): void };
 }
 
 function checkSampling(o: SamplingOptions): Record<string, unknown> {
@@ -128,7 +122,7 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
   }
   let handle: { cancel(): void };
   try {
-    handle = native<GenerateBinding>().generate(model.handle, ids, nativeOptions, onEvent);
+    handle = binding().generate(model.handle, ids, nativeOptions, onEvent);
   } catch (e) {
     throw asLitloraError(e);
   }

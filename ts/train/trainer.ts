@@ -17,7 +17,7 @@
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
 import { join, resolve } from 'node:path';
-import { native, type NativeTensor } from '../binding.js';
+import { binding, type NativeTensor, type NativeTrainer, type TrainModelHandle } from '../binding.js';
 import type { DataModule } from '../data/module.js';
 import type { Batch } from '../data/sft.js';
 import { Tokenizer } from '../data/tokenizer.js';
@@ -38,13 +38,6 @@ import { saveTensors, TensorFile } from '../io/tensorfile.js';
 import { sampleText } from './sample.js';
 
 export type Precision = '32-true' | 'bf16-true' | 'bf16-mixed';
-
-/** @internal What the trainer needs of a model's native handle (ts/model/model.ts's NativeGpt). */
-export interface TrainModelHandle {
-  info(): { parameterCount: number; loraParameterCount: number; dtype: string; device: string; hasLora: boolean; merged: boolean };
-  stateDict(kind: 'base' | 'lora' | 'merged'): Promise<[string, NativeTensor][]>;
-  loadStateDict(entries: [string, NativeTensor][], kind: 'base' | 'adapter'): Promise<void>;
-}
 
 /** A Model (ts/model/model.ts) with LoRA layers. */
 export interface TrainableModel {
@@ -200,32 +193,6 @@ export interface DoneEvent {
 }
 
 export type TrainerEvent = StepEvent | EvalEvent | SaveEvent | DoneEvent;
-
-/** @internal */
-export interface NativeTrainer {
-  microStep(tokens: Int32Array, targets: Int32Array, shape: number[], options: { accumulate: number; step: boolean; lr: number; maxNorm: number }):
-    Promise<{ loss: number; tokens: number; stepped: boolean; gradNorm: number }>;
-  evaluate(tokens: Int32Array, targets: Int32Array, shape: number[]): Promise<{ loss: number; tokens: number }>;
-  forward(tokens: Int32Array, shape: number[], options: { lastOnly: boolean }): Promise<NativeTensor>;
-  state(): Promise<[string, NativeTensor][]>;
-  loadState(entries: [string, NativeTensor][]): Promise<void>;
-  restoreDtype(): Promise<void>;
-  info(): { optimizerSteps: number; fusedAdamW: boolean; precision: string };
-  dispose(): void;
-}
-
-/** @internal */
-export interface TrainBinding {
-  NativeTrainer: {
-    create(model: unknown, options: { precision: string; beta1: number; beta2: number; eps: number; weightDecay: number; fused?: boolean }): NativeTrainer;
-    manualSeed(seed: number): void;
-    adamwSteps(params: NativeTensor[], grads: NativeTensor[][], lrs: number[],
-      options: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; fused?: boolean }): NativeTensor[];
-  };
-}
-
-/** @internal */
-export const trainBinding = () => native<TrainBinding>();
 
 const TRAIN_DEFAULTS = {
   saveInterval: 1000, logInterval: 1, globalBatchSize: 16, microBatchSize: 1, lrWarmupSteps: 100, epochs: 5,
@@ -395,9 +362,9 @@ export class Trainer {
       progress.line(`Number of trainable parameters: ${info.loraParameterCount.toLocaleString('en-US')}`);
       progress.line(`Number of non-trainable parameters: ${(info.parameterCount - info.loraParameterCount).toLocaleString('en-US')}`);
 
-      const binding = trainBinding().NativeTrainer;
-      binding.manualSeed(this.seed);
-      nativeTrainer = binding.create(model.handle, {
+      const trainers = binding().NativeTrainer;
+      trainers.manualSeed(this.seed);
+      nativeTrainer = trainers.create(model.handle, {
         precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
       });
       const nt = nativeTrainer;
