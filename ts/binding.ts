@@ -4,10 +4,11 @@
 // test/01.native.binding.test.ts. Exports that only tests and benchmarks use sit under `internals`
 // (ts/internals.ts wraps them), apart from the product API.
 //
-// binding() loads the addon on first use (ts/addon_loader.ts finds the .node) and prepares it: libtorch gets
-// its default thread count.
+// binding() loads the addon on first use (ts/addon_loader.ts finds the .node) and prepares it: errors raised
+// in native code are made LitloraErrors (setErrorClass), and libtorch gets its default thread count.
 import { availableParallelism } from 'node:os';
 import { loadAddon } from './addon_loader.js';
+import { LitloraError } from './errors.js';
 
 /** @internal */
 export interface NativeTensor {
@@ -133,6 +134,8 @@ export interface NativeBinding {
   buildInfo(): { torchVersion: string; torchCmakeVersion?: string; cuda: boolean; cudaDeviceCount: number };
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** The class native errors are made of, constructed with (code, message) (native/errors.cc). */
+  setErrorClass(errorClass: typeof LitloraError): void;
   // Tensors and tensor files (native/tensor_wrap.cc, native/tensorfile_wrap.cc)
   NativeTensor: NativeTensorClass;
   NativeTensorFile: new () => NativeTensorFile;
@@ -162,7 +165,7 @@ export interface NativeBinding {
  * instance members (methods and accessors). Compile-time checks below hold it equal to the interfaces.
  */
 export const NATIVE_SURFACE = {
-  exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
+  exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
     'mergeLoraFiles', 'NativeTrainer', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
@@ -215,7 +218,10 @@ function defaultThreads(): number {
 
 // Readies a freshly loaded addon; throwing refuses it (the loader then tries the next candidate).
 function prepare(exports: unknown): void {
-  (exports as NativeBinding).setNumThreads(defaultThreads());
+  const b = exports as NativeBinding;
+  if (typeof b.setErrorClass !== 'function') throw new Error('it is an older build of litlora\'s addon (no setErrorClass)');
+  b.setErrorClass(LitloraError);
+  b.setNumThreads(defaultThreads());
 }
 
 let cached: NativeBinding | null = null;

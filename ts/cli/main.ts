@@ -77,7 +77,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       io.err(`litlora ${command.name}: ${e.message}\n`);
       return 2;
     }
-    // Any error with a stable code (LitloraError, or a native error): by its code, not by instanceof, since a
+    // Any error with a stable code (a LitloraError, native ones included): by its code, not by instanceof, since a
     // lazily imported command may hold another instance of the errors module (tsx loaders do that).
     const code = (e as { code?: unknown })?.code;
     if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) {
