@@ -8,7 +8,7 @@
 // Ours and PyTorch alternate rep by rep (PyTorch in a fresh child each rep), so both see the same machine load.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { configFromName } from '../ts/model/configs.js';
 import { generateTokens } from '../ts/generate/generate.js';
 import { Model, buildInfo, getNumThreads, setNumThreads, type Device, type ModelDtype } from '../ts/index.js';

@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { TensorFile, saveTensors, Tensor, buildInfo, getNumThreads } from '../ts/index.js';
-import { tensorChecksum } from '../ts/io/tensorfile.js';
-import { packageRoot } from '../ts/binding.js';
+import { tensorChecksum } from '../ts/internals.js';
+import { packageRoot } from '../ts/addon_loader.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const LAYERS = Number(process.env.BENCH_LAYERS ?? 24);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { runCli } from '../ts/cli/main.js';
 import { readConfig } from '../ts/model/config.js';
 import { buildInfo, getNumThreads, OutDir, Tensor } from '../ts/index.js';

@@ -12,8 +12,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Tensor, buildInfo, getNumThreads, lora, type Device, type Dtype } from '../ts/index.js';
-import { packageRoot } from '../ts/binding.js';
-import { loraInternals } from '../ts/model/lora.js';
+import { packageRoot } from '../ts/addon_loader.js';
+import { loraInternals } from '../ts/internals.js';
 import { referencePython } from '../test/helpers/python.js';
 
 function arg(name: string): string | undefined {

@@ -1,4 +1,5 @@
-// litlora's native addon: registers every export, and is the only file that does.
+// litlora's native addon: its init registers every export (each wrap's init adds its own); ts/binding.ts types
+// them all.
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -45,6 +46,18 @@ Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value getNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
+// setErrorClass(LitloraError): the class every native error is constructed from, with (code, message), so that
+// errors from native code are the same type as ts/errors.ts's. ts/binding.ts calls it right after loading.
+Napi::Value setErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "setting the error class", [&]() -> Napi::Value {
+    LITLORA_CHECK(info.Length() >= 1 && info[0].IsFunction(), "ERR_TYPE",
+                  "setErrorClass: expected a class constructed with (code, message), got " << (info.Length() ? "another value" : "nothing"));
+    addonData(env).error = Napi::Persistent(info[0].As<Napi::Function>());
+    return env.Undefined();
+  });
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   // Per-environment state first: every class's init stores its constructor there. N-API deletes it (and so
   // releases the references) when this environment is torn down, e.g. when a worker_thread exits.
@@ -52,13 +65,17 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
+  exports.Set("setErrorClass", Napi::Function::New(env, setErrorClass));
+  // Entry points for tests and benchmarks only, kept apart from the product API (ts/internals.ts wraps them).
+  Napi::Object internals = Napi::Object::New(env);
   TensorWrap::init(env, exports);
-  TensorFileWrap::init(env, exports);
-  initLora(env, exports);
+  TensorFileWrap::init(env, exports, internals);
+  initLora(env, exports, internals);
   GptWrap::init(env, exports);
   initGenerate(env, exports);
   initMerge(env, exports);
-  TrainWrap::init(env, exports);
+  TrainWrap::init(env, exports, internals);
+  exports.Set("internals", internals);
   return exports;
 }
 

@@ -9,17 +9,6 @@ namespace litlora {
 
 namespace {
 
-struct DtypeEntry {
-  const char* name;
-  at::ScalarType type;
-};
-
-constexpr DtypeEntry kDtypes[] = {
-    {"float32", at::kFloat}, {"float64", at::kDouble}, {"bfloat16", at::kBFloat16}, {"float16", at::kHalf},
-    {"int8", at::kChar},     {"uint8", at::kByte},     {"int16", at::kShort},       {"int32", at::kInt},
-    {"int64", at::kLong},    {"bool", at::kBool},
-};
-
 std::string availableDevices() {
   std::string out = "cpu";
   int n = compat::cudaDeviceCount();
@@ -47,19 +36,12 @@ at::ScalarType typedArrayDtype(napi_typedarray_type type, const std::string& arg
 }  // namespace
 
 at::ScalarType parseDtype(const std::string& name, const std::string& argName) {
-  for (const auto& entry : kDtypes)
-    if (name == entry.name) return entry.type;
+  if (std::optional<at::ScalarType> type = dtypeFromName(name)) return *type;
   if (name == "float" || name == "fp32") return at::kFloat;
   if (name == "bf16") return at::kBFloat16;
   if (name == "half" || name == "fp16") return at::kHalf;
   throw Error("ERR_DTYPE", argName + ": unknown dtype '" + name +
                                "'; expected one of float32, float64, bfloat16, float16, int8, uint8, int16, int32, int64, bool");
-}
-
-std::string dtypeName(at::ScalarType type) {
-  for (const auto& entry : kDtypes)
-    if (type == entry.type) return entry.name;
-  return std::string(c10::toString(type));
 }
 
 at::Device parseDevice(const std::string& name, const std::string& argName) {

@@ -1,4 +1,5 @@
-// TypedArray ⇄ at::Tensor, and dtype / device strings ⇄ libtorch enums. Nothing else lives here.
+// TypedArray ⇄ at::Tensor, and dtype / device strings ⇄ libtorch enums (dtypeName comes from core/dtype.h).
+// Nothing else lives here.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -7,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace litlora {
 
 // "float32" | "float64" | "bfloat16" | "float16" | "int8" | "uint8" | "int16" | "int32" | "int64" | "bool"
+// (core/dtype.h), and PyTorch's aliases float, fp32, bf16, half, fp16; ERR_DTYPE for anything else.
 at::ScalarType parseDtype(const std::string& name, const std::string& argName);
-std::string dtypeName(at::ScalarType type);
 
 // "cpu" | "cuda" | "cuda:N"; asking for CUDA where there is none is ERR_DEVICE naming what is available.
 at::Device parseDevice(const std::string& name, const std::string& argName);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "addon_data.h"
 #include "core/error.h"
 
 namespace litlora {
@@ -153,6 +154,15 @@ ErrorInfo describeException(std::exception_ptr error, const std::string& operati
 }
 
 Napi::Error makeJsError(Napi::Env env, const ErrorInfo& info) {
+  // This environment's LitloraError once ts/binding.ts has handed it over; a plain Error with the same code
+  // before that (the loader's test-load in a child process) or should constructing it throw.
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (data != nullptr && !data->error.IsEmpty()) {
+    try {
+      return Napi::Error(env, data->error.New({Napi::String::New(env, info.code), Napi::String::New(env, info.message)}));
+    } catch (const Napi::Error&) {
+    }
+  }
   Napi::Error error = Napi::Error::New(env, info.message);
   error.Set("code", Napi::String::New(env, info.code));
   return error;

@@ -1,5 +1,6 @@
 // The addon's one exception boundary: every entry point runs inside `guard` (sync) or a TorchWorker (async),
-// and every C++ exception becomes a JS Error with a stable `code`. Nothing thrown in C++ reaches Node.
+// and every C++ exception becomes a LitloraError (ts/errors.ts) with a stable `code`. Nothing thrown in C++
+// reaches Node.
 #pragma once
 
 #include <napi.h>
@@ -22,6 +23,8 @@ struct ErrorInfo {
 // trace or "Exception raised from" lines).
 ErrorInfo describeException(std::exception_ptr error, const std::string& operation = "");
 
+// A JS error for `info`: an instance of the class setErrorClass handed over (ts/errors.ts's LitloraError),
+// constructed with (code, message).
 Napi::Error makeJsError(Napi::Env env, const ErrorInfo& info);
 
 // The operation the innermost running `guard` on this thread names ("" outside one). A TorchWorker created

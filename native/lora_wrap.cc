@@ -123,7 +123,7 @@ Napi::Value mergeOrUnmerge(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraDropoutMask(like, p, seed) → Promise<NativeTensor>: the scaled mask forward uses for that seed.
+// internals.loraDropoutMask(like, p, seed) → Promise<NativeTensor>: the scaled mask forward uses for that seed.
 Napi::Value dropoutMask(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "making a LoRA dropout mask", [&]() -> Napi::Value {
@@ -134,7 +134,7 @@ Napi::Value dropoutMask(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraReferenceGrads(gradY, x, weight, bias | null, loraA, loraB, options, viaLinear) → Promise<grads>
+// internals.loraReferenceGrads(gradY, x, weight, bias | null, loraA, loraB, options, viaLinear) → Promise<grads>
 Napi::Value referenceGrads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "computing reference LoRA gradients", [&]() -> Napi::Value {
@@ -158,7 +158,7 @@ Napi::Value referenceGrads(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraLinearForward(x, weight, bias | null, loraA, loraB, options) → Promise<NativeTensor>: the
+// internals.loraLinearForward(x, weight, bias | null, loraA, loraB, options) → Promise<NativeTensor>: the
 // autograd Function's forward with the seed as given.
 Napi::Value linearForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -169,7 +169,7 @@ Napi::Value linearForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraSynchronize(device) → Promise<undefined>: waits for queued device work (benchmarks).
+// internals.loraSynchronize(device) → Promise<undefined>: waits for queued device work (benchmarks).
 Napi::Value synchronize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "waiting for the device", [&]() -> Napi::Value {
@@ -180,7 +180,7 @@ Napi::Value synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraDenseFloor(x, weight, gradY) → Promise<undefined>: x·Wᵀ and gradY·W (benchmarks).
+// internals.loraDenseFloor(x, weight, gradY) → Promise<undefined>: x·Wᵀ and gradY·W (benchmarks).
 Napi::Value denseFloor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "running the dense benchmark products", [&]() -> Napi::Value {
@@ -193,7 +193,7 @@ Napi::Value denseFloor(const Napi::CallbackInfo& info) {
   });
 }
 
-// @internal loraPath(tokens, in, out, r, parts, dtype, stage) → 'skinny' | 'merged': the path the cost model picks
+// internals.loraPath(tokens, in, out, r, parts, dtype, stage) → 'skinny' | 'merged': the path the cost model picks
 // for the forward (stage 'forward') or for the backward's gradX (stage 'gradX').
 Napi::Value path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -208,17 +208,17 @@ Napi::Value path(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void initLora(Napi::Env env, Napi::Object exports) {
+void initLora(Napi::Env env, Napi::Object exports, Napi::Object internals) {
   exports.Set("loraForward", Napi::Function::New(env, forward));
   exports.Set("loraBackward", Napi::Function::New(env, backward));
   exports.Set("loraMerge", Napi::Function::New(env, mergeOrUnmerge<true>));
   exports.Set("loraUnmerge", Napi::Function::New(env, mergeOrUnmerge<false>));
-  exports.Set("loraDropoutMask", Napi::Function::New(env, dropoutMask));
-  exports.Set("loraReferenceGrads", Napi::Function::New(env, referenceGrads));
-  exports.Set("loraLinearForward", Napi::Function::New(env, linearForward));
-  exports.Set("loraSynchronize", Napi::Function::New(env, synchronize));
-  exports.Set("loraDenseFloor", Napi::Function::New(env, denseFloor));
-  exports.Set("loraPath", Napi::Function::New(env, path));
+  internals.Set("loraDropoutMask", Napi::Function::New(env, dropoutMask));
+  internals.Set("loraReferenceGrads", Napi::Function::New(env, referenceGrads));
+  internals.Set("loraLinearForward", Napi::Function::New(env, linearForward));
+  internals.Set("loraSynchronize", Napi::Function::New(env, synchronize));
+  internals.Set("loraDenseFloor", Napi::Function::New(env, denseFloor));
+  internals.Set("loraPath", Napi::Function::New(env, path));
 }
 
 }  // namespace litlora

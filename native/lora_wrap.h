@@ -1,11 +1,12 @@
 // N-API face of native/core/lora: loraForward, loraBackward, loraMerge, loraUnmerge (Promises; the work runs
-// off the main thread) and a few @internal helpers for tests and benchmarks. Translation only, no math.
+// off the main thread) on the exports, and helpers for tests and benchmarks on the addon's `internals`.
+// Translation only, no math.
 #pragma once
 
 #include <napi.h>
 
 namespace litlora {
 
-void initLora(Napi::Env env, Napi::Object exports);
+void initLora(Napi::Env env, Napi::Object exports, Napi::Object internals);
 
 }  // namespace litlora

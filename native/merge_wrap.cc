@@ -43,9 +43,6 @@ Napi::Value mergeLoraFiles(const Napi::CallbackInfo& info) {
 
 void initMerge(Napi::Env env, Napi::Object exports) {
   exports.Set("mergeLoraFiles", Napi::Function::New(env, mergeLoraFiles, "mergeLoraFiles"));
-  exports.Set("mergeAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), merge::available());
-  }, "mergeAvailable"));
 }
 
 }  // namespace litlora

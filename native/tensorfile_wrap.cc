@@ -114,7 +114,7 @@ Napi::Value saveTensors(const Napi::CallbackInfo& info) {
   });
 }
 
-// tensorChecksum(tensor, exact = true) → Promise<number>: the sum of every element (reads every byte once).
+// internals.tensorChecksum(tensor, exact = true) → Promise<number>: the sum of every element (reads every byte once).
 Napi::Value tensorChecksum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "checksumming a tensor", [&]() -> Napi::Value {
@@ -128,7 +128,7 @@ Napi::Value tensorChecksum(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void TensorFileWrap::init(Napi::Env env, Napi::Object exports) {
+void TensorFileWrap::init(Napi::Env env, Napi::Object exports, Napi::Object internals) {
   Napi::Function cls = DefineClass(env, "NativeTensorFile",
                                    {
                                        InstanceMethod("open", &TensorFileWrap::open),
@@ -138,7 +138,7 @@ void TensorFileWrap::init(Napi::Env env, Napi::Object exports) {
                                    });
   exports.Set("NativeTensorFile", cls);
   exports.Set("saveTensors", Napi::Function::New(env, saveTensors));
-  exports.Set("tensorChecksum", Napi::Function::New(env, tensorChecksum));
+  internals.Set("tensorChecksum", Napi::Function::New(env, tensorChecksum));
 }
 
 TensorFileWrap::TensorFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorFileWrap>(info) {}

@@ -1,4 +1,5 @@
-// NativeTensorFile: the N-API face of native/core/tensorfile (ts/io/tensorfile.ts wraps it), plus saveTensors.
+// NativeTensorFile: the N-API face of native/core/tensorfile (ts/io/tensorfile.ts wraps it), plus saveTensors
+// (and tensorChecksum on the addon's `internals`, for tests and benchmarks).
 // JS creates an empty object and awaits open(path); get/getAll/close then work on the opened reader. Every
 // file access runs off the main thread.
 #pragma once
@@ -13,7 +14,7 @@ namespace litlora {
 
 class TensorFileWrap : public Napi::ObjectWrap<TensorFileWrap> {
  public:
-  static void init(Napi::Env env, Napi::Object exports);
+  static void init(Napi::Env env, Napi::Object exports, Napi::Object internals);
   explicit TensorFileWrap(const Napi::CallbackInfo& info);
 
  private:

@@ -29,12 +29,11 @@ double numberField(const Napi::Object& o, const char* key, double fallback) {
 
 }  // namespace
 
-void TrainWrap::init(Napi::Env env, Napi::Object exports) {
+void TrainWrap::init(Napi::Env env, Napi::Object exports, Napi::Object internals) {
   Napi::Function cls = DefineClass(env, "NativeTrainer",
                                    {
                                        StaticMethod("create", &TrainWrap::create),
                                        StaticMethod("manualSeed", &TrainWrap::manualSeed),
-                                       StaticMethod("adamwSteps", &TrainWrap::adamwSteps),
                                        InstanceMethod("microStep", &TrainWrap::microStep),
                                        InstanceMethod("evaluate", &TrainWrap::evaluate),
                                        InstanceMethod("forward", &TrainWrap::forward),
@@ -46,6 +45,7 @@ void TrainWrap::init(Napi::Env env, Napi::Object exports) {
                                    });
   addonData(env).trainer = Napi::Persistent(cls);
   exports.Set("NativeTrainer", cls);
+  internals.Set("adamwSteps", Napi::Function::New(env, &TrainWrap::adamwSteps, "adamwSteps"));
 }
 
 TrainWrap::TrainWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainWrap>(info) {}
@@ -98,7 +98,7 @@ Napi::Value TrainWrap::manualSeed(const Napi::CallbackInfo& info) {
   });
 }
 
-// adamwSteps(params[], grads[][], lrs[], {beta1, beta2, eps, weightDecay, fused}) → NativeTensor[]: copies of
+// internals.adamwSteps(params[], grads[][], lrs[], {beta1, beta2, eps, weightDecay, fused}) → NativeTensor[]: copies of
 // params after one AdamW step per lrs entry with the given gradients. For checking the optimizer against
 // torch.optim.AdamW.
 Napi::Value TrainWrap::adamwSteps(const Napi::CallbackInfo& info) {

@@ -1,5 +1,5 @@
 // TrainWrap: the N-API object behind ts/train/trainer.ts (`NativeTrainer`): AdamW state and the one-call micro-step
-// of native/core/train for a NativeGpt. It holds a reference to the model's JS object, takes the model's
+// of native/core/train for a NativeGpt (and adamwSteps on the addon's `internals`, for tests). It holds a reference to the model's JS object, takes the model's
 // lease for every operation (one operation per model in flight), runs the work on the model's serial thread
 // (see core/serial_executor.h), and does no math.
 #pragma once
@@ -16,7 +16,7 @@ class GptWrap;
 
 class TrainWrap : public Napi::ObjectWrap<TrainWrap> {
  public:
-  static void init(Napi::Env env, Napi::Object exports);
+  static void init(Napi::Env env, Napi::Object exports, Napi::Object internals);
   explicit TrainWrap(const Napi::CallbackInfo& info);
 
  private:

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TensorFile } from '../ts/index.js';
-import { tensorChecksum } from '../ts/io/tensorfile.js';
+import { tensorChecksum } from '../ts/internals.js';
 import { seededRandom } from '../test/helpers/assert.js';
 import { craftPth, type CraftedTensor } from './craft-pth.js';
 

@@ -1,22 +1,23 @@
 #!/usr/bin/env node
-// The import graph of ts/ (relative imports between litlora's own modules), and its cycles. The house rule is
-// that it has none: a cycle means two rooms each need the other, and one of them holds a concept that belongs
-// to the other. test/00.house.imports.test.ts runs this; `node scripts/import-graph.mjs` prints the cycles.
+// The import graph of ts/ (relative imports between litlora's own modules) and the include graph of native/
+// (a .h and its .cc as one module), and their cycles. The house rule is that neither has any: a cycle means two
+// rooms each need the other, and one of them holds a concept that belongs to the other. test/00.house.test.ts
+// runs this; `node scripts/import-graph.mjs` prints the cycles.
 //
 // Imports are read from the source text (static `import … from '…'`, `export … from '…'`, and `import('…')`);
 // `import type` counts too, since a type-only cycle is the same tangle of concepts.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-function sources(dir) {
+function sources(dir, isSource = (name) => name.endsWith('.ts') && !name.endsWith('.d.ts')) {
   const out = [];
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...sources(path));
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(path);
+    if (statSync(path).isDirectory()) out.push(...sources(path, isSource));
+    else if (isSource(name)) out.push(path);
   }
   return out;
 }
@@ -35,6 +36,28 @@ export function importGraph(dir = join(root, 'ts')) {
       deps.add(relative(root, target));
     }
     graph[relative(root, file)] = [...deps].sort();
+  }
+  return graph;
+}
+
+const INCLUDE = /^\s*#\s*include\s+"([^"]+)"/gm;
+
+/**
+ * { 'native/core/pth': ['native/core/pickle', …], … }: which modules (a .h and its .cc together, extension
+ * dropped) include which. A quoted include resolves next to the including file, else from native/ (the build's
+ * include folder).
+ */
+export function includeGraph(dir = join(root, 'native')) {
+  const moduleOf = (file) => relative(root, file).replace(/\.(h|cc)$/, '');
+  const graph = {};
+  for (const file of sources(dir, (name) => /\.(h|cc)$/.test(name))) {
+    const from = moduleOf(file);
+    const deps = new Set(graph[from] ?? []);
+    for (const m of readFileSync(file, 'utf8').matchAll(INCLUDE)) {
+      const target = [resolve(dirname(file), m[1]), resolve(dir, m[1])].find((p) => existsSync(p));
+      if (target && moduleOf(target) !== from) deps.add(moduleOf(target));
+    }
+    graph[from] = [...deps].sort();
   }
   return graph;
 }
@@ -61,8 +84,12 @@ export function cycles(graph) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const found = cycles(importGraph());
-  for (const c of found) console.log(`cycle: ${[...c, c[0]].join(' → ')}`);
-  console.log(found.length ? `${found.length} import cycles in ts/` : 'no import cycles in ts/');
-  process.exit(found.length ? 1 : 0);
+  let total = 0;
+  for (const [graph, what] of [[importGraph(), 'import cycles in ts/'], [includeGraph(), 'include cycles in native/']]) {
+    const found = cycles(graph);
+    for (const c of found) console.log(`cycle: ${[...c, c[0]].join(' → ')}`);
+    console.log(found.length ? `${found.length} ${what}` : `no ${what}`);
+    total += found.length;
+  }
+  process.exit(total ? 1 : 0);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run prebuildify: makes prebuilds/<platform>-<arch>/litlora.node and, next to it, litlora-build.json
-// (the libtorch it was built against, which ts/binding.ts checks before loading it).
+// (the libtorch it was built against, which ts/addon_loader.ts checks before loading it).
 //
 // prebuildify only knows node-gyp, so it is pointed at scripts/prebuildify-shim.mjs, which builds with
 // cmake-js through scripts/setup.mjs (incremental: nothing is recompiled when build/ is current) and hands

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateTokens, Model, Tensor } from '../ts/index.js';
-import { loraInternals } from '../ts/model/lora.js';
+import { loraInternals } from '../ts/internals.js';
 import { pythiaTiny } from './helpers/model.js';
 
 async function errorOf(fn: () => Promise<unknown>): Promise<{ code: string; message: string }> {

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lora, type Dtype } from '../ts/index.js';
-import { loraInternals } from '../ts/model/lora.js';
+import { loraInternals } from '../ts/internals.js';
 import { assertClose } from './helpers/assert.js';
 import { caseData, devices, npy, plainCase, pythonReferences, qkvCase, rounded, tensor, values, type Case } from './02.lora.helpers.js';
 

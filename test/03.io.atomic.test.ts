@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TensorFile, saveTensors, Tensor } from '../ts/index.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { removeStalePartials } from '../ts/io/atomic.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
 

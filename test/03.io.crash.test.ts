@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { py, scratch } from './helpers/tensorfiles.js';
 
 const tmp = scratch('crash');

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TensorFile } from '../ts/index.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
 import { py, scratch } from './helpers/tensorfiles.js';
 

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TensorFile, saveTensors, Tensor, buildInfo } from '../ts/index.js';
-import { tensorChecksum } from '../ts/io/tensorfile.js';
+import { tensorChecksum } from '../ts/internals.js';
 import { assertClose, assertCode } from './helpers/assert.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
 

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { TensorFile, saveTensors } from '../ts/index.js';
-import { tensorChecksum } from '../ts/io/tensorfile.js';
+import { tensorChecksum } from '../ts/internals.js';
 import { assertClose } from './helpers/assert.js';
 import { py, scratch, values } from './helpers/tensorfiles.js';
 

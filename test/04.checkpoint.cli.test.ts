@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { convertValue } from '../ts/cli/args.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { ArgError, parseArgs, type CommandSpec } from '../ts/cli/args.js';
 import { runCli } from '../ts/cli/main.js';
 import { tempFolders } from './helpers/temp.js';

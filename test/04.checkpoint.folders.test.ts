@@ -14,7 +14,7 @@ import {
 import { OutDir, writeCheckpointFolder } from '../ts/io/outdir.js';
 import { Tensor } from '../ts/tensor.js';
 import type { SaveTensorsFn } from '../ts/io/tensorfile.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';

@@ -12,7 +12,7 @@ import { runCli } from '../ts/cli/main.js';
 import { baseParameters, initCheckpoint, initConfig } from '../ts/model/init.js';
 import type { Tensor } from '../ts/tensor.js';
 import type { SaveTensorsFn } from '../ts/io/tensorfile.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';

@@ -1,4 +1,4 @@
-// The loader (ts/binding.ts) refuses a .node it cannot trust with one ERR_LOAD message, and never crashes.
+// The loader (ts/addon_loader.ts, through ts/binding.ts) refuses a .node it cannot trust with one ERR_LOAD message, and never crashes.
 // Each case lays out a throw-away copy of the package (package.json, the compiled dist/, a prebuilds/ folder)
 // and loads it in a child process, so nothing here touches the real build or this process's binding.
 import { spawnSync } from 'node:child_process';
@@ -7,7 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 
 const builtAddon = join(packageRoot, 'build', 'Release', 'litlora.node');
 const builtRecord = JSON.parse(readFileSync(join(packageRoot, 'build', 'litlora-build.json'), 'utf8'));
@@ -75,8 +75,8 @@ function assertRefusal(out: Outcome, pkg: string, reason: RegExp): void {
 }
 
 test.before(() => {
-  const dist = join(packageRoot, 'dist', 'binding.js');
-  assert.ok(statSync(dist).mtimeMs >= statSync(join(packageRoot, 'ts', 'binding.ts')).mtimeMs,
+  const dist = join(packageRoot, 'dist', 'addon_loader.js');
+  assert.ok(statSync(dist).mtimeMs >= statSync(join(packageRoot, 'ts', 'addon_loader.ts')).mtimeMs,
     'dist/ is older than ts/: run `node scripts/setup.mjs` first');
   buildAbortingAddon();
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertClose } from './helpers/assert.js';
 
 const work = mkdtempSync(join(tmpdir(), 'litlora-tarball-'));

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { saveTensors, writeConfig } from '../ts/index.js';
 import { syntheticJson, tempDir, tinyModel } from './helpers/tiny_train.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tokenizer } from '../ts/index.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
 import { tempFolders } from './helpers/temp.js';
 

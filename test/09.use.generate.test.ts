@@ -10,7 +10,7 @@ import { LitloraError, Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { llamaTiny, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { runPython } from './helpers/python.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };

@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync,
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { packageRoot } from '../ts/binding.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { runCli } from '../ts/cli/main.js';
 import { initCheckpoint } from '../ts/model/init.js';
 import { writeHyperparameters } from '../ts/io/hyperparameters.js';

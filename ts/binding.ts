@@ -1,16 +1,13 @@
-// Finds and loads the native addon; the only module that imports the .node. It also types the raw binding.
+// The native addon's whole surface, typed in one place: every export native/addon.cc registers (and the
+// members of every class it defines) is declared here and nowhere else, and NATIVE_SURFACE lists the same
+// names as values, checked against these types at compile time and against the loaded addon by
+// test/01.native.binding.test.ts. Exports that only tests and benchmarks use sit under `internals`
+// (ts/internals.ts wraps them), apart from the product API.
 //
-// Loading a .node built against one libtorch next to another aborts the whole process inside dlopen (a
-// c10::Error thrown while libtorch initialises — no JS try/catch can catch it). So every candidate is first
-// checked: its recorded libtorch must still be there at the same version, and a child process must load it
-// cleanly (cached by file identity). Failure to load throws one error listing every place tried and why.
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// binding() loads the addon on first use (ts/addon_loader.ts finds the .node) and prepares it: errors raised
+// in native code are made LitloraErrors (setErrorClass), and libtorch gets its default thread count.
+import { availableParallelism } from 'node:os';
+import { loadAddon } from './addon_loader.js';
 import { LitloraError } from './errors.js';
 import type { NativeGptConfig } from './model/native_config.js';
 
@@ -23,6 +20,45 @@ export interface NativeTensor {
   dispose(): void;
   data(raw?: boolean): Promise<ArrayBufferView>;
   to(dtype: string | null, device: string | null): Promise<NativeTensor>;
+}
+
+/** @internal The NativeTensor class's statics. */
+export interface NativeTensorClass {
+  fromArray(data: ArrayBufferView, shape: number[], dtype: string, device: string): NativeTensor;
+}
+
+/** @internal What open() of a tensor file resolves to. */
+export interface NativeTensorFileDescription {
+  format: 'pth' | 'safetensors';
+  wrapped: string | null;
+  entries: { name: string; shape: number[]; dtype: string; bytes: number }[];
+  metadata: Record<string, string>;
+  /** Non-tensor leaves (io/tensorfile.ts's PlainValue). */
+  values: Record<string, number | bigint | string | boolean | null>;
+}
+
+/** @internal */
+export interface NativeTensorFile {
+  open(path: string): Promise<NativeTensorFileDescription>;
+  get(name: string, dtype: string | null, device: string | null): Promise<NativeTensor>;
+  getAll(dtype: string | null, device: string | null): Promise<[string[], NativeTensor[]]>;
+  close(): Promise<void>;
+}
+
+/** @internal The LoRA ops' options, checked and defaulted by ts/model/lora.ts. */
+export interface NativeLoraOptions {
+  scaling: number;
+  dropout: number;
+  training: boolean;
+  seed: bigint;
+  qkv: null | { nHead: number; nQueryGroups: number; headSize: number; enable: boolean[]; interleaved: boolean };
+}
+
+/** @internal */
+export interface NativeLoraGrads {
+  gradX: NativeTensor;
+  gradA: NativeTensor;
+  gradB: NativeTensor;
 }
 
 /** @internal */
@@ -46,116 +82,129 @@ export interface NativeGpt {
   dispose(): void;
 }
 
-/** @internal */
-export interface GptBinding {
-  NativeGpt: { create(config: NativeGptConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt> };
-  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
+/** @internal The NativeGpt class's statics. */
+export interface NativeGptClass {
+  create(config: NativeGptConfig, options: { dtype: string; device: string; seed?: number }): Promise<NativeGpt>;
 }
 
+/** @internal What the trainer needs of a model's native handle. */
+export type TrainModelHandle = Pick<NativeGpt, 'info' | 'stateDict' | 'loadStateDict'>;
+
 /** @internal */
+export interface NativeTrainer {
+  microStep(tokens: Int32Array, targets: Int32Array, shape: number[], options: { accumulate: number; step: boolean; lr: number; maxNorm: number }):
+    Promise<{ loss: number; tokens: number; stepped: boolean; gradNorm: number }>;
+  evaluate(tokens: Int32Array, targets: Int32Array, shape: number[]): Promise<{ loss: number; tokens: number }>;
+  forward(tokens: Int32Array, shape: number[], options: { lastOnly: boolean }): Promise<NativeTensor>;
+  state(): Promise<[string, NativeTensor][]>;
+  loadState(entries: [string, NativeTensor][]): Promise<void>;
+  restoreDtype(): Promise<void>;
+  info(): { optimizerSteps: number; fusedAdamW: boolean; precision: string };
+  dispose(): void;
+}
+
+/** @internal The NativeTrainer class's statics. */
+export interface NativeTrainerClass {
+  create(model: TrainModelHandle, options: { precision: string; beta1: number; beta2: number; eps: number; weightDecay: number; fused?: boolean }): NativeTrainer;
+  manualSeed(seed: number): void;
+}
+
+/** @internal The handle generate() returns at once; tokens, the end and errors arrive through onEvent. */
+export interface NativeGeneration {
+  cancel(): void;
+}
+
+/** @internal Entry points for tests and benchmarks only (ts/internals.ts wraps them). */
+export interface NativeInternals {
+  loraDropoutMask(like: NativeTensor, o: NativeLoraOptions): Promise<NativeTensor>;
+  loraReferenceGrads(gy: NativeTensor, x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor,
+    b: NativeTensor, o: NativeLoraOptions, viaLinear: boolean): Promise<NativeLoraGrads>;
+  loraLinearForward(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor, b: NativeTensor,
+    o: NativeLoraOptions): Promise<NativeTensor>;
+  loraSynchronize(device: string): Promise<void>;
+  loraDenseFloor(x: NativeTensor, w: NativeTensor, gy: NativeTensor): Promise<void>;
+  loraPath(tokens: number, inF: number, outF: number, r: number, parts: number, dtype: string, stage: string): 'skinny' | 'merged';
+  tensorChecksum(tensor: NativeTensor, exact: boolean): Promise<number>;
+  adamwSteps(params: NativeTensor[], grads: NativeTensor[][], lrs: number[],
+    options: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; fused?: boolean }): NativeTensor[];
+}
+
+/** @internal Every export of the addon. */
 export interface NativeBinding {
+  // The addon itself (native/addon.cc)
   buildInfo(): { torchVersion: string; torchCmakeVersion?: string; cuda: boolean; cudaDeviceCount: number };
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  NativeTensor: {
-    fromArray(data: ArrayBufferView, shape: number[], dtype: string, device: string): NativeTensor;
-  };
-  // Further groups of exports (lora, pth, gpt, train) are typed where they are used, through `native<T>()`.
-  [name: string]: unknown;
+  /** The class native errors are made of, constructed with (code, message) (native/errors.cc). */
+  setErrorClass(errorClass: typeof LitloraError): void;
+  // Tensors and tensor files (native/tensor_wrap.cc, native/tensorfile_wrap.cc)
+  NativeTensor: NativeTensorClass;
+  NativeTensorFile: new () => NativeTensorFile;
+  saveTensors(path: string, names: string[], tensors: NativeTensor[], format: string, wrap: string | null,
+    metadata: Record<string, string> | null): Promise<void>;
+  // LoRA ops (native/lora_wrap.cc)
+  loraForward(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor, b: NativeTensor,
+    o: NativeLoraOptions): Promise<NativeTensor>;
+  loraBackward(gy: NativeTensor, x: NativeTensor, w: NativeTensor, a: NativeTensor, b: NativeTensor,
+    o: NativeLoraOptions): Promise<NativeLoraGrads>;
+  loraMerge(w: NativeTensor, a: NativeTensor, b: NativeTensor, o: NativeLoraOptions, inPlace: boolean): Promise<NativeTensor | undefined>;
+  loraUnmerge(w: NativeTensor, a: NativeTensor, b: NativeTensor, o: NativeLoraOptions, inPlace: boolean): Promise<NativeTensor | undefined>;
+  // The model (native/gpt_wrap.cc), decoding (native/generate_wrap.cc), merging files (native/merge_wrap.cc)
+  NativeGpt: NativeGptClass;
+  gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
+  generate(model: NativeGpt, prompt: Int32Array, options: Record<string, unknown>,
+    onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): NativeGeneration;
+  mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
+    Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
+  // Training (native/train_wrap.cc)
+  NativeTrainer: NativeTrainerClass;
+  internals: NativeInternals;
 }
 
-export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * @internal The same surface as names: the addon's exports, its `internals`, and each class's statics and
+ * instance members (methods and accessors). Compile-time checks below hold it equal to the interfaces.
+ */
+export const NATIVE_SURFACE = {
+  exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
+    'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
+    'mergeLoraFiles', 'NativeTrainer', 'internals'],
+  internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
+    'tensorChecksum', 'adamwSteps'],
+  classes: {
+    NativeTensor: { statics: ['fromArray'], members: ['shape', 'dtype', 'device', 'disposed', 'dispose', 'data', 'to'] },
+    NativeTensorFile: { statics: [], members: ['open', 'get', 'getAll', 'close'] },
+    NativeGpt: {
+      statics: ['create'],
+      members: ['disposed', 'forward', 'loss', 'loadStateDict', 'stateDict', 'loraParameters', 'zeroGrad', 'merge', 'unmerge',
+        'setKvCache', 'clearKvCache', 'info', 'dispose'],
+    },
+    NativeTrainer: {
+      statics: ['create', 'manualSeed'],
+      members: ['microStep', 'evaluate', 'forward', 'state', 'loadState', 'restoreDtype', 'info', 'dispose'],
+    },
+  },
+} as const;
 
-interface BuildRecord { torchVersion: string; torchRoot: string; cuda: string }
-
-// The version of the libtorch found at `torchRoot` now: a Python wheel's torch/version.py or LIBTORCH's build-version.
-function installedTorchVersion(torchRoot: string): string | null {
-  const versionPy = join(torchRoot, 'version.py');
-  if (existsSync(versionPy)) {
-    const m = /__version__\s*=\s*['"]([^'"]+)['"]/.exec(readFileSync(versionPy, 'utf8'));
-    if (m) return m[1];
-  }
-  const buildVersion = join(torchRoot, 'build-version');
-  if (existsSync(buildVersion)) return readFileSync(buildVersion, 'utf8').trim();
-  return null;
-}
-
-// Checks that the libtorch this .node was built against is still where it was, at the same version.
-function checkTorchRecord(recordPath: string): void {
-  if (!recordPath || !existsSync(recordPath)) return; // a .node without a record: the child probe decides
-  let record: BuildRecord;
-  try {
-    record = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
-  } catch (e) {
-    throw new Error(`its build record ${recordPath} is unreadable (${(e as Error).message})`);
-  }
-  if (!record.torchRoot || !existsSync(join(record.torchRoot, 'lib'))) {
-    throw new Error(`it was built against the libtorch in ${record.torchRoot}, which is gone`);
-  }
-  const now = installedTorchVersion(record.torchRoot);
-  const built = (record.torchVersion ?? '').split('+')[0];
-  if (now && built && now.split('+')[0] !== built) {
-    throw new Error(`it was built against libtorch ${built}, but ${record.torchRoot} now holds ${now}`);
-  }
-}
-
-// Loading happens in a child process first, so that an abort inside dlopen is a message here, not a crash.
-// A success is remembered in a file keyed by the .node's identity: path, size, mtime, inode and ctime —
-// ctime changes on every write or replacement and cannot be set back, so a changed file is probed again.
-const PROBE_FAILED = 'LITLORA_PROBE_FAILED ';
-const PROBE_SCRIPT = `
-const file = process.argv[1];
-try {
-  const b = require(file);
-  if (typeof b.buildInfo !== 'function') throw new Error('it is not litlora\\'s addon (no buildInfo export)');
-  b.buildInfo();
-} catch (e) {
-  process.stderr.write(${JSON.stringify(PROBE_FAILED)} + String(e && e.message || e).split('\\n')[0] + '\\n');
-  process.exit(3);
-}`;
-
-function probeCacheDir(): string {
-  return process.env.LITLORA_PROBE_CACHE || join(tmpdir(), 'litlora-probe');
-}
-
-function probeInChild(file: string): void {
-  const st = statSync(file);
-  const identity = `${file}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}`;
-  const cacheFile = join(probeCacheDir(), createHash('sha1').update(identity).digest('hex').slice(0, 20));
-  if (existsSync(cacheFile)) return;
-  const r = spawnSync(process.execPath, ['-e', PROBE_SCRIPT, file], { encoding: 'utf8', timeout: 120_000 });
-  if (r.error) throw new Error(`the child process that test-loads it failed: ${r.error.message}`);
-  if (r.status !== 0) {
-    const lines = (r.stderr || '').split('\n').map((l) => l.trim()).filter(Boolean);
-    const marked = lines.find((l) => l.startsWith(PROBE_FAILED));
-    if (marked) throw new Error(`it does not load: ${marked.slice(PROBE_FAILED.length)}`);
-    const why = lines.filter((l) => !l.startsWith('at ')).slice(-3).join(' | ');
-    throw new Error(`loading it in a test process ${r.signal ? `crashed that process (${r.signal})` : `failed (exit ${r.status})`}` +
-      (why ? `: ${why}` : '') + ' (typically a libtorch that does not match the one it was built against)');
-  }
-  mkdirSync(probeCacheDir(), { recursive: true });
-  writeFileSync(cacheFile, identity + '\n');
-}
-
-interface Candidate { file: string; record: string; what: string }
-
-function candidates(): Candidate[] {
-  const out: Candidate[] = [];
-  if (process.env.LITLORA_ADDON) {
-    const file = resolve(process.env.LITLORA_ADDON);
-    out.push({ file, record: join(dirname(file), 'litlora-build.json'), what: 'LITLORA_ADDON' });
-  }
-  out.push({
-    file: join(packageRoot, 'build', 'Release', 'litlora.node'),
-    record: join(packageRoot, 'build', 'litlora-build.json'), what: 'local build',
-  });
-  const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
-  const prebuilt = existsSync(prebuildDir) ? readdirSync(prebuildDir).filter((f) => f.endsWith('.node')).sort() : [];
-  for (const f of prebuilt.length ? prebuilt : ['litlora.node']) {
-    out.push({ file: join(prebuildDir, f), record: join(prebuildDir, 'litlora-build.json'), what: 'prebuild' });
-  }
-  return out;
-}
+// A type error in NativeSurfaceChecks means NATIVE_SURFACE and the interfaces above disagree: keep both equal
+// to what the addon registers.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Holds<T extends true> = T;
+type Surface = typeof NATIVE_SURFACE;
+type Listed<K extends keyof Surface['classes'], P extends 'statics' | 'members'> = Surface['classes'][K][P][number];
+/** @internal */
+export type NativeSurfaceChecks = [
+  Holds<Same<keyof NativeBinding, Surface['exports'][number]>>,
+  Holds<Same<keyof NativeInternals, Surface['internals'][number]>>,
+  Holds<Same<keyof NativeTensorClass, Listed<'NativeTensor', 'statics'>>>,
+  Holds<Same<keyof NativeTensor, Listed<'NativeTensor', 'members'>>>,
+  Holds<Same<never, Listed<'NativeTensorFile', 'statics'>>>,
+  Holds<Same<keyof NativeTensorFile, Listed<'NativeTensorFile', 'members'>>>,
+  Holds<Same<keyof NativeGptClass, Listed<'NativeGpt', 'statics'>>>,
+  Holds<Same<keyof NativeGpt, Listed<'NativeGpt', 'members'>>>,
+  Holds<Same<keyof NativeTrainerClass, Listed<'NativeTrainer', 'statics'>>>,
+  Holds<Same<keyof NativeTrainer, Listed<'NativeTrainer', 'members'>>>,
+];
 
 // LITLORA_THREADS if set (a positive integer), else the machine's cores: libtorch alone may pick 1 on VMs.
 function defaultThreads(): number {
@@ -168,46 +217,25 @@ function defaultThreads(): number {
   return availableParallelism();
 }
 
-function load(): NativeBinding {
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const { file, record, what } of candidates()) {
-    if (!existsSync(file)) {
-      tried.push(`  - ${file} (${what}): not there`);
-      continue;
-    }
-    try {
-      checkTorchRecord(record);
-      probeInChild(file);
-      const binding = require(file) as NativeBinding;
-      binding.setNumThreads(defaultThreads());
-      loadedFrom = file;
-      return binding;
-    } catch (e) {
-      tried.push(`  - ${file} (${what}): ${(e as Error).message}`);
-    }
-  }
-  throw new LitloraError('ERR_LOAD',
-    `litlora could not load its native addon (${process.platform}-${process.arch}, Node ${process.versions.node}). Tried:\n` +
-    `${tried.join('\n')}\n` +
-    'To fix: run `npx litlora build` to build it against the libtorch found here: LIBTORCH (an unpacked libtorch), ' +
-    'else a Python PyTorch (LITLORA_PYTHON, the package\'s .venv, python3), else it installs PyTorch into the ' +
-    'package\'s .venv. If you use a Python PyTorch, `pip install torch` first. LITLORA_ADDON=/path/litlora.node ' +
-    'loads a specific build.');
+// Readies a freshly loaded addon; throwing refuses it (the loader then tries the next candidate).
+function prepare(exports: unknown): void {
+  const b = exports as NativeBinding;
+  if (typeof b.setErrorClass !== 'function') throw new Error('it is an older build of litlora\'s addon (no setErrorClass)');
+  b.setErrorClass(LitloraError);
+  b.setNumThreads(defaultThreads());
 }
 
 let cached: NativeBinding | null = null;
 let loadedFrom = '';
 
-/** @internal The raw binding, loaded on first use. */
+/** @internal The addon, loaded on first use. */
 export function binding(): NativeBinding {
-  if (!cached) cached = load();
+  if (!cached) {
+    const { exports, file } = loadAddon(prepare);
+    cached = exports as NativeBinding;
+    loadedFrom = file;
+  }
   return cached;
-}
-
-/** @internal A group of exports typed by the module that uses it (e.g. `native<LoraBinding>()`). */
-export function native<T>(): T {
-  return binding() as unknown as T;
 }
 
 /** Sets libtorch's intra-op thread count (default: LITLORA_THREADS or the machine's cores). */

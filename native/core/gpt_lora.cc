@@ -1,11 +1,10 @@
 #include "gpt_lora.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include <mutex>
 
+#include "compat.h"
 #include "error.h"
 #include "lora.h"
 
@@ -112,16 +111,6 @@ at::Tensor qkvReassemble(const at::Tensor& interleaved, int64_t nHead, int64_t n
   return interleaved.index_select(0, at::tensor(index, at::kLong).to(interleaved.device()));
 }
 
-at::Tensor qkvInterleave(const at::Tensor& current, int64_t nHead, int64_t nQueryGroups, int64_t headSize) {
-  const int64_t out = (nHead + 2 * nQueryGroups) * headSize;
-  LITLORA_CHECK(current.dim() >= 1 && current.size(0) == out, "ERR_SHAPE",
-                "qkv interleave: expected " << out << " rows, got " << shapeString(current.sizes()));
-  auto fromInterleaved = currentFromInterleaved(nHead, nQueryGroups, headSize);
-  std::vector<int64_t> index(out);
-  for (int64_t i = 0; i < out; ++i) index[fromInterleaved[i]] = i;
-  return current.index_select(0, at::tensor(index, at::kLong).to(current.device()));
-}
-
 namespace {
 
 // The LoRA ops' options for a call; the fused QKV spec only for layouts the ops know ([Q|K|V] rows).
@@ -144,13 +133,7 @@ lora::Options opsOptions(const LoraCall& call) {
 
 // Under autocast (the trainer's bf16-mixed) the GEMMs must go through the dispatcher's autocast casts, which
 // the LoRA ops' own dtype rule does not take part in; plain ATen ops do.
-bool autocastOn(const at::Tensor& x) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(x.device().type());
-#else
-  return x.is_cuda() ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
-}
+bool autocastOn(const at::Tensor& x) { return compat::autocastEnabled(x.device().type()); }
 
 bool opsCanDo(const LoraCall& call, const at::Tensor& x) { return !(call.qkv && call.qkv->legacyQuirk) && !autocastOn(x); }
 

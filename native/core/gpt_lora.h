@@ -39,8 +39,6 @@ QkvLoraLayout legacyQkvLoraLayout(int64_t nHead, int64_t nQueryGroups, int64_t h
 
 // litgpt's qkv_reassemble: interleaved per-group [q…q k v] rows → [Q|K|V] rows (dim 0 of a weight or bias).
 at::Tensor qkvReassemble(const at::Tensor& interleaved, int64_t nHead, int64_t nQueryGroups, int64_t headSize);
-// The inverse, for writing old-layout files in tests and migrations.
-at::Tensor qkvInterleave(const at::Tensor& current, int64_t nHead, int64_t nQueryGroups, int64_t headSize);
 
 struct LoraCall {
   double scaling = 1.0;

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "dtype.h"
 #include "error.h"
 #include "lora_lowrank.h"
 #include "row_linear.h"
@@ -30,22 +31,6 @@
 namespace litlora::lora {
 
 namespace {
-
-std::string dtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kInt: return "int32";
-    case at::kLong: return "int64";
-    case at::kShort: return "int16";
-    case at::kChar: return "int8";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: return std::string(c10::toString(t));
-  }
-}
 
 bool isSupportedFloat(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf;

@@ -1,11 +1,11 @@
 // Survives a mapped file that shrinks underneath us.
 //
-// Tensors that TensorFile.get hands out map the file's pages (zip::Region), and the readers parse headers through
-// a map of the whole file (zip::MappedFile). If another program truncates or rewrites that file in place while
-// the maps live, touching a page past the new end raises SIGBUS, which would kill Node. Every such map is
-// registered here; a SIGBUS handler installed once for the process catches faults inside a registered range,
-// puts a zero page where the file's page was (so the faulting instruction can finish), marks the range lost and
-// counts the fault. Then:
+// Tensors that TensorFile.get hands out map the file's pages (files::Region, mapped_file.h), and the readers parse
+// headers through a map of the whole file (files::MappedFile). If another program truncates or rewrites that
+// file in place while the maps live, touching a page past the new end raises SIGBUS, which would kill Node.
+// Every such map is registered here; a SIGBUS handler installed once for the process catches faults inside a
+// registered range, puts a zero page where the file's page was (so the faulting instruction can finish), marks
+// the range lost and counts the fault. Then:
 //   - an operation that faulted while it ran fails with ERR_IO (TorchWorker checks the count around its work;
 //     AtomicFile checks it before it commits, so nothing written from lost pages lands under a final name);
 //   - a tensor over a lost range is refused with ERR_IO whenever it is used again (TensorWrap checks it).

@@ -20,26 +20,10 @@
 #include "error.h"
 #include "gpt_lora.h"
 #include "lora_placement.h"
-
-#if __has_include("pth.h") && __has_include("tensorfile.h")
-#define LITLORA_HAS_PTH 1
 #include "pth.h"
 #include "tensorfile.h"
-#endif
 
 namespace litlora::merge {
-
-#ifndef LITLORA_HAS_PTH
-
-bool available() { return false; }
-
-MergeStats mergeLoraFiles(const MergeOptions&, const std::function<void(int64_t, int64_t)>&) {
-  throw Error("ERR_LOAD", "merge_lora needs litlora's tensor-file I/O (native/core/pth.h), which this build does not have");
-}
-
-#else
-
-bool available() { return true; }
 
 namespace {
 
@@ -312,7 +296,5 @@ MergeStats mergeLoraFiles(const MergeOptions& o, const std::function<void(int64_
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
-
-#endif
 
 }  // namespace litlora::merge

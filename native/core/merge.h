@@ -27,9 +27,6 @@
 
 namespace litlora::merge {
 
-// True when this build has the tensor-file reader and the incremental .pth writer (native/core/pth.h).
-bool available();
-
 struct MergeOptions {
   std::string basePath;   // the base lit_model.pth
   std::string loraPath;   // lit_model.pth.lora ({"model": {...}} or flat)

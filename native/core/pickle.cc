@@ -5,7 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/tensorfile.h"
+#include "core/tensorfile_types.h"
 
 namespace litlora::pickle {
 

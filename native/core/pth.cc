@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace litlora::pth {
@@ -125,7 +126,7 @@ class Flattener {
     info.name = name;
     info.shape = t.sizes;
     info.dtype = t.dtype;
-    info.dtypeName = tensorfile::dtypeName(t.dtype);
+    info.dtypeName = dtypeName(t.dtype);
     info.bytes = static_cast<uint64_t>(numel) * element;
     tensorfile::Source src;
     src.fileOffset = where.fileOffset;
@@ -159,7 +160,7 @@ std::string archiveFolder(const std::string& path) {
 
 }  // namespace
 
-tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
+tensorfile::Contents parse(const std::shared_ptr<files::MappedFile>& file) {
   zip::Reader zip(file);
   const std::string& path = file->path();
   LITLORA_CHECK(!zip.entries().empty(), "ERR_CHECKPOINT_FORMAT", path << " is an empty zip archive, not a PyTorch checkpoint");
@@ -206,7 +207,7 @@ Writer::Writer(const std::string& path, const std::string& wrapKey)
 void Writer::claimName(const std::string& name, at::ScalarType dtype) {
   LITLORA_CHECK(!name.empty(), "ERR_ARG", "saving " << path_ << ": a tensor name is empty");
   LITLORA_CHECK(!pickle::storageClassName(dtype).empty(), "ERR_DTYPE",
-                "saving " << path_ << ": '" << name << "' has dtype " << tensorfile::dtypeName(dtype)
+                "saving " << path_ << ": '" << name << "' has dtype " << dtypeName(dtype)
                           << ", which the .pth writer does not support; convert it first");
   LITLORA_CHECK(names_.insert(name).second, "ERR_ARG", "saving " << path_ << ": the name '" << name << "' is given twice");
 }

@@ -26,13 +26,13 @@
 #include <vector>
 
 #include "core/pickle.h"
-#include "core/tensorfile.h"
+#include "core/tensorfile_types.h"
 #include "core/zip.h"
 
 namespace litlora::pth {
 
-tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file);
-tensorfile::Contents parseLegacy(const std::shared_ptr<zip::MappedFile>& file);
+tensorfile::Contents parse(const std::shared_ptr<files::MappedFile>& file);
+tensorfile::Contents parseLegacy(const std::shared_ptr<files::MappedFile>& file);
 
 // Where a storage's bytes lie in the file (a zip record, or a legacy file's data section); found by the
 // container format, checked by flatten(). `tensor` names the first tensor using it, for messages.

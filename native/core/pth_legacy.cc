@@ -57,7 +57,7 @@ const pickle::Object* dictGet(const pickle::Unpickled& u, const pickle::Object& 
 
 }  // namespace
 
-tensorfile::Contents parseLegacy(const std::shared_ptr<zip::MappedFile>& file) {
+tensorfile::Contents parseLegacy(const std::shared_ptr<files::MappedFile>& file) {
   const std::string& path = file->path();
   const uint64_t size = file->size();
   const std::string_view all(reinterpret_cast<const char*>(file->data()), size);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace litlora::safetensors {
@@ -234,7 +235,7 @@ void jsonString(std::string& out, const std::string& s) {
 
 }  // namespace
 
-tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
+tensorfile::Contents parse(const std::shared_ptr<files::MappedFile>& file) {
   const std::string& path = file->path();
   const uint64_t size = file->size();
   LITLORA_CHECK(size >= 8, "ERR_CHECKPOINT_FORMAT", path << " is too short for a .safetensors file");
@@ -313,7 +314,7 @@ tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file) {
       p.info.name = key;
       for (uint64_t dim : shape) p.info.shape.push_back(static_cast<int64_t>(dim));
       p.info.dtype = d->type;
-      p.info.dtypeName = d->type == at::ScalarType::Undefined ? dtype : tensorfile::dtypeName(d->type);
+      p.info.dtypeName = d->type == at::ScalarType::Undefined ? dtype : dtypeName(d->type);
       p.info.bytes = bytes;
       p.source.fileOffset = dataStart + offsets[0];
       p.source.storageBytes = bytes;
@@ -343,7 +344,7 @@ Writer::Writer(const std::string& path, std::vector<Spec> specs, const std::vect
     LITLORA_CHECK(!spec.name.empty(), "ERR_ARG", "saving " << path << ": a tensor name is empty");
     LITLORA_CHECK(spec.name != "__metadata__", "ERR_ARG", "saving " << path << ": '__metadata__' cannot name a tensor");
     LITLORA_CHECK(byType(spec.dtype), "ERR_DTYPE",
-                  "saving " << path << ": '" << spec.name << "' has dtype " << tensorfile::dtypeName(spec.dtype)
+                  "saving " << path << ": '" << spec.name << "' has dtype " << dtypeName(spec.dtype)
                             << ", which safetensors cannot store");
     LITLORA_CHECK(index_.emplace(spec.name, slots_.size()).second, "ERR_ARG",
                   "saving " << path << ": the name '" << spec.name << "' is given twice");
@@ -403,8 +404,8 @@ void Writer::add(const std::string& name, const at::Tensor& tensor) {
   LITLORA_CHECK(tensor.defined() && tensor.layout() == at::kStrided, "ERR_ARG",
                 "saving " << file_.path() << ": '" << name << "' is not a dense tensor");
   LITLORA_CHECK(tensor.scalar_type() == slot.spec.dtype, "ERR_DTYPE",
-                "saving " << file_.path() << ": '" << name << "' was declared " << tensorfile::dtypeName(slot.spec.dtype)
-                          << " but is " << tensorfile::dtypeName(tensor.scalar_type()));
+                "saving " << file_.path() << ": '" << name << "' was declared " << dtypeName(slot.spec.dtype)
+                          << " but is " << dtypeName(tensor.scalar_type()));
   LITLORA_CHECK(tensor.sizes().vec() == slot.spec.shape, "ERR_SHAPE",
                 "saving " << file_.path() << ": '" << name << "' was declared with shape " << shapeString(slot.spec.shape)
                           << " but has " << shapeString(tensor.sizes()));

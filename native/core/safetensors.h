@@ -19,12 +19,13 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensorfile.h"
-#include "core/zip.h"
+#include "core/atomic_file.h"
+#include "core/mapped_file.h"
+#include "core/tensorfile_types.h"
 
 namespace litlora::safetensors {
 
-tensorfile::Contents parse(const std::shared_ptr<zip::MappedFile>& file);
+tensorfile::Contents parse(const std::shared_ptr<files::MappedFile>& file);
 
 struct Spec {
   std::string name;
@@ -48,7 +49,7 @@ class Writer {
     uint64_t end = 0;
     bool written = false;
   };
-  zip::AtomicFile file_;
+  files::AtomicFile file_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, size_t> index_;
   uint64_t dataStart_ = 0;

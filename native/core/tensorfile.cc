@@ -17,15 +17,9 @@ namespace {
 
 // The deleter of every storage that maps a file's bytes (its context owns the map): isFileMapped tells those
 // storages by it.
-void releaseRegion(void* context) { delete static_cast<std::shared_ptr<zip::Region>*>(context); }
+void releaseRegion(void* context) { delete static_cast<std::shared_ptr<files::Region>*>(context); }
 
-constexpr std::pair<at::ScalarType, const char*> kNames[] = {
-    {at::kFloat, "float32"}, {at::kDouble, "float64"}, {at::kBFloat16, "bfloat16"}, {at::kHalf, "float16"},
-    {at::kChar, "int8"},     {at::kByte, "uint8"},     {at::kShort, "int16"},       {at::kInt, "int32"},
-    {at::kLong, "int64"},    {at::kBool, "bool"},
-};
-
-std::string leadingBytes(const zip::MappedFile& f) {
+std::string leadingBytes(const files::MappedFile& f) {
   std::string out;
   char buf[4];
   for (uint64_t i = 0; i < std::min<uint64_t>(f.size(), 8); ++i) {
@@ -36,41 +30,6 @@ std::string leadingBytes(const zip::MappedFile& f) {
 }
 
 }  // namespace
-
-std::string dtypeName(at::ScalarType t) {
-  for (const auto& [type, name] : kNames)
-    if (type == t) return name;
-  std::string s = c10::toString(t);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-bool validUtf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const uint8_t c = static_cast<uint8_t>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return false;
-    if (n - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const uint8_t d = static_cast<uint8_t>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) return false;
-    i += len;
-  }
-  return true;
-}
 
 bool isFileMapped(const at::Tensor& t) {
   return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &releaseRegion;
@@ -96,7 +55,7 @@ void checkMaterializable(const at::Tensor& t, const std::string& what) {
 
 void checkMappingIntact(const at::Tensor& t, const std::string& what) {
   if (!isFileMapped(t)) return;
-  const auto& region = *static_cast<std::shared_ptr<zip::Region>*>(t.storage().data_ptr().get_context());
+  const auto& region = *static_cast<std::shared_ptr<files::Region>*>(t.storage().data_ptr().get_context());
   LITLORA_CHECK(!region->lost(), "ERR_IO",
                 what << ": this tensor maps " << region->path()
                      << ", which was truncated or overwritten in place after it was read, so its bytes are gone. Open the "
@@ -107,18 +66,7 @@ double checksum(const at::Tensor& t, bool exact) {
   return exact ? t.sum(at::kDouble).item<double>() : t.sum().item<double>();
 }
 
-int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
-  __int128 last = offset;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (sizes[i] == 0) return 0;
-    if (sizes[i] < 0 || strides[i] < 0) return -1;
-    last += static_cast<__int128>(sizes[i] - 1) * strides[i];
-    if (last > INT64_MAX / 16) return -1;
-  }
-  return static_cast<int64_t>(last + 1);
-}
-
-Reader::Reader(std::shared_ptr<zip::MappedFile> file, Contents contents)
+Reader::Reader(std::shared_ptr<files::MappedFile> file, Contents contents)
     : path_(file->path()), file_(std::move(file)), c_(std::move(contents)) {
   for (size_t i = 0; i < c_.entries.size(); ++i) index_.emplace(c_.entries[i].name, i);
 }
@@ -139,8 +87,8 @@ at::Tensor Reader::storageOf(const Source& s) {
   const uint64_t length = static_cast<uint64_t>(numel) * esize;
   if (s.fileOffset % esize == 0) {
     // Zero-copy: a private map of just these bytes, kept alive by the tensor's storage.
-    auto region = zip::Region::map(file_->fd(), s.fileOffset, length, path_);
-    c10::DataPtr data(region->data(), new std::shared_ptr<zip::Region>(region), &releaseRegion, at::Device(at::kCPU));
+    auto region = files::Region::map(file_->fd(), s.fileOffset, length, path_);
+    c10::DataPtr data(region->data(), new std::shared_ptr<files::Region>(region), &releaseRegion, at::Device(at::kCPU));
     c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<size_t>(length), std::move(data), nullptr, false);
     return at::empty({0}, options).set_(storage, 0, {numel}, {1});
   }
@@ -228,7 +176,7 @@ void Reader::close() {
 }
 
 std::shared_ptr<Reader> open(const std::string& path) {
-  auto file = zip::MappedFile::open(path);
+  auto file = files::MappedFile::open(path);
   const uint8_t* d = file->data();
   const uint64_t size = file->size();
   LITLORA_CHECK(size > 0, "ERR_CHECKPOINT_FORMAT", path << " is empty (0 bytes); expected a .pth or .safetensors file");

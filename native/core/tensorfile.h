@@ -7,7 +7,8 @@
 //   for (const auto& e : file->entries()) … e.name, e.shape, e.dtype, e.bytes …
 //   at::Tensor w = file->get("transformer.h.0.attn.qkv.weight");
 //
-// Writers live in pth.h and safetensors.h (both stream tensor by tensor).
+// Writers live in pth.h and safetensors.h (both stream tensor by tensor); what their parsers hand over is in
+// tensorfile_types.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,53 +21,14 @@
 #include <utility>
 #include <vector>
 
-#include "core/zip.h"
+#include "core/mapped_file.h"
+#include "core/tensorfile_types.h"
 
 namespace litlora::tensorfile {
 
-enum class Format { Pth, Safetensors };
-
-struct EntryInfo {
-  std::string name;
-  std::vector<int64_t> shape;
-  at::ScalarType dtype = at::ScalarType::Undefined;  // Undefined: a type litlora cannot hold (see dtypeName)
-  std::string dtypeName;                             // "float32", "bfloat16", … or the file's own name
-  uint64_t bytes = 0;                                // numel × element size
-};
-
-// A non-tensor leaf next to the tensors (an int, float, string, bool or None in a .pth).
-struct PlainValue {
-  enum class Kind { None, Bool, Int, Float, Str } kind = Kind::None;
-  bool boolean = false;
-  int64_t integer = 0;
-  double real = 0;
-  std::string text;
-};
-
-// Where one tensor's bytes are: a strided view (in elements of dtype) of a storage at fileOffset.
-struct Source {
-  uint64_t fileOffset = 0;
-  uint64_t storageBytes = 0;
-  at::ScalarType dtype = at::ScalarType::Undefined;
-  int64_t offset = 0;
-  std::vector<int64_t> sizes;
-  std::vector<int64_t> strides;
-  std::string storageId;  // views with the same id share one storage in getAll()
-};
-
-// What a format parser found; Reader takes it over.
-struct Contents {
-  Format format = Format::Pth;
-  std::vector<EntryInfo> entries;
-  std::vector<Source> sources;  // parallel to entries
-  std::string wrapped;          // "model" when the names are those of {"model": {...}}
-  std::vector<std::pair<std::string, std::string>> metadata;  // safetensors __metadata__
-  std::vector<std::pair<std::string, PlainValue>> values;
-};
-
 class Reader {
  public:
-  Reader(std::shared_ptr<zip::MappedFile> file, Contents contents);
+  Reader(std::shared_ptr<files::MappedFile> file, Contents contents);
 
   Format format() const { return c_.format; }
   const std::string& path() const { return path_; }
@@ -90,7 +52,7 @@ class Reader {
   void checkViewSize(size_t i) const;
 
   std::string path_;
-  std::shared_ptr<zip::MappedFile> file_;
+  std::shared_ptr<files::MappedFile> file_;
   Contents c_;
   std::unordered_map<std::string, size_t> index_;
   std::shared_mutex mutex_;  // get() shares it; close() takes it alone
@@ -99,18 +61,12 @@ class Reader {
 // Opens a .pth (zip) or .safetensors file, telling the format from the content, not the name.
 std::shared_ptr<Reader> open(const std::string& path);
 
-// Element size in bytes for a dtype litlora can hold.
-inline uint64_t bytesPerElement(at::ScalarType t) { return static_cast<uint64_t>(c10::elementSize(t)); }
-
 // This machine's physical memory in bytes (what a dense tensor could ever occupy).
 uint64_t hostMemoryBytes();
 // ERR_OOM when making `t` dense (a copy, a dtype conversion, a typed array) would need more bytes than the
 // machine has: a stride-0 or overlapping view can claim a shape far beyond its storage, and asking libtorch to
 // allocate it fails with a raw allocator message (or worse, takes all the memory there is).
 void checkMaterializable(const at::Tensor& t, const std::string& what);
-
-// The highest element index a strided view reaches, +1 (0 for an empty view); -1 on overflow.
-int64_t viewExtent(int64_t offset, const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides);
 
 // True for a tensor whose storage is a private map of a tensor file (what Reader::get returns without a copy):
 // its pages belong to the page cache until written, so it is not counted as memory the process allocated.
@@ -121,11 +77,5 @@ void checkMappingIntact(const at::Tensor& t, const std::string& what);
 // The sum of every element: reads every byte once (benchmarks and tests use it to touch data). exact:
 // accumulate in float64 (tests); otherwise in the tensor's own type, at memory speed (benchmarks).
 double checksum(const at::Tensor& t, bool exact = true);
-
-// Names must be valid UTF-8 to survive the trip to JavaScript strings and back.
-bool validUtf8(std::string_view s);
-
-// "float32", "bfloat16", … (litlora's names); PyTorch's name for other types.
-std::string dtypeName(at::ScalarType t);
 
 }  // namespace litlora::tensorfile

@@ -2,21 +2,13 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include <cmath>
 #include <map>
 #include <mutex>
 
+#include "compat.h"
 #include "error.h"
-
-// Version switches of this file (kept here, next to their only users):
-//   at::_fused_adamw_ has CPU and CUDA kernels from libtorch 2.4;
-//   the device-generic autocast API (is_autocast_enabled(device), …) exists from 2.4.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define LITLORA_HAS_FUSED_ADAMW 1
-#define LITLORA_HAS_DEVICE_AUTOCAST 1
-#endif
 
 namespace litlora::train {
 
@@ -27,41 +19,15 @@ class AutocastScope {
  public:
   AutocastScope(bool enable, at::DeviceType device) : enable_(enable), device_(device) {
     if (!enable_) return;
-#ifdef LITLORA_HAS_DEVICE_AUTOCAST
-    prevEnabled_ = at::autocast::is_autocast_enabled(device_);
-    prevDtype_ = at::autocast::get_autocast_dtype(device_);
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-#else
-    if (device_ == at::kCUDA) {
-      prevEnabled_ = at::autocast::is_enabled();
-      prevDtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    } else {
-      prevEnabled_ = at::autocast::is_cpu_enabled();
-      prevDtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    }
-#endif
+    prevEnabled_ = compat::autocastEnabled(device_);
+    prevDtype_ = compat::autocastDtype(device_);
+    compat::setAutocast(device_, true, at::kBFloat16);
     at::autocast::increment_nesting();
   }
   ~AutocastScope() {
     if (!enable_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#ifdef LITLORA_HAS_DEVICE_AUTOCAST
-    at::autocast::set_autocast_enabled(device_, prevEnabled_);
-    at::autocast::set_autocast_dtype(device_, prevDtype_);
-#else
-    if (device_ == at::kCUDA) {
-      at::autocast::set_enabled(prevEnabled_);
-      at::autocast::set_autocast_gpu_dtype(prevDtype_);
-    } else {
-      at::autocast::set_cpu_enabled(prevEnabled_);
-      at::autocast::set_autocast_cpu_dtype(prevDtype_);
-    }
-#endif
+    compat::setAutocast(device_, prevEnabled_, prevDtype_);
   }
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
@@ -119,15 +85,13 @@ AdamW::AdamW(std::vector<NamedTensor> params, AdamWOptions options) : params_(st
                 "AdamW: expected betas in [0, 1), got (" << options_.beta1 << ", " << options_.beta2 << ")");
   LITLORA_CHECK(options_.eps >= 0, "ERR_RANGE", "AdamW: expected eps ≥ 0, got " << options_.eps);
   LITLORA_CHECK(options_.weightDecay >= 0, "ERR_RANGE", "AdamW: expected weight_decay ≥ 0, got " << options_.weightDecay);
-#ifdef LITLORA_HAS_FUSED_ADAMW
-  fusedAvailable_ = options_.fused;
+  fusedAvailable_ = compat::kHasFusedAdamW && options_.fused;
   for (const NamedTensor& p : params_) {
     const at::ScalarType t = p.tensor.scalar_type();
     const bool floating = t == at::kFloat || t == at::kBFloat16 || t == at::kHalf || t == at::kDouble;
     if (!floating || !(p.tensor.is_cpu() || p.tensor.is_cuda()) || p.tensor.device() != params_.front().tensor.device())
       fusedAvailable_ = false;
   }
-#endif
 }
 
 void AdamW::ensureState() {
@@ -168,7 +132,6 @@ void AdamW::step(double lr) {
   ++stepCount_;
   if (p.empty()) return;
   const double b1 = options_.beta1, b2 = options_.beta2, wd = options_.weightDecay, eps = options_.eps;
-#ifdef LITLORA_HAS_FUSED_ADAMW
   if (fusedAvailable_) {
     // The fused kernel wants tensors grouped by device and dtype; LoRA parameters share both.
     std::map<std::pair<int, int>, std::vector<size_t>> groups;
@@ -184,11 +147,10 @@ void AdamW::step(double lr) {
         gs.push_back(s[i]);
       }
       at::_foreach_add_(gs, 1.0);  // the kernel reads the incremented step, as torch's _fused_adamw does
-      at::_fused_adamw_(gp, gg, gm, gv, {}, gs, lr, b1, b2, wd, eps, /*amsgrad=*/false, /*maximize=*/false);
+      compat::fusedAdamW(gp, gg, gm, gv, gs, lr, b1, b2, wd, eps);
     }
     return;
   }
-#endif
   // torch/optim/adamw.py _single_tensor_adamw (amsgrad=False, maximize=False, capturable=False).
   for (size_t i = 0; i < p.size(); ++i) {
     s[i].add_(1.0);

@@ -1,14 +1,6 @@
 #include "core/zip.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
-#include <cstring>
-#include <random>
+#include <algorithm>
 #include <thread>
 
 #if defined(__x86_64__)
@@ -16,7 +8,6 @@
 #endif
 
 #include "core/error.h"
-#include "core/mapped_guard.h"
 
 namespace litlora::zip {
 
@@ -29,7 +20,6 @@ constexpr uint32_t kZip64EndSig = 0x06064b50;
 constexpr uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr uint64_t kAlignment = 64;
 constexpr uint32_t kMax32 = 0xffffffffu;
-constexpr uint64_t kWritebackChunk = 64u << 20;
 
 uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t u32(const uint8_t* p) { return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
@@ -39,8 +29,6 @@ uint64_t u64(const uint8_t* p) { return static_cast<uint64_t>(u32(p)) | (static_
 void put16(std::string& out, uint16_t v) { out.push_back(char(v & 0xff)); out.push_back(char(v >> 8)); }
 void put32(std::string& out, uint32_t v) { put16(out, uint16_t(v & 0xffff)); put16(out, uint16_t(v >> 16)); }
 void put64(std::string& out, uint64_t v) { put32(out, uint32_t(v & kMax32)); put32(out, uint32_t(v >> 32)); }
-
-std::string errnoText() { return std::strerror(errno); }
 
 // Slice-by-8 CRC-32 (the zip polynomial), about 2 GB/s; tables built once.
 struct CrcTables {
@@ -58,17 +46,6 @@ struct CrcTables {
 const CrcTables& crcTables() {
   static const CrcTables tables;
   return tables;
-}
-
-std::string folderOf(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string baseOf(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 
@@ -167,82 +144,10 @@ uint32_t crc32(uint32_t crc, const void* data, size_t length) {
 #endif
   return ~crcTable(crc, p, length);
 }
-
-// ---------------------------------------------------------------------------------------------- MappedFile
-
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  std::shared_ptr<MappedFile> file(new MappedFile());
-  file->path_ = path;
-  file->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file->fd_ < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) throw Error("ERR_CHECKPOINT_MISSING", "no such file: " + path);
-    throw Error("ERR_CHECKPOINT_FORMAT", "cannot open " + path + ": " + errnoText());
-  }
-  struct stat st {};
-  if (fstat(file->fd_, &st) != 0) throw Error("ERR_CHECKPOINT_FORMAT", "cannot stat " + path + ": " + errnoText());
-  LITLORA_CHECK(S_ISREG(st.st_mode), "ERR_CHECKPOINT_FORMAT",
-                path << " is not a regular file; expected a .pth or .safetensors file");
-  file->size_ = static_cast<uint64_t>(st.st_size);
-  if (file->size_ > 0) {
-    void* p = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, file->fd_, 0);
-    if (p == MAP_FAILED) throw Error("ERR_CHECKPOINT_FORMAT", "cannot map " + path + ": " + errnoText());
-    file->data_ = static_cast<const uint8_t*>(p);
-    file->guardSlot_ = mapped_guard::add(p, file->size_, PROT_READ, path);
-  }
-  return file;
-}
-
-MappedFile::~MappedFile() {
-  mapped_guard::remove(guardSlot_);
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
-  if (fd_ >= 0) ::close(fd_);
-}
-
-std::string_view MappedFile::bytes(uint64_t offset, uint64_t length) const {
-  LITLORA_CHECK(offset <= size_ && length <= size_ - offset, "ERR_CHECKPOINT_FORMAT",
-                path_ << ": expected " << length << " bytes at offset " << offset << ", but the file has only " << size_
-                      << " bytes; it is truncated or corrupt");
-  return {reinterpret_cast<const char*>(data_) + offset, static_cast<size_t>(length)};
-}
-
-void MappedFile::checkUnchanged() const {
-  struct stat st {};
-  LITLORA_CHECK(fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) >= size_, "ERR_CHECKPOINT_FORMAT",
-                path_ << " shrank while open (it was " << size_ << " bytes); it was overwritten in place. Open it again.");
-}
-
-// ---------------------------------------------------------------------------------------------- Region
-
-std::shared_ptr<Region> Region::map(int fd, uint64_t offset, uint64_t length, const std::string& path) {
-  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  std::shared_ptr<Region> region(new Region());
-  uint64_t start = offset - offset % page;
-  region->mappedLength_ = static_cast<size_t>(offset - start + length);
-  void* p = mmap(nullptr, region->mappedLength_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
-  if (p == MAP_FAILED) throw Error("ERR_OOM", "cannot map " + std::to_string(length) + " bytes of the file: " + errnoText());
-  region->base_ = p;
-  region->data_ = static_cast<uint8_t*>(p) + (offset - start);
-  // Pages are mapped on first touch, not up front: a read fault maps 16 neighbouring pages of the page cache at
-  // once ("fault-around"), where MADV_POPULATE_READ walked them one at a time (bench:io, a cached 1.6 GB
-  // checkpoint: populating took ~110 ms; getting every tensor lazily and summing it all now takes ~90 ms). For an
-  // uncached file, WILLNEED starts readahead of the whole region without waiting for it.
-  madvise(p, region->mappedLength_, MADV_WILLNEED);
-  region->guardSlot_ = mapped_guard::add(p, region->mappedLength_, PROT_READ | PROT_WRITE, path);
-  return region;
-}
-
-Region::~Region() {
-  mapped_guard::remove(guardSlot_);
-  if (base_) munmap(base_, mappedLength_);
-}
-
-bool Region::lost() const { return mapped_guard::lost(guardSlot_); }
-std::string Region::path() const { return mapped_guard::path(guardSlot_); }
-
 // ---------------------------------------------------------------------------------------------- Reader
 
-Reader::Reader(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
-  const MappedFile& f = *file_;
+Reader::Reader(std::shared_ptr<files::MappedFile> file) : file_(std::move(file)) {
+  const files::MappedFile& f = *file_;
   const std::string& path = f.path();
   const uint64_t size = f.size();
   LITLORA_CHECK(size >= 22, "ERR_CHECKPOINT_FORMAT",
@@ -334,7 +239,7 @@ const Entry* Reader::find(const std::string& name) const {
 }
 
 uint64_t Reader::dataOffset(const Entry& e) const {
-  const MappedFile& f = *file_;
+  const files::MappedFile& f = *file_;
   LITLORA_CHECK(!(e.flags & 1), "ERR_CHECKPOINT_FORMAT", f.path() << ": entry '" << e.name << "' is encrypted");
   LITLORA_CHECK(e.method == 0 && e.compressedSize == e.size, "ERR_CHECKPOINT_FORMAT",
                 f.path() << ": entry '" << e.name << "' is compressed (method " << e.method
@@ -353,100 +258,6 @@ uint64_t Reader::dataOffset(const Entry& e) const {
 }
 
 std::string_view Reader::read(const Entry& e) const { return file_->bytes(dataOffset(e), e.size); }
-
-// ---------------------------------------------------------------------------------------------- AtomicFile
-
-AtomicFile::AtomicFile(const std::string& path) : path_(path), faultsAtStart_(mapped_guard::faults()) {
-  static std::atomic<uint64_t> counter{0};
-  static const uint64_t salt = std::random_device{}();
-  const std::string folder = folderOf(path);
-  const std::string base = baseOf(path);
-  LITLORA_CHECK(!base.empty(), "ERR_ARG", "expected a file path, got the folder '" << path << "'");
-  for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
-    tempPath_ = folder + "/." + base + ".tmp-" + std::to_string(getpid()) + "-" +
-                std::to_string((salt + counter++) % 1000000007);
-    fd_ = ::open(tempPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd_ < 0 && errno != EEXIST) break;
-  }
-  if (fd_ < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      throw Error("ERR_CHECKPOINT_MISSING", "cannot write " + path + ": the folder " + folder + " does not exist");
-    throw Error("ERR_IO", "cannot create a file in " + folder + ": " + errnoText());
-  }
-}
-
-AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_ && !tempPath_.empty()) ::unlink(tempPath_.c_str());
-}
-
-void AtomicFile::fail(const std::string& what) const {
-  std::string reason = errnoText();
-  throw Error("ERR_IO", "writing " + path_ + " failed (" + what + "): " + reason + "; the previous file, if any, is unchanged");
-}
-
-void AtomicFile::write(const void* data, uint64_t length) {
-  const char* p = static_cast<const char*>(data);
-  while (length > 0) {
-    ssize_t n = ::write(fd_, p, static_cast<size_t>(std::min<uint64_t>(length, kWritebackChunk)));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write");
-    }
-    p += n;
-    length -= static_cast<uint64_t>(n);
-    position_ += static_cast<uint64_t>(n);
-    startWriteback();
-  }
-}
-
-// Starts the disk writing of what was written so far without waiting for it, so that the fsync in
-// commit() finds most of the file already on disk: the disk works while we produce the rest.
-void AtomicFile::startWriteback() {
-#ifdef __linux__
-  if (position_ - writebackFrom_ < kWritebackChunk) return;
-  sync_file_range(fd_, static_cast<off_t>(writebackFrom_), static_cast<off_t>(position_ - writebackFrom_), SYNC_FILE_RANGE_WRITE);
-  writebackFrom_ = position_;
-#endif
-}
-
-void AtomicFile::pwrite(const void* data, uint64_t length, uint64_t offset) {
-  const char* p = static_cast<const char*>(data);
-  while (length > 0) {
-    ssize_t n = ::pwrite(fd_, p, static_cast<size_t>(std::min<uint64_t>(length, kWritebackChunk)), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("pwrite");
-    }
-#ifdef __linux__
-    if (static_cast<uint64_t>(n) == kWritebackChunk)
-      sync_file_range(fd_, static_cast<off_t>(offset), n, SYNC_FILE_RANGE_WRITE);
-#endif
-    p += n;
-    length -= static_cast<uint64_t>(n);
-    offset += static_cast<uint64_t>(n);
-  }
-}
-
-void AtomicFile::commit() {
-  LITLORA_CHECK(!committed_, "ERR_ARG", path_ << ": already written");
-  // Bytes copied from a mapped file that shrank meanwhile are zeros, not data: never let them land.
-  mapped_guard::throwIfFaultedSince(faultsAtStart_, "writing " + path_);
-  if (fsync(fd_) != 0) fail("fsync");
-  if (::close(fd_) != 0) {
-    fd_ = -1;
-    fail("close");
-  }
-  fd_ = -1;
-  if (::rename(tempPath_.c_str(), path_.c_str()) != 0) fail("rename");
-  committed_ = true;
-  // The rename itself must reach the disk for the new file to survive a power cut.
-  int dir = ::open(folderOf(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    fsync(dir);
-    ::close(dir);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------- Writer
 

@@ -1,7 +1,7 @@
 // Shared pieces of the model suites: small configs of both families, random LoRA weights, and a bridge that
 // runs test/reference/gpt_reference.py on a model's exact weights.
 import { join } from 'node:path';
-import { packageRoot } from '../../ts/binding.js';
+import { packageRoot } from '../../ts/addon_loader.js';
 import { Model, Tensor, type ModelConfig } from '../../ts/index.js';
 import { randomArray, seededRandom } from './assert.js';
 import type { NpyArray } from './npy.js';

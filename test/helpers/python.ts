@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../ts/binding.js';
+import { packageRoot } from '../../ts/addon_loader.js';
 import { readNpy, writeNpy, type NpyArray } from './npy.js';
 
 export function referencePython(): string {

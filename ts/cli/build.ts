@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { packageRoot } from '../binding.js';
+import { packageRoot } from '../addon_loader.js';
 
 import type { CommandSpec } from './args.js';
 

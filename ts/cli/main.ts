@@ -6,7 +6,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../binding.js';
+import { packageRoot } from '../addon_loader.js';
 import { ioError, isFsError } from '../io/fs_errors.js';
 import { ArgError, helpText, parseArgs, type CliIO, type CommandSpec } from './args.js';
 
@@ -88,7 +88,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       io.err(`litlora ${command.name}: ${e.message}\n`);
       return 2;
     }
-    // Any error with a stable code (LitloraError, or a native error): by its code, not by instanceof, since a
+    // Any error with a stable code (a LitloraError, native ones included): by its code, not by instanceof, since a
     // lazily imported command may hold another instance of the errors module (tsx loaders do that).
     const code = (e as { code?: unknown })?.code;
     if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) {

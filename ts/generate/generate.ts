@@ -6,10 +6,10 @@
 // The loop runs on a worker thread; tokens arrive through a thread-safe function, so the event loop stays
 // free while the model works. Leaving a `for await` early (break, throw, an AbortSignal) stops the loop and
 // waits for it, so the model is free for its next operation as soon as the iteration ends.
-import { native, type NativeGpt } from '../binding.js';
+import { binding } from '../binding.js';
 import type { PromptStyle } from '../data/prompts.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { fail, LitloraError } from '../errors.js';
+import { fail } from '../errors.js';
 import type { Model } from '../model/model.js';
 
 export interface SamplingOptions {
@@ -60,12 +60,6 @@ export interface GenerationStats {
   decodeSeconds: number;
   /** (generatedTokens − 1) / decodeSeconds: the decode speed with the KV cache. */
   decodeTokensPerSecond: number;
-}
-
-/** @internal */
-interface GenerateBinding {
-  generate(model: NativeGpt, prompt: Int32Array, options: Record<string, unknown>,
-    onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): { cancel(): void };
 }
 
 function checkSampling(o: SamplingOptions): Record<string, unknown> {
@@ -126,18 +120,13 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
   if (options.signal?.aborted) {
     return { reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, decodeSeconds: 0, decodeTokensPerSecond: 0 };
   }
-  let handle: { cancel(): void };
-  try {
-    handle = native<GenerateBinding>().generate(model.handle, ids, nativeOptions, onEvent);
-  } catch (e) {
-    throw asLitloraError(e);
-  }
+  const handle = binding().generate(model.handle, ids, nativeOptions, onEvent);
   function onEvent(kind: 'token' | 'done' | 'error', value: any): void {
     if (kind === 'token') queue.push(value as number);
     else if (kind === 'done') {
       const r = value as Omit<GenerationStats, 'decodeTokensPerSecond'>;
       stats = { ...r, decodeTokensPerSecond: r.decodeSeconds > 0 ? (r.generatedTokens - 1) / r.decodeSeconds : 0 };
-    } else error = asLitloraError(value);
+    } else error = value as Error;
     const w = wake;
     wake = null;
     w?.();
@@ -164,14 +153,6 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
       while (!stats && !error) await waitForEvent();
     }
   }
-}
-
-/** A native error (an Error with a .code) as a LitloraError, so callers and the CLI see one error type. */
-function asLitloraError(e: unknown): Error {
-  if (e instanceof LitloraError) return e;
-  const code = (e as { code?: unknown })?.code;
-  if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_')) return new LitloraError(code as never, e.message);
-  return e instanceof Error ? e : new LitloraError('ERR_TORCH', String(e));
 }
 
 /** The number of ids the tokenizer can decode (vocabulary plus added tokens that follow it). */

@@ -9,7 +9,7 @@
 // Reading executes nothing from the file: .pth pickles go through an allowlist of PyTorch's weights-only
 // globals. Writing is atomic (temp file, fsync, rename): the target is either the old file or the new one.
 import { resolve } from 'node:path';
-import { native, type NativeTensor } from '../binding.js';
+import { binding, type NativeTensor, type NativeTensorFile, type NativeTensorFileDescription } from '../binding.js';
 import { fail } from '../errors.js';
 import { Tensor, type Device, type Dtype } from '../tensor.js';
 
@@ -41,30 +41,6 @@ export interface SaveOptions {
   metadata?: Record<string, string>;
 }
 
-interface Description {
-  format: TensorFileFormat;
-  wrapped: string | null;
-  entries: { name: string; shape: number[]; dtype: string; bytes: number }[];
-  metadata: Record<string, string>;
-  values: Record<string, PlainValue>;
-}
-
-/** @internal */
-interface NativeTensorFile {
-  open(path: string): Promise<Description>;
-  get(name: string, dtype: string | null, device: string | null): Promise<NativeTensor>;
-  getAll(dtype: string | null, device: string | null): Promise<[string[], NativeTensor[]]>;
-  close(): Promise<void>;
-}
-
-/** @internal */
-interface TensorFileBinding {
-  NativeTensorFile: new () => NativeTensorFile;
-  saveTensors(path: string, names: string[], tensors: NativeTensor[], format: string, wrap: string | null,
-    metadata: Record<string, string> | null): Promise<void>;
-  tensorChecksum(tensor: NativeTensor, exact: boolean): Promise<number>;
-}
-
 const FORMATS: readonly string[] = ['pth', 'safetensors'];
 
 export class TensorFile {
@@ -84,7 +60,7 @@ export class TensorFile {
   #infos: Map<string, TensorInfo>;
   #closed = false;
 
-  private constructor(path: string, handle: NativeTensorFile, d: Description) {
+  private constructor(path: string, handle: NativeTensorFile, d: NativeTensorFileDescription) {
     this.path = path;
     this.#native = handle;
     this.format = d.format;
@@ -102,7 +78,7 @@ export class TensorFile {
   static async open(path: string): Promise<TensorFile> {
     if (typeof path !== 'string' || !path) fail('ERR_ARG', `TensorFile.open: expected a file path, got ${String(path)}`);
     const full = resolve(path);
-    const handle = new (native<TensorFileBinding>().NativeTensorFile)();
+    const handle = new (binding().NativeTensorFile)();
     const description = await handle.open(full);
     return new TensorFile(full, handle, description);
   }
@@ -186,14 +162,6 @@ export async function saveTensors(path: string, tensors: Map<string, Tensor> | R
     names.push(name);
     handles.push(tensor.handle);
   }
-  await native<TensorFileBinding>().saveTensors(resolve(path), names, handles, format, options.wrap ?? null,
+  await binding().saveTensors(resolve(path), names, handles, format, options.wrap ?? null,
     options.metadata ?? null);
-}
-
-/**
- * @internal The sum of every element, touching every byte (tests and benchmarks): accumulated in float64 when
- * exact (the default), else in the tensor's own type at memory speed.
- */
-export async function tensorChecksum(tensor: Tensor, options: { exact?: boolean } = {}): Promise<number> {
-  return native<TensorFileBinding>().tensorChecksum(tensor.handle, options.exact ?? true);
 }

@@ -6,7 +6,7 @@
 // bfloat16/float16 weight (then the GEMMs run in the weight's dtype, as torch.autocast does, and the adapter
 // gradients come back in float32). Merge computes in float32 (float64 for float32 weights) and rounds once.
 // See docs/lora-ops.md.
-import { native, type NativeTensor } from '../binding.js';
+import { binding, type NativeLoraOptions, type NativeTensor } from '../binding.js';
 import { fail } from '../errors.js';
 import { Tensor } from '../tensor.js';
 
@@ -51,35 +51,8 @@ export interface LoraGrads {
   gradB: Tensor;
 }
 
-interface NativeOptions {
-  scaling: number;
-  dropout: number;
-  training: boolean;
-  seed: bigint;
-  qkv: null | { nHead: number; nQueryGroups: number; headSize: number; enable: boolean[]; interleaved: boolean };
-}
-
-/** @internal */
-export interface LoraBinding {
-  loraForward(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor, b: NativeTensor,
-    o: NativeOptions): Promise<NativeTensor>;
-  loraBackward(gy: NativeTensor, x: NativeTensor, w: NativeTensor, a: NativeTensor, b: NativeTensor,
-    o: NativeOptions): Promise<{ gradX: NativeTensor; gradA: NativeTensor; gradB: NativeTensor }>;
-  loraMerge(w: NativeTensor, a: NativeTensor, b: NativeTensor, o: NativeOptions, inPlace: boolean): Promise<NativeTensor | undefined>;
-  loraUnmerge(w: NativeTensor, a: NativeTensor, b: NativeTensor, o: NativeOptions, inPlace: boolean): Promise<NativeTensor | undefined>;
-  loraDropoutMask(like: NativeTensor, o: NativeOptions): Promise<NativeTensor>;
-  loraReferenceGrads(gy: NativeTensor, x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor,
-    b: NativeTensor, o: NativeOptions, viaLinear: boolean): Promise<{ gradX: NativeTensor; gradA: NativeTensor; gradB: NativeTensor }>;
-  loraLinearForward(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null, a: NativeTensor, b: NativeTensor,
-    o: NativeOptions): Promise<NativeTensor>;
-  loraSynchronize(device: string): Promise<void>;
-  loraDenseFloor(x: NativeTensor, w: NativeTensor, gy: NativeTensor): Promise<void>;
-  loraPath(tokens: number, inF: number, outF: number, r: number, parts: number, dtype: string, stage: string): 'skinny' | 'merged';
-}
-
-const lib = () => native<LoraBinding>();
-
-function handleOf(t: unknown, op: string, name: string): NativeTensor {
+/** @internal The native handle of a live Tensor argument (ERR_TYPE, ERR_DISPOSED otherwise). */
+export function handleOf(t: unknown, op: string, name: string): NativeTensor {
   if (!(t instanceof Tensor)) fail('ERR_TYPE', `${op}: ${name}: expected a Tensor, got ${t === null ? 'null' : typeof t}`);
   if (t.disposed) fail('ERR_DISPOSED', `${op}: ${name}: the tensor was disposed; it can no longer be used`);
   return t.handle;
@@ -89,7 +62,8 @@ function isPositiveInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
 }
 
-function nativeOptions(op: string, o: LoraOpOptions | MergeOptions, withDropout: boolean): NativeOptions {
+/** @internal The LoRA options checked and defaulted, as the native ops take them. */
+export function nativeOptions(op: string, o: LoraOpOptions | MergeOptions, withDropout: boolean): NativeLoraOptions {
   if (o === null || typeof o !== 'object') fail('ERR_TYPE', `${op}: options: expected an object, got ${o === null ? 'null' : typeof o}`);
   const scaling = o.scaling ?? 1;
   if (typeof scaling !== 'number' || !Number.isFinite(scaling)) {
@@ -117,7 +91,7 @@ function nativeOptions(op: string, o: LoraOpOptions | MergeOptions, withDropout:
       fail('ERR_RANGE', `${op}: seed: expected a non-negative safe integer or a bigint, got ${String(lo.seed)}`);
     }
   }
-  let qkv: NativeOptions['qkv'] = null;
+  let qkv: NativeLoraOptions['qkv'] = null;
   if (o.qkv !== undefined) {
     const q = o.qkv;
     if (q === null || typeof q !== 'object') fail('ERR_TYPE', `${op}: qkv: expected an object`);
@@ -144,7 +118,7 @@ async function forward(x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, 
   const op = 'lora.forward';
   const o = nativeOptions(op, options, true);
   const bias = options.bias === undefined ? null : handleOf(options.bias, op, 'bias');
-  return new Tensor(await lib().loraForward(handleOf(x, op, 'x'), handleOf(weight, op, 'weight'), bias,
+  return new Tensor(await binding().loraForward(handleOf(x, op, 'x'), handleOf(weight, op, 'weight'), bias,
     handleOf(loraA, op, 'loraA'), handleOf(loraB, op, 'loraB'), o));
 }
 
@@ -156,7 +130,7 @@ async function backward(gradY: Tensor, x: Tensor, weight: Tensor, loraA: Tensor,
   options: LoraOpOptions = {}): Promise<LoraGrads> {
   const op = 'lora.backward';
   const o = nativeOptions(op, options, true);
-  const g = await lib().loraBackward(handleOf(gradY, op, 'gradY'), handleOf(x, op, 'x'), handleOf(weight, op, 'weight'),
+  const g = await binding().loraBackward(handleOf(gradY, op, 'gradY'), handleOf(x, op, 'x'), handleOf(weight, op, 'weight'),
     handleOf(loraA, op, 'loraA'), handleOf(loraB, op, 'loraB'), o);
   return { gradX: new Tensor(g.gradX), gradA: new Tensor(g.gradA), gradB: new Tensor(g.gradB) };
 }
@@ -167,7 +141,7 @@ async function mergeOrUnmerge(which: 'merge' | 'unmerge', weight: Tensor, loraA:
   const o = nativeOptions(op, options, false);
   const inPlace = options.inPlace ?? false;
   if (typeof inPlace !== 'boolean') fail('ERR_TYPE', `${op}: inPlace: expected a boolean, got ${typeof inPlace}`);
-  const fn = which === 'merge' ? lib().loraMerge : lib().loraUnmerge;
+  const fn = which === 'merge' ? binding().loraMerge : binding().loraUnmerge;
   const result = await fn(handleOf(weight, op, 'weight'), handleOf(loraA, op, 'loraA'), handleOf(loraB, op, 'loraB'), o, inPlace);
   return inPlace ? weight : new Tensor(result!);
 }
@@ -181,44 +155,6 @@ function merge(weight: Tensor, loraA: Tensor, loraB: Tensor, options: MergeOptio
 function unmerge(weight: Tensor, loraA: Tensor, loraB: Tensor, options: MergeOptions = {}): Promise<Tensor> {
   return mergeOrUnmerge('unmerge', weight, loraA, loraB, options);
 }
-
-/** @internal Test and benchmark hooks. */
-export const loraInternals = {
-  /** The scaled dropout mask (0 or 1/(1−p)) that forward/backward use for this seed. */
-  async dropoutMask(like: Tensor, dropout: number, seed: number | bigint): Promise<Tensor> {
-    const o = nativeOptions('lora.dropoutMask', { dropout, seed, training: true }, true);
-    return new Tensor(await lib().loraDropoutMask(handleOf(like, 'lora.dropoutMask', 'like'), o));
-  },
-  /** Gradients by libtorch autograd: through the autograd Function (viaLinear) or the plain-op reference. */
-  async referenceGrads(gradY: Tensor, x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, options: ForwardOptions,
-    viaLinear: boolean): Promise<LoraGrads> {
-    const op = 'lora.referenceGrads';
-    const o = nativeOptions(op, options, true);
-    const g = await lib().loraReferenceGrads(gradY.handle, x.handle, weight.handle, options.bias?.handle ?? null,
-      loraA.handle, loraB.handle, o, viaLinear);
-    return { gradX: new Tensor(g.gradX), gradA: new Tensor(g.gradA), gradB: new Tensor(g.gradB) };
-  },
-  /** The autograd Function's forward (seed used as given). */
-  async linearForward(x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, options: ForwardOptions): Promise<Tensor> {
-    const o = nativeOptions('lora.linear', options, true);
-    return new Tensor(await lib().loraLinearForward(x.handle, weight.handle, options.bias?.handle ?? null, loraA.handle, loraB.handle, o));
-  },
-  /** x·Wᵀ and gradY·W: the two GEMMs any LoRA linear's forward+backward needs (benchmarks). */
-  denseFloor(x: Tensor, weight: Tensor, gradY: Tensor): Promise<void> {
-    return lib().loraDenseFloor(x.handle, weight.handle, gradY.handle);
-  },
-  synchronize(device: string): Promise<void> {
-    return lib().loraSynchronize(device);
-  },
-  /**
-   * Which path the forward (stage 'forward') or the backward's gradX (stage 'gradX') takes without dropout:
-   * 'skinny' or 'merged' (LITLORA_LORA_PATH forces one).
-   */
-  path(tokens: number, inFeatures: number, outFeatures: number, r: number, parts: number, dtype: string,
-    stage: 'forward' | 'gradX' = 'forward'): 'skinny' | 'merged' {
-    return lib().loraPath(tokens, inFeatures, outFeatures, r, parts, dtype, stage);
-  },
-};
 
 /** The LoRA ops (all Promise-returning; work runs off the main thread). */
 export const lora = { forward, backward, merge, unmerge };

@@ -16,7 +16,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { copyFileAtomic, removeStalePartials } from '../io/atomic.js';
-import { native } from '../binding.js';
+import { binding } from '../binding.js';
 import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from '../io/checkpoint.js';
 import { fail, LitloraError } from '../errors.js';
 import { adapterLoraSettings, type BaseResolution } from '../io/hyperparameters.js';
@@ -60,13 +60,6 @@ export interface MergeLoraResult {
   mergedLayers: number;
   bytesWritten: number;
   seconds: number;
-}
-
-/** @internal */
-interface MergeBinding {
-  mergeAvailable(): boolean;
-  mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
-    Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
 }
 
 /** litgpt's extend_checkpoint_dir: `checkpoints/<path>` when `path` does not exist but that does. */
@@ -132,9 +125,7 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
   let stats = { tensors: 0, mergedLayers: 0, bytesWritten: 0, seconds: 0 };
   const writeWeights = async (path: string) => {
     if (!legacy) {
-      const binding = native<MergeBinding>();
-      if (!binding.mergeAvailable()) fail('ERR_LOAD', 'this build of litlora has no tensor-file I/O (native/core/pth.h); merge_lora needs it');
-      stats = await binding.mergeLoraFiles(baseFile, adapterFile, path, config, dtype ? { dtype } : {});
+      stats = await binding().mergeLoraFiles(baseFile, adapterFile, path, config, dtype ? { dtype } : {});
       return;
     }
     const model = await Model.load(checkpoint.dir, {

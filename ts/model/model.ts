@@ -1,7 +1,7 @@
 // Model: litgpt's GPT (Pythia/GPT-NeoX, Llama, Gemma-style) with optional LoRA layers, in native memory.
 // `Model.fromConfig` builds one with litgpt's initialisation; `Model.load` reads any checkpoint folder (ts/model/load.ts).
 // Weights stay in libtorch; JS passes token ids in and gets a logits Tensor (or a loss) back.
-import { native, type GptBinding, type NativeGpt, type NativeTensor } from '../binding.js';
+import { binding, type NativeGpt, type NativeTensor } from '../binding.js';
 import type { FromConfigOptions, ModelConfig, ModelDtype, ModelOptions } from './options.js';
 export type { FromConfigOptions, ModelConfig, ModelDtype, ModelOptions } from './options.js';
 import { normalizeConfig, type Config } from './config.js';
@@ -101,7 +101,7 @@ export class Model {
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) fail('ERR_ARG', `seed: expected an integer ≥ 0, got ${seed}`);
     const split = splitConfig(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device, seed });
+    const handle = await binding().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device, seed });
     return new Model(handle, split.config, split.lora);
   }
 
@@ -113,7 +113,7 @@ export class Model {
   static async fromStateDict(config: ModelConfig, entries: Iterable<[string, Tensor]>, options: ModelOptions = {}): Promise<Model> {
     const { dtype, device } = checkModelOptions(options);
     const split = splitConfig(config, options.lora);
-    const handle = await native<GptBinding>().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device });
+    const handle = await binding().NativeGpt.create(nativeGptConfig(split.config, split.lora), { dtype, device });
     const model = new Model(handle, split.config, split.lora);
     try {
       await handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');
@@ -234,11 +234,10 @@ export async function relayoutQkvFile(file: string, config: ModelConfig, _kind?:
       if (/\.attn\.attn\.lora_B$/.test(name) && f.info(name).shape[0] === allParts && nqg > 1) return 'unchanged';
     }
     tensors = new Map();
-    const binding = native<GptBinding>();
     for (const name of f.names) {
       let t = await f.get(name);
       if (name.includes('.attn.attn.') && /\.(weight|bias)$/.test(name)) {
-        const relaid = new Tensor(await binding.gptQkvReassemble(t.handle, nh, nqg, hs));
+        const relaid = new Tensor(await binding().gptQkvReassemble(t.handle, nh, nqg, hs));
         t.dispose();
         t = relaid;
       }

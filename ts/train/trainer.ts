@@ -24,7 +24,7 @@
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
 import { resolve } from 'node:path';
-import { native, type NativeTensor } from '../binding.js';
+import { binding, type NativeTensor, type NativeTrainer } from '../binding.js';
 import type { Batch } from '../data/sft.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail, LitloraError } from '../errors.js';
@@ -43,31 +43,6 @@ import { validate, type ValidationSetup } from './validate.js';
 export type { DoneEvent, EvalEvent, SaveEvent, StepEvent, TrainerEvent } from './events.js';
 export type { EvalArgs, OptimizerArgs, Precision, ProgressMode, TrainArgs, TrainableModel, TrainerOptions } from './options.js';
 
-/** @internal */
-export interface NativeTrainer {
-  microStep(tokens: Int32Array, targets: Int32Array, shape: number[], options: { accumulate: number; step: boolean; lr: number; maxNorm: number }):
-    Promise<{ loss: number; tokens: number; stepped: boolean; gradNorm: number }>;
-  evaluate(tokens: Int32Array, targets: Int32Array, shape: number[]): Promise<{ loss: number; tokens: number }>;
-  forward(tokens: Int32Array, shape: number[], options: { lastOnly: boolean }): Promise<NativeTensor>;
-  state(): Promise<[string, NativeTensor][]>;
-  loadState(entries: [string, NativeTensor][]): Promise<void>;
-  restoreDtype(): Promise<void>;
-  info(): { optimizerSteps: number; fusedAdamW: boolean; precision: string };
-  dispose(): void;
-}
-
-/** @internal */
-export interface TrainBinding {
-  NativeTrainer: {
-    create(model: unknown, options: { precision: string; beta1: number; beta2: number; eps: number; weightDecay: number; fused?: boolean }): NativeTrainer;
-    manualSeed(seed: number): void;
-    adamwSteps(params: NativeTensor[], grads: NativeTensor[][], lrs: number[],
-      options: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; fused?: boolean }): NativeTensor[];
-  };
-}
-
-/** @internal */
-export const trainBinding = () => native<TrainBinding>();
 
 /** A window of the last k values (torchmetrics RunningMean: litgpt's running training loss). */
 class RunningMean {
@@ -308,9 +283,9 @@ export class Trainer {
   /** The native object that runs the micro-steps and AdamW on the model (seeded: dropout). */
   #nativeTrainer(): NativeTrainer {
     const o = this.optimizer;
-    const binding = trainBinding().NativeTrainer;
-    binding.manualSeed(this.seed);
-    return binding.create(this.options.model.handle, {
+    const trainers = binding().NativeTrainer;
+    trainers.manualSeed(this.seed);
+    return trainers.create(this.options.model.handle, {
       precision: this.precision, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay,
     });
   }

@@ -1,0 +1,38 @@
+// Atomic file writes: a temp file in the target's folder, fsync, rename over the target, fsync of the folder.
+// An interrupted write leaves the previous file untouched. The zip and safetensors writers write through it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace litlora::files {
+
+// A file written to a temp file next to `path` and moved over it by commit() after an fsync. Until then
+// `path` is untouched; destroying an uncommitted AtomicFile removes the temp file.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, uint64_t length);
+  void pwrite(const void* data, uint64_t length, uint64_t offset);
+  uint64_t position() const { return position_; }
+  void commit();
+  const std::string& path() const { return path_; }
+  const std::string& tempPath() const { return tempPath_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const;
+  void startWriteback();
+  std::string path_;
+  std::string tempPath_;
+  int fd_ = -1;
+  uint64_t position_ = 0;
+  uint64_t writebackFrom_ = 0;
+  uint64_t faultsAtStart_ = 0;  // mapped_guard::faults() when the file was started
+  bool committed_ = false;
+};
+
+}  // namespace litlora::files

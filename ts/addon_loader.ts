@@ -1,0 +1,140 @@
+// Finds and loads the native addon's .node file; the only module that requires one. What the addon exports is
+// typed in ts/binding.ts, which calls this once and prepares the addon for use.
+//
+// Loading a .node built against one libtorch next to another aborts the whole process inside dlopen (a
+// c10::Error thrown while libtorch initialises — no JS try/catch can catch it). So every candidate is first
+// checked: its recorded libtorch must still be there at the same version, and a child process must load it
+// cleanly (cached by file identity). Failure to load throws one error listing every place tried and why.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LitloraError } from './errors.js';
+
+/** The package's folder: build/, prebuilds/ and dist/ lie in it. */
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+interface BuildRecord { torchVersion: string; torchRoot: string; cuda: string }
+
+// The version of the libtorch found at `torchRoot` now: a Python wheel's torch/version.py or LIBTORCH's build-version.
+function installedTorchVersion(torchRoot: string): string | null {
+  const versionPy = join(torchRoot, 'version.py');
+  if (existsSync(versionPy)) {
+    const m = /__version__\s*=\s*['"]([^'"]+)['"]/.exec(readFileSync(versionPy, 'utf8'));
+    if (m) return m[1];
+  }
+  const buildVersion = join(torchRoot, 'build-version');
+  if (existsSync(buildVersion)) return readFileSync(buildVersion, 'utf8').trim();
+  return null;
+}
+
+// Checks that the libtorch this .node was built against is still where it was, at the same version.
+function checkTorchRecord(recordPath: string): void {
+  if (!recordPath || !existsSync(recordPath)) return; // a .node without a record: the child probe decides
+  let record: BuildRecord;
+  try {
+    record = JSON.parse(readFileSync(recordPath, 'utf8')) as BuildRecord;
+  } catch (e) {
+    throw new Error(`its build record ${recordPath} is unreadable (${(e as Error).message})`);
+  }
+  if (!record.torchRoot || !existsSync(join(record.torchRoot, 'lib'))) {
+    throw new Error(`it was built against the libtorch in ${record.torchRoot}, which is gone`);
+  }
+  const now = installedTorchVersion(record.torchRoot);
+  const built = (record.torchVersion ?? '').split('+')[0];
+  if (now && built && now.split('+')[0] !== built) {
+    throw new Error(`it was built against libtorch ${built}, but ${record.torchRoot} now holds ${now}`);
+  }
+}
+
+// Loading happens in a child process first, so that an abort inside dlopen is a message here, not a crash.
+// A success is remembered in a file keyed by the .node's identity: path, size, mtime, inode and ctime —
+// ctime changes on every write or replacement and cannot be set back, so a changed file is probed again.
+const PROBE_FAILED = 'LITLORA_PROBE_FAILED ';
+const PROBE_SCRIPT = `
+const file = process.argv[1];
+try {
+  const b = require(file);
+  if (typeof b.buildInfo !== 'function') throw new Error('it is not litlora\\'s addon (no buildInfo export)');
+  b.buildInfo();
+} catch (e) {
+  process.stderr.write(${JSON.stringify(PROBE_FAILED)} + String(e && e.message || e).split('\\n')[0] + '\\n');
+  process.exit(3);
+}`;
+
+function probeCacheDir(): string {
+  return process.env.LITLORA_PROBE_CACHE || join(tmpdir(), 'litlora-probe');
+}
+
+function probeInChild(file: string): void {
+  const st = statSync(file);
+  const identity = `${file}:${st.size}:${st.mtimeMs}:${st.ino}:${st.ctimeMs}`;
+  const cacheFile = join(probeCacheDir(), createHash('sha1').update(identity).digest('hex').slice(0, 20));
+  if (existsSync(cacheFile)) return;
+  const r = spawnSync(process.execPath, ['-e', PROBE_SCRIPT, file], { encoding: 'utf8', timeout: 120_000 });
+  if (r.error) throw new Error(`the child process that test-loads it failed: ${r.error.message}`);
+  if (r.status !== 0) {
+    const lines = (r.stderr || '').split('\n').map((l) => l.trim()).filter(Boolean);
+    const marked = lines.find((l) => l.startsWith(PROBE_FAILED));
+    if (marked) throw new Error(`it does not load: ${marked.slice(PROBE_FAILED.length)}`);
+    const why = lines.filter((l) => !l.startsWith('at ')).slice(-3).join(' | ');
+    throw new Error(`loading it in a test process ${r.signal ? `crashed that process (${r.signal})` : `failed (exit ${r.status})`}` +
+      (why ? `: ${why}` : '') + ' (typically a libtorch that does not match the one it was built against)');
+  }
+  mkdirSync(probeCacheDir(), { recursive: true });
+  writeFileSync(cacheFile, identity + '\n');
+}
+
+interface Candidate { file: string; record: string; what: string }
+
+function candidates(): Candidate[] {
+  const out: Candidate[] = [];
+  if (process.env.LITLORA_ADDON) {
+    const file = resolve(process.env.LITLORA_ADDON);
+    out.push({ file, record: join(dirname(file), 'litlora-build.json'), what: 'LITLORA_ADDON' });
+  }
+  out.push({
+    file: join(packageRoot, 'build', 'Release', 'litlora.node'),
+    record: join(packageRoot, 'build', 'litlora-build.json'), what: 'local build',
+  });
+  const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  const prebuilt = existsSync(prebuildDir) ? readdirSync(prebuildDir).filter((f) => f.endsWith('.node')).sort() : [];
+  for (const f of prebuilt.length ? prebuilt : ['litlora.node']) {
+    out.push({ file: join(prebuildDir, f), record: join(prebuildDir, 'litlora-build.json'), what: 'prebuild' });
+  }
+  return out;
+}
+
+/**
+ * @internal The first candidate that passes the checks, loads, and that `prepare` accepts (it gets the module's
+ * exports and throws to refuse them); `file` is where it was loaded from. ERR_LOAD when none does.
+ */
+export function loadAddon(prepare: (exports: unknown) => void): { exports: unknown; file: string } {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const { file, record, what } of candidates()) {
+    if (!existsSync(file)) {
+      tried.push(`  - ${file} (${what}): not there`);
+      continue;
+    }
+    try {
+      checkTorchRecord(record);
+      probeInChild(file);
+      const exports: unknown = require(file);
+      prepare(exports);
+      return { exports, file };
+    } catch (e) {
+      tried.push(`  - ${file} (${what}): ${(e as Error).message}`);
+    }
+  }
+  throw new LitloraError('ERR_LOAD',
+    `litlora could not load its native addon (${process.platform}-${process.arch}, Node ${process.versions.node}). Tried:\n` +
+    `${tried.join('\n')}\n` +
+    'To fix: run `npx litlora build` to build it against the libtorch found here: LIBTORCH (an unpacked libtorch), ' +
+    'else a Python PyTorch (LITLORA_PYTHON, the package\'s .venv, python3), else it installs PyTorch into the ' +
+    'package\'s .venv. If you use a Python PyTorch, `pip install torch` first. LITLORA_ADDON=/path/litlora.node ' +
+    'loads a specific build.');
+}
