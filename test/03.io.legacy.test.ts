@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TensorFile } from '../ts/index.js';
 import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
-import { py, scratch } from './helpers/tensorfiles.js';
+import { py, richStateDict, scratch } from './helpers/tensorfiles.js';
 
 const tmp = scratch('legacy');
 const P = (name: string) => JSON.stringify(tmp.path(name));
@@ -76,20 +76,7 @@ function expectSame(ours: Awaited<ReturnType<typeof read>>, theirs: { tensors: R
 
 test('legacy torch.save → TensorFile: every dtype, views of one storage, Parameters, nested containers, bit-exact vs torch.load', async () => {
   const expected = py(`${NUMPY_SAFE}
-torch.manual_seed(0)
-d = collections.OrderedDict()
-for dt in [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.int16, torch.int32,
-           torch.int64, torch.uint8]:
-    d['dtype.' + str(dt)[6:]] = (torch.randn(3, 5) * 100).to(dt)
-d['dtype.bool'] = torch.randn(4, 2) > 0
-base = torch.randn(6, 4)
-d['view.base'] = base
-d['view.t'] = base.t()
-d['view.slice'] = base[1:4]
-d['view.step'] = base[:, ::2]
-d['expanded'] = torch.arange(3.).expand(2, 3)
-d['empty'] = torch.zeros(0, 3)
-d['scalar'] = torch.tensor(3.5, dtype=torch.float64)
+${richStateDict('collections.OrderedDict()')}
 d['param'] = torch.nn.Parameter(torch.randn(2, 2))
 d['nested'] = {'list': [torch.ones(2), torch.zeros(1, dtype=torch.int64)], 'n': 3, 'name': 'x', 'none': None}
 for proto in [2, 4]:

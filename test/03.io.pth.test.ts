@@ -5,29 +5,14 @@ import * as assert from 'uvu/assert';
 import { TensorFile, saveTensors, Tensor, buildInfo } from '../ts/index.js';
 import { tensorChecksum } from '../ts/internals.js';
 import { assertClose, assertCode } from './helpers/assert.js';
-import { py, scratch, values } from './helpers/tensorfiles.js';
+import { py, richStateDict, scratch, values } from './helpers/tensorfiles.js';
 
 const tmp = scratch('pth');
 const P = (name: string) => JSON.stringify(tmp.path(name));
 
 // One dict with every case of issue item 1: each dtype, views sharing one storage (transpose, slice with
 // offset, step), an expanded (stride 0) view, empty and 0-d tensors.
-const RICH = `
-torch.manual_seed(0)
-d = {}
-for dt in [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.int16, torch.int32,
-           torch.int64, torch.uint8]:
-    d['dtype.' + str(dt)[6:]] = (torch.randn(3, 5) * 100).to(dt)
-d['dtype.bool'] = torch.randn(4, 2) > 0
-base = torch.randn(6, 4)
-d['view.base'] = base
-d['view.t'] = base.t()
-d['view.slice'] = base[1:4]
-d['view.step'] = base[:, ::2]
-d['expanded'] = torch.arange(3.).expand(2, 3)
-d['empty'] = torch.zeros(0, 3)
-d['scalar'] = torch.tensor(3.5, dtype=torch.float64)
-`;
+const RICH = richStateDict('{}');
 
 async function checksums(f: TensorFile): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
