@@ -28,6 +28,11 @@ at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape
                 name << ": expected an Int32Array or BigInt64Array");
   return tensorFromTypedArray(value.As<Napi::TypedArray>(), shape, at::kLong, name);
 }
+
+TokenBatch tokenBatchArgs(const Napi::CallbackInfo& info) {
+  auto shape = parseShape(info[2], "shape");
+  return {tokensArg(info[0], shape, "tokens"), tokensArg(info[1], shape, "targets")};
+}
 std::vector<gpt::NamedTensor> namedTensorsFromJs(const Napi::Value& value, const std::string& what) {
   LITLORA_CHECK(value.IsArray(), "ERR_TYPE", what << ": expected [[name, tensor], …]");
   Napi::Array items = value.As<Napi::Array>();
@@ -185,9 +190,7 @@ Napi::Value GptWrap::loss(const Napi::CallbackInfo& info) {
   return guard(env, "computing the model's loss", [&]() -> Napi::Value {
     auto model = this->model("loss");
     auto ex = executor_;
-    auto shape = parseShape(info[2], "shape");
-    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
-    at::Tensor targets = tokensArg(info[1], shape, "targets");
+    auto [tokens, targets] = tokenBatchArgs(info);
     Napi::Object o = optionsArg(info, 3);
     const bool backward = o.Has("backward") && o.Get("backward").ToBoolean().Value();
     const double gradScale = o.Has("gradScale") && o.Get("gradScale").IsNumber() ? o.Get("gradScale").As<Napi::Number>().DoubleValue() : 1.0;

@@ -17,6 +17,12 @@ namespace litlora {
 // Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
 // Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
 at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name);
+// (tokens, targets, shape) in info[0..2], as loss / microStep / evaluate take them: two token tensors of one shape.
+struct TokenBatch {
+  at::Tensor tokens;
+  at::Tensor targets;
+};
+TokenBatch tokenBatchArgs(const Napi::CallbackInfo& info);
 // [[name, tensor], …] ⇄ named tensors.
 std::vector<gpt::NamedTensor> namedTensorsFromJs(const Napi::Value& value, const std::string& what);
 Napi::Array namedTensorsToJs(Napi::Env env, const std::vector<gpt::NamedTensor>& items);

@@ -137,9 +137,7 @@ Napi::Value TrainWrap::microStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "running a training step", [&]() -> Napi::Value {
     auto trainer = this->trainer("microStep");
-    auto shape = parseShape(info[2], "shape");
-    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
-    at::Tensor targets = tokensArg(info[1], shape, "targets");
+    auto [tokens, targets] = tokenBatchArgs(info);
     Napi::Object o = optionsArg(info, 3);
     train::MicroStepOptions options;
     const double accumulate = numberField(o, "accumulate", 1);
@@ -169,9 +167,7 @@ Napi::Value TrainWrap::evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "computing the validation loss", [&]() -> Napi::Value {
     auto trainer = this->trainer("evaluate");
-    auto shape = parseShape(info[2], "shape");
-    at::Tensor tokens = tokensArg(info[0], shape, "tokens");
-    at::Tensor targets = tokensArg(info[1], shape, "targets");
+    auto [tokens, targets] = tokenBatchArgs(info);
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("evaluate");
     return TorchWorker<gpt::LossResult>::run(
