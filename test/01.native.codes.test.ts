@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { packageRoot } from '../ts/addon_loader.js';
 import { binding } from '../ts/binding.js';
 import type { ErrorCode } from '../ts/errors.js';
-import { LitloraError, Model, Tensor, TensorFile } from '../ts/index.js';
+import { LitloraError, Model, Tensor, TensorFile, createDataModule, initCheckpoint } from '../ts/index.js';
+import { bytesTokenizer } from './helpers/tiny_train.js';
 import { pythiaTiny } from './helpers/model.js';
 import { tempFolders } from './helpers/temp.js';
 
@@ -106,6 +107,38 @@ test('native failures arrive as LitloraError with their code, for each code in E
     assert.is((e as LitloraError).code, code, (e as Error).message);
     assert.is((e as LitloraError).name, 'LitloraError');
     assert.ok((e as Error).message.length > 0 && !(e as Error).message.startsWith('ERR_'), (e as Error).message);
+  }
+});
+
+// Every member of ErrorCode, each with a trigger through the public API or the raw binding, or where one cannot be
+// made in-process here, the test that covers it. A Record over ErrorCode: a new code without an entry is a type error.
+const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }> = {
+  ...(nativeFailures as Record<string, () => unknown>),
+  ERR_CONFIG: () => Model.fromConfig({ ...pythiaTiny, n_head: 3 }),  // n_embd 32 is not divisible by 3 heads
+  ERR_DATA: () => createDataModule('JSON', { json_path: join(folders.make('codes'), 'absent.json') }).setup(bytesTokenizer()),
+  ERR_IO: () => {
+    const file = join(folders.make('codes'), 'a-file');
+    writeFileSync(file, 'x');
+    return initCheckpoint({ outDir: join(file, 'model') });  // a folder under a regular file
+  },
+  ERR_NONFINITE: { coveredBy: 'test/08.train.loop.test.ts', why: 'needs a training run whose loss diverges' },
+  ERR_LOAD: { coveredBy: 'test/05.package.loader.test.ts', why: 'needs a fresh process that fails to load the addon' },
+  ERR_CUDA_OOM: { coveredBy: 'native/errors.cc', why: 'raised only for a CUDA out-of-memory error, and CI has no GPU' },
+} as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
+
+test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {
+  const union = errorCodes();
+  assert.equal(Object.keys(everyCode).sort(), [...union].sort(), 'everyCode covers ErrorCode exactly');
+  for (const code of union) {
+    const entry = everyCode[code as ErrorCode];
+    if (typeof entry !== 'function') {
+      const text = readFileSync(join(packageRoot, entry.coveredBy), 'utf8');
+      assert.ok(text.includes(code), `${entry.coveredBy} checks ${code}`);
+      continue;
+    }
+    const e = await errorOf(entry);
+    assert.ok(e instanceof LitloraError, `${code}: expected a LitloraError, got ${Object.prototype.toString.call(e)} ${String(e)}`);
+    assert.is((e as LitloraError).code, code, (e as Error).message);
   }
 });
 

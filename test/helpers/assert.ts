@@ -1,5 +1,6 @@
 // Numeric assertions used across the suites.
 import * as assert from 'uvu/assert';
+import { LitloraError } from '../../ts/errors.js';
 
 type Numeric = ArrayLike<number>;
 
@@ -17,12 +18,16 @@ export function assertClose(actual: Numeric, expected: Numeric, { rtol = 1e-5, a
   }
 }
 
-/** The error thrown by fn (sync or async) must carry `code`. */
+/**
+ * The error thrown by fn (sync or async) must be a LitloraError carrying `code`: every coded error litlora throws,
+ * from TypeScript or native code, is one (so each use of this helper checks that too).
+ */
 export async function assertCode(fn: () => unknown, code: string, messagePart?: string | RegExp): Promise<void> {
   let error: any = null;
   try { await fn(); } catch (e) { error = e; }
   if (!error) assert.unreachable(`expected an error with code ${code}, but nothing was thrown`);
   assert.is(error.code, code, `error code (message: ${error.message})`);
+  assert.ok(error instanceof LitloraError, `expected a LitloraError, got ${error?.constructor?.name}: ${error.message}`);
   if (messagePart) assert.match(error.message, messagePart);
 }
 
