@@ -9,23 +9,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from '../ts/cli/main.js';
 import { readConfig } from '../ts/model/config.js';
-import { createDataModule, initCheckpoint, Model, synthetic } from '../ts/index.js';
+import { createDataModule, Model } from '../ts/index.js';
 import { LOCK_FILE } from '../ts/io/outdir_lock.js';
 import { Trainer } from '../ts/train/trainer.js';
 import { assertCode } from './helpers/assert.js';
-import { cliProcessArgs } from './helpers/cli_process.js';
+import { cliProcessArgs, cliRunFolder } from './helpers/cli_process.js';
 import { tempFolders } from './helpers/temp.js';
 
 const temp = tempFolders();
 let dir = '';
 test.before(async () => {
   dir = temp.make('outdir');
-  await initCheckpoint({
-    outDir: join(dir, 'base'), modelName: 'pythia-14m', seed: 1,
-    overrides: { n_layer: 1, n_embd: 32, n_head: 2, intermediate_size: 64, block_size: 256 },
-  });
-  const { train } = synthetic.syntheticInstructionTask({ trainSize: 24, testSize: 2 });
-  synthetic.writeInstructionJson(join(dir, 'data.json'), train);
+  await cliRunFolder(dir);
 });
 test.after(() => temp.removeAll());
 

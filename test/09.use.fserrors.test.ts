@@ -10,9 +10,8 @@ import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COMMANDS, runCli } from '../ts/cli/main.js';
-import { initCheckpoint, synthetic } from '../ts/index.js';
 import { ioError, isFsError } from '../ts/io/fs_errors.js';
-import { cliProcessArgs } from './helpers/cli_process.js';
+import { cliProcessArgs, cliRunFolder } from './helpers/cli_process.js';
 import { tempFolders } from './helpers/temp.js';
 
 const temp = tempFolders();
@@ -22,12 +21,7 @@ const SHORT = ['--data', 'JSON', '--data.json_path', 'data.json', '--train.globa
 
 test.before(async () => {
   dir = temp.make('fserrors');
-  await initCheckpoint({
-    outDir: join(dir, 'base'), modelName: 'pythia-14m', seed: 1,
-    overrides: { n_layer: 1, n_embd: 32, n_head: 2, intermediate_size: 64, block_size: 256 },
-  });
-  const { train } = synthetic.syntheticInstructionTask({ trainSize: 24, testSize: 2 });
-  synthetic.writeInstructionJson(join(dir, 'data.json'), train);
+  await cliRunFolder(dir);
   file = join(dir, 'notes.txt');
   writeFileSync(file, 'the user\'s file\n');
 });
