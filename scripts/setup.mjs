@@ -6,7 +6,8 @@
 //   1. LIBTORCH            an unpacked libtorch (its share/cmake/Torch is used)
 //   2. a Python PyTorch    LITLORA_PYTHON, the project's .venv, then python3 on PATH
 //   3. pip install         torch into the project's .venv (torch==2.13.0+cpu resolves offline on our machines)
-// The project's .venv also holds what the reference tests and benchmarks compare against (numpy, safetensors).
+// The project's .venv also holds what the reference tests and benchmarks compare against (numpy, safetensors,
+// transformers, peft).
 //
 // Flags: --build (force a native rebuild), --quiet.
 //
@@ -27,7 +28,8 @@ const envFile = join(root, 'build', 'litlora-env.json');
 const venv = join(root, '.venv');
 const venvPython = join(venv, 'bin', 'python');
 const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || 'torch==2.13.0+cpu';
-const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers'];
+// transformers and peft are the other side of the Hugging Face interop tests (convert, PEFT adapters).
+const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers', 'transformers', 'peft'];
 
 function probePython(python) {
   const code = 'import json,torch;print(json.dumps({"cmake":torch.utils.cmake_prefix_path,"version":torch.__version__,' +
@@ -38,7 +40,7 @@ function probePython(python) {
 }
 
 function pythonHasExtras(python) {
-  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml, tokenizers'], { stdio: 'ignore' }).status === 0;
+  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml, tokenizers, transformers, peft'], { stdio: 'ignore' }).status === 0;
 }
 
 function pipInstall(python, packages) {
