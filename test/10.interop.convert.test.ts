@@ -2,14 +2,14 @@
 // (test/reference/make_hf_model.py: real config classes and file layouts, random weights) → litgpt files whose
 // logits equal transformers' → back to a folder transformers loads strictly, with the same logits and the same
 // tensors bit for bit.
-import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model } from '../ts/index.js';
 import { configFromName } from '../ts/model/configs.js';
 import { configToYaml } from '../ts/model/config.js';
-import { chooseConfig, convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
+import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
 import { familyOfHfConfig } from '../ts/interop/hf_config.js';
 import { runCli } from '../ts/cli/main.js';
@@ -105,8 +105,13 @@ test('convert_to_litgpt: every family and file layout gives transformers\' logit
   ensureModels();
   const reference = hfLogits(FAMILIES.map((f) => f.dir));
   for (const [i, f] of FAMILIES.entries()) {
-    const result = await convertToLitgpt(f.dir);
+    const events: ConvertProgress[] = [];
+    const result = await convertToLitgpt(f.dir, { onProgress: (e) => events.push(e) });
     assert.is(result.configVia, 'config.json', f.family);
+    const weights = events.filter((e) => e.phase === 'weights');
+    assert.is(weights[0].tensors, 0);
+    assert.ok(weights.length >= 2 && weights.every((e, k) => k === 0 || e.tensors! >= weights[k - 1].tensors!), 'progress moves forward');
+    assert.equal(events.at(-1), { phase: 'done', modelName: result.config.name, tensors: result.tensors, total: result.tensors, bytes: result.bytesWritten });
     assert.ok(existsSync(join(f.dir, 'lit_model.pth')) && existsSync(join(f.dir, 'model_config.yaml')), f.family);
     assertRelClose(await litLogits(f.dir), reference.logits[i], `${f.family} (${f.layout})`);
   }
@@ -193,6 +198,25 @@ test('convert_to_litgpt: a named config is inferred from config.json (pythia-14m
   assert.is(readFileSync(join(dir, 'model_config.yaml'), 'utf8'), configToYaml(configFromName('pythia-14m')));
   // --model_name of another shape is refused, naming what differs.
   await assertCode(() => convertToLitgpt(dir, { modelName: 'pythia-31m', force: true }), 'ERR_CONFIG', /n_embd 256 ≠ 128/);
+});
+
+test('convert_to_litgpt: a hub cache folder (models--ORG--NAME) converts its refs/main snapshot, files stay links to blobs', async () => {
+  ensureModels();
+  const cache = join(temp.make('hubcache'), 'models--acme--tiny-neox');
+  const rev = '0123456789abcdef0123456789abcdef01234567';
+  mkdirSync(join(cache, 'blobs'), { recursive: true });
+  mkdirSync(join(cache, 'snapshots', rev), { recursive: true });
+  mkdirSync(join(cache, 'refs'));
+  writeFileSync(join(cache, 'refs', 'main'), rev);
+  for (const f of ['config.json', 'model.safetensors']) {
+    cpSync(join(root, 'neox', f), join(cache, 'blobs', `blob-${f}`));
+    symlinkSync(join('..', '..', 'blobs', `blob-${f}`), join(cache, 'snapshots', rev, f));
+  }
+  const result = await convertToLitgpt(cache);
+  assert.is(result.dir, join(cache, 'snapshots', rev));
+  assert.ok(lstatSync(join(cache, 'snapshots', rev, 'model.safetensors')).isSymbolicLink());
+  const reference = hfLogits([join(root, 'neox')]);
+  assertRelClose(await litLogits(result.dir), reference.logits[0], 'hub cache snapshot');
 });
 
 test('chooseConfig: twins that differ only by name are settled by the folder\'s name, else --model_name is asked for', () => {
