@@ -46,3 +46,7 @@ export type { SamplingOptions, TextGenerateOptions, GenerationStats, StopReason 
 export { mergeLora } from './model/merge.js';
 export type { MergeLoraOptions, MergeLoraResult } from './model/merge.js';
 export type { LoadOptions, LoadMode, ModelSource } from './model/load.js';
+export { convertLoraToPeft } from './interop/peft_export.js';
+export type { ConvertLoraToPeftOptions, ConvertLoraToPeftResult } from './interop/peft_export.js';
+export { convertPeftToLora } from './interop/peft_import.js';
+export type { ConvertPeftToLoraOptions, ConvertPeftToLoraResult } from './interop/peft_import.js';
