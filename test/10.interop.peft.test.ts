@@ -13,7 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { join } from 'node:path';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runCli } from '../ts/cli/main.js';
-import { Model, OutDir, TensorFile, convertLoraToPeft, convertPeftToLora, normalizeLora, type LoraOptions } from '../ts/index.js';
+import { Model, OutDir, Tensor, TensorFile, convertLoraToPeft, convertPeftToLora, normalizeLora, type LoraOptions } from '../ts/index.js';
 import { convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
 import { readHyperparameters } from '../ts/io/hyperparameters.js';
 import { readConfig } from '../ts/model/config.js';
@@ -237,6 +237,44 @@ test('round trip: litgpt → PEFT → litgpt gives back the adapter bit for bit 
       const [h0, h1] = await Promise.all([litDir(family, c), back].map((d) => readHyperparameters(join(d, 'hyperparameters.yaml'))));
       for (const k of Object.keys(h0).filter((k) => k.startsWith('lora_'))) assert.is(h1[k], h0[k], `${family}-${c}: ${k}`);
     }
+  }
+});
+
+test('round trip in bfloat16, GPT-NeoX LoRA on the queries only: the PEFT file keeps the dtype, the bits come back', async () => {
+  const lora: LoraOptions = { r: 3, alpha: 5, dropout: 0, query: true, key: false, value: false, mlp: true };
+  const model = await Model.load(baseDir('neox'), { lora });
+  await randomizeAdapter(model, 77);
+  const bf16 = new Map<string, Tensor>();
+  for (const [name, t] of await model.adapter!.tensors()) bf16.set(name, await t.to({ dtype: 'bfloat16' }));
+  model.dispose();
+  const lit = join(root, 'lit', 'neox-bf16'), peft = join(root, 'export', 'neox-bf16'), back = join(root, 'back', 'neox-bf16');
+  await new OutDir(join(root, 'lit')).writeLoraCheckpoint(lit, {
+    loraTensors: bf16, config: await readConfig(join(baseDir('neox'), 'model_config.yaml')),
+    hyperparameters: { checkpoint_dir: baseDir('neox'), ...loraToKeys(normalizeLora(lora)) }, tokenizerFrom: baseDir('neox'),
+  });
+  const result = await convertLoraToPeft(lit, peft, { baseModelNameOrPath: 'my-org/my-neox' });
+  assert.equal([result.adapterConfig.base_model_name_or_path, result.adapterConfig.rank_pattern], ['my-org/my-neox', {}]);
+  const file = await TensorFile.open(join(peft, 'adapter_model.safetensors'));
+  try {
+    assert.equal([...new Set(file.names.map((n) => file.info(n).dtype))], ['bfloat16']);
+    assert.equal(file.info('base_model.model.gpt_neox.layers.0.attention.query_key_value.lora_A.weight').shape, [3, 32]);
+  } finally {
+    await file.close();
+  }
+  await convertPeftToLora(peft, { checkpointDir: baseDir('neox'), outDir: back });
+  const h = await readHyperparameters(join(back, 'hyperparameters.yaml'));
+  assert.equal([h.lora_r, h.lora_alpha, h.lora_query, h.lora_key, h.lora_value, h.lora_mlp], [3, 5, true, false, false, true]);
+  const [a, b] = await Promise.all([lit, back].map((d) => TensorFile.open(join(d, 'lit_model.pth.lora'))));
+  try {
+    assert.equal(b.names.slice().sort(), a.names.slice().sort());
+    for (const name of a.names) {
+      assert.is(b.info(name).dtype, 'bfloat16');
+      const [x, y] = await Promise.all([a.get(name), b.get(name)]);
+      assert.equal(await y.data({ raw: true }), await x.data({ raw: true }), name);
+    }
+  } finally {
+    await a.close();
+    await b.close();
   }
 });
 
