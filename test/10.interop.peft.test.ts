@@ -13,7 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { join } from 'node:path';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runCli } from '../ts/cli/main.js';
-import { Model, OutDir, Tensor, TensorFile, convertLoraToPeft, convertPeftToLora, normalizeLora, type LoraOptions } from '../ts/index.js';
+import { Model, OutDir, Tensor, TensorFile, convertLoraToPeft, convertPeftToLora, normalizeLora, saveTensors, type LoraOptions } from '../ts/index.js';
 import { convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
 import { readHyperparameters } from '../ts/io/hyperparameters.js';
 import { readConfig } from '../ts/model/config.js';
@@ -215,6 +215,26 @@ test('import: PEFT\'s own adapters give PEFT\'s logits on Model.load (every targ
   }
 });
 
+test('import: GPT-NeoX\'s head under transformers 4.x\'s name (embed_out) is the head; both names at once are refused', async () => {
+  const source = await TensorFile.open(join(peftDir('neox-all'), 'adapter_model.safetensors'));
+  const tensors = await source.getAll();
+  await source.close();
+  const write = (dir: string, entries: [string, Tensor][]) => {
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(peftDir('neox-all'), 'adapter_config.json'), join(dir, 'adapter_config.json'));
+    return saveTensors(join(dir, 'adapter_model.safetensors'), new Map(entries), { metadata: { format: 'pt' } });
+  };
+  const renamed = [...tensors].map(([n, t]): [string, Tensor] => [n.replace('.model.lm_head.', '.model.embed_out.'), t]);
+  assert.ok(renamed.some(([n]) => n === 'base_model.model.embed_out.lora_A.weight'));
+  await write(join(root, 'peft', 'neox-embed_out'), renamed);
+  const out = join(root, 'imported', 'neox-embed_out');
+  await convertPeftToLora(join(root, 'peft', 'neox-embed_out'), { checkpointDir: baseDir('neox'), outDir: out });
+  assertRelClose(await logitsOf(out), pefts['neox-all'].data as Float32Array, 'embed_out: litlora vs PEFT');
+  await write(join(root, 'peft', 'neox-two-heads'), [...tensors, ...renamed.filter(([n]) => n.includes('embed_out'))]);
+  await assertCode(() => convertPeftToLora(join(root, 'peft', 'neox-two-heads'), { checkpointDir: baseDir('neox'), outDir: join(root, 'refused', 'two') }),
+    'ERR_CHECKPOINT_FORMAT', /adapts the same layer twice: (lm_head and embed_out|embed_out and lm_head)/);
+});
+
 test('round trip: litgpt → PEFT → litgpt gives back the adapter bit for bit and the same LoRA settings', async () => {
   for (const family of FAMILIES) {
     for (const [c] of EXPORT_CASES) {
@@ -293,6 +313,12 @@ test('refused: DoRA, per-module ranks, a module outside litgpt\'s targets, an ad
   // A Llama adapter on the GPT-NeoX base names modules GPT-NeoX does not have.
   await assertCode(() => convertPeftToLora(peftDir('llama-qv'), { checkpointDir: baseDir('neox'), outDir: join(root, 'refused', 'x') }),
     'ERR_CONFIG', /model\.layers\.0\.self_attn\.q_proj.*GPTNeoXForCausalLM: .*query_key_value/);
+  // The base's own folder as out_dir, even with force: a LoRA folder there would drop the base's lit_model.pth.
+  const weights = readFileSync(join(baseDir('llama'), 'lit_model.pth'));
+  await assertCode(() => convertPeftToLora(peftDir('llama-qv'), { checkpointDir: baseDir('llama'), outDir: baseDir('llama'), force: true }),
+    'ERR_ARG', /is the base checkpoint/);
+  assert.ok(readFileSync(join(baseDir('llama'), 'lit_model.pth')).equals(weights), 'the base weights are untouched');
+  assert.not.ok(existsSync(join(baseDir('llama'), 'lit_model.pth.lora')));
   // Missing files.
   const empty = join(root, 'refused', 'empty');
   mkdirSync(empty, { recursive: true });

@@ -15,7 +15,7 @@
 //   * rsLoRA (scale lora_alpha / √r): litgpt's lora_alpha becomes lora_alpha · √r, the same scale.
 // Refused, with the reason: ranks or scales that differ per module, DoRA, biases, full modules to save, modules
 // outside litgpt's targets, shapes that do not fit the base, non-LoRA PEFT types.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fail, LitloraError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
@@ -118,11 +118,15 @@ function patternValue(patterns: Record<string, number>, module: string, fallback
   return fallback;
 }
 
-/** One PEFT module of the adapter, placed in litgpt's model. */
-interface Found {
-  module: string;
+/** Where a PEFT module sits in litgpt's model: a layer, and for Llama / Qwen2's q/k/v_proj a part of attn.qkv. */
+interface Place {
   layer: LoraLayer;
   part?: QkvPart;
+}
+
+/** One PEFT module of the adapter, placed in litgpt's model. */
+interface Found extends Place {
+  module: string;
   a: string;
   b: string;
   rank: number;
@@ -139,14 +143,15 @@ function weightsFile(dir: string): string {
 const list = (xs: string[], n = 6) => `${xs.slice(0, n).join(', ')}${xs.length > n ? `, … (${xs.length - n} more)` : ''}`;
 
 /** The adapter's modules, each placed on a litgpt layer; modules litgpt has no LoRA for are refused. */
-function placeModules(names: string[], config: Config, family: HfFamily, file: string): Map<string, { a?: string; b?: string; place: { layer: LoraLayer; part?: QkvPart } }> {
-  const places = new Map<string, { layer: LoraLayer; part?: QkvPart }>();
+function placeModules(names: string[], config: Config, family: HfFamily, file: string):
+  Map<string, { a?: string; b?: string; place: Place }> {
+  const places = new Map<string, Place>();
   for (const layer of linearLayers(config)) {
     for (const { module, part } of peftModulesOf(config, family, layer)) places.set(module, { layer, part });
   }
   const head = [...places.entries()].find(([, p]) => p.layer.kind === 'head');
   if (family.name === 'gpt_neox' && head) places.set('embed_out', head[1]); // transformers 4.x's name of GPT-NeoX's head
-  const found = new Map<string, { a?: string; b?: string; place: { layer: LoraLayer; part?: QkvPart } }>();
+  const found = new Map<string, { a?: string; b?: string; place: Place }>();
   const outside = new Set<string>();
   for (const name of names) {
     const m = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B)\.weight$/.exec(name);
@@ -177,10 +182,14 @@ function placeModules(names: string[], config: Config, family: HfFamily, file: s
     fail('ERR_CONFIG', `${file} adapts modules outside litgpt's LoRA targets: ${list(mods)}. litgpt puts LoRA on the ` +
       `attention, MLP and head linears only (${family.architecture}: ${targets}).`);
   }
+  const seen = new Map<string, string>();
   for (const [module, entry] of found) {
     if (!entry.a || !entry.b) {
       fail('ERR_CHECKPOINT_FORMAT', `${file} has ${entry.a ? 'lora_A' : 'lora_B'} but no ${entry.a ? 'lora_B' : 'lora_A'} for ${module}; the file is incomplete.`);
     }
+    const where = `${entry.place.layer.path}:${entry.place.part ?? ''}`;
+    if (seen.has(where)) fail('ERR_CHECKPOINT_FORMAT', `${file} adapts the same layer twice: ${seen.get(where)} and ${module}.`);
+    seen.set(where, module);
   }
   if (found.size === 0) fail('ERR_CHECKPOINT_FORMAT', `${file} holds no LoRA tensors (base_model.model.<module>.lora_A.weight / .lora_B.weight).`);
   return found;
@@ -255,6 +264,10 @@ export async function convertPeftToLora(peftDir: string, options: ConvertPeftToL
     fail('ERR_EXISTS', `${out} exists already and is not empty; choose another out_dir, or pass --force (force: true) to replace it.`);
   }
   const base = await Checkpoint.open(resolve(cwd, options.checkpointDir));
+  if (existsSync(out) && realpathSync(out) === realpathSync(base.dir)) {
+    // Rewriting the base's folder as a LoRA folder would drop its lit_model.pth (a LoRA folder has none).
+    fail('ERR_ARG', `out_dir ${out} is the base checkpoint ${base.dir}; write the LoRA folder somewhere else.`);
+  }
   if (!base.files.model) {
     fail('ERR_CHECKPOINT_MISSING', `${base.dir} has no lit_model.pth (it is a ${base.kind} folder); --checkpoint_dir names the ` +
       'base model the adapter was trained on (converted with convert_to_litgpt, or downloaded with litgpt).');
