@@ -49,13 +49,15 @@ const PEFT_CASES: [string, string, Record<string, unknown>][] = [
   ['llama-rslora', 'llama', { r: 4, lora_alpha: 3, use_rslora: true, target_modules: ['q_proj', 'k_proj', 'o_proj'] }],
   ['qwen2-all', 'qwen2', { r: 4, lora_alpha: 8, target_modules: ALL_LLAMA }],
   ['qwen2-gate', 'qwen2', { r: 2, lora_alpha: 4, target_modules: ['v_proj', 'gate_proj'] }],
+  ['llama-layer0', 'llama', { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], layers_to_transform: [0] }],
+  ['neox-layer1', 'neox', { r: 2, lora_alpha: 2, target_modules: ['query_key_value'], layers_to_transform: [1] }],
   // Refused.
   ['llama-dora', 'llama', { r: 4, lora_alpha: 8, use_dora: true, target_modules: ['q_proj', 'v_proj'] }],
   ['llama-mixed', 'llama', { r: 4, lora_alpha: 8, rank_pattern: { o_proj: 8 }, target_modules: ['q_proj', 'o_proj'] }],
   ['llama-embed', 'llama', { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'embed_tokens'] }],
   ['llama-wide', 'llama-wide', { r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] }],
 ];
-const IMPORTED = PEFT_CASES.slice(0, 7).map(([name]) => name);
+const IMPORTED = PEFT_CASES.slice(0, 9).map(([name]) => name);
 
 const ALL: LoraOptions = { r: 4, alpha: 8, dropout: 0.05, query: true, key: true, value: true, projection: true, mlp: true, head: true };
 const QV: LoraOptions = { r: 2, alpha: 3, dropout: 0, query: true, key: false, value: true };
@@ -187,7 +189,7 @@ test('export: adapter_config.json and the safetensors header are PEFT\'s (GPT-Ne
   }
 });
 
-test('import: PEFT\'s own adapters give PEFT\'s logits on Model.load (every target, q+v, rsLoRA, a subset of the MLP)', async () => {
+test('import: PEFT\'s own adapters give PEFT\'s logits on Model.load (every target, q+v, rsLoRA, a subset of the MLP or layers)', async () => {
   const expected: Record<string, Partial<Record<string, unknown>>> = {
     'neox-all': { lora_r: 4, lora_alpha: 8, lora_query: true, lora_key: true, lora_value: true, lora_projection: true, lora_mlp: true, lora_head: true },
     'neox-rslora': { lora_r: 4, lora_alpha: 12, lora_query: true, lora_key: true, lora_value: true, lora_projection: true, lora_mlp: false },
@@ -196,6 +198,13 @@ test('import: PEFT\'s own adapters give PEFT\'s logits on Model.load (every targ
     'llama-rslora': { lora_r: 4, lora_alpha: 6, lora_query: true, lora_key: true, lora_value: false, lora_projection: true },
     'qwen2-all': { lora_r: 4, lora_alpha: 8, lora_query: true, lora_key: true, lora_value: true, lora_mlp: true, lora_head: true },
     'qwen2-gate': { lora_r: 2, lora_alpha: 4, lora_query: false, lora_value: true, lora_mlp: true },
+    'llama-layer0': { lora_r: 4, lora_alpha: 8, lora_query: true, lora_key: false, lora_value: true },
+    'neox-layer1': { lora_r: 2, lora_alpha: 2, lora_query: true, lora_key: true, lora_value: true, lora_mlp: false },
+  };
+  const zeroFilled: Record<string, string[]> = {
+    'qwen2-gate': ['model.layers.0.mlp.up_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.mlp.up_proj', 'model.layers.1.mlp.down_proj'],
+    'llama-layer0': ['model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj'],
+    'neox-layer1': ['gpt_neox.layers.0.attention.query_key_value'],
   };
   for (const name of IMPORTED) {
     const family = name.split('-')[0];
@@ -207,10 +216,7 @@ test('import: PEFT\'s own adapters give PEFT\'s logits on Model.load (every targ
     for (const f of ['lit_model.pth.lora', 'model_config.yaml', 'tokenizer.json', 'tokenizer_config.json']) {
       assert.ok(existsSync(join(out, f)), `${name}: ${f}`);
     }
-    if (name === 'qwen2-gate') {
-      assert.equal(result.zeroFilled, ['model.layers.0.mlp.up_proj', 'model.layers.0.mlp.down_proj',
-        'model.layers.1.mlp.up_proj', 'model.layers.1.mlp.down_proj']);
-    }
+    assert.equal(result.zeroFilled, zeroFilled[name] ?? [], `${name}: modules left out`);
     assertRelClose(await logitsOf(out), pefts[name].data as Float32Array, `${name}: litlora vs PEFT`);
   }
 });
