@@ -11,10 +11,11 @@ export const command: CommandSpec = {
   description: `
 Reads adapter_config.json and adapter_model.safetensors in PEFT_DIR and writes OUT with lit_model.pth.lora,
 hyperparameters.yaml (naming BASE and the lora_* settings), model_config.yaml and BASE's tokenizer files:
-a LoRA folder that generate, chat, merge_lora and finetune's tools load as they load a finetune's. BASE is
-the litgpt checkpoint of the model the adapter was trained on (convert_to_litgpt makes one from a Hugging
-Face folder). Adapters litgpt's LoRA cannot express (DoRA, per-module ranks, biases, modules outside the
-attention/MLP/head linears) are refused with the reason. An existing, non-empty OUT is left alone unless --force.`,
+a LoRA folder that generate, chat and merge_lora load like a finetune's final/. BASE is the litgpt
+checkpoint of the model the adapter was trained on (convert_to_litgpt makes one from a Hugging Face
+folder). Adapters litgpt's LoRA cannot express (DoRA, per-module ranks, biases, modules outside the
+attention/MLP/head linears) are refused with the reason. An existing, non-empty OUT is left alone unless
+--force.`,
   positionals: [{ flag: 'peft_dir', metavar: 'PEFT_DIR' }],
   flags: [
     { name: 'peft_dir', type: 'path', required: true, metavar: 'DIR', help: 'The PEFT adapter folder (adapter_config.json, adapter_model.safetensors)' },
