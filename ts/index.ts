@@ -50,3 +50,7 @@ export { convertToLitgpt } from './interop/convert_to_litgpt.js';
 export type { ConvertToLitgptOptions, ConvertToLitgptResult, ConvertProgress } from './interop/convert_to_litgpt.js';
 export { convertFromLitgpt } from './interop/convert_from_litgpt.js';
 export type { ConvertFromLitgptOptions, ConvertFromLitgptResult } from './interop/convert_from_litgpt.js';
+export { convertLoraToPeft } from './interop/peft_export.js';
+export type { ConvertLoraToPeftOptions, ConvertLoraToPeftResult } from './interop/peft_export.js';
+export { convertPeftToLora } from './interop/peft_import.js';
+export type { ConvertPeftToLoraOptions, ConvertPeftToLoraResult } from './interop/peft_import.js';

@@ -19,6 +19,8 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
   finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
+  convert_lora_to_peft: ['Convert a LoRA folder into a PEFT adapter folder (transformers, vLLM, TGI)', () => import('./convert_lora_to_peft.js')],
+  convert_peft_to_lora: ['Convert a PEFT LoRA adapter folder into a LoRA folder on a base checkpoint', () => import('./convert_peft_to_lora.js')],
   generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
   chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
   convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
