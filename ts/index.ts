@@ -46,3 +46,5 @@ export type { SamplingOptions, TextGenerateOptions, GenerationStats, StopReason 
 export { mergeLora } from './model/merge.js';
 export type { MergeLoraOptions, MergeLoraResult } from './model/merge.js';
 export type { LoadOptions, LoadMode, ModelSource } from './model/load.js';
+export { download } from './hub/download.js';
+export type { DownloadOptions, DownloadProgress, DownloadResult } from './hub/download.js';
