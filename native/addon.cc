@@ -11,6 +11,7 @@
 #include "gpt_wrap.h"
 #include "merge_wrap.h"
 #include "lora_wrap.h"
+#include "tensor_plan_wrap.h"
 #include "tensor_wrap.h"
 #include "tensorfile_wrap.h"
 #include "train_wrap.h"
@@ -74,6 +75,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   GptWrap::init(env, exports);
   initGenerate(env, exports);
   initMerge(env, exports);
+  initTensorPlan(env, exports);
   TrainWrap::init(env, exports, internals);
   exports.Set("internals", internals);
   return exports;

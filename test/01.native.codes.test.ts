@@ -122,6 +122,7 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
     return initCheckpoint({ outDir: join(file, 'model') });  // a folder under a regular file
   },
   ERR_NONFINITE: { coveredBy: 'test/08.train.loop.test.ts', why: 'needs a training run whose loss diverges' },
+  ERR_EXISTS: { coveredBy: 'test/10.interop.convert.test.ts', why: 'needs a Hugging Face folder converted before' },
   ERR_LOAD: { coveredBy: 'test/05.package.loader.test.ts', why: 'needs a fresh process that fails to load the addon' },
   ERR_CUDA_OOM: { coveredBy: 'native/errors.cc', why: 'raised only for a CUDA out-of-memory error, and CI has no GPU' },
   ERR_HUB_AUTH: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub that refuses (a local stand-in there)' },

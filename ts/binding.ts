@@ -156,9 +156,30 @@ export interface NativeBinding {
     onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): NativeGeneration;
   mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
+  // Rewriting tensor files by a plan, streamed (native/tensor_plan_wrap.cc; ts/interop/)
+  writeTensorPlan(plan: NativeTensorPlan): Promise<{ tensors: number; bytesWritten: number; seconds: number }>;
   // Training (native/train_wrap.cc)
   NativeTrainer: NativeTrainerClass;
   internals: NativeInternals;
+}
+
+/** One output tensor of a plan: rows of input tensors concatenated along dim 0 (native/core/tensor_plan.h). */
+export interface NativeTensorPlanOutput {
+  name: string;
+  pieces?: { source: number; name: string; rowStart?: number; rows?: number }[];
+  dtype?: string;
+  shape?: number[];
+  /** .pth only: share the storage of this earlier output (tied weights). */
+  aliasOf?: string;
+}
+
+export interface NativeTensorPlan {
+  sources: string[];
+  outputs: NativeTensorPlanOutput[];
+  outPath: string;
+  format: 'pth' | 'safetensors';
+  wrap?: 'model';
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -168,7 +189,7 @@ export interface NativeBinding {
 export const NATIVE_SURFACE = {
   exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
-    'mergeLoraFiles', 'NativeTrainer', 'internals'],
+    'mergeLoraFiles', 'writeTensorPlan', 'NativeTrainer', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
     'tensorChecksum', 'adamwSteps'],
   classes: {

@@ -271,6 +271,17 @@ void Writer::writeTensorBytes(const void* data, uint64_t length) { zip_.write(da
 
 void Writer::endTensor() { zip_.end(); }
 
+void Writer::addAlias(const std::string& name, const std::string& existing) {
+  const pickle::TensorRecord* found = nullptr;
+  for (const auto& r : records_)
+    if (r.name == existing) found = &r;
+  LITLORA_CHECK(found, "ERR_ARG", "saving " << path_ << ": '" << name << "' aliases '" << existing << "', which was not written before it");
+  pickle::TensorRecord copy = *found;
+  claimName(name, copy.dtype);
+  copy.name = name;
+  records_.push_back(std::move(copy));
+}
+
 void Writer::finish() {
   const std::string pkl = pickle::pickleTensorDict(records_, wrapKey_);
   zip_.add(prefix_ + "data.pkl", pkl.data(), pkl.size());

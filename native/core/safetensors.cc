@@ -414,6 +414,28 @@ void Writer::add(const std::string& name, const at::Tensor& tensor) {
   slot.written = true;
 }
 
+void Writer::addBytes(const std::string& name, uint64_t offset, const void* data, uint64_t length) {
+  auto it = index_.find(name);
+  LITLORA_CHECK(it != index_.end(), "ERR_ARG", "saving " << file_.path() << ": '" << name << "' was not declared up front");
+  Slot& slot = slots_[it->second];
+  const uint64_t size = slot.end - slot.begin;
+  LITLORA_CHECK(!slot.written && offset <= size && length <= size - offset && slot.bytesGiven + length <= size, "ERR_ARG",
+                "saving " << file_.path() << ": bytes [" << offset << ", " << offset + length << ") of '" << name
+                          << "' do not fit its " << size << " bytes, or were given twice");
+  file_.pwrite(data, length, dataStart_ + slot.begin + offset);
+  slot.bytesGiven += length;
+  if (slot.bytesGiven == size) slot.written = true;
+}
+
+std::vector<std::string> Writer::fileOrder() const {
+  std::vector<const Slot*> sorted;
+  for (const Slot& s : slots_) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(), [](const Slot* a, const Slot* b) { return a->begin < b->begin; });
+  std::vector<std::string> out;
+  for (const Slot* s : sorted) out.push_back(s->spec.name);
+  return out;
+}
+
 void Writer::finish() {
   for (const Slot& slot : slots_)
     LITLORA_CHECK(slot.written, "ERR_ARG", "saving " << file_.path() << ": '" << slot.spec.name << "' was declared but never added");

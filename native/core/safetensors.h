@@ -39,6 +39,11 @@ class Writer {
          const std::vector<std::pair<std::string, std::string>>& metadata = {});
   // The tensor must match its spec's dtype and shape; it is written at its place in the file now.
   void add(const std::string& name, const at::Tensor& tensor);
+  // A tensor written in pieces by producers that never hold it whole (a streamed conversion): `length` bytes at
+  // `offset` within its slot. It counts as written once every byte of it has been given.
+  void addBytes(const std::string& name, uint64_t offset, const void* data, uint64_t length);
+  // Tensor names in the order of their bytes in the file (write in this order for sequential I/O).
+  std::vector<std::string> fileOrder() const;
   // ERR_ARG if a spec'd tensor was never added.
   void finish();
 
@@ -47,6 +52,7 @@ class Writer {
     Spec spec;
     uint64_t begin = 0;
     uint64_t end = 0;
+    uint64_t bytesGiven = 0;  // addBytes
     bool written = false;
   };
   files::AtomicFile file_;

@@ -1,0 +1,62 @@
+// Rewriting tensor files by a plan, streamed: how Hugging Face checkpoints become litgpt's lit_model.pth and back
+// (ts/interop/). Each output tensor is the concatenation, along dim 0, of row ranges of input tensors (a whole
+// tensor, a fused QKV made of q/k/v, one of q/k/v cut out of a fused QKV, per-head interleavings), in an output
+// dtype, written to a .pth or a .safetensors:
+//
+//   for each output tensor, in the writer's order:
+//     for each piece: map the input tensor (private, read-only use), copy its rows in blocks of ~4 MB to the
+//       writer (straight from the map when no dtype conversion is needed), and drop each block's pages from this
+//       process (MADV_DONTNEED: they stay in the page cache), so resident memory never holds a whole tensor
+//   finish(): the writer fsyncs and renames over the target (atomic)
+//
+// An output may instead alias an earlier one (.pth only): the two names share one storage, as torch.save writes
+// litgpt's tied `lm_head.weight` = `transformer.wte.weight`.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace litlora::tensorplan {
+
+struct Piece {
+  size_t source = 0;   // index into Plan::sources
+  std::string name;    // tensor name in that file
+  int64_t rowStart = 0;
+  int64_t rows = -1;   // -1: to the end of dim 0
+};
+
+struct Output {
+  std::string name;
+  std::vector<Piece> pieces;                 // concatenated along dim 0; trailing dims must agree
+  std::optional<at::ScalarType> dtype;       // default: the pieces' (which must then agree)
+  std::optional<std::vector<int64_t>> shape; // a reshape of the concatenation (same element count)
+  std::string aliasOf;                       // non-empty: share this earlier output's storage (.pth only)
+};
+
+struct Plan {
+  std::vector<std::string> sources;  // .pth / .bin / .safetensors files
+  std::vector<Output> outputs;
+  std::string outPath;
+  std::string format = "pth";        // "pth" | "safetensors"
+  std::string wrap;                  // .pth: "model" writes {"model": {...}}
+  std::vector<std::pair<std::string, std::string>> metadata;  // .safetensors __metadata__
+};
+
+struct Stats {
+  int64_t tensors = 0;
+  uint64_t bytesWritten = 0;  // tensor bytes (aliases count once)
+  double seconds = 0;
+};
+
+// progress(done, total) after each output tensor. Errors name the input file and tensor: a missing tensor
+// (ERR_CHECKPOINT_FORMAT), rows out of range or trailing dims that disagree (ERR_SHAPE), a non-floating tensor
+// converted to a floating dtype (ERR_DTYPE).
+Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace litlora::tensorplan

@@ -1,0 +1,114 @@
+#include "tensor_plan_wrap.h"
+
+#include "async.h"
+#include "convert.h"
+#include "core/error.h"
+#include "core/tensor_plan.h"
+#include "errors.h"
+
+namespace litlora {
+
+namespace {
+
+std::string stringField(const Napi::Object& o, const char* key, const std::string& what, bool required = true) {
+  Napi::Value v = o.Get(key);
+  if (!required && (v.IsUndefined() || v.IsNull())) return "";
+  LITLORA_CHECK(v.IsString(), "ERR_TYPE", what << "." << key << ": expected a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int64_t intField(const Napi::Object& o, const char* key, int64_t fallback, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  LITLORA_CHECK(v.IsNumber(), "ERR_TYPE", what << "." << key << ": expected a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+Napi::Array arrayField(const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  LITLORA_CHECK(v.IsArray(), "ERR_TYPE", what << "." << key << ": expected an array");
+  return v.As<Napi::Array>();
+}
+
+tensorplan::Plan planFromJs(const Napi::Value& value) {
+  LITLORA_CHECK(value.IsObject(), "ERR_TYPE", "writeTensorPlan: expected a plan object");
+  Napi::Object o = value.As<Napi::Object>();
+  tensorplan::Plan plan;
+  plan.outPath = stringField(o, "outPath", "plan");
+  plan.format = stringField(o, "format", "plan");
+  plan.wrap = stringField(o, "wrap", "plan", false);
+  Napi::Array sources = arrayField(o, "sources", "plan");
+  for (uint32_t i = 0; i < sources.Length(); ++i) {
+    LITLORA_CHECK(sources.Get(i).IsString(), "ERR_TYPE", "plan.sources[" << i << "]: expected a path");
+    plan.sources.push_back(sources.Get(i).As<Napi::String>().Utf8Value());
+  }
+  Napi::Value meta = o.Get("metadata");
+  if (meta.IsObject()) {
+    Napi::Object m = meta.As<Napi::Object>();
+    Napi::Array keys = m.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+      plan.metadata.emplace_back(k, stringField(m, k.c_str(), "plan.metadata"));
+    }
+  }
+  Napi::Array outputs = arrayField(o, "outputs", "plan");
+  for (uint32_t i = 0; i < outputs.Length(); ++i) {
+    const std::string what = "plan.outputs[" + std::to_string(i) + "]";
+    LITLORA_CHECK(outputs.Get(i).IsObject(), "ERR_TYPE", what << ": expected an object");
+    Napi::Object jo = outputs.Get(i).As<Napi::Object>();
+    tensorplan::Output out;
+    out.name = stringField(jo, "name", what);
+    out.aliasOf = stringField(jo, "aliasOf", what, false);
+    const std::string dtype = stringField(jo, "dtype", what, false);
+    if (!dtype.empty()) out.dtype = parseDtype(dtype, what + ".dtype");
+    Napi::Value shape = jo.Get("shape");
+    if (shape.IsArray()) {
+      std::vector<int64_t> dims;
+      Napi::Array a = shape.As<Napi::Array>();
+      for (uint32_t d = 0; d < a.Length(); ++d) dims.push_back(a.Get(d).As<Napi::Number>().Int64Value());
+      out.shape = dims;
+    }
+    if (out.aliasOf.empty()) {
+      Napi::Array pieces = arrayField(jo, "pieces", what);
+      for (uint32_t k = 0; k < pieces.Length(); ++k) {
+        const std::string pw = what + ".pieces[" + std::to_string(k) + "]";
+        LITLORA_CHECK(pieces.Get(k).IsObject(), "ERR_TYPE", pw << ": expected an object");
+        Napi::Object jp = pieces.Get(k).As<Napi::Object>();
+        tensorplan::Piece piece;
+        piece.source = static_cast<size_t>(intField(jp, "source", 0, pw));
+        piece.name = stringField(jp, "name", pw);
+        piece.rowStart = intField(jp, "rowStart", 0, pw);
+        piece.rows = intField(jp, "rows", -1, pw);
+        out.pieces.push_back(std::move(piece));
+      }
+    }
+    plan.outputs.push_back(std::move(out));
+  }
+  return plan;
+}
+
+// writeTensorPlan(plan) → Promise<{tensors, bytesWritten, seconds}>
+Napi::Value writeTensorPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "rewriting tensor files", [&]() -> Napi::Value {
+    LITLORA_CHECK(info.Length() >= 1, "ERR_TYPE", "writeTensorPlan: expected (plan)");
+    tensorplan::Plan plan = planFromJs(info[0]);
+    return TorchWorker<tensorplan::Stats>::run(
+        env, [plan]() { return tensorplan::write(plan); },
+        [](Napi::Env env, tensorplan::Stats& s) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("tensors", static_cast<double>(s.tensors));
+          out.Set("bytesWritten", static_cast<double>(s.bytesWritten));
+          out.Set("seconds", s.seconds);
+          return out;
+        });
+  });
+}
+
+}  // namespace
+
+void initTensorPlan(Napi::Env env, Napi::Object exports) {
+  exports.Set("writeTensorPlan", Napi::Function::New(env, writeTensorPlan, "writeTensorPlan"));
+}
+
+}  // namespace litlora

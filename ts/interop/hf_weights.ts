@@ -1,0 +1,158 @@
+// The weights of a Hugging Face checkpoint ⇄ litgpt's, tensor by tensor, for each family of hf_config.ts.
+//
+// Every litgpt tensor is a list of row ranges of Hugging Face tensors and back (native/core/tensor_plan
+// streams them): most are a whole tensor renamed; litgpt's fused `attn.qkv` is
+//   * Llama / Qwen2: cat(q_proj, k_proj, v_proj) (weights and biases), as litgpt's copy_weights_hf_llama does;
+//   * GPT-NeoX: `query_key_value` holds per-head [q_h, k_h, v_h] rows; litgpt's qkv_reassemble regroups them
+//     into [all q | all k | all v].
+// The names and row layouts follow litgpt's convert_hf_checkpoint.py / convert_lit_checkpoint.py (the versions
+// in Lightning-AI/litgpt of 2026-06).
+import type { Config } from '../model/config.js';
+import type { HfFamily } from './hf_config.js';
+
+/** Rows [rowStart, rowStart + rows) of the tensor `name` (rows: whole dim 0 when left out). */
+export interface RowPiece {
+  name: string;
+  rowStart?: number;
+  rows?: number;
+}
+
+/** One output tensor made of row pieces of input tensors, concatenated along dim 0. */
+export interface WeightRecipe {
+  name: string;
+  pieces: RowPiece[];
+}
+
+/** Per-layer HF names of a family's linears and norms (`{}` is the layer index). */
+interface LayerNames {
+  norm1: string; norm2: string; proj: string;
+  qkv?: string;            // GPT-NeoX's fused query_key_value
+  q?: string; k?: string; v?: string;
+  mlp: Record<string, string>;  // litgpt mlp linear → HF module
+}
+
+const NEOX: LayerNames = {
+  norm1: 'gpt_neox.layers.{}.input_layernorm', norm2: 'gpt_neox.layers.{}.post_attention_layernorm',
+  proj: 'gpt_neox.layers.{}.attention.dense', qkv: 'gpt_neox.layers.{}.attention.query_key_value',
+  mlp: { fc: 'gpt_neox.layers.{}.mlp.dense_h_to_4h', proj: 'gpt_neox.layers.{}.mlp.dense_4h_to_h' },
+};
+
+const LLAMA: LayerNames = {
+  norm1: 'model.layers.{}.input_layernorm', norm2: 'model.layers.{}.post_attention_layernorm',
+  proj: 'model.layers.{}.self_attn.o_proj',
+  q: 'model.layers.{}.self_attn.q_proj', k: 'model.layers.{}.self_attn.k_proj', v: 'model.layers.{}.self_attn.v_proj',
+  mlp: { fc_1: 'model.layers.{}.mlp.gate_proj', fc_2: 'model.layers.{}.mlp.up_proj', proj: 'model.layers.{}.mlp.down_proj' },
+};
+
+function layerNames(family: HfFamily): LayerNames {
+  return family.name === 'gpt_neox' ? NEOX : LLAMA;
+}
+
+/** The HF names of the embedding, final norm and head. */
+export function hfTopNames(family: HfFamily): { wte: string; lnF: string; lmHead: string } {
+  return family.name === 'gpt_neox'
+    ? { wte: 'gpt_neox.embed_in.weight', lnF: 'gpt_neox.final_layer_norm', lmHead: 'embed_out.weight' }
+    : { wte: 'model.embed_tokens.weight', lnF: 'model.norm', lmHead: 'lm_head.weight' };
+}
+
+const at = (template: string, i: number) => template.replace('{}', String(i));
+
+/**
+ * For GPT-NeoX's fused query_key_value: litgpt's qkv rows as pieces of HF's, and HF's as pieces of litgpt's.
+ * `rowsPerElement` is the row count of one output feature (1 for weights' rows and biases' elements).
+ */
+export function neoxQkvPieces(c: Config, direction: 'toLitgpt' | 'toHf'): { rowStart: number; rows: number }[] {
+  const hs = c.head_size, nh = c.n_head;
+  const pieces: { rowStart: number; rows: number }[] = [];
+  if (direction === 'toLitgpt') {
+    for (let part = 0; part < 3; part++) for (let h = 0; h < nh; h++) pieces.push({ rowStart: h * 3 * hs + part * hs, rows: hs });
+  } else {
+    for (let h = 0; h < nh; h++) for (let part = 0; part < 3; part++) pieces.push({ rowStart: part * nh * hs + h * hs, rows: hs });
+  }
+  return pieces;
+}
+
+/** The sizes of litgpt's q, k and v row blocks in attn.qkv. */
+export function qkvSizes(c: Config): { q: number; k: number; v: number } {
+  return { q: c.n_head * c.head_size, k: c.n_query_groups * c.head_size, v: c.n_query_groups * c.head_size };
+}
+
+function hasBias(c: Config, what: 'qkv' | 'proj' | 'mlp' | 'norm', family: HfFamily): boolean {
+  if (what === 'norm') return family.name === 'gpt_neox';
+  if (what === 'qkv') return c.bias || c.attn_bias;
+  return c.bias;
+}
+
+/**
+ * Every litgpt tensor of `c` as pieces of HF tensors, in the model's order. `hasLmHead`: the HF files hold a
+ * head; when they do not (tied embeddings), lm_head.weight is left out here and the caller aliases it to
+ * transformer.wte.weight, as litgpt's converter stores it.
+ */
+export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): WeightRecipe[] {
+  const names = layerNames(family);
+  const top = hfTopNames(family);
+  const out: WeightRecipe[] = [{ name: 'transformer.wte.weight', pieces: [{ name: top.wte }] }];
+  const suffixes = (what: 'qkv' | 'proj' | 'mlp' | 'norm') => (hasBias(c, what, family) ? ['weight', 'bias'] : ['weight']);
+  for (let i = 0; i < c.n_layer; i++) {
+    const lit = `transformer.h.${i}`;
+    for (const s of suffixes('norm')) out.push({ name: `${lit}.norm_1.${s}`, pieces: [{ name: `${at(names.norm1, i)}.${s}` }] });
+    for (const s of suffixes('qkv')) {
+      if (names.qkv) {
+        const src = `${at(names.qkv, i)}.${s}`;
+        out.push({ name: `${lit}.attn.qkv.${s}`, pieces: neoxQkvPieces(c, 'toLitgpt').map((p) => ({ name: src, ...p })) });
+      } else {
+        out.push({ name: `${lit}.attn.qkv.${s}`, pieces: [names.q!, names.k!, names.v!].map((n) => ({ name: `${at(n, i)}.${s}` })) });
+      }
+    }
+    for (const s of suffixes('proj')) out.push({ name: `${lit}.attn.proj.${s}`, pieces: [{ name: `${at(names.proj, i)}.${s}` }] });
+    for (const s of suffixes('norm')) out.push({ name: `${lit}.norm_2.${s}`, pieces: [{ name: `${at(names.norm2, i)}.${s}` }] });
+    for (const [litName, hfName] of Object.entries(names.mlp)) {
+      for (const s of suffixes('mlp')) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
+    }
+  }
+  for (const s of suffixes('norm')) out.push({ name: `transformer.ln_f.${s}`, pieces: [{ name: `${top.lnF}.${s}` }] });
+  if (hasLmHead) out.push({ name: 'lm_head.weight', pieces: [{ name: top.lmHead }] });
+  return out;
+}
+
+/**
+ * Every HF tensor as pieces of litgpt tensors (the inverse of litgptFromHf). `tied`: leave lm_head out (the
+ * config says tie_word_embeddings).
+ */
+export function hfFromLitgpt(c: Config, family: HfFamily, tied: boolean): WeightRecipe[] {
+  const out: WeightRecipe[] = [];
+  const sizes = qkvSizes(c);
+  for (const recipe of litgptFromHf(c, family, !tied)) {
+    const lit = recipe.name;
+    if (lit.includes('.attn.qkv.')) {
+      if (family.name === 'gpt_neox') {
+        out.push({ name: recipe.pieces[0].name, pieces: neoxQkvPieces(c, 'toHf').map((p) => ({ name: lit, ...p })) });
+      } else {
+        let start = 0;
+        for (const [k, piece] of (['q', 'k', 'v'] as const).map((k, j) => [k, recipe.pieces[j]] as const)) {
+          out.push({ name: piece.name, pieces: [{ name: lit, rowStart: start, rows: sizes[k] }] });
+          start += sizes[k];
+        }
+      }
+      continue;
+    }
+    out.push({ name: recipe.pieces[0].name, pieces: [{ name: lit }] });
+  }
+  return out;
+}
+
+/** The HF module(s) of a litgpt linear layer path (`transformer.h.3.attn.qkv`, `…mlp.fc_1`, `lm_head`), for adapters. */
+export function hfModulesOf(c: Config, family: HfFamily, litPath: string): { module: string; part?: 'q' | 'k' | 'v' }[] {
+  if (litPath === 'lm_head') return [{ module: hfTopNames(family).lmHead.replace(/\.weight$/, '') }];
+  const m = /^transformer\.h\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.(\w+))$/.exec(litPath);
+  if (!m) return [];
+  const i = Number(m[1]);
+  const names = layerNames(family);
+  if (m[2] === 'attn.qkv') {
+    if (names.qkv) return [{ module: at(names.qkv, i) }];
+    return [{ module: at(names.q!, i), part: 'q' }, { module: at(names.k!, i), part: 'k' }, { module: at(names.v!, i), part: 'v' }];
+  }
+  if (m[2] === 'attn.proj') return [{ module: at(names.proj, i) }];
+  const hf = names.mlp[m[3]];
+  return hf ? [{ module: at(hf, i) }] : [];
+}
