@@ -1,17 +1,19 @@
 // `download()` and `litlora download` against a local stand-in for the Hugging Face Hub (helpers/hub_server.ts):
 // which files are taken (config/tokenizer, safetensors before .bin), exact bytes in checkpoints/ORG/NAME, resume
 // of an interrupted file with a Range request, integrity checks, and the coded errors for refusals (401 gated,
-// 404 missing) and an unreachable endpoint — from the API and from the CLI (one line, exit 1).
+// 404 missing) and an unreachable endpoint — from the API and from the CLI (one line, exit 1); and download +
+// convert of a tiny transformers model end to end (Model.load gives transformers' logits).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { download, type DownloadProgress } from '../ts/index.js';
-import { assertCode } from './helpers/assert.js';
+import { download, Model, type DownloadProgress } from '../ts/index.js';
+import { assertClose, assertCode } from './helpers/assert.js';
 import { cliProcessArgs } from './helpers/cli_process.js';
 import { closedPort, HubServer } from './helpers/hub_server.js';
+import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
 
 const folders = tempFolders();
@@ -72,7 +74,7 @@ test('a download takes config, tokenizer and safetensors weights into checkpoint
   const dir = join(cwd, 'checkpoints', 'acme', 'tiny');
   assert.is(r.folder, dir);
   assert.is(r.weightFormat, 'safetensors');
-  assert.is(r.converted, false);
+  assert.is(r.converted, null);
   assert.equal(names(dir), [...TINY_TAKEN].sort(), 'exactly the files taken, no partial files left');
   assert.equal([...r.files].sort(), [...TINY_TAKEN].sort());
   assert.equal([...r.fetched].sort(), [...TINY_TAKEN].sort());
@@ -118,7 +120,7 @@ test('tokenizerOnly fetches the config and tokenizer files and no weights; a rev
   const before = hub.requests.length;
   const r = await download('acme/tiny', { cwd, endpoint: hub.url, tokenizerOnly: true, revision: 'v1.0' });
   assert.is(r.weightFormat, null);
-  assert.is(r.converted, false, 'nothing to convert without weights');
+  assert.is(r.converted, null, 'nothing to convert without weights');
   const taken = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'];
   assert.equal(names(r.folder), taken);
   assertSameBytes(r.folder, 'acme/tiny', taken);
@@ -281,6 +283,67 @@ test('litlora download: HF_ENDPOINT and HF_TOKEN, litgpt\'s flags, a line per fi
   assert.is(r.code, 1);
   assert.match(r.err, /\nlitlora download: error \[ERR_HUB_INTEGRITY\]: model\.safetensors of acme\/corrupt [^\n]*\n$/);
   assert.not.ok(existsSync(join(cwd, 'checkpoints', 'acme', 'corrupt', 'model.safetensors')));
+});
+
+test('download + convert: a tiny transformers GPT-NeoX served by the hub becomes a folder Model.load runs, with transformers\' logits', async () => {
+  const made = folders.make('dl-neox');
+  const { outputs } = runPython(`
+import torch, transformers
+torch.manual_seed(0)
+cfg = transformers.GPTNeoXConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    intermediate_size=64, max_position_embeddings=64, rotary_pct=0.25, use_parallel_residual=True, tie_word_embeddings=False)
+model = transformers.GPTNeoXForCausalLM(cfg).eval()
+model.save_pretrained(${JSON.stringify(made)}, safe_serialization=True)
+with torch.no_grad():
+    out('logits', model(torch.tensor([[1, 5, 9, 33, 2]])).logits.float().numpy())
+`);
+  const files: Record<string, Uint8Array> = {};
+  for (const name of readdirSync(made)) files[name] = readFileSync(join(made, name));
+  assert.ok('model.safetensors' in files && 'config.json' in files, Object.keys(files).join(' '));
+  const neox = await HubServer.start({ 'acme/tiny-neox': { files } });
+  try {
+    const cwd = folders.make('dl-neox-cwd');
+    const seen: string[] = [];
+    let r = await download('acme/tiny-neox', { cwd, endpoint: neox.url, onProgress: (p) => { if (p.event === 'convert') seen.push(p.file); } });
+    assert.is(r.converted, 'converted');
+    assert.equal(seen, ['lit_model.pth']);
+    assert.ok(existsSync(join(r.folder, 'lit_model.pth')) && existsSync(join(r.folder, 'model_config.yaml')));
+    const transformersLogits = async (folder: string) => {
+      const model = await Model.load(folder);
+      try {
+        const logits = await model.forward([1, 5, 9, 33, 2]);
+        assertClose(await logits.data() as Float32Array, outputs.logits!.data as Float32Array, { rtol: 1e-4, atol: 1e-5, what: 'logits' });
+        logits.dispose();
+      } finally {
+        model.dispose();
+      }
+    };
+    await transformersLogits(r.folder);
+    // A rerun fetches nothing and keeps the lit_model.pth made from the same files.
+    const pth = readFileSync(join(r.folder, 'lit_model.pth'));
+    r = await download('acme/tiny-neox', { cwd, endpoint: neox.url });
+    assert.equal([r.fetched, r.converted], [[], 'kept']);
+    assert.ok(pth.equals(readFileSync(join(r.folder, 'lit_model.pth'))));
+    // Weights replaced by a rerun (here: altered on disk) make the lit_model.pth converted from them stale: it is redone.
+    const weights = readFileSync(join(r.folder, 'model.safetensors'));
+    weights[weights.length - 1] ^= 0x55;
+    writeFileSync(join(r.folder, 'model.safetensors'), weights);
+    writeFileSync(join(r.folder, 'lit_model.pth'), 'stale');
+    r = await download('acme/tiny-neox', { cwd, endpoint: neox.url });
+    assert.equal([r.fetched, r.converted], [['model.safetensors'], 'converted']);
+    await transformersLogits(r.folder); // converted anew, from the hub's weights
+  } finally {
+    await neox.close();
+  }
+});
+
+test('conversion settings are checked before anything is fetched: an unknown dtype is ERR_ARG, an unknown model_name ERR_CONFIG', async () => {
+  const cwd = folders.make('dl-early');
+  const before = hub.requests.length;
+  await assertCode(() => download('acme/tiny', { cwd, endpoint: hub.url, dtype: 'int8' as never }), 'ERR_ARG', /dtype must be one of float32, bfloat16/);
+  await assertCode(() => download('acme/tiny', { cwd, endpoint: hub.url, modelName: 'no-such-model' }), 'ERR_CONFIG', /'no-such-model' is not a supported config name/);
+  assert.is(hub.requests.length, before, 'no request');
+  assert.equal(names(cwd), []);
 });
 
 test('litlora download list names the repos whose config litlora knows', async () => {

@@ -4,7 +4,9 @@
 import { relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { download, type DownloadProgress } from '../hub/download.js';
+import { CONVERT_DTYPES } from '../interop/convert_to_litgpt.js';
 import { configFromName, configNames } from '../model/configs.js';
+import type { Dtype } from '../tensor.js';
 import type { CliIO, CommandSpec } from './args.js';
 
 function formatBytes(n: number): string {
@@ -28,6 +30,12 @@ function progressBar(stream: NodeJS.WriteStream): { onProgress: (p: DownloadProg
   let started = false;
   return {
     onProgress: (p) => {
+      if (p.event === 'convert') {
+        if (started) bar.stop();
+        started = false;
+        stream.write('Converting the weights to litgpt\'s lit_model.pth + model_config.yaml\n');
+        return;
+      }
       const payload = { file: p.file, done: formatBytes(p.bytes), all: formatBytes(p.totalBytes) };
       if (!started) { bar.start(p.totalBytes, p.bytes, payload); started = true; } else bar.update(p.bytes, payload);
     },
@@ -41,6 +49,7 @@ function progressLines(io: CliIO): { onProgress: (p: DownloadProgress) => void; 
     onProgress: (p) => {
       if (p.event === 'start') io.err(`Downloading ${p.file} (${formatBytes(p.fileSize)})\n`);
       if (p.event === 'skip') io.err(`${p.file} is complete already (${formatBytes(p.fileSize)}, verified)\n`);
+      if (p.event === 'convert') io.err('Converting the weights to litgpt\'s lit_model.pth + model_config.yaml\n');
     },
     stop: () => {},
   };
@@ -64,8 +73,8 @@ repos whose config litlora knows by name.`,
     { name: 'access_token', type: 'string', default: null, nullable: true, metavar: 'TOKEN', defaultText: 'env HF_TOKEN', help: 'A Hugging Face access token (hf_...) for gated or private models' },
     { name: 'tokenizer_only', type: 'bool', default: false, help: 'Fetch only the tokenizer and config files' },
     { name: 'convert_checkpoint', type: 'bool', default: true, help: 'Convert the weights to litgpt\'s lit_model.pth after downloading' },
-    { name: 'dtype', type: 'string', default: null, nullable: true, help: 'The dtype of the converted weights (default: as downloaded)' },
-    { name: 'model_name', type: 'string', default: null, nullable: true, metavar: 'NAME', help: 'The litgpt config name to convert with, for repos whose name is not one' },
+    { name: 'dtype', type: 'string', default: null, nullable: true, choices: CONVERT_DTYPES, defaultText: 'as downloaded', help: 'The dtype of the converted weights' },
+    { name: 'model_name', type: 'string', default: null, nullable: true, metavar: 'NAME', defaultText: 'from config.json', help: 'The litgpt config name to convert with, for repos whose name is not one' },
     { name: 'revision', type: 'string', default: 'main', metavar: 'REV', help: 'A branch, tag or commit of the repo' },
   ],
   examples: [
@@ -89,7 +98,7 @@ repos whose config litlora knows by name.`,
         accessToken: args.get<string | null>('access_token'),
         tokenizerOnly: args.get<boolean>('tokenizer_only'),
         convertCheckpoint: args.get<boolean>('convert_checkpoint'),
-        dtype: args.get<string | null>('dtype'),
+        dtype: args.get<Dtype | null>('dtype'),
         modelName: args.get<string | null>('model_name'),
         revision: args.get<string>('revision'),
         onProgress: progress.onProgress,
@@ -101,7 +110,7 @@ repos whose config litlora knows by name.`,
     const kept = result.files.length - result.fetched.length;
     io.out(`Downloaded ${result.fetched.length} file${result.fetched.length === 1 ? '' : 's'} of ${args.get<string>('repo_id')} ` +
       `into ${rel(result.folder)}${kept ? ` (${kept} complete already)` : ''}` +
-      `${result.converted ? ', converted to litgpt\'s lit_model.pth' : ''}.\n`);
+      `${result.converted === 'converted' ? ', converted to litgpt\'s lit_model.pth' : result.converted === 'kept' ? '; its lit_model.pth, converted from the same files before, is kept' : ''}.\n`);
     return 0;
   },
 };

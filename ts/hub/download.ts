@@ -3,10 +3,15 @@
 // model_config.yaml). Files already there with the hub's size and hash are kept; others are fetched through
 // hidden partial files that resume after an interruption (./partial_file.ts). Nothing is written under a file's
 // final name before its bytes are complete and verified, so a failed run leaves the folder usable for a rerun.
+import { existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { LitloraError } from '../errors.js';
+import { dirname, join, resolve } from 'node:path';
+import { fail } from '../errors.js';
+import { MODEL_FILE } from '../io/checkpoint.js';
 import { makeFolder } from '../io/fs_errors.js';
+import { CONVERT_DTYPES, convertToLitgpt } from '../interop/convert_to_litgpt.js';
+import { configFromName } from '../model/configs.js';
+import type { Dtype } from '../tensor.js';
 import { checkRepoId, hubEndpoint, hubToken, listRepoFiles, type HubTarget } from './client.js';
 import { selectFiles } from './files.js';
 import { alreadyComplete, fetchToFile } from './partial_file.js';
@@ -21,7 +26,7 @@ export interface DownloadOptions {
   /** Convert the downloaded weights into litgpt's lit_model.pth + model_config.yaml (default true). */
   convertCheckpoint?: boolean;
   /** The dtype of the converted weights (default: as downloaded). */
-  dtype?: string | null;
+  dtype?: Dtype | null;
   /** The litgpt config name for the converted model, for repos whose name is not one (default: from the repo). */
   modelName?: string | null;
   /** A branch, tag or commit of the repo (default 'main'). */
@@ -37,8 +42,11 @@ export interface DownloadOptions {
 export interface DownloadProgress {
   /** The file's path in the repo. */
   file: string;
-  /** 'start': about to fetch; 'data': bytes arrived; 'skip': already complete on disk; 'done': verified, in place. */
-  event: 'start' | 'data' | 'skip' | 'done';
+  /**
+   * 'start': about to fetch; 'data': bytes arrived; 'skip': already complete on disk; 'done': verified, in place;
+   * 'convert': all files are in place and the conversion to lit_model.pth begins (`file` is 'lit_model.pth').
+   */
+  event: 'start' | 'data' | 'skip' | 'done' | 'convert';
   fileBytes: number;
   fileSize: number;
   /** All selected files together: the bytes on disk so far, and the total. */
@@ -54,8 +62,11 @@ export interface DownloadResult {
   /** Of `files`, those fetched by this run (the others were complete already). */
   fetched: string[];
   weightFormat: 'safetensors' | 'bin' | null;
-  /** Whether the weights were converted into litgpt's layout. */
-  converted: boolean;
+  /**
+   * litgpt's lit_model.pth: 'converted' by this run, 'kept' (converted before from the same files), or null (not
+   * asked for: convertCheckpoint false, or a tokenizer-only download).
+   */
+  converted: 'converted' | 'kept' | null;
 }
 
 /** Downloads a model repo from the Hugging Face Hub into checkpointDir/ORG/NAME (see the module comment). */
@@ -66,6 +77,11 @@ export async function download(repoId: string, options: DownloadOptions = {}): P
   const accessToken = hubToken(options.accessToken);
   const target: HubTarget = { endpoint, endpointFromEnv: fromEnv, repoId, revision, ...(accessToken ? { accessToken } : {}) };
   const tokenizerOnly = options.tokenizerOnly ?? false;
+  // What the conversion will need is checked before any byte is fetched, not after gigabytes.
+  if (options.dtype && !CONVERT_DTYPES.includes(options.dtype)) {
+    fail('ERR_ARG', `dtype must be one of ${CONVERT_DTYPES.join(', ')} (or left out: as downloaded), got '${String(options.dtype)}'.`);
+  }
+  if (options.modelName) configFromName(options.modelName);
 
   const selection = selectFiles(await listRepoFiles(target), tokenizerOnly, target);
   const files = [...selection.tokenizer, ...selection.weights];
@@ -98,9 +114,20 @@ export async function download(repoId: string, options: DownloadOptions = {}): P
     throw e;
   }
 
-  const convert = (options.convertCheckpoint ?? true) && !tokenizerOnly;
-  if (convert) await convertDownloaded(folder, { modelName: options.modelName ?? null, dtype: options.dtype ?? null });
-  return { folder, files: files.map((f) => f.path), fetched, weightFormat: selection.weightFormat, converted: convert };
+  let converted: DownloadResult['converted'] = null;
+  if ((options.convertCheckpoint ?? true) && !tokenizerOnly) {
+    // A lit_model.pth converted from these very files is kept: a rerun that fetched no weights and no config
+    // changes nothing. One made from files this run replaced is stale, and is replaced (atomically) too.
+    const stale = fetched.some((f) => f === 'config.json' || selection.weights.some((w) => w.path === f));
+    if (existsSync(join(folder, MODEL_FILE)) && !stale) {
+      converted = 'kept';
+    } else {
+      report({ file: MODEL_FILE, event: 'convert', fileBytes: 0, fileSize: 0, bytes: totalBytes, totalBytes });
+      await convertToLitgpt(folder, { modelName: options.modelName ?? null, dtype: options.dtype ?? null, force: true });
+      converted = 'converted';
+    }
+  }
+  return { folder, files: files.map((f) => f.path), fetched, weightFormat: selection.weightFormat, converted };
 }
 
 /** Removes `folder` and its parents up to `top` while they are empty. */
@@ -109,21 +136,4 @@ async function removeEmptyFolders(folder: string, top: string): Promise<void> {
     try { await rmdir(dir); } catch { return; } // not empty (or gone): the folders above it stay too
     if (dir === top || dirname(dir) === dir) return;
   }
-}
-
-// The converter (ts/interop/convert_to_litgpt.ts) is a module of its own being written alongside; until it is in
-// this tree it is looked up at run time, and its absence is a coded error rather than a failed import.
-const CONVERTER = '../interop/convert_to_litgpt.js';
-
-async function convertDownloaded(folder: string, options: { modelName: string | null; dtype: string | null }): Promise<void> {
-  let module: { convertToLitgpt: (folder: string, options: { modelName: string | null; dtype: string | null }) => Promise<unknown> };
-  try {
-    module = await import(CONVERTER);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    throw new LitloraError('ERR_ARG', `the files are in ${folder}, but this build of litlora cannot convert them to litgpt's ` +
-      'layout yet: download with --convert_checkpoint false (convertCheckpoint: false) and convert them with litgpt ' +
-      '(litgpt convert_to_litgpt).');
-  }
-  await module.convertToLitgpt(folder, options);
 }
