@@ -324,6 +324,10 @@ with torch.no_grad():
     r = await download('acme/tiny-neox', { cwd, endpoint: neox.url });
     assert.equal([r.fetched, r.converted], [[], 'kept']);
     assert.ok(pth.equals(readFileSync(join(r.folder, 'lit_model.pth'))));
+    // Asked for another dtype, it is converted again.
+    r = await download('acme/tiny-neox', { cwd, endpoint: neox.url, dtype: 'float64' });
+    assert.equal([r.fetched, r.converted], [[], 'converted']);
+    assert.match(readFileSync(join(r.folder, 'lit_model.pth')).toString('latin1'), /DoubleStorage/);
     // Weights replaced by a rerun (here: altered on disk) make the lit_model.pth converted from them stale: it is redone.
     const weights = readFileSync(join(r.folder, 'model.safetensors'));
     weights[weights.length - 1] ^= 0x55;

@@ -116,9 +116,10 @@ export async function download(repoId: string, options: DownloadOptions = {}): P
 
   let converted: DownloadResult['converted'] = null;
   if ((options.convertCheckpoint ?? true) && !tokenizerOnly) {
-    // A lit_model.pth converted from these very files is kept: a rerun that fetched no weights and no config
-    // changes nothing. One made from files this run replaced is stale, and is replaced (atomically) too.
-    const stale = fetched.some((f) => f === 'config.json' || selection.weights.some((w) => w.path === f));
+    // A lit_model.pth converted from these very files is kept: a rerun that fetched no weights and no config, and
+    // asks for no particular dtype or config, changes nothing. Otherwise it is redone (and replaced atomically).
+    const stale = fetched.some((f) => f === 'config.json' || selection.weights.some((w) => w.path === f)) ||
+      !!options.dtype || !!options.modelName;
     if (existsSync(join(folder, MODEL_FILE)) && !stale) {
       converted = 'kept';
     } else {
