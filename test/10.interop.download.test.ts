@@ -47,7 +47,12 @@ const BIN_ONLY: Record<string, Uint8Array | string> = {
 };
 const TOKEN = 'hf_right_token';
 
+// The suites share one process: a developer's HF_TOKEN / HF_ENDPOINT must not reach these tests, nor leak out.
+const savedEnv = { HF_TOKEN: process.env.HF_TOKEN, HF_ENDPOINT: process.env.HF_ENDPOINT };
+
 test.before(async () => {
+  delete process.env.HF_TOKEN;
+  delete process.env.HF_ENDPOINT;
   hub = await HubServer.start({
     'acme/tiny': { files: TINY, revisions: ['main', 'v1.0'] },
     'acme/bin-only': { files: BIN_ONLY },
@@ -56,6 +61,7 @@ test.before(async () => {
   });
 });
 test.after(async () => {
+  for (const [name, value] of Object.entries(savedEnv)) if (value !== undefined) process.env[name] = value;
   await hub.close();
   folders.removeAll();
 });
