@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -232,6 +234,17 @@ test('a missing repo or revision is ERR_HUB_NOT_FOUND; a malformed repo id ERR_A
     await assertCode(() => download(bad, { cwd, endpoint: hub.url }), 'ERR_ARG', /is not of the form ORG\/NAME/);
   }
   assert.equal(names(cwd), []);
+});
+
+test('an endpoint that is not a hub (it answers HTML) is ERR_NETWORK asking whether it is one', async () => {
+  const web = createServer((_req, res) => { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end('<html>a web page</html>'); });
+  await new Promise<void>((done) => web.listen(0, '127.0.0.1', done));
+  try {
+    await assertCode(() => download('acme/tiny', { cwd: folders.make('dl-web'), endpoint: `http://127.0.0.1:${(web.address() as AddressInfo).port}` }),
+      'ERR_NETWORK', /answered .*\/api\/models\/acme\/tiny\/tree\/main with something other than the hub's JSON .*is the endpoint the address of a Hugging Face hub/);
+  } finally {
+    await new Promise((done) => web.close(done));
+  }
 });
 
 test('an unreachable endpoint is ERR_NETWORK naming the address tried', async () => {

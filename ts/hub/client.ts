@@ -137,7 +137,11 @@ export function hubError(e: unknown, target: HubTarget, where: Where): LitloraEr
   if (e instanceof HubApiError) {
     return statusError(e.statusCode, e.message.replace(/\. URL: .*$/, ''), target, where);
   }
-  const error = networkError(e, target, where.url);
+  const error = e instanceof SyntaxError
+    // A 200 answer that is not JSON: the address serves something, but not the hub's API.
+    ? new LitloraError('ERR_NETWORK', `${target.endpoint} answered ${where.url} with something other than the hub's JSON ` +
+      `(${e.message}): is ${target.endpointFromEnv ? 'HF_ENDPOINT' : 'the endpoint'} the address of a Hugging Face hub or mirror?`)
+    : networkError(e, target, where.url);
   error.cause = e;
   return error;
 }
