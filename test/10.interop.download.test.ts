@@ -323,9 +323,10 @@ with torch.no_grad():
   try {
     const cwd = folders.make('dl-neox-cwd');
     const seen: string[] = [];
-    let r = await download('acme/tiny-neox', { cwd, endpoint: neox.url, onProgress: (p) => { if (p.event === 'convert') seen.push(p.file); } });
+    let r = await download('acme/tiny-neox', { cwd, endpoint: neox.url, onProgress: (p) => { if (p.event === 'convert') seen.push(p.file); },
+      onConvertProgress: (p) => { if (p.phase === 'done') seen.push(`${p.tensors} tensors`); } });
     assert.is(r.converted, 'converted');
-    assert.equal(seen, ['lit_model.pth']);
+    assert.equal(seen, ['lit_model.pth', '28 tensors'], 'the conversion starts after the download, and reports its progress');
     assert.ok(existsSync(join(r.folder, 'lit_model.pth')) && existsSync(join(r.folder, 'model_config.yaml')));
     const transformersLogits = async (folder: string) => {
       const model = await Model.load(folder);

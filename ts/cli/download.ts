@@ -8,6 +8,7 @@ import { CONVERT_DTYPES } from '../interop/convert_to_litgpt.js';
 import { configFromName, configNames } from '../model/configs.js';
 import type { Dtype } from '../tensor.js';
 import type { CliIO, CommandSpec } from './args.js';
+import { tensorProgress } from './tensor_progress.js';
 
 function formatBytes(n: number): string {
   if (n < 1000) return `${n} B`;
@@ -90,6 +91,7 @@ repos whose config litlora knows by name.`,
       return 0;
     }
     const progress = process.stderr.isTTY ? progressBar(process.stderr) : progressLines(io);
+    const conversion = tensorProgress('Converting');
     let result;
     try {
       result = await download(repoId, {
@@ -102,9 +104,11 @@ repos whose config litlora knows by name.`,
         modelName: args.get<string | null>('model_name'),
         revision: args.get<string>('revision'),
         onProgress: progress.onProgress,
+        ...(conversion.onProgress ? { onConvertProgress: conversion.onProgress } : {}),
       });
     } finally {
       progress.stop();
+      conversion.stop();
     }
     const rel = (p: string) => { const r = relative(io.cwd, p); return r && !r.startsWith('..') ? r : p; };
     const kept = result.files.length - result.fetched.length;

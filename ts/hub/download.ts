@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fail } from '../errors.js';
 import { MODEL_FILE } from '../io/checkpoint.js';
 import { makeFolder } from '../io/fs_errors.js';
-import { CONVERT_DTYPES, convertToLitgpt } from '../interop/convert_to_litgpt.js';
+import { CONVERT_DTYPES, convertToLitgpt, type ConvertProgress } from '../interop/convert_to_litgpt.js';
 import { configFromName } from '../model/configs.js';
 import type { Dtype } from '../tensor.js';
 import { checkRepoId, hubEndpoint, hubToken, listRepoFiles, type HubTarget } from './client.js';
@@ -37,6 +37,8 @@ export interface DownloadOptions {
   endpoint?: string;
   /** Called as bytes arrive (and once per file as it starts, is found complete, or ends). */
   onProgress?: (progress: DownloadProgress) => void;
+  /** Called as the conversion writes tensors (convertToLitgpt's onProgress). */
+  onConvertProgress?: (progress: ConvertProgress) => void;
 }
 
 export interface DownloadProgress {
@@ -124,7 +126,10 @@ export async function download(repoId: string, options: DownloadOptions = {}): P
       converted = 'kept';
     } else {
       report({ file: MODEL_FILE, event: 'convert', fileBytes: 0, fileSize: 0, bytes: totalBytes, totalBytes });
-      await convertToLitgpt(folder, { modelName: options.modelName ?? null, dtype: options.dtype ?? null, force: true });
+      await convertToLitgpt(folder, {
+        modelName: options.modelName ?? null, dtype: options.dtype ?? null, force: true,
+        ...(options.onConvertProgress ? { onProgress: options.onConvertProgress } : {}),
+      });
       converted = 'converted';
     }
   }
