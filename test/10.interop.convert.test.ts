@@ -294,6 +294,14 @@ test('CLI: convert_to_litgpt and convert_from_litgpt, with the same coded one-li
   assert.match(err, /litlora convert_to_litgpt: error \[ERR_EXISTS\]/);
   assert.is(await runCli(['convert_from_litgpt', dir, join(dir, '..', 'hf'), '--max_shard_size', '50KB'], io), 0, err);
   assert.ok(existsSync(join(dir, '..', 'hf', 'model.safetensors.index.json')));
+  // As litgpt: a folder that is not there is looked for under checkpoints/ (where `litlora download` puts models).
+  const cwd = temp.make('cli-cwd');
+  cpSync(join(root, 'neox'), join(cwd, 'checkpoints', 'acme', 'tiny'), { recursive: true });
+  for (const f of ['lit_model.pth', 'model_config.yaml']) rmSync(join(cwd, 'checkpoints', 'acme', 'tiny', f), { force: true });
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(BYTES_DIR, f), join(cwd, 'checkpoints', 'acme', 'tiny', f));
+  const io2 = { ...io, cwd };
+  assert.is(await runCli(['convert_to_litgpt', 'acme/tiny'], io2), 0, err);
+  assert.is(await runCli(['generate', 'acme/tiny', '--prompt', 'hi', '--max_new_tokens', '2'], io2), 0, err);
   assert.is(parseShardSize('5GB'), 5e9);
   assert.is(parseShardSize('2GiB'), 2 ** 31);
 });

@@ -16,14 +16,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
 import { copyFileAtomic, removeStalePartials, tempSibling, writeFileAtomic } from '../io/atomic.js';
-import { Checkpoint } from '../io/checkpoint.js';
+import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import { TensorFile } from '../io/tensorfile.js';
 import { mergeLora } from '../model/merge.js';
 import type { Dtype } from '../tensor.js';
 import { familyOfConfig, hfConfigFromConfig } from './hf_config.js';
 import { hfFromLitgpt } from './hf_weights.js';
-import { CONVERT_DTYPES, extendCheckpointDir, type ConvertProgress } from './convert_to_litgpt.js';
+import { CONVERT_DTYPES, type ConvertProgress } from './convert_to_litgpt.js';
 
 /** Tokenizer files transformers' AutoTokenizer reads, copied when the litgpt folder has them. */
 export const HF_TOKENIZER_FILES = [

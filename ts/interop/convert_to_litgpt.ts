@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
-import { CONFIG_FILE, MODEL_FILE } from '../io/checkpoint.js';
+import { CONFIG_FILE, extendCheckpointDir, MODEL_FILE } from '../io/checkpoint.js';
 import { removeStalePartials } from '../io/atomic.js';
 import { configFromName, configNames } from '../model/configs.js';
 import { normalizeConfig, writeConfig, type Config } from '../model/config.js';
@@ -60,14 +60,6 @@ export interface ConvertToLitgptResult {
   tensors: number;
   bytesWritten: number;
   seconds: number;
-}
-
-/** litgpt's extend_checkpoint_dir: `checkpoints/<path>` when `path` does not exist but that does. */
-export function extendCheckpointDir(path: string, cwd: string): string {
-  const direct = resolve(cwd, path);
-  if (existsSync(direct)) return direct;
-  const extended = resolve(cwd, 'checkpoints', path);
-  return existsSync(extended) ? extended : direct;
 }
 
 /** HF buffers that are not parameters (older GPT-NeoX and Llama files carry them); litgpt's converter drops them. */
