@@ -125,6 +125,10 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_EXISTS: { coveredBy: 'test/10.interop.convert.test.ts', why: 'needs a Hugging Face folder converted before' },
   ERR_LOAD: { coveredBy: 'test/05.package.loader.test.ts', why: 'needs a fresh process that fails to load the addon' },
   ERR_CUDA_OOM: { coveredBy: 'native/errors.cc', why: 'raised only for a CUDA out-of-memory error, and CI has no GPU' },
+  ERR_HUB_AUTH: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub that refuses (a local stand-in there)' },
+  ERR_HUB_NOT_FOUND: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub without the repo (a local stand-in there)' },
+  ERR_HUB_INTEGRITY: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub serving altered bytes (a local stand-in there)' },
+  ERR_NETWORK: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a network failure (a dropped connection, a closed port)' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {

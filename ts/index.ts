@@ -54,3 +54,5 @@ export { convertLoraToPeft } from './interop/peft_export.js';
 export type { ConvertLoraToPeftOptions, ConvertLoraToPeftResult } from './interop/peft_export.js';
 export { convertPeftToLora } from './interop/peft_import.js';
 export type { ConvertPeftToLoraOptions, ConvertPeftToLoraResult } from './interop/peft_import.js';
+export { download } from './hub/download.js';
+export type { DownloadOptions, DownloadProgress, DownloadResult } from './hub/download.js';

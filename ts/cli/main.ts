@@ -14,6 +14,7 @@ type CommandModule = { command: CommandSpec };
 
 /** name → [one-line summary, loader]. */
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
+  download: ['Download a model from the Hugging Face Hub into checkpoints/ORG/NAME (litgpt download)', () => import('./download.js')],
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
   build: ['Rebuild the native addon against the libtorch found now', () => import('./build.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
