@@ -4,7 +4,7 @@ export type ErrorCode =
   | 'ERR_TORCH' | 'ERR_SHAPE' | 'ERR_DTYPE' | 'ERR_DEVICE' | 'ERR_DISPOSED' | 'ERR_BUSY' | 'ERR_TYPE'
   | 'ERR_RANGE' | 'ERR_CHECKPOINT_FORMAT' | 'ERR_CHECKPOINT_MISSING' | 'ERR_CONFIG' | 'ERR_DATA'
   | 'ERR_CUDA_OOM' | 'ERR_OOM' | 'ERR_LOAD' | 'ERR_ARG' | 'ERR_IO' | 'ERR_NONFINITE'
-  | 'ERR_EXISTS';
+  | 'ERR_EXISTS' | 'ERR_TOOLCHAIN' | 'ERR_LIBTORCH_DOWNLOAD' | 'ERR_LIBTORCH_INTEGRITY';
 
 export class LitloraError extends Error {
   readonly code: ErrorCode;

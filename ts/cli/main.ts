@@ -16,6 +16,7 @@ type CommandModule = { command: CommandSpec };
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
   build: ['Rebuild the native addon against the libtorch found now', () => import('./build.js')],
+  doctor: ['Show what litlora found here (Node, build tools, libtorch, CUDA, the addon) and what is missing', () => import('./doctor.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
   finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
