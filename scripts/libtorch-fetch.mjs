@@ -20,13 +20,15 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync,
-  writeFileSync,
+  closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync,
+  symlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import http from 'node:http';
+import https from 'node:https';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
@@ -119,12 +121,29 @@ const integrityError = (message) => new SetupError('ERR_LIBTORCH_INTEGRITY', mes
 const HOW_TO_POINT = 'Set LITLORA_LIBTORCH_URL to a reachable copy (a mirror, or file:///path/to/archive), or LIBTORCH to ' +
   'an unpacked libtorch, or LITLORA_PYTHON to a Python with PyTorch.';
 
-async function get(url, headers = {}) {
-  try {
-    return await fetch(url, { headers, redirect: 'follow' });
-  } catch (e) {
-    throw downloadError(`could not reach ${url} (${e.cause?.message ?? e.message}). ${HOW_TO_POINT}`);
-  }
+// The response to GET `url` (redirects followed), its body not read yet. node:http rather than fetch: its
+// 'data' events hand over every chunk that arrived before a connection drops, which a resumed download needs
+// (a WHATWG stream that errors drops the chunks still queued in it).
+function get(url, headers = {}, redirects = 5) {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { headers }, (res) => {
+      if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location && redirects > 0) {
+        res.resume();
+        resolve(get(new URL(res.headers.location, url).href, headers, redirects - 1));
+      } else {
+        resolve(res);
+      }
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error('no data for 60 s')));
+    req.on('error', (e) => reject(downloadError(`could not reach ${url} (${e.message}). ${HOW_TO_POINT}`)));
+  });
+}
+
+async function text(res) {
+  const chunks = [];
+  for await (const chunk of res) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The archive to fetch: { url, sha256 (or null), name }. */
@@ -148,8 +167,11 @@ export async function resolveSource(version, variant, env = process.env) {
     html = readFileSync(join(fileURLToPath(address), 'index.html'), 'utf8');
   } else {
     const res = await get(address);
-    if (!res.ok) throw downloadError(`the package index ${address} answered HTTP ${res.status}. ${HOW_TO_POINT}`);
-    html = await res.text();
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw downloadError(`the package index ${address} answered HTTP ${res.statusCode}. ${HOW_TO_POINT}`);
+    }
+    html = await text(res);
   }
   const local = variant === 'cpu' && process.platform === 'darwin' ? '' : `\\+${variant}`;
   const wanted = new RegExp(`^torch-${version.replace(/\./g, '\\.')}(?:${local})?-cp\\d+-cp\\d+-(.+)\\.whl$`);
@@ -172,34 +194,42 @@ const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
 async function download(url, partial, { log, quiet }) {
   let have = existsSync(partial) ? statSync(partial).size : 0;
   const res = await get(url, have > 0 ? { Range: `bytes=${have}-` } : {});
-  if (res.status === 416 && have > 0) return; // the partial file is already whole: its digest decides
-  if (!res.ok) throw downloadError(`downloading ${url} failed: HTTP ${res.status} ${res.statusText}. ${HOW_TO_POINT}`);
-  if (res.status === 206) {
-    const start = Number(/^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1]);
+  if (res.statusCode !== 200 && res.statusCode !== 206) res.resume();
+  if (res.statusCode === 416 && have > 0) return; // the partial file is already whole: its digest decides
+  if (res.statusCode !== 200 && res.statusCode !== 206) {
+    throw downloadError(`downloading ${url} failed: HTTP ${res.statusCode} ${res.statusMessage}. ${HOW_TO_POINT}`);
+  }
+  if (res.statusCode === 206) {
+    const start = Number(/^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1]);
     if (start !== have) throw downloadError(`${url} answered a resumed download from byte ${start}, not ${have}; run again`);
     log(`resuming the download of ${url} at ${mb(have)}`);
   } else {
     have = 0; // the server sends the whole file (no Range support, or a new download)
   }
-  const length = Number(res.headers.get('content-length'));
+  const length = Number(res.headers['content-length']);
   const total = Number.isFinite(length) && length > 0 ? have + length : null;
   if (have === 0) log(`downloading ${url}${total ? ` (${mb(total)})` : ''}`);
   const bar = !quiet && process.stderr.isTTY && total ? await progressBar(total, have) : null;
   let got = have;
-  const counter = new Transform({
-    transform(chunk, _enc, done) {
-      got += chunk.length;
-      bar?.update(got);
-      done(null, chunk);
-    },
-  });
+  // Each chunk is written as it arrives: when the connection drops, every byte that arrived is in the partial
+  // file, which the next run resumes from.
+  const fd = openSync(partial, have > 0 ? 'a' : 'w');
   try {
-    await pipeline(Readable.fromWeb(res.body), counter, createWriteStream(partial, { flags: have > 0 ? 'a' : 'w' }));
+    await new Promise((resolve, reject) => {
+      res.on('data', (chunk) => {
+        writeSync(fd, chunk);
+        got += chunk.length;
+        bar?.update(got);
+      });
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
   } catch (e) {
     throw downloadError(`the download of ${url} stopped after ${mb(got)}${total ? ` of ${mb(total)}` : ''} ` +
-      `(${e.cause?.message ?? e.message}); run setup again to resume it (${partial} holds what arrived)`);
+      `(${e.message}); run setup again to resume it (${partial} holds what arrived)`);
   } finally {
     bar?.stop();
+    closeSync(fd);
   }
   if (total && got !== total) {
     throw downloadError(`the download of ${url} ended after ${mb(got)} of ${mb(total)}; run setup again to resume it`);
