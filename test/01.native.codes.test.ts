@@ -125,6 +125,9 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_EXISTS: { coveredBy: 'test/10.interop.convert.test.ts', why: 'needs a Hugging Face folder converted before' },
   ERR_LOAD: { coveredBy: 'test/05.package.loader.test.ts', why: 'needs a fresh process that fails to load the addon' },
   ERR_CUDA_OOM: { coveredBy: 'native/errors.cc', why: 'raised only for a CUDA out-of-memory error, and CI has no GPU' },
+  ERR_TOOLCHAIN: { coveredBy: 'test/11.install.tools.test.ts', why: 'raised by setup, in a process whose PATH lacks the build tools' },
+  ERR_LIBTORCH_DOWNLOAD: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, against a local HTTP server' },
+  ERR_LIBTORCH_INTEGRITY: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, for a damaged or unexpected archive' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {
