@@ -1,5 +1,5 @@
-// Install with no Python: a copy of the package as npm installs it (package.json, CMakeLists.txt, native/,
-// scripts/, dist/) runs setup with python3 absent from PATH (only node and the build tools on it), a fresh
+// Install with no Python: a copy of a fresh clone (package.json, CMakeLists.txt, native/, scripts/, ts/, the
+// tsconfigs, a test/ folder; no build/, no dist/, no .venv) runs setup with python3 absent from PATH (only node and the build tools on it), a fresh
 // libtorch cache and LITLORA_LIBTORCH_URL at a package index on 127.0.0.1 that serves the local torch wheel with
 // its sha256. Setup downloads, verifies and unpacks libtorch, builds against it (in the copy: the main build is
 // untouched), and the op and model tests pass against that build; a second setup downloads and builds nothing.
@@ -53,7 +53,10 @@ test('no Python on PATH: setup downloads, verifies, unpacks and builds against l
   const work = folders.make('install-build');
   const pkg = join(work, 'pkg');
   mkdirSync(pkg);
-  for (const f of ['package.json', 'CMakeLists.txt', 'native', 'scripts', 'dist']) cpSync(join(packageRoot, f), join(pkg, f), { recursive: true });
+  for (const f of ['package.json', 'CMakeLists.txt', 'native', 'scripts', 'ts', 'tsconfig.json', 'tsconfig.build.json']) {
+    cpSync(join(packageRoot, f), join(pkg, f), { recursive: true });
+  }
+  mkdirSync(join(pkg, 'test')); // a checkout: setup would prepare the reference Python, if there were a python3
   symlinkSync(realpathSync(join(packageRoot, 'node_modules')), join(pkg, 'node_modules'));
   const cache = join(work, 'cache');
   const bin = toolPath(join(work, 'bin'), BUILD_TOOLS);
@@ -77,6 +80,8 @@ test('no Python on PATH: setup downloads, verifies, unpacks and builds against l
   const libtorch = join(cache, 'libtorch', '2.13.0-cpu');
   assert.match(setup.stderr, /no LIBTORCH and no Python PyTorch found: using PyTorch's prebuilt libtorch 2\.13\.0 \(cpu: no NVIDIA driver found/);
   assert.ok(setup.stderr.includes(`downloading ${server.base}/whl/${encodeURIComponent(name)}`), setup.stderr);
+  assert.match(setup.stderr, /no python3 on PATH: the reference tests \(which compare against PyTorch\) will not run; the addon is built all the same/);
+  assert.ok(existsSync(join(pkg, 'dist', 'cli', 'main.js')), 'the TypeScript was compiled');
   assert.equal(server.log.map((r) => [r.request, r.status]), [['/whl/cpu/torch/', 200], [`/whl/${name}`, 200]]);
   assert.is(server.log[1]!.bytes, statSync(wheel).size);
 

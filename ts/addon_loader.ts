@@ -53,7 +53,8 @@ function linkPrebuildTorch(dir: string, want: { version: string; variant: string
   const r = spawnSync(process.execPath, [script, '--version', want.version, '--variant', want.variant],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
-    const why = (r.stderr || r.error?.message || '').trim().split('\n').pop();
+    const lines = (r.stderr || r.error?.message || '').trim().split('\n');
+    const why = lines.find((l) => l.startsWith('litlora setup: ')) ?? lines.find((l) => /Error/.test(l)) ?? lines.pop();
     throw new Error(`its libtorch ${want.version} (${want.variant}) is not in the cache and could not be fetched: ${why}`);
   }
   const root = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { root: string }).root;
