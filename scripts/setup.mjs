@@ -15,7 +15,8 @@
 // Before anything is downloaded or built, the build tools are checked (scripts/toolchain.mjs). Errors carry a
 // stable code and print as `litlora setup: error [ERR_…]: …`.
 //
-// Flags: --build (force a native rebuild), --quiet.
+// Flags: --build (force a native rebuild), --no-reference (no reference Python, even in a checkout: `npm run demo`
+// needs none, so a fresh clone downloads libtorch alone rather than pip-installing PyTorch), --quiet.
 //
 // It also runs from an installed package (node_modules/litlora, for `npx litlora build`): there the npm
 // dependencies are hoisted (found through require resolution, not ./node_modules), ts/ is not shipped
@@ -193,8 +194,12 @@ export async function setup({ force = false, quiet: beQuiet = quiet, reference =
   // A build that is certain (forced, or no addon yet) needs the tools: say so before downloading anything.
   if (force || !existsSync(join(root, 'build', 'Release', 'litlora.node'))) checkToolchain();
   let torch = findLocalTorch();
-  const python = reference ? ensureReferencePython(torch) : null;
-  if (!torch && python) {
+  // Without `reference`, the reference Python recorded before stays recorded (the reference tests keep working
+  // after `npm run demo` or `litlora build`), but none is made.
+  let recorded = null;
+  try { recorded = JSON.parse(readFileSync(envFile, 'utf8')).python ?? null; } catch {}
+  const python = reference ? ensureReferencePython(torch) : recorded && which(recorded) ? recorded : null;
+  if (reference && !torch && python) {
     const found = probePython(python); // the reference Python's PyTorch, made just now: build against it too
     if (found) torch = { ...found, source: python };
   }
@@ -210,7 +215,7 @@ export async function setup({ force = false, quiet: beQuiet = quiet, reference =
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
-    const env = await setup({ force: args.has('--build') });
+    const env = await setup({ force: args.has('--build'), ...(args.has('--no-reference') ? { reference: false } : {}) });
     log(`ready: Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}${env.python ? `; reference Python ${env.python}` : ''}`);
   } catch (e) {
     console.error(formatSetupError(e));
