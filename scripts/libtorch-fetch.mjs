@@ -5,8 +5,12 @@
 // PyTorch's libtorch zips, which setup builds against and prebuilds load from.
 //
 // Sources, by address:
-//   - by default the `torch` wheel from PyTorch's package index (https://download.pytorch.org/whl/<variant>/torch/,
+//   - by default for CPU, the `torch` wheel from PyTorch's package index (https://download.pytorch.org/whl/cpu/torch/,
 //     a PEP 503 simple index whose links carry #sha256= digests): a zip holding the same lib/ and include/ under torch/;
+//   - by default for CUDA, PyTorch's libtorch zip (https://download.pytorch.org/libtorch/<variant>/
+//     libtorch-shared-with-deps-<version>%2B<variant>.zip), since a CUDA wheel leaves the CUDA libraries to other
+//     wheels (nvidia-*) and the zip bundles them. PyTorch publishes no digest for it: its entries' CRCs are checked,
+//     and LITLORA_LIBTORCH_SHA256 pins it;
 //   - LITLORA_LIBTORCH_URL overrides it (a mirror, a file:// path for air-gapped installs): an address ending in
 //     `/` is such an index, anything else an archive (a libtorch zip, top folder libtorch/, or a torch wheel).
 //     Its digest is the URL's #sha256= fragment, else LITLORA_LIBTORCH_SHA256.
@@ -41,7 +45,12 @@ export const LIBTORCH_VERSION = '2.13.0';
 // The CUDA builds PyTorch publishes for LIBTORCH_VERSION, newest first.
 export const CUDA_VARIANTS = ['cu130', 'cu128', 'cu126'];
 const RECORD = '.litlora-libtorch.json';
-const INDEX = (variant) => `https://download.pytorch.org/whl/${variant}/torch/`;
+/** Where libtorch <version>-<variant> is fetched from: LITLORA_LIBTORCH_URL, else PyTorch's download site. */
+export function defaultAddress(version, variant, env = process.env) {
+  if (env.LITLORA_LIBTORCH_URL) return env.LITLORA_LIBTORCH_URL;
+  if (variant === 'cpu') return 'https://download.pytorch.org/whl/cpu/torch/';
+  return `https://download.pytorch.org/libtorch/${variant}/libtorch-shared-with-deps-${version}%2B${variant}.zip`;
+}
 
 /** The per-user cache folder: $LITLORA_CACHE, else $XDG_CACHE_HOME/litlora, else ~/.cache/litlora. */
 export function cacheRoot(env = process.env) {
@@ -148,7 +157,7 @@ async function text(res) {
 
 /** The archive to fetch: { url, sha256 (or null), name }. */
 export async function resolveSource(version, variant, env = process.env) {
-  const address = env.LITLORA_LIBTORCH_URL || INDEX(variant);
+  const address = defaultAddress(version, variant, env);
   const pinned = env.LITLORA_LIBTORCH_SHA256 ? env.LITLORA_LIBTORCH_SHA256.trim().toLowerCase() : null;
   if (!address.endsWith('/')) {
     const url = new URL(address);

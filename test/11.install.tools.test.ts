@@ -19,7 +19,7 @@ const addon = join(packageRoot, 'build', 'Release', 'litlora.node');
 
 function run(args: string[], env: Record<string, string>) {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const k of ['CXX', 'LITLORA_CUDA', 'LIBTORCH', 'LITLORA_ADDON']) if (!(k in env)) delete childEnv[k];
+  for (const k of ['CXX', 'LITLORA_CUDA', 'LIBTORCH', 'LITLORA_ADDON', 'LITLORA_LIBTORCH_URL', 'LITLORA_CACHE']) if (!(k in env)) delete childEnv[k];
   const r = spawnSync(process.execPath, args, { cwd: packageRoot, env: childEnv, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -74,7 +74,8 @@ test('`litlora doctor` with the tools hidden: what it found, the missing tools (
   assert.equal(lines.slice(2, 5), ['  compiler  missing', '  cmake     missing', '  make      missing']);
   assert.ok(lines[5]!.startsWith(`  libtorch  ${env.version} from `) && lines[5]!.endsWith(' (the local build)'), lines[5]);
   assert.is(lines[6], `  cache     ${cache}/libtorch: 2.13.0-cpu`);
-  assert.is(lines[7], '  CUDA      cu128 (LITLORA_CUDA=12.8); a download fetches libtorch 2.13.0-cu128');
+  assert.is(lines[7], '  CUDA      cu128 (LITLORA_CUDA=12.8); a download fetches libtorch 2.13.0-cu128 from ' +
+    'https://download.pytorch.org/libtorch/cu128/libtorch-shared-with-deps-2.13.0%2Bcu128.zip');
   assert.match(lines[8]!, new RegExp(`^  addon     loads: ${addon.replace(/[.]/g, '\\.')} \\(Torch 2\\.13\\.0, (CPU|CUDA, \\d+ device\\(s\\))\\)$`));
   assert.is(lines[9], 'Missing:');
   const missing = lines.slice(10).filter(Boolean);
@@ -89,6 +90,7 @@ test('`litlora doctor` on this machine: nothing missing; a LITLORA_CUDA no build
   assert.match(all.stdout, /\n  compiler  (gcc|clang|Apple clang) \d+\.\d+/);
   assert.match(all.stdout, /\n  cmake     \d+\.\d+\.\d+ \(/);
   assert.match(all.stdout, /\n  cache     .*: empty\n/);
+  assert.match(all.stdout, /\n  CUDA      (none|cu\d+) \(.+\); a download fetches libtorch 2\.13\.0-(cpu|cu\d+) from https:\/\/download\.pytorch\.org\/(whl\/cpu\/torch\/|libtorch\/cu)/);
   assert.ok(all.stdout.endsWith('Nothing is missing.\n'), all.stdout);
 
   const bad = run(cliProcessArgs(['doctor']), { LITLORA_CUDA: '11.2' });

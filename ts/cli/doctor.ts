@@ -19,6 +19,7 @@ interface FetchModule {
   LIBTORCH_VERSION: string;
   cacheRoot(env?: NodeJS.ProcessEnv): string;
   chooseVariant(env?: NodeJS.ProcessEnv): { variant: string; why: string };
+  defaultAddress(version: string, variant: string, env?: NodeJS.ProcessEnv): string;
 }
 
 export const command: CommandSpec = {
@@ -60,7 +61,8 @@ the addon does not load.`,
     row('cache', `${cache}: ${cached.length ? cached.join(', ') : 'empty'}`);
     try {
       const { variant, why } = fetch.chooseVariant(process.env);
-      row('CUDA', `${variant === 'cpu' ? 'none' : variant} (${why}); a download fetches libtorch ${fetch.LIBTORCH_VERSION}-${variant}`);
+      row('CUDA', `${variant === 'cpu' ? 'none' : variant} (${why}); a download fetches libtorch ${fetch.LIBTORCH_VERSION}-${variant} ` +
+        `from ${fetch.defaultAddress(fetch.LIBTORCH_VERSION, variant, process.env)}`);
     } catch (e) {
       row('CUDA', `unusable setting: ${(e as Error).message}`);
       missing.push((e as Error).message);
