@@ -71,7 +71,9 @@ export function findToolchain(env = process.env) {
   const cmake = cmakePath ? { path: cmakePath, version: cmakeLine ? versionIn(cmakeLine) : null } : null;
 
   let compiler = null;
-  const cxx = env.CXX ? env.CXX.trim().split(/\s+/)[0] : null;
+  // CXX may name a launcher first (`ccache g++`): the compiler is the word after it.
+  const cxxWords = env.CXX ? env.CXX.trim().split(/\s+/) : [];
+  const cxx = cxxWords.find((w) => !/^(s?ccache|distcc)$/.test(w.split('/').pop() ?? '')) ?? null;
   for (const name of cxx ? [cxx] : ['c++', 'g++', 'clang++']) {
     const file = which(name, path);
     if (!file) continue;
