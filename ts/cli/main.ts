@@ -16,7 +16,6 @@ type CommandModule = { command: CommandSpec };
 export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = {
   init: ['Make a base checkpoint folder (random weights, byte-level tokenizer) in litgpt\'s layout', () => import('./init.js')],
   build: ['Rebuild the native addon against the libtorch found now', () => import('./build.js')],
-  doctor: ['Show what litlora found here (Node, build tools, libtorch, CUDA, the addon) and what is missing', () => import('./doctor.js')],
   migrate: ['Rewrite a pre-unification lit-gpt output folder into litgpt\'s current layout', () => import('./migrate.js')],
   finetune_lora: ['LoRA-finetune a base checkpoint (litgpt finetune lora) into step-XXXXXX/ and final/ folders', () => import('./finetune.js')],
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
@@ -25,6 +24,7 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
   convert_from_litgpt: ['Convert a litgpt folder (base, merged or LoRA) to a Hugging Face transformers folder', () => import('./convert_from_litgpt.js')],
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
+  doctor: ['Show what litlora found here (Node, build tools, libtorch, CUDA, the addon) and what is missing', () => import('./doctor.js')],
 };
 
 /** The version in the package's package.json (read where the package is installed, so it is the one running). */
