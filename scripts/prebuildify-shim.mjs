@@ -14,7 +14,7 @@ if (!root) {
 }
 const { setup } = await import(new URL(`file://${join(root, 'scripts', 'setup.mjs')}`).href);
 try {
-  setup({ quiet: process.env.LITLORA_QUIET === '1' });
+  await setup({ quiet: process.env.LITLORA_QUIET === '1' });
 } catch (e) {
   console.error(`prebuildify-shim: ${e.message}`);
   process.exit(1);

@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // npm run prebuildify: makes prebuilds/<platform>-<arch>/litlora.node and, next to it, litlora-build.json
-// (the libtorch it was built against, which ts/addon_loader.ts checks before loading it).
+// (the libtorch it needs: version and variant, which ts/addon_loader.ts fetches into the per-user cache and
+// links as libtorch/ next to the .node before loading it).
 //
 // prebuildify only knows node-gyp, so it is pointed at scripts/prebuildify-shim.mjs, which builds with
 // cmake-js through scripts/setup.mjs (incremental: nothing is recompiled when build/ is current) and hands
 // prebuildify a copy of build/Release/litlora.node in a staging folder. prebuildify strips that copy and
 // moves it into prebuilds/, so the local build/ stays intact.
 //
-// The prebuild keeps its RUNPATH to the libtorch of this machine: it loads where that libtorch is (this
-// machine, or one with the same layout). It is therefore not committed; `npm pack` ships it (package.json
-// "files"), and anywhere else `npx litlora build` builds against the libtorch found there.
+// The prebuild's RUNPATH is cut down to $ORIGIN/libtorch/lib (the build's RUNPATH also names the libtorch of
+// this machine, which a user's machine does not have): it loads wherever that link leads to the same libtorch
+// version and variant, so `npm install litlora` needs no compiler on a machine of the same platform. It is not
+// committed; `npm pack` ships it (package.json "files"). Elsewhere `npx litlora build` builds from source.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setRunpath } from './elf-runpath.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
@@ -38,10 +41,16 @@ export function prebuildify() {
   const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   const addon = join(dir, 'litlora.node');
   if (!existsSync(addon)) throw new Error(`prebuildify finished but ${addon} is missing`);
-  copyFileSync(join(root, 'build', 'litlora-build.json'), join(dir, 'litlora-build.json'));
   rmSync(stage, { recursive: true, force: true });
 
-  const record = JSON.parse(readFileSync(join(dir, 'litlora-build.json'), 'utf8'));
+  // The libtorch it needs, by version and variant (the cache's names), found through libtorch/ next to it.
+  const built = JSON.parse(readFileSync(join(root, 'build', 'litlora-build.json'), 'utf8'));
+  const env = JSON.parse(readFileSync(join(root, 'build', 'litlora-env.json'), 'utf8'));
+  const variant = env.libtorch?.variant ?? (env.cuda ? `cu${env.cuda.replace('.', '')}` : 'cpu');
+  const record = { ...built, torchRoot: 'libtorch', libtorch: { version: built.torchVersion.split('+')[0], variant } };
+  writeFileSync(join(dir, 'litlora-build.json'), JSON.stringify(record, null, 2) + '\n');
+  if (process.platform === 'linux') setRunpath(addon, '$ORIGIN/libtorch/lib');
+
   const elf = spawnSync('readelf', ['-d', addon], { encoding: 'utf8' });
   const runpath = /\((?:RUNPATH|RPATH)\)[^[]*\[([^\]]*)\]/.exec(elf.stdout ?? '')?.[1] ?? '(readelf unavailable)';
   log(`${addon}: libtorch ${record.torchVersion}${record.cuda === 'ON' ? ' + CUDA' : ''}, RUNPATH ${runpath}`);

@@ -5,11 +5,18 @@
 // libtorch is looked for, in order:
 //   1. LIBTORCH            an unpacked libtorch (its share/cmake/Torch is used)
 //   2. a Python PyTorch    LITLORA_PYTHON, the project's .venv, then python3 on PATH
-//   3. pip install         torch into the project's .venv (torch==2.13.0+cpu resolves offline on our machines)
-// The project's .venv also holds what the reference tests and benchmarks compare against (numpy, safetensors,
-// transformers, peft).
+//   3. the libtorch cache  PyTorch's prebuilt libtorch, downloaded once into ~/.cache/litlora (scripts/libtorch-fetch.mjs;
+//                          CPU, or CUDA when LITLORA_CUDA or the NVIDIA driver asks for it)
+// In a checkout (with test/) the reference tests and benchmarks also need a Python with PyTorch, numpy,
+// safetensors, transformers and peft: when python3 is on PATH and none is found, they are pip-installed into the
+// project's .venv (torch==2.13.0+cpu resolves offline on our machines), whose PyTorch is then built against too.
+// Without python3 the addon is built all the same, and only the reference tests cannot run.
 //
-// Flags: --build (force a native rebuild), --quiet.
+// Before anything is downloaded or built, the build tools are checked (scripts/toolchain.mjs). Errors carry a
+// stable code and print as `litlora setup: error [ERR_…]: …`.
+//
+// Flags: --build (force a native rebuild), --no-reference (no reference Python, even in a checkout: `npm run demo`
+// needs none, so a fresh clone downloads libtorch alone rather than pip-installing PyTorch), --quiet.
 //
 // It also runs from an installed package (node_modules/litlora, for `npx litlora build`): there the npm
 // dependencies are hoisted (found through require resolution, not ./node_modules), ts/ is not shipped
@@ -19,6 +26,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wri
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LIBTORCH_VERSION, chooseVariant, ensureLibtorch } from './libtorch-fetch.mjs';
+import { SetupError, formatSetupError } from './setup-error.mjs';
+import { checkToolchain, which } from './toolchain.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -27,11 +37,12 @@ const log = (msg) => { if (!quiet) console.error(`[litlora setup] ${msg}`); };
 const envFile = join(root, 'build', 'litlora-env.json');
 const venv = join(root, '.venv');
 const venvPython = join(venv, 'bin', 'python');
-const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || 'torch==2.13.0+cpu';
+const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || `torch==${LIBTORCH_VERSION}+cpu`;
 // transformers and peft are the other side of the Hugging Face interop tests (convert, PEFT adapters).
 const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers', 'transformers', 'peft'];
 
 function probePython(python) {
+  if (!which(python)) return null;
   const code = 'import json,torch;print(json.dumps({"cmake":torch.utils.cmake_prefix_path,"version":torch.__version__,' +
     '"cuda":torch.version.cuda}))';
   const r = spawnSync(python, ['-c', code], { encoding: 'utf8' });
@@ -53,10 +64,14 @@ function pipInstall(python, packages) {
   execFileSync(python, pipArgs, { stdio: quiet ? 'ignore' : 'inherit' });
 }
 
-function findTorch() {
+// LIBTORCH, else a Python PyTorch; null when neither is there.
+function findLocalTorch() {
   if (process.env.LIBTORCH) {
     const cmake = join(process.env.LIBTORCH, 'share', 'cmake');
-    if (!existsSync(join(cmake, 'Torch'))) throw new Error(`LIBTORCH=${process.env.LIBTORCH} has no share/cmake/Torch`);
+    if (!existsSync(join(cmake, 'Torch'))) {
+      throw new SetupError('ERR_ARG', `LIBTORCH=${process.env.LIBTORCH} has no share/cmake/Torch: point it at an unpacked ` +
+        'libtorch (the folder holding lib/, include/ and share/), or unset it to use the libtorch litlora downloads');
+    }
     const versionFile = join(process.env.LIBTORCH, 'build-version');
     const version = existsSync(versionFile) ? readFileSync(versionFile, 'utf8').trim() : 'unknown';
     return { cmake, version, source: 'LIBTORCH' };
@@ -67,20 +82,28 @@ function findTorch() {
     const found = probePython(python);
     if (found) return { ...found, source: python };
   }
-  log(`no libtorch found; installing ${TORCH_PIN} into ${venv}`);
-  if (!existsSync(venvPython)) execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
-  pipInstall(venvPython, [TORCH_PIN, ...PY_EXTRAS]);
-  const found = probePython(venvPython);
-  if (!found) throw new Error(`installed ${TORCH_PIN} into ${venv}, but it does not import`);
-  return { ...found, source: venvPython };
+  return null;
 }
 
-// The Python that reference tests and benchmarks use: the Torch-providing one when it has the extras.
+// PyTorch's prebuilt libtorch from the per-user cache, downloaded into it first if needed.
+async function cachedTorch() {
+  const { variant, why } = chooseVariant();
+  log(`no LIBTORCH and no Python PyTorch found: using PyTorch's prebuilt libtorch ${LIBTORCH_VERSION} (${variant}: ${why})`);
+  const lt = await ensureLibtorch({ variant, log, quiet });
+  return { cmake: join(lt.root, 'share', 'cmake'), version: lt.version, cuda: lt.cuda, source: `cache ${lt.root}`, libtorch: lt };
+}
+
+// The Python that reference tests and benchmarks use: the Torch-providing one when it has the extras; null, with
+// a note, when there is no Python to make one from.
 function ensureReferencePython(torch) {
-  let python = torch.python && torch.python !== 'python3' ? torch.python : null;
+  let python = torch?.python && torch.python !== 'python3' ? torch.python : null;
   if (!python) {
     const sys = probePython('python3');
     if (sys && pythonHasExtras('python3')) return 'python3';
+    if (!existsSync(venvPython) && !which('python3')) {
+      log('no python3 on PATH: the reference tests (which compare against PyTorch) will not run; the addon is built all the same');
+      return null;
+    }
     if (!existsSync(venvPython)) execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
     if (!probePython(venvPython)) pipInstall(venvPython, [TORCH_PIN]);
     python = venvPython;
@@ -110,6 +133,7 @@ function buildNative(torch, force) {
     (existsSync(addon) ? statSync(addon).mtimeMs : 0);
   const torchChanged = !previous || previous.cmake !== torch.cmake || previous.version !== torch.version;
   if (!force && existsSync(addon) && existsSync(stamp) && !sourcesNewer && !torchChanged) return false;
+  checkToolchain();
   log(`building the native addon against Torch ${torch.version} (${torch.cmake})`);
   const cmakeJs = resolveBin('cmake-js', 'cmake-js');
   const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL || '2';
@@ -118,6 +142,7 @@ function buildNative(torch, force) {
     cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
     env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
   });
+  if (r.error) throw new SetupError('ERR_TOOLCHAIN', `could not run cmake-js (${r.error.message}); reinstall litlora's dependencies`);
   if (r.status !== 0) throw new Error('native build failed (see the compiler output above)');
   return true;
 }
@@ -157,7 +182,7 @@ function buildTs(force) {
 
 // force: rebuild the addon even if it looks current. reference: also prepare the Python that tests and
 // benchmarks compare against (default: when this is a checkout with test/, not an installed package).
-export function setup({ force = false, quiet: beQuiet = quiet, reference = existsSync(join(root, 'test')) } = {}) {
+export async function setup({ force = false, quiet: beQuiet = quiet, reference = existsSync(join(root, 'test')) } = {}) {
   quiet = beQuiet;
   if (!dependenciesInstalled()) {
     if (!existsSync(join(root, 'package-lock.json'))) {
@@ -166,11 +191,23 @@ export function setup({ force = false, quiet: beQuiet = quiet, reference = exist
     log('installing npm dependencies');
     execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   }
-  const torch = findTorch();
-  const python = reference ? ensureReferencePython(torch) : null;
+  // A build that is certain (forced, or no addon yet) needs the tools: say so before downloading anything.
+  if (force || !existsSync(join(root, 'build', 'Release', 'litlora.node'))) checkToolchain();
+  let torch = findLocalTorch();
+  // Without `reference`, the reference Python recorded before stays recorded (the reference tests keep working
+  // after `npm run demo` or `litlora build`), but none is made.
+  let recorded = null;
+  try { recorded = JSON.parse(readFileSync(envFile, 'utf8')).python ?? null; } catch {}
+  const python = reference ? ensureReferencePython(torch) : recorded && which(recorded) ? recorded : null;
+  if (reference && !torch && python) {
+    const found = probePython(python); // the reference Python's PyTorch, made just now: build against it too
+    if (found) torch = { ...found, source: python };
+  }
+  torch ??= await cachedTorch();
   mkdirSync(join(root, 'build'), { recursive: true });
   buildNative(torch, force);
-  const env = { cmake: torch.cmake, version: torch.version, cuda: torch.cuda ?? null, torchSource: torch.source, python };
+  const env = { cmake: torch.cmake, version: torch.version, cuda: torch.cuda ?? null, torchSource: torch.source, python,
+    libtorch: torch.libtorch ? { root: torch.libtorch.root, variant: torch.libtorch.variant, url: torch.libtorch.url } : null };
   writeFileSync(envFile, JSON.stringify(env, null, 2) + '\n');
   buildTs(force);
   return env;
@@ -178,10 +215,10 @@ export function setup({ force = false, quiet: beQuiet = quiet, reference = exist
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
-    const env = setup({ force: args.has('--build') });
+    const env = await setup({ force: args.has('--build'), ...(args.has('--no-reference') ? { reference: false } : {}) });
     log(`ready: Torch ${env.version}${env.cuda ? ` (CUDA ${env.cuda})` : ''}${env.python ? `; reference Python ${env.python}` : ''}`);
   } catch (e) {
-    console.error(`[litlora setup] ${e.message}`);
+    console.error(formatSetupError(e));
     process.exit(1);
   }
 }

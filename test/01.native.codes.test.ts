@@ -129,6 +129,9 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_HUB_NOT_FOUND: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub without the repo (a local stand-in there)' },
   ERR_HUB_INTEGRITY: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a hub serving altered bytes (a local stand-in there)' },
   ERR_NETWORK: { coveredBy: 'test/10.interop.download.test.ts', why: 'needs a network failure (a dropped connection, a closed port)' },
+  ERR_TOOLCHAIN: { coveredBy: 'test/11.install.tools.test.ts', why: 'raised by setup, in a process whose PATH lacks the build tools' },
+  ERR_LIBTORCH_DOWNLOAD: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, against a local HTTP server' },
+  ERR_LIBTORCH_INTEGRITY: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, for a damaged or unexpected archive' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {

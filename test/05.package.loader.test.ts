@@ -2,7 +2,9 @@
 // Each case lays out a throw-away copy of the package (package.json, the compiled dist/, a prebuilds/ folder)
 // and loads it in a child process, so nothing here touches the real build or this process's binding.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -152,6 +154,52 @@ test('LITLORA_ADDON loads that file, checking the record next to it', () => {
   const bad = loadIn(pkg, { LITLORA_ADDON: join(own, 'litlora.node') });
   assert.is(bad.code, 'ERR_LOAD');
   assert.match(bad.message!, /\(LITLORA_ADDON\): it was built against libtorch 2\.1\.0/);
+});
+
+// A prebuild as prebuildify writes it: its libtorch named by version and variant, found through libtorch/ next to it.
+const prebuildRecord = { torchVersion: '2.13.0', torchRoot: 'libtorch', cuda: 'OFF', libtorch: { version: '2.13.0', variant: 'cpu' } };
+
+// A package copy with a prebuild as prebuildify writes it, and the scripts an installed package has (the loader
+// runs scripts/libtorch-fetch.mjs to find, or fetch, the prebuild's libtorch).
+function prebuildPackage(): string {
+  const pkg = fakePackage((d) => withRecord(d, prebuildRecord));
+  cpSync(join(packageRoot, 'scripts'), join(pkg, 'scripts'), { recursive: true });
+  symlinkSync(realpathSync(join(packageRoot, 'node_modules')), join(pkg, 'node_modules'));
+  return pkg;
+}
+
+// A per-user cache holding "libtorch 2.13.0-cpu" made of this build's libtorch (its lib/ linked), at `version`.
+function fakeCache(version: string): string {
+  const cache = join(work, `libtorch-cache${counter++}`);
+  const dir = join(cache, 'libtorch', '2.13.0-cpu');
+  mkdirSync(join(dir, 'share', 'cmake', 'Torch'), { recursive: true });
+  symlinkSync(join(builtRecord.torchRoot, 'lib'), join(dir, 'lib'));
+  writeFileSync(join(dir, 'build-version'), `${version}\n`);
+  writeFileSync(join(dir, '.litlora-libtorch.json'), JSON.stringify({ version, variant: 'cpu' }));
+  return cache;
+}
+
+test('a prebuild gets libtorch/ linked to its libtorch in the per-user cache, and loads', () => {
+  const pkg = prebuildPackage();
+  const cache = fakeCache('2.13.0+cpu');
+  const out = loadIn(pkg, { LITLORA_CACHE: cache, LITLORA_LIBTORCH_URL: 'http://127.0.0.1:9/' });
+  assert.ok(out.ok, out.message);
+  assert.is(readlinkSync(join(pkg, 'prebuilds', platformDir, 'libtorch')), join(cache, 'libtorch', '2.13.0-cpu'));
+});
+
+test('a prebuild whose cached libtorch has another version is refused', () => {
+  const pkg = prebuildPackage();
+  const out = loadIn(pkg, { LITLORA_CACHE: fakeCache('2.11.0+cpu') });
+  const link = join(pkg, 'prebuilds', platformDir, 'libtorch');
+  assertRefusal(out, pkg, new RegExp(`built against libtorch 2\\.13\\.0, but ${link.replace(/[.+]/g, '\\$&')} now holds 2\\.11\\.0`));
+});
+
+test('a prebuild whose libtorch is not in the cache and cannot be fetched is refused with the download\'s coded error', () => {
+  const pkg = prebuildPackage();
+  const cache = join(work, `empty-cache${counter++}`);
+  const out = loadIn(pkg, { LITLORA_CACHE: cache, LITLORA_LIBTORCH_URL: 'http://127.0.0.1:9/' });
+  assertRefusal(out, pkg, /\(prebuild\): its libtorch 2\.13\.0 \(cpu\) is not in the cache and could not be fetched: litlora setup: error \[ERR_LIBTORCH_DOWNLOAD\]: could not reach http:\/\/127\.0\.0\.1:9\//);
+  assert.not.ok(existsSync(join(pkg, 'prebuilds', platformDir, 'libtorch')), 'no link to nothing');
 });
 
 test('LITLORA_THREADS sets the thread count; without it, the machine\'s cores; a bad value warns', () => {

@@ -5,19 +5,31 @@
 // c10::Error thrown while libtorch initialises — no JS try/catch can catch it). So every candidate is first
 // checked: its recorded libtorch must still be there at the same version, and a child process must load it
 // cleanly (cached by file identity). Failure to load throws one error listing every place tried and why.
+//
+// A prebuild (prebuilds/<platform>/, shipped in the npm package) was built elsewhere: its record names the
+// libtorch it needs by version and variant, and its RUNPATH is $ORIGIN/libtorch/lib. Before it is checked, the
+// libtorch/ link next to it is pointed at that libtorch in the per-user cache, which is fetched on first use
+// (scripts/libtorch-fetch.mjs), so an installed package loads with no compiler and no rebuild.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LitloraError } from './errors.js';
 
 /** The package's folder: build/, prebuilds/ and dist/ lie in it. */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-interface BuildRecord { torchVersion: string; torchRoot: string; cuda: string }
+interface BuildRecord {
+  torchVersion: string;
+  /** Absolute for a local build; relative to the record's folder (`libtorch`) for a prebuild. */
+  torchRoot: string;
+  cuda: string;
+  /** A prebuild's libtorch, by the per-user cache's names. */
+  libtorch?: { version: string; variant: string };
+}
 
 // The version of the libtorch found at `torchRoot` now: a Python wheel's torch/version.py or LIBTORCH's build-version.
 function installedTorchVersion(torchRoot: string): string | null {
@@ -31,6 +43,33 @@ function installedTorchVersion(torchRoot: string): string | null {
   return null;
 }
 
+// Points `<dir>/libtorch` at libtorch <version>-<variant> in the per-user cache, fetching it there first when it
+// is missing (a child process: the download is asynchronous, loading is not).
+function linkPrebuildTorch(dir: string, want: { version: string; variant: string }): void {
+  const link = join(dir, 'libtorch');
+  if (existsSync(join(link, 'lib'))) return;
+  const script = join(packageRoot, 'scripts', 'libtorch-fetch.mjs');
+  process.stderr.write(`litlora: fetching libtorch ${want.version} (${want.variant}) for the prebuilt addon (once per machine)\n`);
+  const r = spawnSync(process.execPath, [script, '--version', want.version, '--variant', want.variant],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) {
+    const lines = (r.stderr || r.error?.message || '').trim().split('\n');
+    const why = lines.find((l) => l.startsWith('litlora setup: ')) ?? lines.find((l) => /Error/.test(l)) ?? lines.pop();
+    throw new Error(`its libtorch ${want.version} (${want.variant}) is not in the cache and could not be fetched: ${why}`);
+  }
+  const root = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { root: string }).root;
+  // A new link renamed over the old one (a dangling link after the cache was cleared): never half-made.
+  const tmp = `${link}.${process.pid}.tmp`;
+  try {
+    rmSync(tmp, { force: true });
+    symlinkSync(root, tmp);
+    renameSync(tmp, link);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new Error(`could not link ${link} to its libtorch in ${root} (${(e as Error).message})`);
+  }
+}
+
 // Checks that the libtorch this .node was built against is still where it was, at the same version.
 function checkTorchRecord(recordPath: string): void {
   if (!recordPath || !existsSync(recordPath)) return; // a .node without a record: the child probe decides
@@ -40,13 +79,15 @@ function checkTorchRecord(recordPath: string): void {
   } catch (e) {
     throw new Error(`its build record ${recordPath} is unreadable (${(e as Error).message})`);
   }
-  if (!record.torchRoot || !existsSync(join(record.torchRoot, 'lib'))) {
-    throw new Error(`it was built against the libtorch in ${record.torchRoot}, which is gone`);
+  if (record.libtorch) linkPrebuildTorch(dirname(recordPath), record.libtorch);
+  const torchRoot = record.torchRoot && !isAbsolute(record.torchRoot) ? join(dirname(recordPath), record.torchRoot) : record.torchRoot;
+  if (!torchRoot || !existsSync(join(torchRoot, 'lib'))) {
+    throw new Error(`it was built against the libtorch in ${torchRoot}, which is gone`);
   }
-  const now = installedTorchVersion(record.torchRoot);
+  const now = installedTorchVersion(torchRoot);
   const built = (record.torchVersion ?? '').split('+')[0];
   if (now && built && now.split('+')[0] !== built) {
-    throw new Error(`it was built against libtorch ${built}, but ${record.torchRoot} now holds ${now}`);
+    throw new Error(`it was built against libtorch ${built}, but ${torchRoot} now holds ${now}`);
   }
 }
 
@@ -134,7 +175,7 @@ export function loadAddon(prepare: (exports: unknown) => void): { exports: unkno
     `litlora could not load its native addon (${process.platform}-${process.arch}, Node ${process.versions.node}). Tried:\n` +
     `${tried.join('\n')}\n` +
     'To fix: run `npx litlora build` to build it against the libtorch found here: LIBTORCH (an unpacked libtorch), ' +
-    'else a Python PyTorch (LITLORA_PYTHON, the package\'s .venv, python3), else it installs PyTorch into the ' +
-    'package\'s .venv. If you use a Python PyTorch, `pip install torch` first. LITLORA_ADDON=/path/litlora.node ' +
+    'else a Python PyTorch (LITLORA_PYTHON, the package\'s .venv, python3), else PyTorch\'s prebuilt libtorch, which ' +
+    'it downloads into ~/.cache/litlora. `npx litlora doctor` shows what is missing. LITLORA_ADDON=/path/litlora.node ' +
     'loads a specific build.');
 }

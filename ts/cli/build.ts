@@ -15,8 +15,10 @@ export const command: CommandSpec = {
   description: `
 Builds litlora's native addon against libtorch, found in this order: --libtorch / LIBTORCH (an unpacked
 libtorch), --python / LITLORA_PYTHON (a Python with PyTorch), the package's .venv, python3 on PATH; with
-none of them it installs PyTorch into the package's .venv. The addon finds that libtorch at run time
-through its RUNPATH (no LD_LIBRARY_PATH needed).`,
+none of them it downloads PyTorch's prebuilt libtorch once into ~/.cache/litlora (LITLORA_CACHE; the
+address: LITLORA_LIBTORCH_URL; CUDA: LITLORA_CUDA). Needs cmake, a C++20 compiler and make or ninja
+(\`litlora doctor\` says what is there). The addon finds that libtorch at run time through its RUNPATH
+(no LD_LIBRARY_PATH needed).`,
   flags: [
     { name: 'libtorch', type: 'path', default: null, nullable: true, metavar: 'DIR', help: 'An unpacked libtorch (sets LIBTORCH)' },
     { name: 'python', type: 'path', default: null, nullable: true, metavar: 'PATH', help: 'A Python with PyTorch (sets LITLORA_PYTHON)' },
@@ -40,8 +42,10 @@ async function buildAddon(quiet: boolean, io: { out(t: string): void; err(t: str
   const { setup } = await import(pathToFileURL(script).href);
   let env: { version: string; cuda: string | null; cmake: string };
   try {
-    env = setup({ force: true, quiet, reference: false });
+    env = await setup({ force: true, quiet, reference: false });
   } catch (e) {
+    // A coded error (a missing tool, a damaged download) goes to the CLI, which prints it with its code.
+    if (typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('ERR_')) throw e;
     io.err(`${(e as Error).message}\n`);
     return 1;
   }

@@ -27,6 +27,7 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
   convert_from_litgpt: ['Convert a litgpt folder (base, merged or LoRA) to a Hugging Face transformers folder', () => import('./convert_from_litgpt.js')],
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
+  doctor: ['Show what litlora found here (Node, build tools, libtorch, CUDA, the addon) and what is missing', () => import('./doctor.js')],
 };
 
 /** The version in the package's package.json (read where the package is installed, so it is the one running). */
