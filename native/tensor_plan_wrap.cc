@@ -105,10 +105,25 @@ Napi::Value writeTensorPlan(const Napi::CallbackInfo& info) {
   });
 }
 
+// tensorsEqual(path, a, b) → Promise<boolean>: same dtype, shape and bytes.
+Napi::Value tensorsEqual(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "comparing two tensors of a file", [&]() -> Napi::Value {
+    LITLORA_CHECK(info.Length() >= 3 && info[0].IsString() && info[1].IsString() && info[2].IsString(), "ERR_TYPE",
+                  "tensorsEqual: expected (path, nameA, nameB)");
+    std::string path = info[0].As<Napi::String>().Utf8Value(), a = info[1].As<Napi::String>().Utf8Value(),
+                b = info[2].As<Napi::String>().Utf8Value();
+    return TorchWorker<bool>::run(
+        env, [path, a, b]() { return tensorplan::sameBytes(path, a, b); },
+        [](Napi::Env env, bool& same) -> Napi::Value { return Napi::Boolean::New(env, same); });
+  });
+}
+
 }  // namespace
 
 void initTensorPlan(Napi::Env env, Napi::Object exports) {
   exports.Set("writeTensorPlan", Napi::Function::New(env, writeTensorPlan, "writeTensorPlan"));
+  exports.Set("tensorsEqual", Napi::Function::New(env, tensorsEqual, "tensorsEqual"));
 }
 
 }  // namespace litlora

@@ -158,6 +158,7 @@ export interface NativeBinding {
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
   // Rewriting tensor files by a plan, streamed (native/tensor_plan_wrap.cc; ts/interop/)
   writeTensorPlan(plan: NativeTensorPlan): Promise<{ tensors: number; bytesWritten: number; seconds: number }>;
+  tensorsEqual(path: string, a: string, b: string): Promise<boolean>;
   // Training (native/train_wrap.cc)
   NativeTrainer: NativeTrainerClass;
   internals: NativeInternals;
@@ -189,7 +190,7 @@ export interface NativeTensorPlan {
 export const NATIVE_SURFACE = {
   exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
-    'mergeLoraFiles', 'writeTensorPlan', 'NativeTrainer', 'internals'],
+    'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
     'tensorChecksum', 'adamwSteps'],
   classes: {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
 
@@ -203,6 +204,28 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
     if (f) f->close();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
+}
+
+bool sameBytes(const std::string& path, const std::string& a, const std::string& b) {
+  auto file = tensorfile::open(path);
+  for (const std::string& name : {a, b})
+    LITLORA_CHECK(file->find(name), "ERR_CHECKPOINT_FORMAT", path << " has no tensor '" << name << "'");
+  const tensorfile::EntryInfo& ea = *file->find(a);
+  const tensorfile::EntryInfo& eb = *file->find(b);
+  if (ea.dtype != eb.dtype || ea.shape != eb.shape) return false;
+  at::Tensor ta = file->get(a).contiguous(), tb = file->get(b).contiguous();
+  const char* pa = static_cast<const char*>(ta.data_ptr());
+  const char* pb = static_cast<const char*>(tb.data_ptr());
+  const uint64_t total = static_cast<uint64_t>(ta.numel()) * ta.element_size();
+  bool same = true;
+  for (uint64_t off = 0; off < total && same; off += kBlockBytes) {
+    const uint64_t n = std::min(kBlockBytes, total - off);
+    same = std::memcmp(pa + off, pb + off, n) == 0;
+    if (tensorfile::isFileMapped(ta)) releasePages(pa + off, pa + off + n);
+    if (tensorfile::isFileMapped(tb)) releasePages(pb + off, pb + off + n);
+  }
+  file->close();
+  return same;
 }
 
 }  // namespace litlora::tensorplan

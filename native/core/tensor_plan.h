@@ -59,4 +59,8 @@ struct Stats {
 // converted to a floating dtype (ERR_DTYPE).
 Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progress = {});
 
+// True when the tensors `a` and `b` of the file at `path` have the same dtype, shape and bytes (a tied head and
+// embedding), compared block by block without holding either whole. ERR_CHECKPOINT_FORMAT for a missing name.
+bool sameBytes(const std::string& path, const std::string& a, const std::string& b);
+
 }  // namespace litlora::tensorplan
