@@ -108,8 +108,8 @@ async function direction(title: string, spec: { ours: string[]; baseline: string
   console.log('');
   console.log(markdownTable([
     ['', 'ours (streamed)', 'PyTorch way', 'ours vs PyTorch'],
-    ['whole process (spawn to exit)', sec(wo), sec(wt), `${(wt / wo).toFixed(2)}× faster`],
-    ['conversion (after imports; written durably)', sec(co), sec(ct), `${(ct / co).toFixed(2)}× faster`],
+    ['whole process (spawn to exit)', sec(wo), sec(wt), faster(wt / wo)],
+    ['conversion (after imports; written durably)', sec(co), sec(ct), faster(ct / co)],
     ['  of which the fsync of the output', '', sec(m(torch, 'fsync_seconds')), ''],
     ['peak RSS', mb(ro), mb(rt), `${(ro / rt).toFixed(2)}×`],
     ['  of which the runtime (addon loaded / torch imported)', mb(bo), mb(bt), ''],
@@ -122,6 +122,7 @@ async function direction(title: string, spec: { ours: string[]; baseline: string
 
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
 const sec = (x: number) => `${x.toFixed(2)} s`;
+const faster = (ratio: number) => ratio >= 1 ? `${ratio.toFixed(2)}× faster` : `${(1 / ratio).toFixed(2)}× slower`;
 const goals = (g: { whole: number; rss: number; floor: number }) =>
   `goals: whole process ≥ 2× faster: ${g.whole >= 2 ? 'met' : 'missed'} (${g.whole.toFixed(2)}×); ` +
   `peak RSS ≤ 0.3×: ${g.rss <= 0.3 ? 'met' : 'missed'} (${g.rss.toFixed(2)}×); ` +
