@@ -13,7 +13,7 @@
 // Options: --reps N (default 3)  --dir D (cache folder, default bench/.cache/convert)
 //          --shape qwen2.5-0.5b | small (default $LITLORA_BENCH_CONVERT_SHAPE, else qwen2.5-0.5b); small is a 45 MB
 //          model of the same architecture (6 layers, hidden 256, vocab 65536) for trying the bench out
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, copyFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../ts/addon_loader.js';
@@ -149,6 +149,10 @@ wrong ||= !toCheck.identical || toCheck.tied[0] !== true;
 if (!existsSync(join(packageRoot, 'dist', 'interop', 'convert_from_litgpt.js'))) {
   console.log('\nconvert_from_litgpt: not in this build (dist/interop/convert_from_litgpt.js is missing); that half is skipped.');
 } else {
+  // Made again when the HF model is newer than it (a remade model would fail the round-trip check otherwise).
+  const stale = existsSync(litgptDir) &&
+    statSync(join(litgptDir, 'lit_model.pth')).mtimeMs < statSync(join(hfDir, 'model.safetensors.index.json')).mtimeMs;
+  if (stale) rmSync(litgptDir, { recursive: true, force: true });
   if (!existsSync(litgptDir)) {
     makeFolder(litgptDir, (partial) => {
       for (const f of ['lit_model.pth', 'model_config.yaml', 'config.json', 'generation_config.json']) {
