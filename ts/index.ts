@@ -46,3 +46,7 @@ export type { SamplingOptions, TextGenerateOptions, GenerationStats, StopReason 
 export { mergeLora } from './model/merge.js';
 export type { MergeLoraOptions, MergeLoraResult } from './model/merge.js';
 export type { LoadOptions, LoadMode, ModelSource } from './model/load.js';
+export { convertToLitgpt } from './interop/convert_to_litgpt.js';
+export type { ConvertToLitgptOptions, ConvertToLitgptResult, ConvertProgress } from './interop/convert_to_litgpt.js';
+export { convertFromLitgpt } from './interop/convert_from_litgpt.js';
+export type { ConvertFromLitgptOptions, ConvertFromLitgptResult } from './interop/convert_from_litgpt.js';

@@ -21,6 +21,8 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   merge_lora: ['Merge a LoRA folder\'s adapter into its base model (a full lit_model.pth)', () => import('./merge_lora.js')],
   generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
   chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
+  convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
+  convert_from_litgpt: ['Convert a litgpt folder (base, merged or LoRA) to a Hugging Face transformers folder', () => import('./convert_from_litgpt.js')],
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
 };
 
@@ -29,15 +31,19 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** How a command is spelled: litgpt's two-word commands (`finetune lora`) with a space, the others as named. */
+const TWO_WORD = new Set(['finetune_lora']);
+const spelled = (name: string) => (TWO_WORD.has(name) ? name.replace('_', ' ') : name);
+
 function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.replace('_', ' ').length)) + 2;
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => spelled(n).length)) + 2;
   return [
     'Usage: litlora <command> [args] [--flag value ...]',
     '',
     'LoRA fine-tuning for Node.js over libtorch, with litgpt\'s checkpoint folders and commands.',
     '',
     'Commands:',
-    ...Object.entries(COMMANDS).map(([name, [summary]]) => `  ${name.replace('_', ' ').padEnd(width)}${summary}`),
+    ...Object.entries(COMMANDS).map(([name, [summary]]) => `  ${spelled(name).padEnd(width)}${summary}`),
     '',
     'Run `litlora <command> --help` for a command\'s flags, `litlora --version` for the version.',
     '',
@@ -68,7 +74,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
   }
   const entry = COMMANDS[name];
   if (!entry) {
-    io.err(`litlora: unknown command '${first}'. Commands: ${Object.keys(COMMANDS).map((n) => n.replace('_', ' ')).join(', ')}.\n` +
+    io.err(`litlora: unknown command '${first}'. Commands: ${Object.keys(COMMANDS).map(spelled).join(', ')}.\n` +
       'Run `litlora --help` for what each does.\n');
     return 2;
   }

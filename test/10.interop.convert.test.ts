@@ -1,0 +1,277 @@
+// convert_to_litgpt / convert_from_litgpt against transformers itself: Hugging Face folders made by transformers
+// (test/reference/make_hf_model.py: real config classes and file layouts, random weights) → litgpt files whose
+// logits equal transformers' → back to a folder transformers loads strictly, with the same logits and the same
+// tensors bit for bit.
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Model } from '../ts/index.js';
+import { configFromName } from '../ts/model/configs.js';
+import { configToYaml } from '../ts/model/config.js';
+import { chooseConfig, convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
+import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
+import { familyOfHfConfig } from '../ts/interop/hf_config.js';
+import { runCli } from '../ts/cli/main.js';
+import { OutDir } from '../ts/io/outdir.js';
+import { assertCode } from './helpers/assert.js';
+import { randomizeAdapter } from './helpers/model.js';
+import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
+import { BYTES_DIR } from './helpers/tiny_train.js';
+import { packageRoot } from '../ts/addon_loader.js';
+
+const temp = tempFolders();
+test.after(() => temp.removeAll());
+
+const REF = JSON.stringify(join(packageRoot, 'test', 'reference'));
+const TOKENS = [1, 5, 9, 3, 200, 7, 42, 299, 0, 17];
+
+/** Makes HF folders with transformers in one Python process: [family, dir, layout, dtype?][]. */
+function makeHfModels(specs: [string, string, string, string?][]): void {
+  const calls = specs.map(([f, d, l, dt]) => `m.save(${JSON.stringify(f)}, ${JSON.stringify(d)}, ${JSON.stringify(l)}, ${JSON.stringify(dt ?? 'float32')})`);
+  runPython(`sys.path.insert(0, ${REF})\nimport make_hf_model as m\n${calls.join('\n')}`);
+}
+
+/** transformers' logits for TOKENS (float32), and what from_pretrained reported as missing/unexpected. */
+function hfLogits(dirs: string[]): { logits: Float32Array[]; info: string[] } {
+  const code = `
+import torch, json
+from transformers import AutoModelForCausalLM
+torch.set_num_threads(2)
+infos = []
+for i, d in enumerate(${JSON.stringify(dirs)}):
+    model, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True, dtype=torch.float32)
+    infos.append(sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"]))
+    with torch.no_grad():
+        out(f"l{i}", model(torch.tensor([[${TOKENS.join(",")}]])).logits[0].float().numpy())
+print(json.dumps(infos))`;
+  const r = runPython(code);
+  const info = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[][];
+  return { logits: dirs.map((_, i) => r.outputs[`l${i}`].data as Float32Array), info: info.map((x) => x.join(',')) };
+}
+
+async function litLogits(dir: string): Promise<Float32Array> {
+  const model = await Model.load(dir);
+  try {
+    const logits = await model.forward(new Int32Array(TOKENS));
+    return (await logits.data()) as Float32Array;
+  } finally {
+    model.dispose();
+  }
+}
+
+function assertRelClose(actual: Float32Array, expected: Float32Array, what: string, tol = 1e-5): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let maxDiff = 0, maxRef = 0;
+  for (let i = 0; i < actual.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
+    maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  }
+  assert.ok(maxDiff / maxRef <= tol, `${what}: relative error ${maxDiff / maxRef} > ${tol}`);
+}
+
+/** Every tensor of two HF folders equal bit for bit (by name, dtype and bytes). */
+function assertSameHfTensors(a: string, b: string): void {
+  const r = runPython(`
+from safetensors.torch import load_file
+import glob, os, torch
+def load(d):
+    sd = {}
+    for f in sorted(glob.glob(os.path.join(d, "*.safetensors"))): sd.update(load_file(f))
+    if not sd: sd = torch.load(os.path.join(d, "pytorch_model.bin"), weights_only=True)
+    return sd
+x, y = load(${JSON.stringify(a)}), load(${JSON.stringify(b)})
+bad = [k for k in x if k not in y or x[k].dtype != y[k].dtype or x[k].shape != y[k].shape or not torch.equal(x[k].view(torch.uint8) if x[k].dtype == torch.bfloat16 else x[k], y[k].view(torch.uint8) if y[k].dtype == torch.bfloat16 else y[k])]
+print("BAD", sorted(set(bad) | (set(y) - set(x))))`);
+  assert.is(r.stdout.trim().split('\n').pop(), 'BAD []');
+}
+
+const root = temp.make('convert');
+const FAMILIES: { family: string; layout: string; dir: string }[] = [
+  { family: 'gpt_neox', layout: 'single', dir: join(root, 'neox') },
+  { family: 'llama', layout: 'bin', dir: join(root, 'llama') },
+  { family: 'qwen2', layout: 'sharded', dir: join(root, 'qwen2') },
+];
+let made = false;
+function ensureModels(): void {
+  if (made) return;
+  makeHfModels([...FAMILIES.map((f) => [f.family, f.dir, f.layout] as [string, string, string]),
+    ['qwen2', join(root, 'qwen2-bf16'), 'single', 'bfloat16']]);
+  made = true;
+}
+
+test('convert_to_litgpt: every family and file layout gives transformers\' logits (fp32, relative error ≤ 1e-5)', async () => {
+  ensureModels();
+  const reference = hfLogits(FAMILIES.map((f) => f.dir));
+  for (const [i, f] of FAMILIES.entries()) {
+    const result = await convertToLitgpt(f.dir);
+    assert.is(result.configVia, 'config.json', f.family);
+    assert.ok(existsSync(join(f.dir, 'lit_model.pth')) && existsSync(join(f.dir, 'model_config.yaml')), f.family);
+    assertRelClose(await litLogits(f.dir), reference.logits[i], `${f.family} (${f.layout})`);
+  }
+});
+
+test('convert_to_litgpt: litgpt\'s layout — fused [Q|K|V], tied head sharing the embedding\'s storage, dtype as stored or --dtype', async () => {
+  ensureModels();
+  const r = runPython(`
+import torch
+from safetensors.torch import load_file
+lit = torch.load(${JSON.stringify(join(root, 'qwen2', 'lit_model.pth'))}, weights_only=True)
+import glob
+hf = {}
+for f in glob.glob(${JSON.stringify(join(root, 'qwen2'))} + "/*.safetensors"): hf.update(load_file(f))
+q, k, v = (hf[f"model.layers.1.self_attn.{p}_proj.weight"] for p in "qkv")
+print(torch.equal(lit["transformer.h.1.attn.qkv.weight"], torch.cat((q, k, v))),
+      torch.equal(lit["transformer.h.1.attn.qkv.bias"], torch.cat([hf[f"model.layers.1.self_attn.{p}_proj.bias"] for p in "qkv"])),
+      lit["lm_head.weight"].untyped_storage().data_ptr() == lit["transformer.wte.weight"].untyped_storage().data_ptr(),
+      sorted(set(str(t.dtype) for t in lit.values())))`);
+  assert.is(r.stdout.trim(), "True True True ['torch.float32']");
+  // bf16 as stored; --dtype float32 converts.
+  const bf = join(root, 'qwen2-bf16');
+  await convertToLitgpt(bf);
+  const check = (dir: string) => runPython(`
+import torch
+lit = torch.load(${JSON.stringify(join(dir, 'lit_model.pth'))}, weights_only=True)
+print(sorted(set(str(t.dtype) for t in lit.values())))`).stdout.trim();
+  assert.is(check(bf), "['torch.bfloat16']");
+  await convertToLitgpt(bf, { dtype: 'float32', force: true });
+  assert.is(check(bf), "['torch.float32']");
+});
+
+test('convert_from_litgpt: transformers loads the folder strictly, same logits, every tensor bit for bit', async () => {
+  ensureModels();
+  const outs = FAMILIES.map((f) => join(root, `${f.family}-hf`));
+  for (const [i, f] of FAMILIES.entries()) {
+    if (!existsSync(join(f.dir, 'lit_model.pth'))) await convertToLitgpt(f.dir);
+    const result = await convertFromLitgpt(f.dir, outs[i], { maxShardSize: f.family === 'qwen2' ? '100KB' : undefined });
+    assert.is(result.tied, f.family !== 'gpt_neox', f.family);
+  }
+  assert.ok(readdirSync(outs[2]).includes('model.safetensors.index.json'), 'sharded above max_shard_size');
+  const reference = hfLogits([...FAMILIES.map((f) => f.dir), ...outs]);
+  for (const [i, f] of FAMILIES.entries()) {
+    assert.is(reference.info[FAMILIES.length + i], '', `${f.family}: missing/unexpected weights`);
+    assertRelClose(reference.logits[FAMILIES.length + i], reference.logits[i], `${f.family} back`, 0);
+    assertSameHfTensors(f.dir, outs[i]);
+  }
+});
+
+test('convert_from_litgpt: a LoRA-only folder is merged on the fly; transformers gives litlora\'s runtime-LoRA logits', async () => {
+  ensureModels();
+  const base = join(root, 'llama');
+  if (!existsSync(join(base, 'lit_model.pth'))) await convertToLitgpt(base);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(BYTES_DIR, f), join(base, f));
+  const lora = { r: 4, alpha: 8, query: true, key: true, value: true, projection: true, mlp: true, head: true };
+  const model = await Model.load(base, { lora });
+  await randomizeAdapter(model, 7);
+  const loraDir = join(root, 'llama-lora');
+  await new OutDir(root).writeLoraCheckpoint(loraDir, {
+    loraTensors: await model.adapter!.tensors(), config: model.config,
+    hyperparameters: {
+      checkpoint_dir: base, lora_r: 4, lora_alpha: 8, lora_dropout: 0, lora_query: true, lora_key: true, lora_value: true,
+      lora_projection: true, lora_mlp: true, lora_head: true,
+    } as any,
+    tokenizerFrom: base,
+  });
+  model.dispose();
+  const out = join(root, 'llama-lora-hf');
+  const result = await convertFromLitgpt(loraDir, out);
+  assert.ok(result.merged);
+  assert.is(result.tied, false, 'a LoRA on the head unties it');
+  assert.equal(readdirSync(root).filter((n) => n.includes('merging')), [], 'the temporary merge is removed');
+  const reference = hfLogits([out]);
+  assert.is(reference.info[0], '');
+  assertRelClose(await litLogits(loraDir), reference.logits[0], 'LoRA folder → HF', 1e-5);
+  assert.ok(existsSync(join(out, 'tokenizer.json')), 'tokenizer files copied');
+});
+
+test('convert_to_litgpt: a named config is inferred from config.json (pythia-14m), its model_config.yaml is litgpt\'s', async () => {
+  const dir = join(temp.make('named'), 'EleutherAI', 'pythia-14m');
+  runPython(`sys.path.insert(0, ${REF})\nimport make_hf_model as m\nm.save("gpt_neox", ${JSON.stringify(dir)}, "single", shape="pythia-14m")`);
+  const result = await convertToLitgpt(dir);
+  assert.is(result.configVia, 'named');
+  assert.is(readFileSync(join(dir, 'model_config.yaml'), 'utf8'), configToYaml(configFromName('pythia-14m')));
+  // --model_name of another shape is refused, naming what differs.
+  await assertCode(() => convertToLitgpt(dir, { modelName: 'pythia-31m', force: true }), 'ERR_CONFIG', /n_embd 256 ≠ 128/);
+});
+
+test('chooseConfig: twins that differ only by name are settled by the folder\'s name, else --model_name is asked for', () => {
+  const qwen = configFromName('Qwen2.5-0.5B');
+  const hf = {
+    architectures: ['Qwen2ForCausalLM'], hidden_size: 896, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2,
+    intermediate_size: 4864, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
+    tie_word_embeddings: true, hidden_act: 'silu',
+  };
+  const family = familyOfHfConfig(hf, 'config.json');
+  const folder = (dir: string) => ({ dir, config: hf, configPath: join(dir, 'config.json'), files: [], tensors: new Map() });
+  assert.is(chooseConfig(folder('/m/Qwen/Qwen2.5-0.5B-Instruct'), family, null).config.name, 'Qwen2.5-0.5B-Instruct');
+  assert.is(chooseConfig(folder('/m/Qwen/Qwen2.5-0.5B'), family, null).config.name, qwen.name);
+  assert.throws(() => chooseConfig(folder('/m/my-qwen'), family, null), (e: any) => e.code === 'ERR_CONFIG' &&
+    /Qwen2\.5-0\.5B, Qwen2\.5-0\.5B-Instruct.*--model_name/.test(e.message));
+  assert.is(chooseConfig(folder('/m/my-qwen'), family, 'Qwen2.5-0.5B-Instruct').via, 'model_name');
+});
+
+test('convert_to_litgpt: bad input gets coded errors and leaves no file under a final name', async () => {
+  ensureModels();
+  const scratch = temp.make('bad');
+  const copy = (name: string, from = join(root, 'qwen2')) => {
+    const d = join(scratch, name);
+    cpSync(from, d, { recursive: true });
+    for (const f of ['lit_model.pth', 'model_config.yaml']) rmSync(join(d, f), { force: true });
+    return d;
+  };
+  const noLit = (d: string) => assert.equal(readdirSync(d).filter((f) => f.includes('lit_model') || f.includes('model_config')), [], d);
+
+  const noConfig = copy('no-config');
+  rmSync(join(noConfig, 'config.json'));
+  await assertCode(() => convertToLitgpt(noConfig), 'ERR_CHECKPOINT_MISSING', /has no config\.json/);
+
+  const arch = copy('arch');
+  const cfg = JSON.parse(readFileSync(join(arch, 'config.json'), 'utf8'));
+  writeFileSync(join(arch, 'config.json'), JSON.stringify({ ...cfg, architectures: ['MambaForCausalLM'], model_type: 'mamba' }));
+  await assertCode(() => convertToLitgpt(arch), 'ERR_CONFIG', /MambaForCausalLM is not one litlora runs\. Supported: GPTNeoXForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM/);
+  noLit(arch);
+
+  const shard = copy('shard');
+  const firstShard = readdirSync(shard).find((f) => f.startsWith('model-00002'))!;
+  rmSync(join(shard, firstShard));
+  await assertCode(() => convertToLitgpt(shard), 'ERR_CHECKPOINT_MISSING', new RegExp(`names the shard ${firstShard}, which is missing`));
+  noLit(shard);
+
+  const truncated = copy('truncated', join(root, 'neox'));
+  truncateSync(join(truncated, 'model.safetensors'), statSync(join(truncated, 'model.safetensors')).size - 1000);
+  await assertCode(() => convertToLitgpt(truncated), 'ERR_CHECKPOINT_FORMAT');
+  noLit(truncated);
+
+  const shape = copy('shape');
+  writeFileSync(join(shape, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 128 }));
+  await assertCode(() => convertToLitgpt(shape), 'ERR_SHAPE', /mlp\.gate_proj\.weight .*needs \[128,64\], the file gives \[96,64\]/);
+  noLit(shape);
+
+  // An existing lit_model.pth stays as it was without --force.
+  const existing = join(root, 'neox', 'lit_model.pth');
+  if (!existsSync(existing)) await convertToLitgpt(join(root, 'neox'));
+  const before = readFileSync(existing);
+  await assertCode(() => convertToLitgpt(join(root, 'neox')), 'ERR_EXISTS', /--force/);
+  assert.ok(readFileSync(existing).equals(before));
+});
+
+test('CLI: convert_to_litgpt and convert_from_litgpt, with the same coded one-line errors', async () => {
+  ensureModels();
+  const dir = join(temp.make('cli'), 'neox');
+  cpSync(join(root, 'neox'), dir, { recursive: true });
+  for (const f of ['lit_model.pth', 'model_config.yaml']) rmSync(join(dir, f), { force: true });
+  let out = '', err = '';
+  const io = { out: (t: string) => { out += t; }, err: (t: string) => { err += t; }, cwd: dir };
+  assert.is(await runCli(['convert_to_litgpt', dir], io), 0, err);
+  assert.match(out, /Saved converted checkpoint to /);
+  assert.match(err, /Config: neox \(config\.json's fields\)/);
+  assert.is(await runCli(['convert_to_litgpt', dir], io), 1);
+  assert.match(err, /litlora convert_to_litgpt: error \[ERR_EXISTS\]/);
+  assert.is(await runCli(['convert_from_litgpt', dir, join(dir, '..', 'hf'), '--max_shard_size', '50KB'], io), 0, err);
+  assert.ok(existsSync(join(dir, '..', 'hf', 'model.safetensors.index.json')));
+  assert.is(parseShardSize('5GB'), 5e9);
+  assert.is(parseShardSize('2GiB'), 2 ** 31);
+});
+
+test.run();
