@@ -1,7 +1,7 @@
 // npm run bench:convert — convert_to_litgpt and convert_from_litgpt on a Qwen2.5-0.5B-shaped bf16 checkpoint
 // (988 MB in two safetensors shards + index, written by transformers' save_pretrained, random weights):
-//   ours     litlora's convertToLitgpt / convertFromLitgpt, each in `node bench/convert_child.mjs` (streamed tensor
-//            by tensor in native code, written atomically: fsync, rename)
+//   ours     `litlora convert_to_litgpt` / `litlora convert_from_litgpt` (through runCli in bench/convert_child.mjs):
+//            streamed tensor by tensor in native code, written atomically (fsync, rename)
 //   PyTorch  the PyTorch way, bench/convert_baseline.py: load_file every shard, rename, torch.cat q/k/v, torch.save;
 //            and back torch.load(mmap=True), split, rename, save_file; its output fsynced before its clock stops
 // Each run is its own process (so its peak RSS, VmHWM, and its start-up are its own); ours and PyTorch alternate,
@@ -145,35 +145,31 @@ console.log(goals(to));
 wrong ||= !toCheck.identical || toCheck.tied[0] !== true;
 
 // litgpt → HF: the input is a litgpt checkpoint folder (lit_model.pth, model_config.yaml and the HF config files,
-// not the HF weights), made once from ours' lit_model.pth above.
-if (!existsSync(join(packageRoot, 'dist', 'interop', 'convert_from_litgpt.js'))) {
-  console.log('\nconvert_from_litgpt: not in this build (dist/interop/convert_from_litgpt.js is missing); that half is skipped.');
-} else {
-  // Made again when the HF model is newer than it (a remade model would fail the round-trip check otherwise).
-  const stale = existsSync(litgptDir) &&
-    statSync(join(litgptDir, 'lit_model.pth')).mtimeMs < statSync(join(hfDir, 'model.safetensors.index.json')).mtimeMs;
-  if (stale) rmSync(litgptDir, { recursive: true, force: true });
-  if (!existsSync(litgptDir)) {
-    makeFolder(litgptDir, (partial) => {
-      for (const f of ['lit_model.pth', 'model_config.yaml', 'config.json', 'generation_config.json']) {
-        if (existsSync(join(hfDir, f))) copyFileSync(join(hfDir, f), join(partial, f));
-      }
-    });
-  }
-  const oursHf = join(outDir, 'hf-ours');
-  const torchHf = join(outDir, 'hf-pytorch');
-  const from = await direction(`convert_from_litgpt: lit_model.pth → HF safetensors`, {
-    ours: ['from-litgpt', litgptDir, oursHf], baseline: ['from-litgpt', join(litgptDir, 'lit_model.pth'), torchHf], oursOut: oursHf,
-    input: [join(litgptDir, 'lit_model.pth')],
+// not the HF weights), made from ours' lit_model.pth above once, and again when the HF model is newer than it (a
+// remade model would fail the round-trip check otherwise).
+const stale = existsSync(litgptDir) &&
+  statSync(join(litgptDir, 'lit_model.pth')).mtimeMs < statSync(join(hfDir, 'model.safetensors.index.json')).mtimeMs;
+if (stale) rmSync(litgptDir, { recursive: true, force: true });
+if (!existsSync(litgptDir)) {
+  makeFolder(litgptDir, (partial) => {
+    for (const f of ['lit_model.pth', 'model_config.yaml', 'config.json', 'generation_config.json']) {
+      if (existsSync(join(hfDir, f))) copyFileSync(join(hfDir, f), join(partial, f));
+    }
   });
-  const name = 'model.layers.0.self_attn.q_proj.weight';
-  const fromCheck = check(oursHf, torchHf, name);
-  const roundTrip = check(oursHf, hfDir, name);
-  console.log(`\n${say(fromCheck, 'outputs, ours / PyTorch way')}`);
-  console.log(say(roundTrip, 'round trip, ours / the transformers-made input'));
-  console.log(goals(from));
-  wrong ||= !fromCheck.identical || !roundTrip.identical;
 }
+const oursHf = join(outDir, 'hf-ours');
+const torchHf = join(outDir, 'hf-pytorch');
+const from = await direction(`convert_from_litgpt: lit_model.pth → HF safetensors`, {
+  ours: ['from-litgpt', litgptDir, oursHf], baseline: ['from-litgpt', join(litgptDir, 'lit_model.pth'), torchHf], oursOut: oursHf,
+  input: [join(litgptDir, 'lit_model.pth')],
+});
+const name = 'model.layers.0.self_attn.q_proj.weight';
+const fromCheck = check(oursHf, torchHf, name);
+const roundTrip = check(oursHf, hfDir, name);
+console.log(`\n${say(fromCheck, 'outputs, ours / PyTorch way')}`);
+console.log(say(roundTrip, 'round trip, ours / the transformers-made input'));
+console.log(goals(from));
+wrong ||= !fromCheck.identical || !roundTrip.identical;
 console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(2)).join(', ')}`);
 if (wrong) {
   console.log('\nTHE OUTPUTS DIFFER: the timings above are not valid.');
