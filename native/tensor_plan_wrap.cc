@@ -1,5 +1,8 @@
 #include "tensor_plan_wrap.h"
 
+#include <memory>
+#include <utility>
+
 #include "async.h"
 #include "convert.h"
 #include "core/error.h"
@@ -87,14 +90,40 @@ tensorplan::Plan planFromJs(const Napi::Value& value) {
   return plan;
 }
 
-// writeTensorPlan(plan) → Promise<{tensors, bytesWritten, seconds}>
+// Progress reports from the writer thread to an optional JS callback; released when the last copy goes.
+struct ProgressChannel {
+  Napi::ThreadSafeFunction fn;
+  ~ProgressChannel() {
+    if (fn) fn.Release();
+  }
+  void report(int64_t done, int64_t total) {
+    auto* counts = new std::pair<int64_t, int64_t>(done, total);
+    // Non-blocking: a slow JS side never holds the writer back; a report that cannot be queued is dropped.
+    napi_status status = fn.NonBlockingCall(counts, [](Napi::Env env, Napi::Function cb, std::pair<int64_t, int64_t>* raw) {
+      std::unique_ptr<std::pair<int64_t, int64_t>> c(raw);
+      if (env != nullptr && !cb.IsEmpty()) cb.Call({Napi::Number::New(env, static_cast<double>(c->first)), Napi::Number::New(env, static_cast<double>(c->second))});
+    });
+    if (status != napi_ok) delete counts;
+  }
+};
+
+// writeTensorPlan(plan, onProgress?(done, total)) → Promise<{tensors, bytesWritten, seconds}>
 Napi::Value writeTensorPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "rewriting tensor files", [&]() -> Napi::Value {
-    LITLORA_CHECK(info.Length() >= 1, "ERR_TYPE", "writeTensorPlan: expected (plan)");
+    LITLORA_CHECK(info.Length() >= 1, "ERR_TYPE", "writeTensorPlan: expected (plan, onProgress?)");
     tensorplan::Plan plan = planFromJs(info[0]);
+    std::shared_ptr<ProgressChannel> channel;
+    if (info.Length() > 1 && info[1].IsFunction()) {
+      channel = std::make_shared<ProgressChannel>();
+      channel->fn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "litlora.tensorPlan.progress", 64, 1);
+      channel->fn.Unref(env);  // progress reports never keep Node alive on their own
+    }
     return TorchWorker<tensorplan::Stats>::run(
-        env, [plan]() { return tensorplan::write(plan); },
+        env, [plan, channel]() {
+          if (!channel) return tensorplan::write(plan);
+          return tensorplan::write(plan, [&channel](int64_t done, int64_t total) { channel->report(done, total); });
+        },
         [](Napi::Env env, tensorplan::Stats& s) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("tensors", static_cast<double>(s.tensors));

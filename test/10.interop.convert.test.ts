@@ -2,14 +2,14 @@
 // (test/reference/make_hf_model.py: real config classes and file layouts, random weights) → litgpt files whose
 // logits equal transformers' → back to a folder transformers loads strictly, with the same logits and the same
 // tensors bit for bit.
-import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model } from '../ts/index.js';
 import { configFromName } from '../ts/model/configs.js';
 import { configToYaml } from '../ts/model/config.js';
-import { chooseConfig, convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
+import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
 import { familyOfHfConfig } from '../ts/interop/hf_config.js';
 import { runCli } from '../ts/cli/main.js';
@@ -105,8 +105,13 @@ test('convert_to_litgpt: every family and file layout gives transformers\' logit
   ensureModels();
   const reference = hfLogits(FAMILIES.map((f) => f.dir));
   for (const [i, f] of FAMILIES.entries()) {
-    const result = await convertToLitgpt(f.dir);
+    const events: ConvertProgress[] = [];
+    const result = await convertToLitgpt(f.dir, { onProgress: (e) => events.push(e) });
     assert.is(result.configVia, 'config.json', f.family);
+    const weights = events.filter((e) => e.phase === 'weights');
+    assert.is(weights[0].tensors, 0);
+    assert.ok(weights.length >= 2 && weights.every((e, k) => k === 0 || e.tensors! >= weights[k - 1].tensors!), 'progress moves forward');
+    assert.equal(events.at(-1), { phase: 'done', modelName: result.config.name, tensors: result.tensors, total: result.tensors, bytes: result.bytesWritten });
     assert.ok(existsSync(join(f.dir, 'lit_model.pth')) && existsSync(join(f.dir, 'model_config.yaml')), f.family);
     assertRelClose(await litLogits(f.dir), reference.logits[i], `${f.family} (${f.layout})`);
   }
@@ -195,6 +200,25 @@ test('convert_to_litgpt: a named config is inferred from config.json (pythia-14m
   await assertCode(() => convertToLitgpt(dir, { modelName: 'pythia-31m', force: true }), 'ERR_CONFIG', /n_embd 256 ≠ 128/);
 });
 
+test('convert_to_litgpt: a hub cache folder (models--ORG--NAME) converts its refs/main snapshot, files stay links to blobs', async () => {
+  ensureModels();
+  const cache = join(temp.make('hubcache'), 'models--acme--tiny-neox');
+  const rev = '0123456789abcdef0123456789abcdef01234567';
+  mkdirSync(join(cache, 'blobs'), { recursive: true });
+  mkdirSync(join(cache, 'snapshots', rev), { recursive: true });
+  mkdirSync(join(cache, 'refs'));
+  writeFileSync(join(cache, 'refs', 'main'), rev);
+  for (const f of ['config.json', 'model.safetensors']) {
+    cpSync(join(root, 'neox', f), join(cache, 'blobs', `blob-${f}`));
+    symlinkSync(join('..', '..', 'blobs', `blob-${f}`), join(cache, 'snapshots', rev, f));
+  }
+  const result = await convertToLitgpt(cache);
+  assert.is(result.dir, join(cache, 'snapshots', rev));
+  assert.ok(lstatSync(join(cache, 'snapshots', rev, 'model.safetensors')).isSymbolicLink());
+  const reference = hfLogits([join(root, 'neox')]);
+  assertRelClose(await litLogits(result.dir), reference.logits[0], 'hub cache snapshot');
+});
+
 test('chooseConfig: twins that differ only by name are settled by the folder\'s name, else --model_name is asked for', () => {
   const qwen = configFromName('Qwen2.5-0.5B');
   const hf = {
@@ -270,6 +294,14 @@ test('CLI: convert_to_litgpt and convert_from_litgpt, with the same coded one-li
   assert.match(err, /litlora convert_to_litgpt: error \[ERR_EXISTS\]/);
   assert.is(await runCli(['convert_from_litgpt', dir, join(dir, '..', 'hf'), '--max_shard_size', '50KB'], io), 0, err);
   assert.ok(existsSync(join(dir, '..', 'hf', 'model.safetensors.index.json')));
+  // As litgpt: a folder that is not there is looked for under checkpoints/ (where `litlora download` puts models).
+  const cwd = temp.make('cli-cwd');
+  cpSync(join(root, 'neox'), join(cwd, 'checkpoints', 'acme', 'tiny'), { recursive: true });
+  for (const f of ['lit_model.pth', 'model_config.yaml']) rmSync(join(cwd, 'checkpoints', 'acme', 'tiny', f), { force: true });
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(BYTES_DIR, f), join(cwd, 'checkpoints', 'acme', 'tiny', f));
+  const io2 = { ...io, cwd };
+  assert.is(await runCli(['convert_to_litgpt', 'acme/tiny'], io2), 0, err);
+  assert.is(await runCli(['generate', 'acme/tiny', '--prompt', 'hi', '--max_new_tokens', '2'], io2), 0, err);
   assert.is(parseShardSize('5GB'), 5e9);
   assert.is(parseShardSize('2GiB'), 2 ** 31);
 });

@@ -157,7 +157,7 @@ export interface NativeBinding {
   mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
   // Rewriting tensor files by a plan, streamed (native/tensor_plan_wrap.cc; ts/interop/)
-  writeTensorPlan(plan: NativeTensorPlan): Promise<{ tensors: number; bytesWritten: number; seconds: number }>;
+  writeTensorPlan(plan: NativeTensorPlan, onProgress?: (done: number, total: number) => void): Promise<{ tensors: number; bytesWritten: number; seconds: number }>;
   tensorsEqual(path: string, a: string, b: string): Promise<boolean>;
   // Training (native/train_wrap.cc)
   NativeTrainer: NativeTrainerClass;

@@ -4,6 +4,7 @@ import { CONVERT_DTYPES } from '../interop/convert_to_litgpt.js';
 import { convertFromLitgpt } from '../interop/convert_from_litgpt.js';
 import type { Dtype } from '../tensor.js';
 import type { CommandSpec } from './args.js';
+import { tensorProgress } from './tensor_progress.js';
 
 export const command: CommandSpec = {
   name: 'convert_from_litgpt',
@@ -28,13 +29,15 @@ The output folder appears whole; an existing non-empty one is replaced only with
     'litlora convert_from_litgpt checkpoints/Qwen/Qwen2.5-0.5B out/qwen-hf --max_shard_size 500MB',
   ],
   async run(args, io) {
+    const progress = tensorProgress('Converting');
     const result = await convertFromLitgpt(args.get<string>('checkpoint_dir'), args.get<string>('output_dir'), {
       cwd: io.cwd,
+      onProgress: progress.onProgress,
       maxShardSize: args.get<string>('max_shard_size'),
       dtype: args.get<Dtype | null>('dtype'),
       pretrainedCheckpointDir: args.get<string | null>('pretrained_checkpoint_dir'),
       force: args.get<boolean>('force'),
-    });
+    }).finally(progress.stop);
     io.err(`${result.merged ? 'Merged the LoRA adapter into its base, then wrote' : 'Wrote'} ${result.tensors} tensors ` +
       `(${(result.bytesWritten / 1e6).toFixed(1)} MB, ${result.weightFiles.length} file${result.weightFiles.length > 1 ? 's' : ''}) ` +
       `as ${result.architecture}${result.tied ? ' with tied embeddings' : ''} in ${result.seconds.toFixed(2)} s\n`);

@@ -5,6 +5,7 @@ import { CONVERT_DTYPES, convertToLitgpt } from '../interop/convert_to_litgpt.js
 import { supportedArchitectures } from '../interop/hf_config.js';
 import type { Dtype } from '../tensor.js';
 import type { CommandSpec } from './args.js';
+import { tensorProgress } from './tensor_progress.js';
 
 export const command: CommandSpec = {
   name: 'convert_to_litgpt',
@@ -28,12 +29,14 @@ Architectures: ${supportedArchitectures()}.`,
     'litlora convert_to_litgpt ./my-hf-model --dtype bfloat16',
   ],
   async run(args, io) {
+    const progress = tensorProgress('Converting');
     const result = await convertToLitgpt(args.get<string>('checkpoint_dir'), {
       cwd: io.cwd,
+      onProgress: progress.onProgress,
       modelName: args.get<string | null>('model_name'),
       dtype: args.get<Dtype | null>('dtype'),
       force: args.get<boolean>('force'),
-    });
+    }).finally(progress.stop);
     const via = { model_name: '--model_name', named: 'the named litgpt config config.json describes', 'config.json': 'config.json\'s fields' }[result.configVia];
     io.err(`Config: ${result.config.name} (${via})\n`);
     io.err(`Wrote ${result.tensors} tensors (${(result.bytesWritten / 1e6).toFixed(1)} MB) in ${result.seconds.toFixed(2)} s\n`);

@@ -8,6 +8,7 @@
 // argument in litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does). The run holds
 // --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.
 import { join, resolve } from 'node:path';
+import { extendCheckpointDir } from '../io/checkpoint.js';
 import { buildInfo } from '../binding.js';
 import { dataModuleFromArgs } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
@@ -137,7 +138,7 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
   const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
   const precision = (v.precision ?? (device.startsWith('cuda') ? 'bf16-mixed' : '32-true')) as Precision;
   const dtype: ModelDtype = precision === 'bf16-true' ? 'bfloat16' : 'float32';
-  const checkpointDir = resolve(io.cwd, String(v.checkpoint_dir));
+  const checkpointDir = extendCheckpointDir(String(v.checkpoint_dir), io.cwd);
   const outDir = lock.root;
 
   const dataArgs: Record<string, unknown> = {};

@@ -1,6 +1,7 @@
 // Shared by `litlora generate` and `litlora chat`: their flags (litgpt's names and defaults) and loading a
 // folder of any kind — base, merged, or LoRA-only (auto-merged in memory) — with its tokenizer and prompt style.
 import { join, relative, resolve } from 'node:path';
+import { extendCheckpointDir } from '../io/checkpoint.js';
 import { loadPromptStyle, type PromptStyle } from '../data/prompts.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import type { TextGenerateOptions } from '../generate/generate.js';
@@ -34,7 +35,7 @@ export interface Loaded {
 
 /** Loads the model, tokenizer and prompt style of `--checkpoint_dir`, telling stderr what it did (as litgpt does). */
 export async function loadForGeneration(args: ParsedArgs, io: CliIO): Promise<Loaded> {
-  const dir = resolve(io.cwd, args.get<string>('checkpoint_dir'));
+  const dir = extendCheckpointDir(args.get<string>('checkpoint_dir'), io.cwd);
   const start = performance.now();
   const precision = args.get<string | null>('precision');
   const model = await Model.load(dir, {

@@ -16,14 +16,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
 import { copyFileAtomic, removeStalePartials, tempSibling, writeFileAtomic } from '../io/atomic.js';
-import { Checkpoint } from '../io/checkpoint.js';
+import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import { TensorFile } from '../io/tensorfile.js';
 import { mergeLora } from '../model/merge.js';
 import type { Dtype } from '../tensor.js';
 import { familyOfConfig, hfConfigFromConfig } from './hf_config.js';
 import { hfFromLitgpt } from './hf_weights.js';
-import { CONVERT_DTYPES, extendCheckpointDir } from './convert_to_litgpt.js';
+import { CONVERT_DTYPES, type ConvertProgress } from './convert_to_litgpt.js';
 
 /** Tokenizer files transformers' AutoTokenizer reads, copied when the litgpt folder has them. */
 export const HF_TOKENIZER_FILES = [
@@ -44,7 +44,7 @@ export interface ConvertFromLitgptOptions {
   /** The base of a LoRA-only folder, instead of hyperparameters.yaml's checkpoint_dir. */
   pretrainedCheckpointDir?: string | null;
   cwd?: string;
-  onProgress?: (event: { phase: 'merge' | 'weights' | 'done'; tensors?: number; bytes?: number }) => void;
+  onProgress?: (event: ConvertProgress) => void;
 }
 
 export interface ConvertFromLitgptResult {
@@ -174,11 +174,12 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
           name: n, pieces: byName.get(n)!.pieces.map((p) => ({ source: 0, name: p.name, rowStart: p.rowStart ?? 0, rows: p.rows ?? -1 })),
           ...(options.dtype ? { dtype: options.dtype } : {}),
         }));
+        const before = tensors;
+        const report = options.onProgress;
         const stats = await binding().writeTensorPlan({ sources: [weightsFile!], outputs, outPath: path, format: 'safetensors',
-          metadata: { format: 'pt' } });
+          metadata: { format: 'pt' } }, report ? (done) => report({ phase: 'weights', tensors: before + done, total: recipes.length }) : undefined);
         tensors += stats.tensors;
         bytesWritten += stats.bytesWritten;
-        options.onProgress?.({ phase: 'weights', tensors, bytes: bytesWritten });
       },
     });
 
@@ -206,7 +207,7 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
       weights = { name: 'model.safetensors.index.json', write: (p) => writeFileAtomic(p, `${JSON.stringify(index, null, 2)}\n`) };
     }
     await writeCheckpointFolder(out, files, weights, { drop: existsSync(out) ? readdirSync(out) : [] });
-    options.onProgress?.({ phase: 'done', tensors, bytes: bytesWritten });
+    options.onProgress?.({ phase: 'done', tensors, total: recipes.length, bytes: bytesWritten });
     return {
       outputDir: out, architecture: family.architecture, weightFiles: names.map((n) => join(out, n)), tied,
       merged: mergedDir !== null, tensors, bytesWritten, seconds: (performance.now() - start) / 1000,

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
-import { CONFIG_FILE, MODEL_FILE } from '../io/checkpoint.js';
+import { CONFIG_FILE, extendCheckpointDir, MODEL_FILE } from '../io/checkpoint.js';
 import { removeStalePartials } from '../io/atomic.js';
 import { configFromName, configNames } from '../model/configs.js';
 import { normalizeConfig, writeConfig, type Config } from '../model/config.js';
@@ -39,10 +39,13 @@ export interface ConvertToLitgptOptions {
 }
 
 export interface ConvertProgress {
-  phase: 'config' | 'weights' | 'done';
+  phase: 'config' | 'merge' | 'weights' | 'done';
   /** The config chosen (from 'weights' on). */
   modelName?: string;
+  /** Tensors written so far ('weights', 'done'). */
   tensors?: number;
+  /** Tensors to write in all. */
+  total?: number;
   bytes?: number;
 }
 
@@ -57,14 +60,6 @@ export interface ConvertToLitgptResult {
   tensors: number;
   bytesWritten: number;
   seconds: number;
-}
-
-/** litgpt's extend_checkpoint_dir: `checkpoints/<path>` when `path` does not exist but that does. */
-export function extendCheckpointDir(path: string, cwd: string): string {
-  const direct = resolve(cwd, path);
-  if (existsSync(direct)) return direct;
-  const extended = resolve(cwd, 'checkpoints', path);
-  return existsSync(extended) ? extended : direct;
 }
 
 /** HF buffers that are not parameters (older GPT-NeoX and Llama files carry them); litgpt's converter drops them. */
@@ -174,10 +169,12 @@ export async function convertToLitgpt(checkpointDir: string, options: ConvertToL
       `does not have: ${unexpected.slice(0, 6).join(', ')}${unexpected.length > 6 ? ', …' : ''}. ` +
       'Is config.json the one of these weights?');
   }
-  options.onProgress?.({ phase: 'weights', modelName: config.name, tensors: outputs.length });
-  const stats = await binding().writeTensorPlan({ sources: folder.files, outputs, outPath: outFile, format: 'pth' });
+  const report = options.onProgress;
+  report?.({ phase: 'weights', modelName: config.name, tensors: 0, total: outputs.length });
+  const stats = await binding().writeTensorPlan({ sources: folder.files, outputs, outPath: outFile, format: 'pth' },
+    report ? (done, total) => report({ phase: 'weights', modelName: config.name, tensors: done, total }) : undefined);
   await writeConfig(configFile, config);
-  options.onProgress?.({ phase: 'done', modelName: config.name, tensors: stats.tensors, bytes: stats.bytesWritten });
+  report?.({ phase: 'done', modelName: config.name, tensors: stats.tensors, total: outputs.length, bytes: stats.bytesWritten });
   return {
     dir: folder.dir, outFile, configFile, config, configVia: via, family: family.name,
     tensors: stats.tensors, bytesWritten: stats.bytesWritten, seconds: stats.seconds,

@@ -57,6 +57,15 @@ const LEGACY_NAMES: { test: (f: string) => boolean; what: string }[] = [
   { test: (f) => f === 'lit_config.json', what: 'the model config (now model_config.yaml)' },
 ];
 
+/** litgpt's extend_checkpoint_dir: `checkpoints/<path>` when `path` does not exist but that does (so
+ * `litlora generate EleutherAI/pythia-14m` finds what `litlora download` put in checkpoints/). */
+export function extendCheckpointDir(path: string, cwd: string): string {
+  const direct = resolve(cwd, path);
+  if (existsSync(direct)) return direct;
+  const extended = resolve(cwd, 'checkpoints', path);
+  return existsSync(extended) ? extended : direct;
+}
+
 /** Python's repr() of a str, for messages that quote paths exactly as litgpt prints them. */
 export function pyRepr(s: string): string {
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";

@@ -17,7 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { copyFileAtomic, removeStalePartials } from '../io/atomic.js';
 import { binding } from '../binding.js';
-import { Checkpoint, COPIED_CONFIG_FILES, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from '../io/checkpoint.js';
+import { Checkpoint, COPIED_CONFIG_FILES, extendCheckpointDir, LORA_FILE, MODEL_FILE, PROMPT_STYLE_FILE, pyRepr } from '../io/checkpoint.js';
 import { fail, LitloraError } from '../errors.js';
 import { adapterLoraSettings, type BaseResolution } from '../io/hyperparameters.js';
 import { Model, type ModelDtype } from './model.js';
@@ -60,14 +60,6 @@ export interface MergeLoraResult {
   mergedLayers: number;
   bytesWritten: number;
   seconds: number;
-}
-
-/** litgpt's extend_checkpoint_dir: `checkpoints/<path>` when `path` does not exist but that does. */
-function extendCheckpointDir(path: string, cwd: string): string {
-  const direct = resolve(cwd, path);
-  if (existsSync(direct)) return direct;
-  const extended = resolve(cwd, 'checkpoints', path);
-  return existsSync(extended) ? extended : direct;
 }
 
 async function hasLegacyNames(path: string): Promise<boolean> {
