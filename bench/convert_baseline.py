@@ -7,7 +7,8 @@
 #                split attn.qkv into q/k/v (cloned: save_file refuses tensors that share storage), rename, a tied
 #                head left out, safetensors.torch.save_file to one model.safetensors (no config.json: the
 #                weights only).
-# Both fsync their output before the clock stops, as litlora's atomic writer does. Prints one JSON line:
+# Both fsync their output before the clock stops, as litlora's atomic writer does (ext4 starts writing back a file
+# rewritten in place as it is closed, so the fsync may find little left: that time is inside `seconds` either way). Prints one JSON line:
 # seconds (conversion after the imports, fsync included), fsync_seconds (its part), maxrss_kb, baseline_kb
 # (VmHWM after the imports), tensors, bytes.
 # Usage: python bench/convert_baseline.py to-litgpt HF_DIR OUT.pth '{"n_head":14,"n_query_groups":2,"head_size":64,"threads":2}'
