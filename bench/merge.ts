@@ -7,7 +7,7 @@
 //
 // Options: --reps N (default 3)  --dir D (cache folder, default $TMPDIR/litlora-bench-merge)
 import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../ts/addon_loader.js';
@@ -15,6 +15,7 @@ import { runCli } from '../ts/cli/main.js';
 import { readConfig } from '../ts/model/config.js';
 import { buildInfo, getNumThreads, OutDir, Tensor } from '../ts/index.js';
 import { referencePython } from '../test/helpers/python.js';
+import { markdownTable, median, runJsonChild, writeFloorSeconds } from './harness.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,7 +26,6 @@ const dir = arg('dir') ?? join(tmpdir(), 'litlora-bench-merge');
 const baseDir = join(dir, 'pythia-410m');
 const loraDir = join(dir, 'lora-all-r8');
 const R = 8, ALPHA = 16;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const threads = getNumThreads();
 const io = { out: (t: string) => process.stdout.write(`  ${t}`), err: (t: string) => process.stderr.write(`  ${t}`), cwd: dir };
 
@@ -69,19 +69,14 @@ await new Promise<void>((resolve, reject) => createReadStream(baseFile).on('data
 const oursOut = join(dir, 'merged-ours');
 const torchOut = join(dir, 'merged-pytorch.pth');
 const python = referencePython();
-const ours: { seconds: number; maxrss_kb: number; baseline_kb: number }[] = [];
-const torch: { seconds: number; fsync_seconds: number; maxrss_kb: number; baseline_kb: number }[] = [];
-const run = (cmd: string, args: string[]) => {
-  const t0 = performance.now();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: packageRoot, maxBuffer: 16 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-  return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), wall: (performance.now() - t0) / 1000 };
-};
+type Run = { seconds: number; maxrss_kb: number; baseline_kb: number; wall: number };
+const ours: Run[] = [];
+const torch: (Run & { fsync_seconds: number })[] = [];
 console.log(`litlora bench:merge — ${(size / 1e9).toFixed(2)} GB pythia-410m fp32 (${config.n_layer} layers), rank-${R} LoRA on ` +
   `q, k, v, proj, mlp and head; ${threads} threads, libtorch ${buildInfo().torchVersion}; median of ${reps}`);
 for (let i = 0; i < reps; i++) {
-  const o = run(process.execPath, [join(packageRoot, 'bench', 'merge_child.mjs'), loraDir, oursOut]);
-  const t = run(python, [join(packageRoot, 'bench', 'merge_baseline.py'), baseFile, join(loraDir, 'lit_model.pth.lora'), torchOut, JSON.stringify({
+  const o = runJsonChild<Run>(process.execPath, [join(packageRoot, 'bench', 'merge_child.mjs'), loraDir, oursOut]);
+  const t = runJsonChild<Run & { fsync_seconds: number }>(python, [join(packageRoot, 'bench', 'merge_baseline.py'), baseFile, join(loraDir, 'lit_model.pth.lora'), torchOut, JSON.stringify({
     r: R, alpha: ALPHA, n_head: config.n_head, n_query_groups: config.n_query_groups, head_size: config.head_size,
     query: true, key: true, value: true, threads,
   })]);
@@ -94,16 +89,7 @@ for (let i = 0; i < reps; i++) {
 // The floor: writing as many bytes to the same disk, durably (what any merge that writes the file must pay).
 const floorFile = join(dir, 'write-floor.bin');
 const floors: number[] = [];
-for (let i = 0; i < reps; i++) {
-  const t0 = performance.now();
-  const fd = openSync(floorFile, 'w');
-  const block = Buffer.alloc(16 << 20, 1);
-  for (let done = 0; done < size; done += block.length) writeSync(fd, block, 0, Math.min(block.length, size - done));
-  fsyncSync(fd);
-  closeSync(fd);
-  floors.push((performance.now() - t0) / 1000);
-  rmSync(floorFile);
-}
+for (let i = 0; i < reps; i++) floors.push(writeFloorSeconds(floorFile, size));
 
 // Same result? (PyTorch's way adds (B@A)·s in float32 exactly as litlora does.)
 const check = spawnSync(python, ['-c', `import torch, json
@@ -128,10 +114,9 @@ const rows = [
   ['peak RSS above the runtime', mb(ro - bo), mb(rt - bt), `${((ro - bo) / (rt - bt)).toFixed(2)}×`],
   [`write floor: ${(size / 1e9).toFixed(2)} GB to this disk + fsync`, `${median(floors).toFixed(2)} s`, `${median(floors).toFixed(2)} s`, ''],
   ['time above the write floor', `${(mo - median(floors)).toFixed(2)} s`, `${(mt - median(floors)).toFixed(2)} s`, `${((mt - median(floors)) / Math.max(mo - median(floors), 1e-3)).toFixed(2)}× less`],
-  ['process wall time', `${median(ours.map((x: any) => x.wall)).toFixed(2)} s`, `${median(torch.map((x: any) => x.wall)).toFixed(2)} s`, ''],
+  ['process wall time', `${median(ours.map((x) => x.wall)).toFixed(2)} s`, `${median(torch.map((x) => x.wall)).toFixed(2)} s`, ''],
 ];
-const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 console.log('');
-console.log(rows.map((r, j) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |${j === 0 ? `\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|` : ''}`).join('\n'));
+console.log(markdownTable(rows));
 console.log(`\noutputs: ${'error' in same ? `not compared (${same.error})` : same.identical ? 'bit-identical' : `max |ours − PyTorch| = ${same.max_abs_diff}`}`);
 console.log(`goals: ≥ 2× faster (${(mt / mo).toFixed(2)}×), peak RSS ≤ 0.3× (${(ro / rt).toFixed(2)}×)`);
