@@ -31,6 +31,7 @@ class AtomicFile {
   int fd_ = -1;
   uint64_t position_ = 0;
   uint64_t writebackFrom_ = 0;
+  uint64_t pwrittenSince_ = 0;  // pwrite bytes since the last writeback start
   uint64_t faultsAtStart_ = 0;  // mapped_guard::faults() when the file was started
   bool committed_ = false;
 };

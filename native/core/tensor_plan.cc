@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -114,12 +115,41 @@ void releasePages(const void* begin, const void* end) {
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// Bytes per pread of a piece copied as it is: small enough that the buffer stays in L2 between the read, the
+// zip CRC and the write into the page cache. On the 2-core EPYC VM, copying a warm 592 MB shard + fsync took
+// 0.46–0.52 s through a 128 KB buffer (as cp does) and 0.83–2.0 s through 4 MB blocks (dd bs=4M).
+constexpr uint64_t kCopyBytes = uint64_t(256) << 10;
+
+// Copies [offset, offset + length) of a file to `sink` through a reused buffer (no map: nothing becomes resident).
+template <typename Sink>
+void copyRange(const tensorfile::Reader::ByteRange& range, uint64_t offset, uint64_t length, const std::string& what, Sink&& sink) {
+  static thread_local std::vector<char> buffer(kCopyBytes);
+  uint64_t done = 0;
+  while (done < length) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyBytes, length - done));
+    ssize_t n = ::pread(range.fd, buffer.data(), want, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    LITLORA_CHECK(n > 0, n < 0 ? "ERR_IO" : "ERR_CHECKPOINT_FORMAT",
+                  what << ": reading its bytes failed (" << (n < 0 ? std::strerror(errno) : "the file ends early: truncated since it was opened?") << ")");
+    sink(buffer.data(), static_cast<uint64_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+}
+
 // Streams one output's bytes, block by block, to `sink(data, length)`.
 template <typename Sink>
 void streamOutput(const Planned& p, Sink&& sink) {
   const uint64_t outElement = c10::elementSize(p.dtype);
   for (const Resolved& r : p.pieces) {
     if (r.rows == 0 || r.rowElements == 0) continue;
+    if (r.dtype == p.dtype) {
+      if (auto range = r.file->contiguousBytes(r.name)) {
+        const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * outElement;
+        copyRange(*range, range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes, static_cast<uint64_t>(r.rows) * rowBytes,
+                  r.file->path() + ": '" + r.name + "'", sink);
+        continue;
+      }
+    }
     at::Tensor t = r.file->get(r.name);
     const bool mapped = tensorfile::isFileMapped(t);
     t = t.narrow(0, r.rowStart, r.rows);
@@ -213,16 +243,25 @@ bool sameBytes(const std::string& path, const std::string& a, const std::string&
   const tensorfile::EntryInfo& ea = *file->find(a);
   const tensorfile::EntryInfo& eb = *file->find(b);
   if (ea.dtype != eb.dtype || ea.shape != eb.shape) return false;
-  at::Tensor ta = file->get(a).contiguous(), tb = file->get(b).contiguous();
-  const char* pa = static_cast<const char*>(ta.data_ptr());
-  const char* pb = static_cast<const char*>(tb.data_ptr());
-  const uint64_t total = static_cast<uint64_t>(ta.numel()) * ta.element_size();
+  auto ra = file->contiguousBytes(a), rb = file->contiguousBytes(b);
   bool same = true;
-  for (uint64_t off = 0; off < total && same; off += kBlockBytes) {
-    const uint64_t n = std::min(kBlockBytes, total - off);
-    same = std::memcmp(pa + off, pb + off, n) == 0;
-    if (tensorfile::isFileMapped(ta)) releasePages(pa + off, pa + off + n);
-    if (tensorfile::isFileMapped(tb)) releasePages(pb + off, pb + off + n);
+  if (ra && rb) {
+    // Two names of one storage (torch.save of a tied head) are equal without reading a byte; otherwise both are
+    // read through small buffers (nothing mapped, nothing left resident).
+    if (ra->offset == rb->offset) return true;
+    std::vector<char> x(kCopyBytes), y(kCopyBytes);
+    for (uint64_t off = 0; off < ra->length && same; off += kCopyBytes) {
+      const uint64_t n = std::min(kCopyBytes, ra->length - off);
+      uint64_t got = 0;
+      copyRange(*ra, ra->offset + off, n, path + ": '" + a + "'", [&](const void* d, uint64_t len) { std::memcpy(x.data() + got, d, len); got += len; });
+      got = 0;
+      copyRange(*rb, rb->offset + off, n, path + ": '" + b + "'", [&](const void* d, uint64_t len) { std::memcpy(y.data() + got, d, len); got += len; });
+      same = std::memcmp(x.data(), y.data(), n) == 0;
+    }
+  } else {
+    at::Tensor ta = file->get(a).contiguous(), tb = file->get(b).contiguous();
+    same = ta.numel() == tb.numel() &&
+           std::memcmp(ta.data_ptr(), tb.data_ptr(), static_cast<size_t>(ta.numel()) * ta.element_size()) == 0;
   }
   file->close();
   return same;

@@ -151,6 +151,25 @@ at::Tensor Reader::get(const std::string& name) {
   return view(s, storageOf(s));
 }
 
+std::optional<Reader::ByteRange> Reader::contiguousBytes(const std::string& name) {
+  std::shared_lock lock(mutex_);
+  LITLORA_CHECK(file_, "ERR_DISPOSED", path_ << ": the file was closed; open it again to read '" << name << "'");
+  auto it = index_.find(name);
+  if (it == index_.end()) return std::nullopt;
+  const Source& s = c_.sources[it->second];
+  if (s.dtype == at::ScalarType::Undefined) return std::nullopt;
+  int64_t expected = 1;
+  for (size_t d = s.sizes.size(); d-- > 0;) {
+    if (s.sizes[d] != 1 && s.strides[d] != expected) return std::nullopt;
+    expected *= s.sizes[d];
+  }
+  const uint64_t esize = bytesPerElement(s.dtype);
+  const uint64_t begin = static_cast<uint64_t>(s.offset) * esize, length = static_cast<uint64_t>(expected) * esize;
+  if (s.offset < 0 || begin + length > s.storageBytes || s.fileOffset + begin + length > file_->size()) return std::nullopt;
+  file_->checkUnchanged();
+  return ByteRange{file_->fd(), s.fileOffset + begin, length};
+}
+
 std::vector<std::pair<std::string, at::Tensor>> Reader::getAll() {
   std::shared_lock lock(mutex_);
   LITLORA_CHECK(file_, "ERR_DISPOSED", path_ << ": the file was closed; open it again");

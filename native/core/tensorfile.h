@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -40,6 +41,14 @@ class Reader {
 
   // A CPU tensor; ERR_CHECKPOINT_MISSING for an unknown name, ERR_DISPOSED after close().
   at::Tensor get(const std::string& name);
+  // Where a tensor's bytes lie in the file, when they lie there contiguously in its row-major order (what a
+  // streamed copy can read with pread, never mapping them): the descriptor stays valid until close().
+  struct ByteRange {
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+  std::optional<ByteRange> contiguousBytes(const std::string& name);
   // Every tensor, in file order; views of one storage in the file share one storage here too.
   std::vector<std::pair<std::string, at::Tensor>> getAll();
   // Releases the file; tensors handed out keep their own maps and stay valid. Idempotent.
