@@ -4,6 +4,15 @@ import { binding, type NativeTensor } from './binding.js';
 import { fail, LitloraError } from './errors.js';
 
 export type Dtype = 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int8' | 'uint8' | 'int16' | 'int32' | 'int64' | 'bool';
+
+const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {
+  float64: 8, int64: 8, float32: 4, int32: 4, bfloat16: 2, float16: 2, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
+
+/** Bytes per element of a dtype (sizes of files and tensors without touching them). */
+export function dtypeBytes(dtype: Dtype): number {
+  return DTYPE_BYTES[dtype];
+}
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
 export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint16Array | Int8Array | Uint8Array | Int16Array;

@@ -20,7 +20,7 @@ import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import { TensorFile } from '../io/tensorfile.js';
 import { mergeLora } from '../model/merge.js';
-import type { Dtype } from '../tensor.js';
+import { dtypeBytes, type Dtype } from '../tensor.js';
 import { familyOfConfig, hfConfigFromConfig } from './hf_config.js';
 import { hfFromLitgpt } from './hf_weights.js';
 import { CONVERT_DTYPES, type ConvertProgress } from './convert_to_litgpt.js';
@@ -75,8 +75,6 @@ export function parseShardSize(size: number | string): number {
   if (bytes <= 0) fail('ERR_ARG', `max_shard_size must be positive, got '${size}'`);
   return bytes;
 }
-
-const BYTES: Record<string, number> = { float64: 8, float32: 4, bfloat16: 2, float16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 
 /** Packs tensors into shards in order (transformers' greedy rule: a tensor larger than the limit gets its own). */
 function shard(sizes: { name: string; bytes: number }[], limit: number): string[][] {
@@ -160,7 +158,7 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
       const rows = r.pieces.reduce((s, p) => s + (p.rows ?? infos.get(p.name)!.shape[0] - (p.rowStart ?? 0)), 0);
       const info = infos.get(r.pieces[0].name)!;
       const elements = rows * info.shape.slice(1).reduce((a, b) => a * b, 1);
-      return { name: r.name, bytes: elements * BYTES[options.dtype ?? info.dtype] };
+      return { name: r.name, bytes: elements * dtypeBytes(options.dtype ?? info.dtype) };
     });
     const groups = shard(sizes, limit);
     const names = groups.length === 1 ? ['model.safetensors']

@@ -58,8 +58,8 @@ export function hfTopNames(family: HfFamily): { wte: string; lnF: string; lmHead
 const at = (template: string, i: number) => template.replace('{}', String(i));
 
 /**
- * For GPT-NeoX's fused query_key_value: litgpt's qkv rows as pieces of HF's, and HF's as pieces of litgpt's.
- * `rowsPerElement` is the row count of one output feature (1 for weights' rows and biases' elements).
+ * For GPT-NeoX's fused query_key_value: litgpt's qkv rows as pieces of HF's ('toLitgpt'), or HF's as pieces of
+ * litgpt's ('toHf'). A row is a weight's row or a bias's element alike.
  */
 export function neoxQkvPieces(c: Config, direction: 'toLitgpt' | 'toHf'): { rowStart: number; rows: number }[] {
   const hs = c.head_size, nh = c.n_head;

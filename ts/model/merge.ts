@@ -23,7 +23,7 @@ import { adapterLoraSettings, type BaseResolution } from '../io/hyperparameters.
 import { Model, type ModelDtype } from './model.js';
 import { nativeGptConfig, type NativeGptConfig } from './native_config.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
-import type { Dtype } from '../tensor.js';
+import { dtypeBytes, type Dtype } from '../tensor.js';
 import { saveTensors, TensorFile } from '../io/tensorfile.js';
 
 /** litgpt's --precision values and the weights dtype each means for a merged file. */
@@ -130,7 +130,7 @@ export async function mergeLora(checkpointDir: string, options: MergeLoraOptions
       await saveTensors(path, converted, { format: 'pth' });
       stats = {
         tensors: converted.size, mergedLayers: (await model.adapter!.tensors()).size / 2,
-        bytesWritten: [...converted.values()].reduce((s, t) => s + t.numel * bytesOf(t.dtype), 0), seconds: 0,
+        bytesWritten: [...converted.values()].reduce((s, t) => s + t.numel * dtypeBytes(t.dtype), 0), seconds: 0,
       };
     } finally {
       model.dispose();
@@ -172,8 +172,4 @@ function refuseBaseAsOutput(checkpoint: Checkpoint, outFile: string, options: Me
     fail('ERR_ARG', `merge_lora would write the merged weights to ${outFile}, which is the base model being merged ` +
       `(${join(base, MODEL_FILE)}); that would overwrite the base. Choose another --out_dir (e.g. ${join(checkpoint.dir, '..', 'final_merged')}).`);
   }
-}
-
-function bytesOf(dtype: Dtype): number {
-  return { float64: 8, int64: 8, float32: 4, int32: 4, bfloat16: 2, float16: 2, int16: 2, int8: 1, uint8: 1, bool: 1 }[dtype];
 }
