@@ -38,8 +38,9 @@ const envFile = join(root, 'build', 'litlora-env.json');
 const venv = join(root, '.venv');
 const venvPython = join(venv, 'bin', 'python');
 const TORCH_PIN = process.env.LITLORA_TORCH_SPEC || `torch==${LIBTORCH_VERSION}+cpu`;
-// transformers and peft are the other side of the Hugging Face interop tests (convert, PEFT adapters).
-const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers', 'transformers', 'peft'];
+// transformers and peft are the other side of the Hugging Face interop tests (convert, PEFT adapters); gguf is
+// llama.cpp's own reader of GGUF files (the GGUF export tests).
+const PY_EXTRAS = ['numpy', 'safetensors', 'pyyaml', 'tokenizers', 'transformers', 'peft', 'gguf'];
 
 function probePython(python) {
   if (!which(python)) return null;
@@ -51,7 +52,7 @@ function probePython(python) {
 }
 
 function pythonHasExtras(python) {
-  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml, tokenizers, transformers, peft'], { stdio: 'ignore' }).status === 0;
+  return spawnSync(python, ['-c', 'import numpy, safetensors, yaml, tokenizers, transformers, peft, gguf'], { stdio: 'ignore' }).status === 0;
 }
 
 function pipInstall(python, packages) {
