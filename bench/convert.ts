@@ -6,7 +6,10 @@
 //            and back torch.load(mmap=True), split, rename, save_file; its output fsynced before its clock stops
 // Each run is its own process (so its peak RSS, VmHWM, and its start-up are its own); ours and PyTorch alternate,
 // and every rep also times the disk's durable-write floor for as many bytes as ours wrote (the faster of two writes). The inputs are read once
-// before the runs and stay warm in the page cache for both sides (nothing is dropped from it). The table has
+// before the runs and stay warm in the page cache for both sides (nothing is dropped from it). Each run writes where
+// no earlier output is (the previous rep's is deleted first, untimed, for both sides): replacing a 1 GB file costs
+// ext4 ~0.2 s of freeing the old file's blocks inside the rename, which a first conversion does not pay and the write
+// floor does not include. The table has
 // medians; the outputs are compared bit for bit with each other (and the round trip with the transformers-made
 // weights), and the bench exits 1 when they differ, so a fast but wrong conversion cannot pass.
 //
@@ -84,13 +87,15 @@ const say = (c: Check, what: string) => `${what}: ${c.tensors[0]} / ${c.tensors[
   `${c.identical ? 'bit-identical' : `DIFFERENT (${c.differing.join(', ')})`}; sha256(${c.checksum_name}) ${c.checksums[0]} / ${c.checksums[1]}`;
 
 /** N reps of ours vs the PyTorch way (alternating, each rep with its write floor), then the table. Returns the goals' verdicts. */
-async function direction(title: string, spec: { ours: string[]; baseline: string[]; oursOut: string; input: string[] }) {
+async function direction(title: string, spec: { ours: string[]; baseline: string[]; oursOut: string; baselineOut: string; input: string[] }) {
   await warm(spec.input);
   const ours: Run[] = [], torch: Run[] = [], floors: number[] = [];
   let bytes = 0;
   console.log(`\n${title}`);
   for (let i = 0; i < reps; i++) {
+    rmSync(spec.oursOut, { recursive: true, force: true });
     const o = runJsonChild<Run>(process.execPath, [join(packageRoot, 'bench', 'convert_child.mjs'), ...spec.ours]);
+    rmSync(spec.baselineOut, { recursive: true, force: true });
     const t = runJsonChild<Run>(python, [join(packageRoot, 'bench', 'convert_baseline.py'), ...spec.baseline, baselineConfig]);
     bytes = bytesOf(spec.oursOut);
     // The faster of two back-to-back writes: on this kind of VM the first big write after a process has freed ~1 GB
@@ -140,7 +145,7 @@ let wrong = false;
 const oursLit = join(hfDir, 'lit_model.pth');
 const torchLit = join(outDir, 'pytorch-lit_model.pth');
 const to = await direction(`convert_to_litgpt: ${shape.folder} (HF, ${shards.length} shards) → lit_model.pth`, {
-  ours: ['to-litgpt', hfDir], baseline: ['to-litgpt', hfDir, torchLit], oursOut: oursLit, input: shards,
+  ours: ['to-litgpt', hfDir], baseline: ['to-litgpt', hfDir, torchLit], oursOut: oursLit, baselineOut: torchLit, input: shards,
 });
 const toCheck = check(oursLit, torchLit, 'transformer.h.0.attn.qkv.weight');
 console.log(`\n${say(toCheck, 'outputs, ours / PyTorch way')}; tied head stored as the embedding: ${toCheck.tied[0]} / ${toCheck.tied[1]}`);
@@ -163,7 +168,7 @@ if (!existsSync(litgptDir)) {
 const oursHf = join(outDir, 'hf-ours');
 const torchHf = join(outDir, 'hf-pytorch');
 const from = await direction(`convert_from_litgpt: lit_model.pth → HF safetensors`, {
-  ours: ['from-litgpt', litgptDir, oursHf], baseline: ['from-litgpt', join(litgptDir, 'lit_model.pth'), torchHf], oursOut: oursHf,
+  ours: ['from-litgpt', litgptDir, oursHf], baseline: ['from-litgpt', join(litgptDir, 'lit_model.pth'), torchHf], oursOut: oursHf, baselineOut: torchHf,
   input: [join(litgptDir, 'lit_model.pth')],
 });
 const name = 'model.layers.0.self_attn.q_proj.weight';

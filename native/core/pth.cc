@@ -271,6 +271,10 @@ void Writer::writeTensorBytes(const void* data, uint64_t length) { zip_.write(da
 
 void Writer::endTensor() { zip_.end(); }
 
+void Writer::writeTensorBytesUnchecked(const void* data, uint64_t length) { zip_.writeUnchecked(data, length); }
+
+void Writer::endTensor(uint32_t crc) { zip_.end(crc); }
+
 void Writer::addAlias(const std::string& name, const std::string& existing) {
   const pickle::TensorRecord* found = nullptr;
   for (const auto& r : records_)

@@ -59,6 +59,9 @@ class Writer {
   void beginTensor(const std::string& name, at::ScalarType dtype, at::IntArrayRef sizes);
   void writeTensorBytes(const void* data, uint64_t length);
   void endTensor();
+  // For a caller that computes the CRC-32 of the tensor's bytes itself (zip::crc32): see zip::Writer.
+  void writeTensorBytesUnchecked(const void* data, uint64_t length);
+  void endTensor(uint32_t crc);
   // `name` shares the storage (and view) of the tensor written before as `existing`, as torch.save writes two
   // names of one tensor (litgpt's tied lm_head.weight and transformer.wte.weight).
   void addAlias(const std::string& name, const std::string& existing);

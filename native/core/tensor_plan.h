@@ -4,9 +4,11 @@
 // dtype, written to a .pth or a .safetensors:
 //
 //   for each output tensor, in the writer's order:
-//     for each piece: map the input tensor (private, read-only use), copy its rows in blocks of ~4 MB to the
-//       writer (straight from the map when no dtype conversion is needed), and drop each block's pages from this
-//       process (MADV_DONTNEED: they stay in the page cache), so resident memory never holds a whole tensor
+//     for each piece: read its rows (pread from the page cache into small pooled buffers when the bytes are stored
+//       as they are needed; else blocks of ~4 MB of the mapped tensor, converted to the output dtype, each block's
+//       pages dropped from this process after its write), so resident memory never holds a whole tensor
+//   the reading (and the .pth CRC-32) runs on a second thread, a few buffers ahead of the writes on the calling
+//   thread (core/bounded_queue.h), so that both cores work
 //   finish(): the writer fsyncs and renames over the target (atomic)
 //
 // An output may instead alias an earlier one (.pth only): the two names share one storage, as torch.save writes

@@ -306,11 +306,14 @@ void Writer::begin(const std::string& name, uint64_t size) {
   open_ = true;
   remaining_ = size;
   crc_ = 0;
+  checked_ = unchecked_ = false;
 }
 
 void Writer::write(const void* data, uint64_t length) {
-  LITLORA_CHECK(open_ && length <= remaining_, "ERR_ARG",
-                "zip writer: writing " << length << " bytes into a record with " << remaining_ << " left");
+  LITLORA_CHECK(open_ && length <= remaining_ && !unchecked_, "ERR_ARG",
+                "zip writer: writing " << length << " bytes into a record with " << remaining_ << " left"
+                                       << (unchecked_ ? " whose CRC the caller computes" : ""));
+  checked_ = true;
   // The checksum of a large block runs on a second thread while this one hands the same bytes to the kernel.
   if (length >= (8u << 20)) {
     uint32_t crc = crc_;
@@ -330,8 +333,25 @@ void Writer::write(const void* data, uint64_t length) {
   remaining_ -= length;
 }
 
+void Writer::writeUnchecked(const void* data, uint64_t length) {
+  LITLORA_CHECK(open_ && length <= remaining_ && !checked_, "ERR_ARG",
+                "zip writer: writing " << length << " bytes into a record with " << remaining_ << " left"
+                                       << (checked_ ? " whose CRC the writer computes" : ""));
+  unchecked_ = true;
+  file_.write(data, length);
+  remaining_ -= length;
+}
+
+void Writer::end(uint32_t crc) {
+  LITLORA_CHECK(!checked_, "ERR_ARG", "zip writer: end(crc) for a record whose CRC the writer computed");
+  crc_ = crc;
+  unchecked_ = false;
+  end();
+}
+
 void Writer::end() {
   LITLORA_CHECK(open_ && remaining_ == 0, "ERR_ARG", "zip writer: record ended with " << remaining_ << " bytes missing");
+  LITLORA_CHECK(!unchecked_, "ERR_ARG", "zip writer: a record written unchecked must end with its CRC (end(crc))");
   Written& w = written_.back();
   w.crc = crc_;
   std::string crc;

@@ -61,6 +61,11 @@ class Writer {
   void begin(const std::string& name, uint64_t size);
   void write(const void* data, uint64_t length);
   void end();
+  // The same for a caller that computes the record's CRC-32 itself (zip::crc32 over the bytes, in order: e.g. on
+  // another thread, where the bytes are still in cache): write without checksumming, end with that CRC. A record
+  // is written one way or the other, never both.
+  void writeUnchecked(const void* data, uint64_t length);
+  void end(uint32_t crc);
   // Central directory, fsync, rename over the target.
   void finish();
   const files::AtomicFile& file() const { return file_; }
@@ -77,6 +82,8 @@ class Writer {
   bool open_ = false;  // a record is between begin and end
   uint64_t remaining_ = 0;
   uint32_t crc_ = 0;
+  bool checked_ = false;    // the open record had write()s (CRC kept here)
+  bool unchecked_ = false;  // the open record had writeUnchecked()s (CRC given to end)
   bool finished_ = false;
 };
 
