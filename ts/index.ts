@@ -23,7 +23,7 @@ export { migrateCheckpoint, registerQkvRelayout } from './model/migrate.js';
 export type { MigrateOptions, MigrationResult, QkvRelayout } from './model/migrate.js';
 export { Tokenizer, StreamDecoder } from './data/tokenizer.js';
 export type { EncodeOptions, DecodeOptions } from './data/tokenizer.js';
-export { PromptStyle, PROMPT_STYLES, modelNameToPromptStyle, loadPromptStyle, savePromptStyle, promptStyleYaml } from './data/prompts.js';
+export { PromptStyle, PROMPT_STYLES, PROMPT_STYLE_CLASSES, modelNameToPromptStyle, loadPromptStyle, savePromptStyle, promptStyleYaml } from './data/prompts.js';
 export { createDataModule, dataModuleFromArgs, dataModuleFromHyperparameters } from './data/module.js';
 export type { DataModule, DataModuleName, SetupOptions, DataModuleArgsByName, JSONArgs, AlpacaArgs, TextFilesArgs } from './data/module.js';
 export { JSONData, AlpacaData, loadInstructionFile } from './data/instruction.js';

@@ -203,7 +203,7 @@ interface InstructionOptions {
 /** Shared implementation of the JSON and Alpaca modules. */
 abstract class InstructionDataModule implements DataModule {
   abstract readonly name: DataModuleName;
-  readonly promptStyle: PromptStyle;
+  #promptStyle: PromptStyle;
   protected readonly options: InstructionOptions;
   #train: EncodedSample[] = [];
   #val: EncodedSample[] = [];
@@ -216,8 +216,11 @@ abstract class InstructionDataModule implements DataModule {
 
   protected constructor(options: InstructionOptions) {
     this.options = options;
-    this.promptStyle = PromptStyle.fromName(options.promptStyle);
+    this.#promptStyle = PromptStyle.fromName(options.promptStyle);
   }
+
+  /** The style of `--data.prompt_style`; chat_template is bound to the tokenizer's template by setup. */
+  get promptStyle(): PromptStyle { return this.#promptStyle; }
 
   get trainSize(): number { return this.#assertReady().#train.length; }
   get valSize(): number { return this.#assertReady().#val.length; }
@@ -267,7 +270,8 @@ abstract class InstructionDataModule implements DataModule {
     const { train, val, trainFile, valFile } = this.splits(seed);
     if (train.length === 0) fail('ERR_DATA', `${trainFile}: the training split is empty`);
     if (val.length === 0) fail('ERR_DATA', `${valFile}: the validation split is empty`);
-    const sft = { promptStyle: this.promptStyle, maxSeqLength, maskPrompt: this.options.maskPrompt, ignoreIndex: this.options.ignoreIndex };
+    this.#promptStyle = this.#promptStyle.forTokenizer(tokenizer);
+    const sft = { promptStyle: this.#promptStyle, maxSeqLength, maskPrompt: this.options.maskPrompt, ignoreIndex: this.options.ignoreIndex };
     const pause = makeYielder();
     const encode = async (samples: InstructionSample[]) => {
       const out: EncodedSample[] = [];

@@ -33,6 +33,8 @@ export class Tokenizer {
   readonly vocabSize: number;
   /** The folder the files came from, or null for an in-memory tokenizer. */
   readonly dir: string | null;
+  /** tokenizer_config.json as parsed (its chat_template and special tokens), or null without one. */
+  readonly config: Record<string, unknown> | null;
   readonly #hf: HFTokenizer;
   readonly #specialIds: Set<number>;
   readonly #idToToken: Map<number, string>;
@@ -65,6 +67,7 @@ export class Tokenizer {
     this.vocabSize = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : 0;
 
     const config = options.tokenizerConfig ?? null;
+    this.config = config && typeof config === 'object' ? config : null;
     let bosId: number | null = null, eosId: number | null = null;
     if (config) {
       const bos = tokenContent(config.bos_token), eos = tokenContent(config.eos_token);

@@ -165,13 +165,13 @@ export function tokenizerIdLimit(tokenizer: Tokenizer): number {
 /** Prompt text → ids, with the prompt style applied when given. */
 export function encodePrompt(tokenizer: Tokenizer, prompt: string, options: Pick<TextGenerateOptions, 'promptStyle' | 'bos'> = {}): Int32Array {
   if (typeof prompt !== 'string') fail('ERR_TYPE', `prompt: expected a string, got ${typeof prompt}`);
-  const text = options.promptStyle ? options.promptStyle.apply(prompt) : prompt;
+  const text = options.promptStyle ? options.promptStyle.forTokenizer(tokenizer).apply(prompt) : prompt;
   return tokenizer.encode(text, { bos: options.bos });
 }
 
 function textOptions(model: Model, tokenizer: Tokenizer, options: TextGenerateOptions): SamplingOptions {
   const stopTokens = options.stopTokens ??
-    (options.promptStyle ? options.promptStyle.stopTokens(tokenizer) : tokenizer.eosId === null ? [] : [[tokenizer.eosId]]);
+    (options.promptStyle ? options.promptStyle.forTokenizer(tokenizer).stopTokens(tokenizer) : tokenizer.eosId === null ? [] : [[tokenizer.eosId]]);
   let vocabLimit = options.vocabLimit;
   if (vocabLimit === undefined) {
     const limit = tokenizerIdLimit(tokenizer);
