@@ -8,6 +8,8 @@ import {
 } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { encodePrompt } from '../ts/generate/generate.js';
+import { runCli } from '../ts/cli/main.js';
 
 // Expected strings transcribed from Lightning-AI/litgpt litgpt/prompts.py (current, with sys_prompt).
 const ALPACA_NO_INPUT = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nReverse: abc\n\n### Response:\n';
@@ -176,6 +178,17 @@ test('prompt_style.yaml of every litgpt class reads back as that class', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('generate --sys_prompt: the system prompt reaches the prompt style (encodePrompt), and the flag is listed', async () => {
+  const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'llama3'));
+  const style = PromptStyle.fromName('llama3');
+  assert.equal(Array.from(encodePrompt(tok, 'hi', { promptStyle: style, sysPrompt: 'Answer in French.' })),
+    Array.from(tok.encode(style.apply('hi', { sysPrompt: 'Answer in French.' }))));
+  assert.ok(style.apply('hi', { sysPrompt: 'Answer in French.' }).includes('system<|end_header_id|>\n\nAnswer in French.<|eot_id|>'));
+  let out = '';
+  assert.is(await runCli(['generate', '--help'], { out: (t) => { out += t; }, err: () => {}, cwd: process.cwd() }), 0);
+  assert.match(out, /--sys_prompt/);
 });
 
 test.run();

@@ -235,6 +235,20 @@ abstract class InstructionDataModule implements DataModule {
     return s.input ? { instruction: s.instruction, input: s.input } : { instruction: s.instruction };
   }
 
+  exampleInstruction(which: 'first' | 'random' | number, seed: number): { instruction: string; input?: string } | null {
+    const val = this.#assertReady().#valRaw, train = this.#trainRaw;
+    const split = val.length ? val : train;
+    let s: InstructionSample | undefined;
+    if (which === 'first') s = split[0];
+    else if (which === 'random') s = split[new EpochShuffler(split.length, seed).order(0)[0]!];
+    else {
+      s = val.length > which ? val[which] : train.length > which ? train[which] : undefined;
+      if (!s) fail('ERR_CONFIG', `--eval.evaluate_example ${which} is out of range for both the validation (${val.length}) and training (${train.length}) splits`);
+    }
+    if (!s) return null;
+    return s.input ? { instruction: s.instruction, input: s.input } : { instruction: s.instruction };
+  }
+
   /** Loads the raw splits: [train, val] samples with their sources. */
   protected splits(seed: number): { train: InstructionSample[]; val: InstructionSample[]; trainFile: string; valFile: string } {
     const path = resolve(this.options.jsonPath);
