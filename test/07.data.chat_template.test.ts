@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PromptStyle, loadPromptStyle, savePromptStyle } from '../ts/index.js';
 import { ChatTemplateRenderer, type ChatMessage } from '../ts/data/chat_template.js';
+import { Conversation } from '../ts/data/conversation.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
@@ -120,6 +121,30 @@ test('prompt_style.yaml records chat_template as litlora.prompts.ChatTemplate an
   writeFileSync(join(dir, 'chat_template.jinja'), CONFIGS.phi3.chat_template);
   const tok = { ...tokenizerFor('phi3', ['<unk>', '<s>', '<|endoftext|>', '<|end|>'], dir), config: { eos_token: '<|endoftext|>' } };
   assert.is(style.forTokenizer(tok).apply('hi'), '<|user|>\nhi<|end|>\n<|assistant|>\n');
+});
+
+test('Conversation (litlora chat): a multi-turn style gets the whole history in each prompt; a single-turn one only the new turn', () => {
+  const tok = tokenizerFor('phi3', ['<unk>', '<s>', '<|endoftext|>', '<|end|>']);
+  const chat = new Conversation(PromptStyle.fromName('chat_template').forTokenizer(tok));
+  assert.ok(chat.multiTurn);
+  assert.is(chat.prompt('Hi'), '<|user|>\nHi<|end|>\n<|assistant|>\n');
+  chat.reply('Hello!');
+  assert.is(chat.prompt('2+2?'), '<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n<|user|>\n2+2?<|end|>\n<|assistant|>\n');
+  chat.reply('4');
+  assert.equal(chat.messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+  assert.equal(chat.stopTokens(tok), [[2], [3]]);
+
+  const llama3 = new Conversation(PromptStyle.fromName('llama3'), { sysPrompt: 'Be brief.' });
+  llama3.prompt('a');
+  llama3.reply('b');
+  assert.is(llama3.prompt('c'), PromptStyle.fromName('llama3').applyMessages([
+    { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }]));
+
+  const alpaca = new Conversation(PromptStyle.fromName('alpaca'));
+  assert.not.ok(alpaca.multiTurn);
+  alpaca.prompt('first');
+  alpaca.reply('x');
+  assert.is(alpaca.prompt('second'), PromptStyle.fromName('alpaca').apply('second'));
 });
 
 test.run();
