@@ -123,7 +123,7 @@ test('createDataModule is typed per module: a wrong name or argument does not co
   const text: TextFilesData = createDataModule('litgpt.data.TextFiles', { train_data_path: 'corpus', val_data_path: null });
   assert.equal([json.name, alpaca.name, text.name], ['JSON', 'Alpaca', 'TextFiles']);
   // @ts-expect-error: no module of that name
-  await assertCode(() => createDataModule('Nope'), 'ERR_CONFIG', /unknown data module 'Nope'; expected one of JSON, Alpaca, TextFiles/);
+  await assertCode(() => createDataModule('Nope'), 'ERR_CONFIG', /unknown data module 'Nope'; expected one of JSON, Chat, Alpaca, TextFiles/);
   // @ts-expect-error: JSON takes no `bogus`
   await assertCode(() => createDataModule('JSON', { json_path: 'x.json', bogus: 1 }), 'ERR_CONFIG', /does not take --data\.bogus/);
   // @ts-expect-error: json_path is required

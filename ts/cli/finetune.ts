@@ -38,7 +38,7 @@ export const FLAGS: FlagSpec[] = [
     query: 'LoRA on the attention queries', key: 'LoRA on the attention keys', value: 'LoRA on the attention values',
     projection: 'LoRA on the attention output projection', mlp: 'LoRA on the MLP linears', head: 'LoRA on the language-model head',
   }),
-  { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
+  { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Chat', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
   { name: 'train.save_interval', type: 'int', default: 1000, nullable: true, help: 'Optimizer steps between step-XXXXXX/ checkpoints' },
   { name: 'train.log_interval', type: 'int', default: 1, help: 'Iterations between log lines' },
   { name: 'train.global_batch_size', type: 'int', default: 16, help: 'Samples per optimizer step' },

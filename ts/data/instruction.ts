@@ -13,6 +13,8 @@ import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, DataModuleName, SetupOptions } from './data_module.js';
 import { PromptStyle } from './prompts.js';
 import { EpochShuffler, randomSplit } from './random.js';
+import { chatRowMessages, encodeChatSample } from './chat_data.js';
+import type { ChatMessage } from './chat_template.js';
 import { batchesInOrder, encodeSample, type Batch, type EncodedSample, type InstructionSample } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -65,11 +67,20 @@ export function loadInstructionFile(path: string): { samples: InstructionSample[
 function validateSample(value: unknown, file: string, row: number): InstructionSample {
   const where = `${file}: row ${row}`;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail('ERR_DATA', `${where}: expected an object {instruction, input?, output}, got ${describe(value)}`);
+    fail('ERR_DATA', `${where}: expected an object {instruction, input?, output} or a chat {messages} / {conversations}, got ${describe(value)}`);
   }
   const sample = value as Record<string, unknown>;
+  const messages = chatRowMessages(sample, where);
+  if (messages) {
+    // A chat row: its first user turn stands for the instruction (the example generation), its messages are trained.
+    const firstUser = messages.find((m) => m.role === 'user');
+    return { instruction: firstUser?.content ?? '', output: messages[messages.length - 1]!.content, messages, source: where };
+  }
   for (const key of ['instruction', 'output']) {
-    if (!(key in sample)) fail('ERR_DATA', `${where}: missing field '${key}' (each sample needs string fields instruction and output, and may have input)`);
+    if (!(key in sample)) {
+      fail('ERR_DATA', `${where}: missing field '${key}' (each sample needs string fields instruction and output, and may have input; ` +
+        'or is a chat: {"messages": [{"role", "content"}]} or {"conversations": [{"from", "value"}]})');
+    }
     if (typeof sample[key] !== 'string') fail('ERR_DATA', `${where}: field '${key}' must be a string, got ${describe(sample[key])}`);
   }
   if (sample.input !== undefined && sample.input !== null && typeof sample.input !== 'string') {
@@ -256,7 +267,7 @@ abstract class InstructionDataModule implements DataModule {
       fail('ERR_DATA', `--data.json_path '${path}' does not exist; expected a .json/.jsonl file or a folder with train.json and val.json`);
     }
     if (statSync(path).isDirectory()) {
-      if (this.options.valSplitFraction !== null && this.name === 'JSON') {
+      if (this.options.valSplitFraction !== null && this.name !== 'Alpaca') {
         fail('ERR_CONFIG', `--data.json_path is a folder (${path}), so it must hold train.json and val.json and ` +
           `--data.val_split_fraction must not be set (got ${this.options.valSplitFraction})`);
       }
@@ -290,7 +301,8 @@ abstract class InstructionDataModule implements DataModule {
     const encode = async (samples: InstructionSample[]) => {
       const out: EncodedSample[] = [];
       for (const s of samples) {
-        out.push(encodeSample(tokenizer, s, sft));
+        const messages = s.messages as ChatMessage[] | undefined;
+        out.push(messages ? encodeChatSample(tokenizer, messages, sft, String(s.source)) : encodeSample(tokenizer, s, sft));
         await pause();
       }
       return out;
@@ -373,6 +385,33 @@ export class JSONData extends InstructionDataModule {
         num_workers: o.numWorkers,
       },
     };
+  }
+}
+
+/**
+ * litlora's `Chat` data module: the JSON module for chat rows ({messages} or {conversations}), rendered by default
+ * with the model's own chat template (`--data.prompt_style chat_template`). Recorded as litlora.data.Chat.
+ */
+export class ChatData extends InstructionDataModule {
+  readonly name = 'Chat' as const;
+
+  constructor(args: JSONArgs) {
+    const a = new ArgReader('Chat', args);
+    super({
+      jsonPath: a.string('json_path'),
+      maskPrompt: a.boolean('mask_prompt', false),
+      valSplitFraction: a.number('val_split_fraction', null, { min: 0, max: 1, minExclusive: true }),
+      promptStyle: a.string('prompt_style', 'chat_template'),
+      ignoreIndex: a.number('ignore_index', -100, { integer: true })!,
+      seed: a.number('seed', 42, { integer: true, min: 0 })!,
+      numWorkers: a.number('num_workers', 4, { integer: true, min: 0 })!,
+    });
+    a.done();
+  }
+
+  toHyperparameters() {
+    const { class_path: _, init_args } = JSONData.prototype.toHyperparameters.call(this);
+    return { class_path: 'litlora.data.Chat', init_args };
   }
 }
 

@@ -7,7 +7,7 @@
 // strings, YAML) and checks them there. Both check every argument at run time.
 import { fail } from '../errors.js';
 import type { DataModuleArgs } from './args.js';
-import { AlpacaData, JSONData, type AlpacaArgs, type JSONArgs } from './instruction.js';
+import { AlpacaData, ChatData, JSONData, type AlpacaArgs, type JSONArgs } from './instruction.js';
 import type { DataModule } from './data_module.js';
 import { TextFilesData, type TextFilesArgs } from './text_files.js';
 
@@ -20,6 +20,8 @@ export type { TextFilesArgs } from './text_files.js';
 export interface DataModuleArgsByName {
   JSON: JSONArgs;
   'litgpt.data.JSON': JSONArgs;
+  Chat: JSONArgs;
+  'litlora.data.Chat': JSONArgs;
   Alpaca: AlpacaArgs;
   'litgpt.data.Alpaca': AlpacaArgs;
   TextFiles: TextFilesArgs;
@@ -30,6 +32,8 @@ export interface DataModuleArgsByName {
 export interface DataModuleByName {
   JSON: JSONData;
   'litgpt.data.JSON': JSONData;
+  Chat: ChatData;
+  'litlora.data.Chat': ChatData;
   Alpaca: AlpacaData;
   'litgpt.data.Alpaca': AlpacaData;
   TextFiles: TextFilesData;
@@ -53,6 +57,9 @@ export function dataModuleFromArgs(name: string, args: DataModuleArgs = {}): Dat
     case 'JSON':
     case 'litgpt.data.JSON':
       return new JSONData(args as unknown as JSONArgs);
+    case 'Chat':
+    case 'litlora.data.Chat':
+      return new ChatData(args as unknown as JSONArgs);
     case 'Alpaca':
     case 'litgpt.data.Alpaca':
       return new AlpacaData(args as unknown as AlpacaArgs);
@@ -60,7 +67,7 @@ export function dataModuleFromArgs(name: string, args: DataModuleArgs = {}): Dat
     case 'litgpt.data.TextFiles':
       return new TextFilesData(args as unknown as TextFilesArgs);
     default:
-      fail('ERR_CONFIG', `--data: unknown data module '${name}'; expected one of JSON, Alpaca, TextFiles`);
+      fail('ERR_CONFIG', `--data: unknown data module '${name}'; expected one of JSON, Chat, Alpaca, TextFiles`);
   }
 }
 

@@ -29,6 +29,11 @@ export interface TemplateTokenizer extends StopTokenSource {
   readonly dir: string | null;
 }
 
+/** How `applyMessages` ends: with the assistant header for the next reply (default) or without. */
+export interface MessagesOptions {
+  addGenerationPrompt?: boolean;
+}
+
 /** Fields of an instruction sample that a style may use (litgpt passes the whole example as kwargs). */
 export interface PromptFields {
   input?: string;
@@ -48,9 +53,12 @@ export abstract class PromptStyle {
     return false;
   }
 
-  /** The prompt of a conversation, ready for the assistant's next turn; ERR_ARG for a single-turn style. */
-  applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}): string {
-    void messages; void fields;
+  /**
+   * The text of a conversation, ready for the assistant's next turn (addGenerationPrompt false: without the
+   * assistant header, as a finished conversation is rendered for training); ERR_ARG for a single-turn style.
+   */
+  applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}, options: MessagesOptions = {}): string {
+    void messages; void fields; void options;
     return fail('ERR_ARG', `the ${this.className} prompt style has no multi-turn form; use one that has (llama3, r1, chat_template)`);
   }
 
@@ -218,7 +226,7 @@ export class Llama3 extends PromptStyle {
     return true;
   }
   /** litgpt's Llama3.apply(list of messages): Meta's format, each content stripped, a default system turn first. */
-  override applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}): string {
+  override applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}, options: MessagesOptions = {}): string {
     const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`;
     const message = (m: ChatMessage) => `${header(m.role)}${pyStrip(m.content)}<|eot_id|>`;
     let out = '<|begin_of_text|>';
@@ -230,7 +238,7 @@ export class Llama3 extends PromptStyle {
       }
       out += message(m);
     });
-    return out + header('assistant');
+    return options.addGenerationPrompt === false ? out : out + header('assistant');
   }
   override stopTokens(tokenizer: StopTokenSource): number[][] {
     return [[tokenizer.eosId as number], ids(tokenizer, '<|eot_id|>')];
@@ -246,7 +254,8 @@ export class R1Base extends PromptStyle {
     return true;
   }
   /** litgpt's R1Base.apply(list of messages): a leading system message's content first, then the turns. */
-  override applyMessages(messages: readonly ChatMessage[]): string {
+  override applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}, options: MessagesOptions = {}): string {
+    void fields; // litgpt's R1Base takes the system prompt from the messages only
     let rest = messages;
     let out = '';
     if (rest.length && rest[0]!.role === 'system') {
@@ -260,7 +269,7 @@ export class R1Base extends PromptStyle {
       else if (m.role === 'assistant') out += `<｜Assistant｜>${content}`;
       else fail('ERR_ARG', `Unknown role: '${m.role}'. Supported roles are 'assistant', 'user', and 'system'.`);
     }
-    return out + '<｜Assistant｜>';
+    return options.addGenerationPrompt === false ? out : out + '<｜Assistant｜>';
   }
   override stopTokens(tokenizer: StopTokenSource): number[][] {
     return [[tokenizer.eosId as number], ids(tokenizer, '<｜end▁of▁sentence｜>')];
@@ -476,10 +485,10 @@ export class ChatTemplate extends PromptStyle {
     const messages: ChatMessage[] = fields.sysPrompt ? [{ role: 'system', content: fields.sysPrompt }] : [];
     return this.#bound().render([...messages, { role: 'user', content: user }], { addGenerationPrompt: true });
   }
-  override applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}): string {
+  override applyMessages(messages: readonly ChatMessage[], fields: PromptFields = {}, options: MessagesOptions = {}): string {
     const list = checkMessages(messages);
     const withSystem = fields.sysPrompt && list[0]!.role !== 'system' ? [{ role: 'system', content: fields.sysPrompt }, ...list] : list;
-    return this.#bound().render(withSystem, { addGenerationPrompt: true });
+    return this.#bound().render(withSystem, { addGenerationPrompt: options.addGenerationPrompt ?? true });
   }
   override stopTokens(tokenizer: StopTokenSource): number[][] {
     const out = super.stopTokens(tokenizer);
