@@ -10,7 +10,8 @@
 import { join, resolve } from 'node:path';
 import { extendCheckpointDir } from '../io/checkpoint.js';
 import { buildInfo } from '../binding.js';
-import { dataModuleFromArgs } from '../data/module.js';
+import { LITGPT_DOWNLOAD_DIRS } from '../data/instruction.js';
+import { DATA_MODULE_NAMES, dataModuleFromArgs } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
@@ -38,7 +39,7 @@ export const FLAGS: FlagSpec[] = [
     query: 'LoRA on the attention queries', key: 'LoRA on the attention keys', value: 'LoRA on the attention values',
     projection: 'LoRA on the attention output projection', mlp: 'LoRA on the MLP linears', head: 'LoRA on the language-model head',
   }),
-  { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Chat', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
+  { name: 'data', type: 'string', default: 'Alpaca', choices: DATA_MODULE_NAMES, help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
   { name: 'train.save_interval', type: 'int', default: 1000, nullable: true, help: 'Optimizer steps between step-XXXXXX/ checkpoints' },
   { name: 'train.log_interval', type: 'int', default: 1, help: 'Iterations between log lines' },
   { name: 'train.global_batch_size', type: 'int', default: 16, help: 'Samples per optimizer step' },
@@ -77,7 +78,8 @@ const DATA_FAMILY: FlagFamily = {
   prefix: 'data.',
   metavar: 'VALUE',
   help: 'An argument of the data module (JSON/Alpaca: json_path, val_split_fraction, mask_prompt, prompt_style, ignore_index, seed; TextFiles: train_data_path, val_data_path, seed)',
-  keys: () => ['json_path', 'val_split_fraction', 'mask_prompt', 'prompt_style', 'ignore_index', 'seed', 'train_data_path', 'val_data_path'],
+  keys: () => ['json_path', 'val_split_fraction', 'mask_prompt', 'prompt_style', 'ignore_index', 'seed', 'train_data_path', 'val_data_path',
+    'download_dir', 'file_name', 'include_multiturn_conversations'],
   accepts: (_key: string, raw: unknown) => raw, // the data module checks its own arguments (ERR_CONFIG naming --data.key)
 };
 
@@ -200,6 +202,9 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimize
 
   const dataArgs: Record<string, unknown> = {};
   for (const [k, value] of Object.entries(v)) if (k.startsWith('data.') && value !== undefined) dataArgs[k.slice(5)] = value;
+  // litgpt's data sets are found where litgpt downloads them, relative to the working folder.
+  const litgptDir = LITGPT_DOWNLOAD_DIRS[String(v.data).replace(/^litgpt\.data\./, '')];
+  if (litgptDir && dataArgs.json_path === undefined && dataArgs.download_dir === undefined) dataArgs.download_dir = litgptDir;
   for (const k of ['json_path', 'train_data_path', 'val_data_path', 'download_dir']) {
     if (typeof dataArgs[k] === 'string') dataArgs[k] = resolve(io.cwd, dataArgs[k] as string);
   }

@@ -4,7 +4,7 @@ import type { PromptStyle } from './prompts.js';
 import type { Batch } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
 
-export type DataModuleName = 'JSON' | 'Chat' | 'Alpaca' | 'TextFiles';
+export type DataModuleName = 'JSON' | 'Chat' | 'Alpaca' | 'AlpacaGPT4' | 'Alpaca2k' | 'LIMA' | 'Deita' | 'LongForm' | 'TextFiles';
 
 export interface SetupOptions {
   /** Truncate samples to this many tokens (litgpt's train.max_seq_length); ≤ 0 or undefined: no truncation
