@@ -131,4 +131,24 @@ test('--train.lr_warmup_fraction is refused as litgpt\'s finetune lora refuses i
   assert.is(hparams('ex').train.min_lr, 0.0001);
 });
 
+test('--data Chat trains through the base\'s chat template; prompt_style.yaml records it and generate on final/ uses it', async () => {
+  await initCheckpoint({
+    outDir: join(dir, 'chatbase'), modelName: 'pythia-14m', seed: 1,
+    overrides: { n_layer: 1, n_embd: 32, n_head: 2, intermediate_size: 64, block_size: 256 },
+  });
+  const configPath = join(dir, 'chatbase', 'tokenizer_config.json');
+  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+  config.chat_template = '{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}';
+  writeFileSync(configPath, JSON.stringify(config));
+  const rows = Array.from({ length: 8 }, (_, i) => ({ messages: [{ role: 'user', content: `Say ${i}` }, { role: 'assistant', content: `${i}` }] }));
+  writeFileSync(join(dir, 'chat.json'), JSON.stringify(rows));
+  const r = await cli('finetune', 'chatbase', '--data', 'Chat', '--data.json_path', 'chat.json', '--data.val_split_fraction', '0.25',
+    '--data.mask_prompt', 'true', '--out_dir', 'chat', ...SHORT);
+  assert.is(r.code, 0, r.err);
+  assert.is(readFileSync(join(dir, 'chat', 'final', 'prompt_style.yaml'), 'utf8'), 'class_path: litlora.prompts.ChatTemplate\n');
+  assert.equal(hparams('chat').data.class_path, 'litlora.data.Chat');
+  const g = await cli('generate', 'chat/final', '--prompt', 'Say 3', '--max_new_tokens', '2', '--temperature', '0');
+  assert.is(g.code, 0, g.err);
+});
+
 test.run();
