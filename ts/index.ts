@@ -24,6 +24,8 @@ export type { MigrateOptions, MigrationResult, QkvRelayout } from './model/migra
 export { Tokenizer, StreamDecoder } from './data/tokenizer.js';
 export type { EncodeOptions, DecodeOptions } from './data/tokenizer.js';
 export { PromptStyle, PROMPT_STYLES, PROMPT_STYLE_CLASSES, modelNameToPromptStyle, loadPromptStyle, savePromptStyle, promptStyleYaml } from './data/prompts.js';
+export { Conversation } from './data/conversation.js';
+export type { ChatMessage } from './data/chat_template.js';
 export { createDataModule, dataModuleFromArgs, dataModuleFromHyperparameters } from './data/module.js';
 export type { DataModule, DataModuleName, SetupOptions, DataModuleArgsByName, JSONArgs, AlpacaArgs, TextFilesArgs } from './data/module.js';
 export { JSONData, AlpacaData, loadInstructionFile } from './data/instruction.js';
