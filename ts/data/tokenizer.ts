@@ -117,7 +117,7 @@ export class Tokenizer {
       tokenizerConfig = { ...tokenizerConfig, bos_token: piece(model.bosId), eos_token: piece(model.eosId) };
       source = modelPath;
     } else {
-      fail('ERR_CHECKPOINT_MISSING', `no tokenizer.json (nor a SentencePiece tokenizer.model) in '${dir}'.`);
+      fail('ERR_CHECKPOINT_MISSING', `no tokenizer.json in '${dir}' (nor a SentencePiece tokenizer.model).`);
     }
     const genPath = join(dir, 'generation_config.json');
     let generationConfig: any;
