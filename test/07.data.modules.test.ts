@@ -123,7 +123,7 @@ test('createDataModule is typed per module: a wrong name or argument does not co
   const text: TextFilesData = createDataModule('litgpt.data.TextFiles', { train_data_path: 'corpus', val_data_path: null });
   assert.equal([json.name, alpaca.name, text.name], ['JSON', 'Alpaca', 'TextFiles']);
   // @ts-expect-error: no module of that name
-  await assertCode(() => createDataModule('Nope'), 'ERR_CONFIG', /unknown data module 'Nope'; expected one of JSON, Alpaca, TextFiles/);
+  await assertCode(() => createDataModule('Nope'), 'ERR_CONFIG', /unknown data module 'Nope'; expected one of JSON, Chat, Alpaca, AlpacaGPT4, Alpaca2k, LIMA, Deita, LongForm, TextFiles/);
   // @ts-expect-error: JSON takes no `bogus`
   await assertCode(() => createDataModule('JSON', { json_path: 'x.json', bogus: 1 }), 'ERR_CONFIG', /does not take --data\.bogus/);
   // @ts-expect-error: json_path is required
@@ -132,8 +132,8 @@ test('createDataModule is typed per module: a wrong name or argument does not co
   await assertCode(() => createDataModule('JSON', { json_path: 'x.json', mask_prompt: 'yes' }), 'ERR_CONFIG', /--data\.mask_prompt: expected true or false/);
   // @ts-expect-error: train_data_path is TextFiles', not JSON's
   await assertCode(() => createDataModule('JSON', { train_data_path: 'corpus' }), 'ERR_CONFIG', /--data\.json_path is required/);
-  // @ts-expect-error: Alpaca needs json_path or download_dir
-  await assertCode(() => createDataModule('Alpaca', { mask_prompt: true }), 'ERR_CONFIG', /local copy/);
+  // Alpaca without json_path or download_dir reads litgpt's download folder, ./data/alpaca/.
+  assert.is(createDataModule('Alpaca', { mask_prompt: true }).toHyperparameters().init_args.download_dir, 'data/alpaca');
 });
 
 test('Alpaca module: a local file, litgpt defaults (val 0.03865, alpaca style), litgpt hyperparameters', async () => {
@@ -152,7 +152,8 @@ test('Alpaca module: a local file, litgpt defaults (val 0.03865, alpaca style), 
   const again = dataModuleFromHyperparameters(hp); // litgpt's own init_args (download_dir + file_name) work too
   await again.setup(tok);
   assert.is(again.valSize, 3);
-  await assertCode(() => dataModuleFromArgs('Alpaca', {}), 'ERR_CONFIG', /local copy.*--data\.json_path/);
+  // Without a path it looks where litgpt downloads the file (./data/alpaca/) and says so when it is not there.
+  await assertCode(() => dataModuleFromArgs('Alpaca', {}).setup(tok), 'ERR_DATA', /no local copy of its file at .*data\/alpaca\/alpaca_data_cleaned_archive\.json.*--data\.json_path/);
 });
 
 test('TextFiles: BOS-prefixed files concatenated into max_seq_length+1 blocks; first file is validation', async () => {

@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  configFromName, PromptStyle, loadPromptStyle, modelNameToPromptStyle, promptStyleYaml, savePromptStyle, Tokenizer, writeConfig,
+  configFromName, PromptStyle, PROMPT_STYLES, PROMPT_STYLE_CLASSES, loadPromptStyle, modelNameToPromptStyle, promptStyleYaml, savePromptStyle, Tokenizer, writeConfig,
 } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
+import { encodePrompt } from '../ts/generate/generate.js';
+import { runCli } from '../ts/cli/main.js';
 
 // Expected strings transcribed from Lightning-AI/litgpt litgpt/prompts.py (current, with sys_prompt).
 const ALPACA_NO_INPUT = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nReverse: abc\n\n### Response:\n';
@@ -109,6 +111,84 @@ test('stop tokens: [eos] for every style, plus <|eot_id|> for Llama 3', () => {
   const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'llama3'));
   assert.equal(PromptStyle.fromName('alpaca').stopTokens(tok), [[tok.eosId!]]);
   assert.equal(PromptStyle.fromName('llama3').stopTokens(tok), [[tok.eosId!], [tok.tokenToId('<|eot_id|>')]]);
+});
+
+// What litgpt's prompts.py itself renders (test/reference/make_prompt_fixtures.py executes it).
+const LITGPT = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'prompts', 'litgpt_prompts.json'), 'utf8'));
+
+test('every class of litgpt prompts.py renders exactly its strings: with and without sys_prompt and input', () => {
+  assert.equal(Object.keys(PROMPT_STYLE_CLASSES).sort(), Object.keys(LITGPT.styles).filter((c) => c !== 'PromptStyle').sort());
+  let checked = 0;
+  for (const [className, entry] of Object.entries<any>(LITGPT.styles)) {
+    const style = PROMPT_STYLE_CLASSES[className]!();
+    assert.is(style.className, className);
+    for (const c of entry.cases) {
+      const fields: Record<string, string> = {};
+      if (c.input !== undefined) fields.input = c.input;
+      if (c.sys_prompt !== undefined) fields.sysPrompt = c.sys_prompt;
+      assert.is(style.apply(c.prompt, fields), c.expected, `${className} ${JSON.stringify(c)}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 33 * 6);
+});
+
+test('stop tokens of every class equal litgpt\'s (a stand-in tokenizer: eos 2, other tokens 1000 + index)', () => {
+  const tokens: string[] = LITGPT.tokens;
+  const tokenizer = {
+    eosId: LITGPT.eos_id as number,
+    tokenToId: (t: string) => { const i = tokens.indexOf(t); if (i < 0) throw new Error(`no ${t}`); return 1000 + i; },
+  };
+  for (const [className, entry] of Object.entries<any>(LITGPT.styles)) {
+    assert.equal(PROMPT_STYLE_CLASSES[className]!().stopTokens(tokenizer), entry.stop_tokens, className);
+  }
+});
+
+test('multi-turn forms: Llama3 and R1Base render a message list as litgpt does; single-turn styles refuse one', async () => {
+  for (const className of ['Llama3', 'R1Base']) {
+    const style = PROMPT_STYLE_CLASSES[className]!();
+    assert.ok(style.multiTurn);
+    for (const c of LITGPT.styles[className].conversations) {
+      assert.is(style.applyMessages(c.messages, c.sys_prompt ? { sysPrompt: c.sys_prompt } : {}), c.expected, `${className} ${JSON.stringify(c)}`);
+    }
+  }
+  await assertCode(() => PromptStyle.fromName('llama3').applyMessages([{ role: 'tool', content: 'x' }]), 'ERR_ARG', /Unknown role: 'tool'/);
+  await assertCode(() => PromptStyle.fromName('llama3').applyMessages([{ role: 'user', content: 'x' }, { role: 'system', content: 'y' }]),
+    'ERR_ARG', /'system' role is only allowed at the beginning/);
+  assert.not.ok(PromptStyle.fromName('alpaca').multiTurn);
+  await assertCode(() => PromptStyle.fromName('alpaca').applyMessages([{ role: 'user', content: 'x' }]), 'ERR_ARG', /Alpaca prompt style has no multi-turn form/);
+});
+
+test('every name of litgpt\'s prompt_styles makes its class; every litgpt config name maps to the style litgpt picks', () => {
+  for (const [name, className] of Object.entries<string>(LITGPT.prompt_styles)) assert.is(PromptStyle.fromName(name).className, className, name);
+  const extra = Object.keys(PROMPT_STYLES).filter((n) => !(n in LITGPT.prompt_styles));
+  assert.equal(extra.sort(), ['chat_template', 'default']);
+  const names = Object.entries<string>(LITGPT.model_names);
+  assert.ok(names.length >= 200);
+  for (const [name, className] of names) assert.is(modelNameToPromptStyle(name).className, className, name);
+});
+
+test('prompt_style.yaml of every litgpt class reads back as that class', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'litlora-ps-'));
+  try {
+    for (const className of Object.keys(PROMPT_STYLE_CLASSES)) {
+      writeFileSync(join(dir, 'prompt_style.yaml'), `class_path: litgpt.prompts.${className}\n`);
+      assert.is(loadPromptStyle(dir).className, className);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('generate --sys_prompt: the system prompt reaches the prompt style (encodePrompt), and the flag is listed', async () => {
+  const tok = Tokenizer.fromDir(join(import.meta.dirname, 'fixtures', 'tokenizers', 'llama3'));
+  const style = PromptStyle.fromName('llama3');
+  assert.equal(Array.from(encodePrompt(tok, 'hi', { promptStyle: style, sysPrompt: 'Answer in French.' })),
+    Array.from(tok.encode(style.apply('hi', { sysPrompt: 'Answer in French.' }))));
+  assert.ok(style.apply('hi', { sysPrompt: 'Answer in French.' }).includes('system<|end_header_id|>\n\nAnswer in French.<|eot_id|>'));
+  let out = '';
+  assert.is(await runCli(['generate', '--help'], { out: (t) => { out += t; }, err: () => {}, cwd: process.cwd() }), 0);
+  assert.match(out, /--sys_prompt/);
 });
 
 test.run();

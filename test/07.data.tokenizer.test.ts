@@ -124,7 +124,7 @@ test('fromDir: missing, broken and SentencePiece-only folders are clear errors',
   try {
     await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CHECKPOINT_MISSING', /no tokenizer\.json/);
     writeFileSync(join(dir, 'tokenizer.model'), 'x');
-    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CHECKPOINT_MISSING', /tokenizer\.model/);
+    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /tokenizer\.model: not a SentencePiece model \(protobuf ModelProto\)/);
     writeFileSync(join(dir, 'tokenizer.json'), '{"model": ');
     await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /not valid JSON/);
     writeFileSync(join(dir, 'tokenizer.json'), '{"version": "1.0"}');
@@ -134,6 +134,61 @@ test('fromDir: missing, broken and SentencePiece-only folders are clear errors',
     await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /<\|nope\|>/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A SentencePiece-only folder (tokenizer.model, no tokenizer.json): converted in memory; the ids are the SentencePiece
+// library's own (test/reference/make_sentencepiece_fixture.py, SentencePiece 0.1.97).
+test('tokenizer.model without tokenizer.json: ids and text equal the SentencePiece library\'s (spaces, bytes, user symbols)', () => {
+  const tok = load('spm');
+  const want = expected('spm');
+  assert.is(tok.bosId, want.bos_id);
+  assert.is(tok.eosId, want.eos_id);
+  assert.is(tok.vocabSize, want.vocab_size);
+  assert.ok(tok.useBos, 'add_bos_token: true in tokenizer_config.json');
+  for (const c of want.cases) {
+    // litgpt's SentencePiece backend: processor.encode(text), then BOS by the use_bos rule.
+    assert.equal(Array.from(tok.encode(c.text, { bos: false })), c.ids, JSON.stringify(c.text));
+    assert.equal(Array.from(tok.encode(c.text)), [want.bos_id, ...c.ids], JSON.stringify(c.text));
+    assert.is(tok.decode(c.ids), c.decoded, JSON.stringify(c.text));
+  }
+  assert.is(tok.tokenToId('<s>'), 1);
+  assert.ok(tok.isSpecial(2));
+});
+
+/** A protobuf message from [field, wire type, value] entries (varint 0, 32-bit float 5, bytes 2). */
+function proto(fields: [number, 0 | 2 | 5, number | Uint8Array | string][]): Uint8Array {
+  const out: number[] = [];
+  const varint = (v: number) => { do { let b = v & 0x7f; v = Math.floor(v / 128); if (v) b |= 0x80; out.push(b); } while (v); };
+  for (const [num, wire, value] of fields) {
+    varint(num * 8 + wire);
+    if (wire === 0) varint(value as number);
+    else if (wire === 5) { const f = new Uint8Array(new Float32Array([value as number]).buffer); out.push(...f); }
+    else { const b = typeof value === 'string' ? new TextEncoder().encode(value) : value as Uint8Array; varint(b.length); out.push(...b); }
+  }
+  return Uint8Array.from(out);
+}
+
+test('tokenizer.model: a Unigram model or one that normalizes text is refused with the reason; truncated bytes too', async () => {
+  const temp = tempFolders();
+  const dir = temp.make('spm-bad');
+  try {
+    const pieces = ['<unk>', '<s>', '</s>', '▁a', '▁', 'a'].map((p, i) => [1, 2, proto([[1, 2, p], [2, 5, -i], [3, 0, i < 3 ? (i ? 3 : 2) : 1]])] as [number, 2, Uint8Array]);
+    const model = (trainer: [number, 0 | 2 | 5, number][], normalizer: [number, 0 | 2 | 5, number | string][]) =>
+      proto([...pieces, [2, 2, proto(trainer)], [3, 2, proto(normalizer)]]);
+    writeFileSync(join(dir, 'tokenizer.model'), model([[3, 0, 1]], [[4, 0, 0]]));
+    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /is a SentencePiece UNIGRAM model; litlora converts BPE models/);
+    writeFileSync(join(dir, 'tokenizer.model'), model([[3, 0, 2]], [[1, 2, 'nmt_nfkc'], [2, 2, 'xx']]));
+    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /normalizes text \(rule 'nmt_nfkc'\)/);
+    writeFileSync(join(dir, 'tokenizer.model'), model([[3, 0, 2]], []));
+    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /normalizes text \(collapses whitespace\)/);
+    writeFileSync(join(dir, 'tokenizer.model'), model([[3, 0, 2]], [[4, 0, 0]]));
+    const tok = Tokenizer.fromDir(dir);
+    assert.equal(Array.from(tok.encode('a', { bos: false })), [3]);
+    writeFileSync(join(dir, 'tokenizer.model'), model([[3, 0, 2]], [[4, 0, 0]]).subarray(0, 20));
+    await assertCode(() => Tokenizer.fromDir(dir), 'ERR_CONFIG', /not a SentencePiece model/);
+  } finally {
+    temp.removeAll();
   }
 });
 

@@ -51,6 +51,11 @@ export interface CommandSpec {
   flags: FlagSpec[];
   families?: FlagFamily[];
   examples?: string[];
+  /**
+   * Turns a --config file's mapping into flag names and values before they are read (e.g. litgpt's
+   * `class_path`/`init_args` sections); errors name `file`.
+   */
+  readConfig?(doc: Record<string, unknown>, file: string): Record<string, unknown>;
   run(args: ParsedArgs, io: CliIO): Promise<number | void>;
 }
 
@@ -264,8 +269,9 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], cwd = proc
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
       throw new ArgError(`--config ${configFile}: expected a mapping of flag names to values.`);
     }
+    const doc = spec.readConfig ? spec.readConfig((parsed ?? {}) as Record<string, unknown>, configFile) : parsed ?? {};
     const flat = new Map<string, unknown>();
-    flatten(parsed ?? {}, '', flat, (n) => byName.has(n));
+    flatten(doc, '', flat, (n) => byName.has(n));
     for (const [name, raw] of flat) {
       if (given.has(name)) continue; // the command line wins
       values[name] = resolveFlag(name, raw, `--config ${configFile}`);

@@ -2,6 +2,7 @@
 // streams as it is generated and stops at the style's stop tokens. Works on base, LoRA-only (merged in
 // memory, nothing written — litgpt's chat writes lit_model.pth first) and merged folders.
 import { createInterface } from 'node:readline';
+import { Conversation } from '../data/conversation.js';
 import { generate } from '../generate/generate.js';
 import type { CliIO, CommandSpec } from './args.js';
 import { LOAD_FLAGS, SAMPLING_FLAGS, loadForGeneration, samplingOptions } from './use-common.js';
@@ -34,6 +35,9 @@ default) and its stop tokens end each reply.`,
     const lines = createInterface({ input, terminal: false });
     io.err('Now chatting with the model. Enter an empty line, !quit or !exit to end.\n');
     const options = samplingOptions(args);
+    // Multi-turn where the style has a multi-turn form (chat templates, Llama 3): each prompt carries the history.
+    const conversation = new Conversation(promptStyle);
+    const stopTokens = conversation.stopTokens(tokenizer);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.on('SIGINT', onSigint);
@@ -43,16 +47,19 @@ default) and its stop tokens end each reply.`,
         if (!interactive) io.out(`${line}\n`);
         if (EXIT_WORDS.has(line.trim())) break;
         io.out('>> Reply: ');
-        const it = generate(model, tokenizer, line, { ...options, promptStyle, signal: controller.signal });
+        const it = generate(model, tokenizer, conversation.prompt(line), { ...options, stopTokens, signal: controller.signal });
+        let reply = '';
         while (true) {
           const next = await it.next();
           if (next.done) {
+            conversation.reply(reply);
             const s = next.value;
             const total = s.prefillSeconds + s.decodeSeconds;
             io.out('\n');
             io.err(`Time for inference: ${total.toFixed(2)} sec total, ${(s.generatedTokens / Math.max(total, 1e-9)).toFixed(2)} tokens/sec, ${s.generatedTokens} tokens\n`);
             break;
           }
+          reply += next.value;
           io.out(next.value);
         }
         io.out('\n>> Prompt: ');

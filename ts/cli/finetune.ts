@@ -10,7 +10,8 @@
 import { join, resolve } from 'node:path';
 import { extendCheckpointDir } from '../io/checkpoint.js';
 import { buildInfo } from '../binding.js';
-import { dataModuleFromArgs } from '../data/module.js';
+import { LITGPT_DOWNLOAD_DIRS } from '../data/instruction.js';
+import { DATA_MODULE_NAMES, dataModuleFromArgs } from '../data/module.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import { Model, type ModelDtype } from '../model/model.js';
@@ -21,10 +22,12 @@ import type { OutDirLock } from '../io/outdir_lock.js';
 import { Trainer, type Precision } from '../train/trainer.js';
 
 import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
+import { finetuneConfigFromLitgpt } from './litgpt_config.js';
 import { loraFlags, loraFromFlags } from './lora_flags.js';
 import { loraToKeys, type LoraSettings } from '../model/lora_settings.js';
 
 const PRECISIONS = ['32-true', 'bf16-true', 'bf16-mixed'] as const;
+const OPTIMIZERS = ['AdamW', 'Adam', 'SGD', 'torch.optim.AdamW', 'torch.optim.Adam', 'torch.optim.SGD'];
 
 export const FLAGS: FlagSpec[] = [
   { name: 'checkpoint_dir', type: 'path', required: true, metavar: 'DIR', help: 'The base checkpoint folder (lit_model.pth, model_config.yaml, tokenizer files)' },
@@ -36,7 +39,7 @@ export const FLAGS: FlagSpec[] = [
     query: 'LoRA on the attention queries', key: 'LoRA on the attention keys', value: 'LoRA on the attention values',
     projection: 'LoRA on the attention output projection', mlp: 'LoRA on the MLP linears', head: 'LoRA on the language-model head',
   }),
-  { name: 'data', type: 'string', default: 'Alpaca', choices: ['JSON', 'Alpaca', 'TextFiles'], help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
+  { name: 'data', type: 'string', default: 'Alpaca', choices: DATA_MODULE_NAMES, help: 'Data module; its arguments are --data.<key> (e.g. --data.json_path F, --data.val_split_fraction 0.05, --data.mask_prompt true, --data.prompt_style alpaca)' },
   { name: 'train.save_interval', type: 'int', default: 1000, nullable: true, help: 'Optimizer steps between step-XXXXXX/ checkpoints' },
   { name: 'train.log_interval', type: 'int', default: 1, help: 'Iterations between log lines' },
   { name: 'train.global_batch_size', type: 'int', default: 16, help: 'Samples per optimizer step' },
@@ -48,16 +51,20 @@ export const FLAGS: FlagSpec[] = [
   { name: 'train.max_seq_length', type: 'int', default: null, nullable: true, help: 'Truncate samples to this many tokens' },
   { name: 'train.max_norm', type: 'float', default: null, nullable: true, help: 'Clip the global gradient norm (litlora; litgpt has none for LoRA)' },
   { name: 'train.max_time', type: 'float', default: null, nullable: true, help: 'Stop after this many seconds of training (litlora)' },
+  { name: 'train.lr_warmup_fraction', type: 'float', default: null, nullable: true, help: 'litgpt\'s warmup as a fraction of an epoch; litgpt\'s finetune lora refuses it, and so does litlora (use --train.lr_warmup_steps)' },
+  { name: 'train.min_lr', type: 'float', default: 6e-5, help: 'Recorded in hyperparameters.yaml; litgpt\'s finetune lora schedule (warmup + cosine to 0) does not use it' },
   { name: 'eval.interval', type: 'int', default: 100, help: 'Optimizer steps between validations' },
   { name: 'eval.max_new_tokens', type: 'int', default: 100, help: 'Tokens of the example generation at each validation' },
   { name: 'eval.max_iters', type: 'int', default: 100, help: 'Validation batches per validation' },
   { name: 'eval.initial_validation', type: 'bool', default: false, help: 'Validate before training' },
   { name: 'eval.final_validation', type: 'bool', default: true, help: 'Validate on the whole validation set after training' },
-  { name: 'optimizer', type: 'string', default: 'AdamW', choices: ['AdamW'], help: 'Optimizer (torch.optim.AdamW)' },
+  { name: 'eval.evaluate_example', type: 'string', default: 'first', help: 'The instruction of the example generation: first, random (picked with the seed) or an index (validation split, else training split)' },
+  { name: 'optimizer', type: 'string', default: 'AdamW', choices: OPTIMIZERS, help: 'Optimizer by class name: AdamW, or Adam with weight_decay 0 (the same update); SGD is refused (litlora\'s training step implements AdamW)' },
   { name: 'optimizer.lr', type: 'float', default: 1e-3, help: 'Learning rate' },
   { name: 'optimizer.weight_decay', type: 'float', default: 0.01, help: 'Decoupled weight decay' },
   { name: 'optimizer.beta1', type: 'float', default: 0.9, help: 'AdamW beta1' },
   { name: 'optimizer.beta2', type: 'float', default: 0.999, help: 'AdamW beta2' },
+  { name: 'optimizer.betas', type: 'string', default: null, nullable: true, metavar: 'B1,B2', help: 'Both betas, litgpt\'s way: "0.9,0.95" or "[0.9, 0.95]" (overrides beta1/beta2)' },
   { name: 'logger_name', type: 'string', default: 'csv', choices: ['csv'], help: 'Metrics logger (logs/csv/version_N/metrics.csv)' },
   { name: 'seed', type: 'int', default: 1337, help: 'Random seed (dropout, example generation)' },
   { name: 'resume', type: 'bool', default: false, help: 'Continue from the newest complete step-XXXXXX/ in --out_dir (litlora)' },
@@ -71,7 +78,8 @@ const DATA_FAMILY: FlagFamily = {
   prefix: 'data.',
   metavar: 'VALUE',
   help: 'An argument of the data module (JSON/Alpaca: json_path, val_split_fraction, mask_prompt, prompt_style, ignore_index, seed; TextFiles: train_data_path, val_data_path, seed)',
-  keys: () => ['json_path', 'val_split_fraction', 'mask_prompt', 'prompt_style', 'ignore_index', 'seed', 'train_data_path', 'val_data_path'],
+  keys: () => ['json_path', 'val_split_fraction', 'mask_prompt', 'prompt_style', 'ignore_index', 'seed', 'train_data_path', 'val_data_path',
+    'download_dir', 'file_name', 'include_multiturn_conversations'],
   accepts: (_key: string, raw: unknown) => raw, // the data module checks its own arguments (ERR_CONFIG naming --data.key)
 };
 
@@ -87,8 +95,52 @@ async function loadBase(dir: string, options: { dtype: ModelDtype; device: strin
   }
 }
 
+/** The optimizer of --optimizer and --optimizer.*: its torch class and AdamW's settings. */
+export interface OptimizerChoice {
+  classPath: string;
+  lr: number;
+  weightDecay: number;
+  betas: [number, number];
+}
+
+/**
+ * --optimizer by class name. Adam without weight decay makes exactly AdamW's update (they differ only in how the
+ * decay is applied), so it runs as AdamW and is recorded as torch.optim.Adam; Adam with a decay and SGD are refused.
+ * Adam's weight_decay defaults to torch's 0 when not given, AdamW's to litgpt's 0.01.
+ */
+export function optimizerFromFlags(v: Record<string, unknown>, given: ReadonlySet<string>): OptimizerChoice {
+  const name = String(v.optimizer).replace(/^torch\.optim\./, '');
+  let betas: [number, number] = [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number];
+  const raw = v['optimizer.betas'];
+  if (typeof raw === 'string') {
+    const parts = raw.trim().replace(/^[[(]|[\])]$/g, '').split(',').map((x) => x.trim());
+    const nums = parts.map(Number);
+    if (nums.length !== 2 || parts.some((p) => p === '') || !nums.every(Number.isFinite)) {
+      fail('ERR_ARG', `--optimizer.betas: expected two numbers such as "0.9,0.95" or "[0.9, 0.95]", got ${JSON.stringify(raw)}`);
+    }
+    betas = [nums[0]!, nums[1]!];
+  }
+  const weightDecay = name === 'Adam' && !given.has('optimizer.weight_decay') ? 0 : v['optimizer.weight_decay'] as number;
+  if (name === 'SGD') {
+    fail('ERR_ARG', '--optimizer SGD: litlora\'s training step implements AdamW (and Adam without weight decay, the same update); use --optimizer AdamW');
+  }
+  if (name === 'Adam' && weightDecay !== 0) {
+    fail('ERR_ARG', `--optimizer Adam with --optimizer.weight_decay ${weightDecay}: Adam's L2 decay is not AdamW's decoupled one, and litlora's ` +
+      'training step implements AdamW; use --optimizer AdamW, or Adam with weight_decay 0');
+  }
+  return { classPath: `torch.optim.${name}`, lr: v['optimizer.lr'] as number, weightDecay, betas };
+}
+
+/** --eval.evaluate_example: 'first', 'random' or an index. */
+export function evaluateExampleFromFlag(raw: unknown): 'first' | 'random' | number {
+  if (raw === 'first' || raw === 'random') return raw;
+  if (typeof raw === 'string' && /^\d+$/.test(raw.trim())) return Number(raw);
+  return fail('ERR_ARG', `--eval.evaluate_example: expected first, random or an index ≥ 0, got ${JSON.stringify(raw)}`);
+}
+
 /** hyperparameters.yaml of a CLI run: every argument, nested as litgpt's jsonargparse writes it. */
-export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSettings, data: { toHyperparameters(): unknown }): Record<string, unknown> {
+export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSettings, data: { toHyperparameters(): unknown },
+  optimizer: OptimizerChoice = optimizerFromFlags(v, new Set())): Record<string, unknown> {
   return {
     checkpoint_dir: v.checkpoint_dir,
     out_dir: v.out_dir,
@@ -100,18 +152,19 @@ export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSetting
     data: data.toHyperparameters(),
     train: {
       save_interval: v['train.save_interval'], log_interval: v['train.log_interval'], global_batch_size: v['train.global_batch_size'],
-      micro_batch_size: v['train.micro_batch_size'], lr_warmup_steps: v['train.lr_warmup_steps'], lr_warmup_fraction: null,
+      micro_batch_size: v['train.micro_batch_size'], lr_warmup_steps: v['train.lr_warmup_steps'], lr_warmup_fraction: v['train.lr_warmup_fraction'] ?? null,
       epochs: v['train.epochs'], max_tokens: v['train.max_tokens'], max_steps: v['train.max_steps'], max_seq_length: v['train.max_seq_length'],
-      tie_embeddings: null, max_norm: v['train.max_norm'], min_lr: 6.0e-5,
+      tie_embeddings: null, max_norm: v['train.max_norm'], min_lr: v['train.min_lr'] ?? 6.0e-5,
     },
     log: {},
     eval: {
       interval: v['eval.interval'], max_new_tokens: v['eval.max_new_tokens'], max_iters: v['eval.max_iters'],
-      initial_validation: v['eval.initial_validation'], evaluate_example: 'first', final_validation: v['eval.final_validation'],
+      initial_validation: v['eval.initial_validation'], evaluate_example: evaluateExampleFromFlag(v['eval.evaluate_example'] ?? 'first'),
+      final_validation: v['eval.final_validation'],
     },
     optimizer: {
-      class_path: 'torch.optim.AdamW',
-      init_args: { lr: v['optimizer.lr'], weight_decay: v['optimizer.weight_decay'], betas: [v['optimizer.beta1'], v['optimizer.beta2']] },
+      class_path: optimizer.classPath,
+      init_args: { lr: optimizer.lr, weight_decay: optimizer.weightDecay, betas: [...optimizer.betas] },
     },
     logger_name: v.logger_name,
     seed: v.seed,
@@ -122,17 +175,23 @@ export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSetting
 export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> {
   const v = args.values;
   const lora = loraFromFlags(v);  // bad --lora_* values fail before --out_dir is touched
+  const optimizer = optimizerFromFlags(v, args.given);
+  evaluateExampleFromFlag(v['eval.evaluate_example']);
+  if (v['train.lr_warmup_fraction'] !== null && v['train.lr_warmup_fraction'] !== undefined) {
+    fail('ERR_ARG', `--train.lr_warmup_fraction ${v['train.lr_warmup_fraction']}: litgpt's finetune lora does not support it (its ` +
+      'validate_args refuses it), and litlora follows; give the warmup in optimizer steps with --train.lr_warmup_steps');
+  }
   const outDir = resolve(io.cwd, String(v.out_dir));
   const lock = await new OutDir(outDir).startRun({ resume: v.resume as boolean, force: v.force as boolean, log: (line) => io.err(`${line}\n`) });
   try {
-    return await finetune(v, lora, io, lock);
+    return await finetune(v, lora, optimizer, io, lock);
   } finally {
     lock.release();
   }
 }
 
 /** The run, with --out_dir's lock held. */
-async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliIO, lock: OutDirLock): Promise<number> {
+async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimizer: OptimizerChoice, io: CliIO, lock: OutDirLock): Promise<number> {
   if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
   const cuda = buildInfo().cudaDeviceCount > 0;
   const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
@@ -143,13 +202,18 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
 
   const dataArgs: Record<string, unknown> = {};
   for (const [k, value] of Object.entries(v)) if (k.startsWith('data.') && value !== undefined) dataArgs[k.slice(5)] = value;
-  for (const k of ['json_path', 'train_data_path', 'val_data_path']) {
+  // litgpt's data sets are found where litgpt downloads them, relative to the working folder.
+  const litgptDir = LITGPT_DOWNLOAD_DIRS[String(v.data).replace(/^litgpt\.data\./, '')];
+  if (litgptDir && dataArgs.json_path === undefined && dataArgs.download_dir === undefined) dataArgs.download_dir = litgptDir;
+  for (const k of ['json_path', 'train_data_path', 'val_data_path', 'download_dir']) {
     if (typeof dataArgs[k] === 'string') dataArgs[k] = resolve(io.cwd, dataArgs[k] as string);
   }
   const data = dataModuleFromArgs(String(v.data), dataArgs);
   const tokenizer = Tokenizer.fromDir(checkpointDir);
   // Data errors come before the model is loaded.
   await data.setup(tokenizer, v['train.max_seq_length'] ? { maxSeqLength: v['train.max_seq_length'] as number } : {});
+  const evaluateExample = evaluateExampleFromFlag(v['eval.evaluate_example']);
+  data.exampleInstruction(evaluateExample, v.seed as number); // an index past both splits fails now, not at the first validation
 
   io.out(`Loading ${checkpointDir} (${dtype}, ${device})\n`);
   const model = await loadBase(checkpointDir, { dtype, device, lora });
@@ -170,12 +234,10 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, io: CliI
       eval: {
         interval: v['eval.interval'] as number, maxNewTokens: v['eval.max_new_tokens'] as number, maxIters: v['eval.max_iters'] as number,
         initialValidation: v['eval.initial_validation'] as boolean, finalValidation: v['eval.final_validation'] as boolean,
+        evaluateExample,
       },
-      optimizer: {
-        lr: v['optimizer.lr'] as number, weightDecay: v['optimizer.weight_decay'] as number,
-        betas: [v['optimizer.beta1'] as number, v['optimizer.beta2'] as number],
-      },
-      hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, lora, data),
+      optimizer: { lr: optimizer.lr, weightDecay: optimizer.weightDecay, betas: optimizer.betas },
+      hyperparameters: cliHyperparameters({ ...v, checkpoint_dir: v.checkpoint_dir, out_dir: v.out_dir }, lora, data, optimizer),
       // A bar on a terminal; otherwise litgpt's lines to the command's stdout.
       progress: bar ? 'bar' : 'none',
       logger: bar || progressMode === 'none' ? undefined : (line) => io.out(`${line}\n`),
@@ -202,6 +264,7 @@ Step folders also keep training_state.pth (optimizer, schedule and random state)
   positionals: [{ flag: 'checkpoint_dir', metavar: 'CHECKPOINT_DIR' }],
   flags: FLAGS,
   families: [DATA_FAMILY],
+  readConfig: finetuneConfigFromLitgpt,
   examples: [
     'litlora finetune lora --checkpoint_dir checkpoints/EleutherAI/pythia-70m --data JSON --data.json_path data.json --out_dir out/lora',
     'litlora finetune lora checkpoints/tiny --data JSON --data.json_path d.json --train.micro_batch_size 4 --train.max_steps 200 --precision bf16-true',

@@ -16,6 +16,7 @@ token by token; loading and timing lines go to stderr.`,
     ...LOAD_FLAGS,
     { name: 'prompt', type: 'string', default: 'What food do llamas eat?', help: 'The prompt' },
     { name: 'num_samples', type: 'int', default: 1, help: 'How many samples to generate' },
+    { name: 'sys_prompt', type: 'string', default: null, nullable: true, help: 'The system prompt of the prompt style (default: the style\'s own)' },
     ...SAMPLING_FLAGS,
   ],
   examples: [
@@ -27,7 +28,8 @@ token by token; loading and timing lines go to stderr.`,
     try {
       const base = samplingOptions(args);
       for (let i = 0; i < args.get<number>('num_samples'); i++) {
-        const it = generate(model, tokenizer, args.get<string>('prompt'), { ...base, seed: base.seed! + i, promptStyle });
+        const sysPrompt = args.get<string | null>('sys_prompt') ?? undefined;
+        const it = generate(model, tokenizer, args.get<string>('prompt'), { ...base, seed: base.seed! + i, promptStyle, sysPrompt });
         while (true) {
           const next = await it.next();
           if (next.done) {

@@ -75,6 +75,8 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
   if (second !== undefined && COMMANDS[`${first}_${second}`]) {
     name = `${first}_${second}`;
     rest = argv.slice(2);
+  } else if (first === 'finetune') {
+    name = 'finetune_lora'; // litgpt's `litgpt finetune` is its alias for `finetune lora`
   }
   const entry = COMMANDS[name];
   if (!entry) {

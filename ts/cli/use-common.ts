@@ -56,7 +56,7 @@ export async function loadForGeneration(args: ParsedArgs, io: CliIO): Promise<Lo
   }
   io.err(`Time to load the model: ${((performance.now() - start) / 1000).toFixed(2)} seconds.\n`);
   const tokenizer = Tokenizer.fromDir(dir);
-  const promptStyle = loadPromptStyle(dir);
+  const promptStyle = loadPromptStyle(dir).forTokenizer(tokenizer);
   return { model, tokenizer, promptStyle, dir };
 }
 

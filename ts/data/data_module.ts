@@ -4,7 +4,7 @@ import type { PromptStyle } from './prompts.js';
 import type { Batch } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
 
-export type DataModuleName = 'JSON' | 'Alpaca' | 'TextFiles';
+export type DataModuleName = 'JSON' | 'Chat' | 'Alpaca' | 'AlpacaGPT4' | 'Alpaca2k' | 'LIMA' | 'Deita' | 'LongForm' | 'TextFiles';
 
 export interface SetupOptions {
   /** Truncate samples to this many tokens (litgpt's train.max_seq_length); ≤ 0 or undefined: no truncation
@@ -33,6 +33,12 @@ export interface DataModule {
   valBatches(microBatchSize: number): Iterable<Batch>;
   /** Instruction text of the first validation sample (litgpt C's `evaluate_example="first"`), if any. */
   readonly firstValInstruction: { instruction: string; input?: string } | null;
+  /**
+   * litgpt's `select_sft_generate_example`: 'first' (the validation split's, else the training split's), 'random'
+   * (picked with `seed`) or an index (validation split, else training split; ERR_CONFIG past both). null: no
+   * instructions (TextFiles).
+   */
+  exampleInstruction(which: 'first' | 'random' | number, seed: number): { instruction: string; input?: string } | null;
   /** `data:` of hyperparameters.yaml, as litgpt's jsonargparse writes it. */
   toHyperparameters(): { class_path: string; init_args: Record<string, unknown> };
 }

@@ -13,8 +13,13 @@ import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, DataModuleName, SetupOptions } from './data_module.js';
 import { PromptStyle } from './prompts.js';
 import { EpochShuffler, randomSplit } from './random.js';
+import { chatRowMessages, encodeChatSample } from './chat_data.js';
+import type { ChatMessage } from './chat_template.js';
 import { batchesInOrder, encodeSample, type Batch, type EncodedSample, type InstructionSample } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
+
+/** A data set's own row shape → instruction samples (litgpt's format_dataset / transform); `where` names the row. */
+export type RowTransform = (row: unknown, where: string) => unknown[];
 
 /** Where a row came from, for error messages and debugging. */
 export interface SampleSource {
@@ -24,7 +29,7 @@ export interface SampleSource {
 }
 
 /** Reads and validates a .json or .jsonl file of instruction samples. */
-export function loadInstructionFile(path: string): { samples: InstructionSample[]; sources: SampleSource[] } {
+export function loadInstructionFile(path: string, transform: RowTransform | null = null): { samples: InstructionSample[]; sources: SampleSource[] } {
   const file = resolve(path);
   let text: string;
   try {
@@ -56,8 +61,10 @@ export function loadInstructionFile(path: string): { samples: InstructionSample[
   const samples: InstructionSample[] = [];
   const sources: SampleSource[] = [];
   for (const { value, row } of rows) {
-    samples.push(validateSample(value, file, row));
-    sources.push({ file, row });
+    for (const sample of transform ? transform(value, `${file}: row ${row}`) : [value]) {
+      samples.push(validateSample(sample, file, row));
+      sources.push({ file, row });
+    }
   }
   return { samples, sources };
 }
@@ -65,11 +72,20 @@ export function loadInstructionFile(path: string): { samples: InstructionSample[
 function validateSample(value: unknown, file: string, row: number): InstructionSample {
   const where = `${file}: row ${row}`;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail('ERR_DATA', `${where}: expected an object {instruction, input?, output}, got ${describe(value)}`);
+    fail('ERR_DATA', `${where}: expected an object {instruction, input?, output} or a chat {messages} / {conversations}, got ${describe(value)}`);
   }
   const sample = value as Record<string, unknown>;
+  const messages = chatRowMessages(sample, where);
+  if (messages) {
+    // A chat row: its first user turn stands for the instruction (the example generation), its messages are trained.
+    const firstUser = messages.find((m) => m.role === 'user');
+    return { instruction: firstUser?.content ?? '', output: messages[messages.length - 1]!.content, messages, source: where };
+  }
   for (const key of ['instruction', 'output']) {
-    if (!(key in sample)) fail('ERR_DATA', `${where}: missing field '${key}' (each sample needs string fields instruction and output, and may have input)`);
+    if (!(key in sample)) {
+      fail('ERR_DATA', `${where}: missing field '${key}' (each sample needs string fields instruction and output, and may have input; ` +
+        'or is a chat: {"messages": [{"role", "content"}]} or {"conversations": [{"from", "value"}]})');
+    }
     if (typeof sample[key] !== 'string') fail('ERR_DATA', `${where}: field '${key}' must be a string, got ${describe(sample[key])}`);
   }
   if (sample.input !== undefined && sample.input !== null && typeof sample.input !== 'string') {
@@ -185,12 +201,14 @@ export interface JSONArgs {
 
 /**
  * Arguments of litgpt's `Alpaca` data module over a local copy of the Alpaca file: `json_path`, or litgpt's own
- * `download_dir` (+ `file_name`). The other arguments are JSON's, with Alpaca's defaults (val_split_fraction 0.03865).
+ * `download_dir` (+ `file_name`; default litgpt's ./data/alpaca/). The other arguments are JSON's, with Alpaca's defaults
+ * (val_split_fraction 0.03865).
  */
-export type AlpacaArgs = Omit<JSONArgs, 'json_path'> & { file_name?: string; file_url?: string } &
-  ({ json_path: string; download_dir?: string | null } | { download_dir: string; json_path?: string | null });
+export type AlpacaArgs = Omit<JSONArgs, 'json_path'> & {
+  file_name?: string; file_url?: string; repo_id?: string; json_path?: string | null; download_dir?: string | null;
+};
 
-interface InstructionOptions {
+export interface InstructionOptions {
   jsonPath: string;
   maskPrompt: boolean;
   valSplitFraction: number | null;
@@ -201,9 +219,9 @@ interface InstructionOptions {
 }
 
 /** Shared implementation of the JSON and Alpaca modules. */
-abstract class InstructionDataModule implements DataModule {
+export abstract class InstructionDataModule implements DataModule {
   abstract readonly name: DataModuleName;
-  readonly promptStyle: PromptStyle;
+  #promptStyle: PromptStyle;
   protected readonly options: InstructionOptions;
   #train: EncodedSample[] = [];
   #val: EncodedSample[] = [];
@@ -216,8 +234,11 @@ abstract class InstructionDataModule implements DataModule {
 
   protected constructor(options: InstructionOptions) {
     this.options = options;
-    this.promptStyle = PromptStyle.fromName(options.promptStyle);
+    this.#promptStyle = PromptStyle.fromName(options.promptStyle);
   }
+
+  /** The style of `--data.prompt_style`; chat_template is bound to the tokenizer's template by setup. */
+  get promptStyle(): PromptStyle { return this.#promptStyle; }
 
   get trainSize(): number { return this.#assertReady().#train.length; }
   get valSize(): number { return this.#assertReady().#val.length; }
@@ -232,26 +253,50 @@ abstract class InstructionDataModule implements DataModule {
     return s.input ? { instruction: s.instruction, input: s.input } : { instruction: s.instruction };
   }
 
+  exampleInstruction(which: 'first' | 'random' | number, seed: number): { instruction: string; input?: string } | null {
+    const val = this.#assertReady().#valRaw, train = this.#trainRaw;
+    const split = val.length ? val : train;
+    let s: InstructionSample | undefined;
+    if (which === 'first') s = split[0];
+    else if (which === 'random') s = split[new EpochShuffler(split.length, seed).order(0)[0]!];
+    else {
+      s = val.length > which ? val[which] : train.length > which ? train[which] : undefined;
+      if (!s) fail('ERR_CONFIG', `--eval.evaluate_example ${which} is out of range for both the validation (${val.length}) and training (${train.length}) splits`);
+    }
+    if (!s) return null;
+    return s.input ? { instruction: s.instruction, input: s.input } : { instruction: s.instruction };
+  }
+
   /** Loads the raw splits: [train, val] samples with their sources. */
+  /** ERR_DATA for a data path that does not exist (a litgpt data set says where litgpt would have downloaded it). */
+  protected missingData(path: string): never {
+    return fail('ERR_DATA', `--data.json_path '${path}' does not exist; expected a .json/.jsonl file or a folder with train.json and val.json`);
+  }
+
+  /** The data set's row shape → instruction samples (none: rows are instruction samples or chat rows). */
+  protected readonly rowTransform: RowTransform | null = null;
+  /** The file names (without .json/.jsonl) of a folder's two splits. */
+  protected readonly splitNames: { train: string[]; val: string[] } = { train: ['train'], val: ['val'] };
+
   protected splits(seed: number): { train: InstructionSample[]; val: InstructionSample[]; trainFile: string; valFile: string } {
     const path = resolve(this.options.jsonPath);
-    if (!existsSync(path)) {
-      fail('ERR_DATA', `--data.json_path '${path}' does not exist; expected a .json/.jsonl file or a folder with train.json and val.json`);
-    }
+    if (!existsSync(path)) this.missingData(path);
     if (statSync(path).isDirectory()) {
-      if (this.options.valSplitFraction !== null && this.name === 'JSON') {
+      if (this.options.valSplitFraction !== null && this.name !== 'Alpaca') {
         fail('ERR_CONFIG', `--data.json_path is a folder (${path}), so it must hold train.json and val.json and ` +
           `--data.val_split_fraction must not be set (got ${this.options.valSplitFraction})`);
       }
-      const find = (split: string) => ['.json', '.jsonl'].map((ext) => join(path, split + ext)).find((f) => existsSync(f));
-      const trainFile = find('train'), valFile = find('val');
+      const find = (names: string[]) => names.flatMap((n) => ['.json', '.jsonl'].map((ext) => join(path, n + ext))).find((f) => existsSync(f));
+      const trainFile = find(this.splitNames.train), valFile = find(this.splitNames.val);
       if (!trainFile || !valFile) {
         fail('ERR_DATA', `${path} is a folder but lacks ${[!trainFile && 'train.json(l)', !valFile && 'val.json(l)'].filter(Boolean).join(' and ')}`);
       }
-      return { train: loadInstructionFile(trainFile).samples, val: loadInstructionFile(valFile).samples, trainFile, valFile };
+      return {
+        train: loadInstructionFile(trainFile, this.rowTransform).samples, val: loadInstructionFile(valFile, this.rowTransform).samples, trainFile, valFile,
+      };
     }
     const fraction = this.options.valSplitFraction ?? 0.05;
-    const { samples } = loadInstructionFile(path);
+    const { samples } = loadInstructionFile(path, this.rowTransform);
     const { train, val } = randomSplit(samples.length, fraction, seed);
     if (train.length === 0 || val.length === 0) {
       fail('ERR_DATA', `${path}: splitting ${samples.length} samples with val_split_fraction ${fraction} leaves the ` +
@@ -267,12 +312,14 @@ abstract class InstructionDataModule implements DataModule {
     const { train, val, trainFile, valFile } = this.splits(seed);
     if (train.length === 0) fail('ERR_DATA', `${trainFile}: the training split is empty`);
     if (val.length === 0) fail('ERR_DATA', `${valFile}: the validation split is empty`);
-    const sft = { promptStyle: this.promptStyle, maxSeqLength, maskPrompt: this.options.maskPrompt, ignoreIndex: this.options.ignoreIndex };
+    this.#promptStyle = this.#promptStyle.forTokenizer(tokenizer);
+    const sft = { promptStyle: this.#promptStyle, maxSeqLength, maskPrompt: this.options.maskPrompt, ignoreIndex: this.options.ignoreIndex };
     const pause = makeYielder();
     const encode = async (samples: InstructionSample[]) => {
       const out: EncodedSample[] = [];
       for (const s of samples) {
-        out.push(encodeSample(tokenizer, s, sft));
+        const messages = s.messages as ChatMessage[] | undefined;
+        out.push(messages ? encodeChatSample(tokenizer, messages, sft, String(s.source)) : encodeSample(tokenizer, s, sft));
         await pause();
       }
       return out;
@@ -358,44 +405,98 @@ export class JSONData extends InstructionDataModule {
   }
 }
 
-/** The file litgpt's Alpaca module downloads; litlora never downloads, it reads a local copy (`--data.json_path`). */
-export const ALPACA_FILE_URL = 'https://raw.githubusercontent.com/tloen/alpaca-lora/main/alpaca_data_cleaned_archive.json';
+/**
+ * litlora's `Chat` data module: the JSON module for chat rows ({messages} or {conversations}), rendered by default
+ * with the model's own chat template (`--data.prompt_style chat_template`). Recorded as litlora.data.Chat.
+ */
+export class ChatData extends InstructionDataModule {
+  readonly name = 'Chat' as const;
 
-/** litgpt's `Alpaca` data module over a local copy of the Alpaca file: `--data Alpaca --data.json_path F`. */
+  constructor(args: JSONArgs) {
+    const a = new ArgReader('Chat', args);
+    super({
+      jsonPath: a.string('json_path'),
+      maskPrompt: a.boolean('mask_prompt', false),
+      valSplitFraction: a.number('val_split_fraction', null, { min: 0, max: 1, minExclusive: true }),
+      promptStyle: a.string('prompt_style', 'chat_template'),
+      ignoreIndex: a.number('ignore_index', -100, { integer: true })!,
+      seed: a.number('seed', 42, { integer: true, min: 0 })!,
+      numWorkers: a.number('num_workers', 4, { integer: true, min: 0 })!,
+    });
+    a.done();
+  }
+
+  toHyperparameters() {
+    const { class_path: _, init_args } = JSONData.prototype.toHyperparameters.call(this);
+    return { class_path: 'litlora.data.Chat', init_args };
+  }
+}
+
+/** What distinguishes litgpt's Alpaca-shaped modules (Alpaca, AlpacaGPT4, Alpaca2k): their file and split. */
+export interface AlpacaFamily {
+  module: string;
+  downloadDir: string;
+  fileName: string;
+  fileUrl: string;
+  valSplitFraction: number;
+}
+
+/**
+ * Where litgpt downloads each data set (its `download_dir` default, relative to the working folder), which is
+ * where litlora looks for the local copy when neither --data.json_path nor --data.download_dir is given.
+ */
+export const LITGPT_DOWNLOAD_DIRS: Readonly<Record<string, string>> = Object.freeze({
+  Alpaca: 'data/alpaca', AlpacaGPT4: 'data/alpacagpt4', Alpaca2k: 'data/alpaca2k', LIMA: 'data/lima', Deita: 'data/deita',
+  LongForm: 'data/longform',
+});
+
+const ALPACA: AlpacaFamily = {
+  module: 'Alpaca', downloadDir: LITGPT_DOWNLOAD_DIRS.Alpaca!, fileName: 'alpaca_data_cleaned_archive.json',
+  fileUrl: 'https://raw.githubusercontent.com/tloen/alpaca-lora/main/alpaca_data_cleaned_archive.json', valSplitFraction: 0.03865,
+};
+
+/**
+ * litgpt's `Alpaca` data module over a local copy of the Alpaca file: `--data.json_path F`, or litgpt's
+ * `download_dir` (+ `file_name`), by default where litgpt downloads it (./data/alpaca/).
+ */
 export class AlpacaData extends InstructionDataModule {
-  readonly name = 'Alpaca' as const;
+  readonly name: DataModuleName = 'Alpaca';
+  protected readonly family: AlpacaFamily;
 
-  constructor(args: AlpacaArgs) {
-    const a = new ArgReader('Alpaca', args);
+  constructor(args: AlpacaArgs, family: AlpacaFamily = ALPACA) {
+    const a = new ArgReader(family.module, args);
     // litgpt's Alpaca has download_dir + file_name instead of json_path; accept both.
     const jsonPathArg = a.optionalString('json_path');
-    const downloadDir = a.optionalString('download_dir');
-    const fileName = a.string('file_name', 'alpaca_data_cleaned_archive.json');
+    const downloadDir = a.optionalString('download_dir') ?? family.downloadDir;
+    const fileName = a.string('file_name', family.fileName);
     a.optionalString('file_url'); // accepted for litgpt's hyperparameters.yaml; never fetched
-    const jsonPath = jsonPathArg ?? (downloadDir ? join(downloadDir, fileName) : null);
-    if (!jsonPath) {
-      fail('ERR_CONFIG', '--data Alpaca needs a local copy of the Alpaca JSON: pass --data.json_path FILE ' +
-        `(litlora does not download; the file is ${ALPACA_FILE_URL})`);
-    }
+    a.optionalString('repo_id'); // Alpaca2k's Hugging Face data set, likewise
+    const jsonPath = jsonPathArg ?? join(downloadDir, fileName);
     super({
       jsonPath,
       maskPrompt: a.boolean('mask_prompt', false),
-      valSplitFraction: a.number('val_split_fraction', 0.03865, { min: 0, max: 1, minExclusive: true }),
+      valSplitFraction: a.number('val_split_fraction', family.valSplitFraction, { min: 0, max: 1, minExclusive: true }),
       promptStyle: a.string('prompt_style', 'alpaca'),
       ignoreIndex: a.number('ignore_index', -100, { integer: true })!,
       seed: a.number('seed', 42, { integer: true, min: 0 })!,
       numWorkers: a.number('num_workers', 4, { integer: true, min: 0 })!,
     });
     a.done();
+    this.family = family;
     if (existsSync(jsonPath) && statSync(jsonPath).isDirectory()) {
-      fail('ERR_CONFIG', `--data Alpaca: json_path must be a file, got the folder ${resolve(jsonPath)}`);
+      fail('ERR_CONFIG', `--data ${family.module}: json_path must be a file, got the folder ${resolve(jsonPath)}`);
     }
+  }
+
+  protected override missingData(path: string): never {
+    return fail('ERR_DATA', `--data ${this.family.module}: no local copy of its file at ${path} (litgpt downloads it there; litlora ` +
+      `does not download). Save ${this.family.fileUrl} there, or pass --data.json_path FILE`);
   }
 
   toHyperparameters() {
     const o = this.options;
     return {
-      class_path: 'litgpt.data.Alpaca',
+      class_path: `litgpt.data.${this.family.module}`,
       init_args: {
         mask_prompt: o.maskPrompt,
         val_split_fraction: o.valSplitFraction,
@@ -404,7 +505,7 @@ export class AlpacaData extends InstructionDataModule {
         seed: o.seed,
         num_workers: o.numWorkers,
         download_dir: dirname(o.jsonPath),
-        file_url: ALPACA_FILE_URL,
+        file_url: this.family.fileUrl,
         file_name: basename(o.jsonPath),
       },
     };

@@ -35,6 +35,9 @@ export class TextFilesData implements DataModule {
   readonly name = 'TextFiles' as const;
   readonly promptStyle: PromptStyle = new Default();
   readonly firstValInstruction = null;
+  exampleInstruction(): null {
+    return null;
+  }
   readonly trainDataPath: string;
   readonly valDataPath: string | null;
   readonly seed: number;

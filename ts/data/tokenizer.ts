@@ -1,12 +1,14 @@
 // The checkpoint's tokenizer, as litgpt's litgpt/tokenizer.py uses it: HF tokenizer.json through
 // @huggingface/tokenizers (pure JS; its ids equal the Rust `tokenizers` library's on our fixtures, see
 // test/07.data.tokenizer.test.ts), bos/eos from tokenizer_config.json (then generation_config.json), and litgpt's
-// `use_bos` rule and `encode(bos, eos, max_length)` semantics. tokenizer.model (SentencePiece) is not supported.
+// `use_bos` rule and `encode(bos, eos, max_length)` semantics. A tokenizer.model (SentencePiece) without tokenizer.json is
+// converted to tokenizer.json in memory (./sentencepiece.ts).
 // The file's regexes are checked for catastrophic backtracking first (./regex_safety.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { fail } from '../errors.js';
+import { readSentencePieceModel, sentencePieceToTokenizerJson } from './sentencepiece.js';
 import { checkTokenizerPatterns } from './regex_safety.js';
 
 export interface EncodeOptions {
@@ -33,13 +35,17 @@ export class Tokenizer {
   readonly vocabSize: number;
   /** The folder the files came from, or null for an in-memory tokenizer. */
   readonly dir: string | null;
+  /** tokenizer_config.json as parsed (its chat_template and special tokens), or null without one. */
+  readonly config: Record<string, unknown> | null;
   readonly #hf: HFTokenizer;
   readonly #specialIds: Set<number>;
   readonly #idToToken: Map<number, string>;
+  /** Put before every non-empty text: SentencePiece's dummy prefix (a space, which becomes ▁) for a tokenizer.model. */
+  readonly #textPrefix: string;
 
   /** Builds a tokenizer from parsed tokenizer.json (+ tokenizer_config.json, + generation_config.json). */
   constructor(tokenizerJson: any, options: {
-    tokenizerConfig?: any; generationConfig?: any; dir?: string | null; source?: string; useBos?: boolean;
+    tokenizerConfig?: any; generationConfig?: any; dir?: string | null; source?: string; useBos?: boolean; textPrefix?: string;
   } = {}) {
     const source = options.source ?? 'tokenizer.json';
     if (!tokenizerJson || typeof tokenizerJson !== 'object' || !tokenizerJson.model || typeof tokenizerJson.model !== 'object') {
@@ -55,6 +61,7 @@ export class Tokenizer {
       fail('ERR_CONFIG', `${source}: cannot build the tokenizer (${e?.message ?? e}); is it a valid tokenizer.json?`);
     }
     this.dir = options.dir ?? null;
+    this.#textPrefix = options.textPrefix ?? '';
     this.#specialIds = new Set<number>();
     this.#idToToken = new Map();
     for (const t of json.added_tokens as any[]) {
@@ -65,6 +72,7 @@ export class Tokenizer {
     this.vocabSize = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : 0;
 
     const config = options.tokenizerConfig ?? null;
+    this.config = config && typeof config === 'object' ? config : null;
     let bosId: number | null = null, eosId: number | null = null;
     if (config) {
       const bos = tokenContent(config.bos_token), eos = tokenContent(config.eos_token);
@@ -90,23 +98,34 @@ export class Tokenizer {
   static fromDir(checkpointDir: string): Tokenizer {
     const dir = resolve(checkpointDir);
     const tokenizerPath = join(dir, 'tokenizer.json');
-    if (!existsSync(tokenizerPath)) {
-      const hint = existsSync(join(dir, 'tokenizer.model'))
-        ? ' It has tokenizer.model (SentencePiece), which litlora does not read: convert it to tokenizer.json ' +
-          '(e.g. with transformers: AutoTokenizer.from_pretrained(dir).save_pretrained(dir)).'
-        : '';
-      fail('ERR_CHECKPOINT_MISSING', `no tokenizer.json in '${dir}'.${hint}`);
-    }
-    const tokenizerJson = readJson(tokenizerPath);
+    const modelPath = join(dir, 'tokenizer.model');
     const configPath = join(dir, 'tokenizer_config.json');
-    const tokenizerConfig = existsSync(configPath) ? readJson(configPath) : undefined;
+    let tokenizerConfig = existsSync(configPath) ? readJson(configPath) : undefined;
+    let tokenizerJson: any;
+    let source = tokenizerPath;
+    let textPrefix = '';
+    if (existsSync(tokenizerPath)) {
+      tokenizerJson = readJson(tokenizerPath);
+    } else if (existsSync(modelPath)) {
+      // litgpt's SentencePiece backend: tokenizer.json is preferred, tokenizer.model read when it is the only one.
+      // Its BOS/EOS are the model's own ids (SentencePieceProcessor.bos_id()/eos_id()).
+      let bytes: Uint8Array;
+      try { bytes = readFileSync(modelPath); } catch (e: any) { fail('ERR_CHECKPOINT_MISSING', `cannot read ${modelPath}: ${e?.message ?? e}`); }
+      const model = readSentencePieceModel(bytes, modelPath);
+      ({ tokenizerJson, textPrefix } = sentencePieceToTokenizerJson(model, tokenizerConfig ?? null, modelPath));
+      const piece = (id: number) => (id >= 0 ? model.pieces[id]?.piece ?? null : null);
+      tokenizerConfig = { ...tokenizerConfig, bos_token: piece(model.bosId), eos_token: piece(model.eosId) };
+      source = modelPath;
+    } else {
+      fail('ERR_CHECKPOINT_MISSING', `no tokenizer.json in '${dir}' (nor a SentencePiece tokenizer.model).`);
+    }
     const genPath = join(dir, 'generation_config.json');
     let generationConfig: any;
     if (existsSync(genPath)) {
       // litgpt repairs some broken generation_config.json files; we just ignore one that does not parse.
       try { generationConfig = JSON.parse(readFileSync(genPath, 'utf8')); } catch { generationConfig = undefined; }
     }
-    return new Tokenizer(tokenizerJson, { tokenizerConfig, generationConfig, dir, source: tokenizerPath });
+    return new Tokenizer(tokenizerJson, { tokenizerConfig, generationConfig, dir, source, textPrefix });
   }
 
   /** The id of a token string; ERR_CONFIG if the vocabulary lacks it (litgpt raises ValueError). */
@@ -129,7 +148,7 @@ export class Tokenizer {
   /** The ids the tokenizer.json pipeline gives, post-processor included (`processor.encode(text).ids`). */
   encodeRaw(text: string): number[] {
     if (typeof text !== 'string') fail('ERR_TYPE', `encode: expected a string, got ${typeof text}`);
-    return text.length === 0 ? this.#emptyEncoding() : this.#hf.encode(text).ids;
+    return text.length === 0 ? this.#emptyEncoding() : this.#hf.encode(this.#textPrefix + text).ids;
   }
 
   /** litgpt's `Tokenizer.encode(string, bos=None, eos=False, max_length=-1)` → int32 ids. */

@@ -43,6 +43,8 @@ export interface TextGenerateOptions extends SamplingOptions {
   promptStyle?: PromptStyle;
   /** Prepend BOS: default as the tokenizer's config says (litgpt's encode(bos=None)). */
   bos?: boolean;
+  /** The system prompt handed to the prompt style (litgpt's `generate --sys_prompt`); the style's default when unset. */
+  sysPrompt?: string;
 }
 
 export type StopReason = 'max_new_tokens' | 'stop' | 'block_size' | 'cancelled';
@@ -163,15 +165,17 @@ export function tokenizerIdLimit(tokenizer: Tokenizer): number {
 }
 
 /** Prompt text → ids, with the prompt style applied when given. */
-export function encodePrompt(tokenizer: Tokenizer, prompt: string, options: Pick<TextGenerateOptions, 'promptStyle' | 'bos'> = {}): Int32Array {
+export function encodePrompt(tokenizer: Tokenizer, prompt: string, options: Pick<TextGenerateOptions, 'promptStyle' | 'bos' | 'sysPrompt'> = {}): Int32Array {
   if (typeof prompt !== 'string') fail('ERR_TYPE', `prompt: expected a string, got ${typeof prompt}`);
-  const text = options.promptStyle ? options.promptStyle.apply(prompt) : prompt;
+  if (options.sysPrompt !== undefined && typeof options.sysPrompt !== 'string') fail('ERR_TYPE', `sysPrompt: expected a string, got ${typeof options.sysPrompt}`);
+  const fields = options.sysPrompt ? { sysPrompt: options.sysPrompt } : {};
+  const text = options.promptStyle ? options.promptStyle.forTokenizer(tokenizer).apply(prompt, fields) : prompt;
   return tokenizer.encode(text, { bos: options.bos });
 }
 
 function textOptions(model: Model, tokenizer: Tokenizer, options: TextGenerateOptions): SamplingOptions {
   const stopTokens = options.stopTokens ??
-    (options.promptStyle ? options.promptStyle.stopTokens(tokenizer) : tokenizer.eosId === null ? [] : [[tokenizer.eosId]]);
+    (options.promptStyle ? options.promptStyle.forTokenizer(tokenizer).stopTokens(tokenizer) : tokenizer.eosId === null ? [] : [[tokenizer.eosId]]);
   let vocabLimit = options.vocabLimit;
   if (vocabLimit === undefined) {
     const limit = tokenizerIdLimit(tokenizer);

@@ -28,9 +28,13 @@ export const LORA_FILE = 'lit_model.pth.lora';
 export const CONFIG_FILE = 'model_config.yaml';
 export const HPARAMS_FILE = 'hyperparameters.yaml';
 export const PROMPT_STYLE_FILE = 'prompt_style.yaml';
-/** What litgpt's copy_config_files copies from the base into every finetune folder (era C, utils.py). */
+/**
+ * What litgpt's copy_config_files copies from the base into every finetune folder (era C, utils.py), and
+ * chat_template.jinja, where newer transformers keeps the chat template that the chat_template prompt style reads.
+ */
 export const COPIED_CONFIG_FILES = [
   'config.json', 'generation_config.json', 'model_config.yaml', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json',
+  'chat_template.jinja',
 ] as const;
 
 /** Absolute paths of the litgpt files present in the folder (null when absent). */

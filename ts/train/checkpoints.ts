@@ -99,7 +99,7 @@ export function runHyperparameters(options: TrainerOptions, resolved: ResolvedOp
     log: {},
     eval: {
       interval: e.interval, max_new_tokens: e.maxNewTokens, max_iters: e.maxIters,
-      initial_validation: e.initialValidation, evaluate_example: 'first', final_validation: e.finalValidation,
+      initial_validation: e.initialValidation, evaluate_example: e.evaluateExample, final_validation: e.finalValidation,
     },
     optimizer: { class_path: 'torch.optim.AdamW', init_args: { lr: o.lr, weight_decay: o.weightDecay, betas: [...o.betas] } },
     logger_name: 'csv',

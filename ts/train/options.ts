@@ -54,7 +54,14 @@ export interface EvalArgs {
   finalValidation?: boolean;
   /** Sampling temperature of the example generation (litgpt 0.8; 0 = greedy). */
   temperature?: number;
+  /**
+   * Which instruction the example generation continues (litgpt's eval.evaluate_example): 'first', 'random' (one
+   * chosen with the run's seed) or an index (into the validation split, else the training split).
+   */
+  evaluateExample?: EvaluateExample;
 }
+
+export type EvaluateExample = 'first' | 'random' | number;
 
 export interface OptimizerArgs {
   /** litgpt C: AdamW defaults lr 1e-3, weight_decay 0.01, betas (0.9, 0.999). */
@@ -126,6 +133,7 @@ const TRAIN_DEFAULTS = {
 } satisfies Required<TrainArgs>;
 const EVAL_DEFAULTS = {
   interval: 100, maxIters: 100, maxNewTokens: 100, initialValidation: false, finalValidation: true, temperature: 0.8,
+  evaluateExample: 'first' as EvaluateExample,
 } satisfies Required<EvalArgs>;
 const OPTIMIZER_DEFAULTS = { lr: 1e-3, weightDecay: 0.01, betas: [0.9, 0.999] as [number, number], eps: 1e-8 } satisfies Required<OptimizerArgs>;
 const PROGRESS_MODES: readonly string[] = ['auto', 'plain', 'bar', 'none'] satisfies ProgressMode[];
@@ -185,6 +193,9 @@ export function resolveOptions(options: TrainerOptions): ResolvedOptions {
   positiveInt(e.maxIters, 'eval.maxIters');
   positiveInt(e.maxNewTokens, 'eval.maxNewTokens', true);
   if (!(e.temperature >= 0)) fail('ERR_ARG', `eval.temperature: expected a number ≥ 0, got ${e.temperature}`);
+  if (e.evaluateExample !== 'first' && e.evaluateExample !== 'random' && !(Number.isInteger(e.evaluateExample) && (e.evaluateExample as number) >= 0)) {
+    fail('ERR_ARG', `eval.evaluateExample: expected 'first', 'random' or an index ≥ 0, got ${JSON.stringify(e.evaluateExample)}`);
+  }
   const o = { ...OPTIMIZER_DEFAULTS, ...stripUndefined(options.optimizer) };
   if (!(o.lr >= 0) || !Number.isFinite(o.lr)) fail('ERR_ARG', `optimizer.lr: expected a number ≥ 0, got ${o.lr}`);
   if (!(o.weightDecay >= 0)) fail('ERR_ARG', `optimizer.weightDecay: expected a number ≥ 0, got ${o.weightDecay}`);

@@ -125,7 +125,7 @@ export class Trainer {
           const { tokens, targets, shape } = shifted(batch);
           return (await nt.evaluate(tokens, targets, shape)).loss;
         },
-        example: { source: nt, tokenizer, maxNewTokens: e.maxNewTokens, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
+        example: { which: e.evaluateExample, source: nt, tokenizer, maxNewTokens: e.maxNewTokens, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
       };
       const runValidation = async (maxIters: number, final: boolean) => {
         const ev = await validate(validation, { step: state.stepCount, iter: state.iterNum, maxIters, final, seed: this.seed + state.stepCount });

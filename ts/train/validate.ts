@@ -16,6 +16,8 @@ export interface ValidationSetup {
   batchLoss(batch: Batch): Promise<number>;
   /** The example generation; maxNewTokens 0 skips it. */
   example: {
+    /** eval.evaluate_example (default 'first'). */
+    which?: 'first' | 'random' | number;
     source: LogitsSource;
     tokenizer: Tokenizer;
     maxNewTokens: number;
@@ -40,8 +42,9 @@ export async function validationLoss(setup: ValidationSetup, maxIters: number): 
 export async function generateExample(setup: ValidationSetup, seed: number): Promise<string | null> {
   const { data } = setup;
   const { source, tokenizer, maxNewTokens, temperature, blockSize } = setup.example;
-  const first = data.firstValInstruction;
-  if (maxNewTokens <= 0 || !first) return null;
+  if (maxNewTokens <= 0) return null;
+  const first = data.exampleInstruction(setup.example.which ?? 'first', seed);
+  if (!first) return null;
   const prompt = data.promptStyle.apply(first.instruction, first.input ? { input: first.input } : {});
   return sampleText(source, tokenizer, prompt, { maxNewTokens, temperature, seed, blockSize });
 }
