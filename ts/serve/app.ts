@@ -7,7 +7,7 @@
 import { timingSafeEqual, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { loadPromptStyle, PromptStyle } from '../data/prompts.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { LitloraError } from '../errors.js';
@@ -109,6 +109,8 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
   const inflight = new InFlight();
   let closing = false;
 
+  // Loaded on first use: `import 'litlora'` does not pay for the HTTP stack.
+  const { default: Fastify } = await import('fastify');
   const app = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, logger: false, return503OnClosing: true });
 
   app.setErrorHandler((error, _req, reply) => {
