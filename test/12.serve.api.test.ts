@@ -45,6 +45,19 @@ test('serve(model, tokenizer, options): port 0, the renderChat hook, default str
     const chunks = body.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
     assert.ok(chunks.every((c) => c.object === 'text_completion' && c.model === 'tiny'));
     assert.is(chunks.map((c) => c.choices[0].text).join(''), (await generateText(model, tokenizer, 'a', { temperature: 0, maxNewTokens: 3 })).text);
+    // close() with a stream in flight: no new connection is accepted, the stream runs to its end within the grace period.
+    const res2 = await fetch(`${streaming.address}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', prompt: 'a', max_tokens: 200 }) });
+    const reader = res2.body!.getReader();
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /^data: \{/);
+    const closing = streaming.close({ graceMs: 60_000 });
+    await assertRefused(streaming.address);
+    let rest = new TextDecoder().decode(first.value);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    await closing;
+    const whole = rest.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)));
+    assert.ok(rest.endsWith('data: [DONE]\n\n'), 'the stream in flight finished');
+    assert.is(whole.map((c) => c.choices[0].text).join(''), (await generateText(model, tokenizer, 'a', { temperature: 0, maxNewTokens: 200 })).text);
   } finally {
     await streaming.close();
   }
