@@ -114,6 +114,19 @@ test('completions: the raw prompt\'s greedy text, whole and streamed, with usage
   assert.is(finishes[finishes.length - 1], whole.choices[0].finish_reason);
   assert.ok(finishes.slice(0, -1).every((f) => f === null));
   assert.equal(usage, whole.usage);
+  // Stop strings: the text ends before the first one, whole and streamed, finish_reason 'stop'.
+  const chars = Array.from(want.text);
+  assert.ok(chars.length >= 5, JSON.stringify(want.text));
+  const stop = chars.slice(3, 5).join('');
+  const cut = want.text.slice(0, want.text.indexOf(stop));
+  const stopped = await client.completions.create({ model: 'pythia-14m', prompt: 'Reverse: abc', stop: [stop, 'never appears'] });
+  assert.equal([stopped.choices[0].text, stopped.choices[0].finish_reason], [cut, 'stop']);
+  let streamed = '';
+  let lastFinish: string | null = null;
+  for await (const chunk of await client.completions.create({ model: 'pythia-14m', prompt: 'Reverse: abc', stop, stream: true })) {
+    for (const c of chunk.choices) { streamed += c.text; lastFinish = c.finish_reason; }
+  }
+  assert.equal([streamed, lastFinish], [cut, 'stop']);
   // max_tokens caps the generation: finish_reason 'length'.
   const short = await client.completions.create({ model: 'pythia-14m', prompt: 'Reverse: abc', max_tokens: 2 });
   assert.is(short.usage!.completion_tokens, 2);
@@ -171,6 +184,8 @@ test('errors: 400 for invalid requests, 401 without the key, 404 for an unknown 
   const temp = await rawPost('/v1/completions', { model: 'pythia-14m', prompt: 'x', temperature: -1 });
   assert.is(temp.status, 400);
   assert.is(temp.body.error.param, 'temperature');
+  const stop = await rawPost('/v1/completions', { model: 'pythia-14m', prompt: 'x', stop: 5 });
+  assert.equal([stop.status, stop.body.error.param, stop.body.error.message], [400, 'stop', 'stop: expected a non-empty string or up to 4 of them, got 5.']);
   const n = await rawPost('/v1/completions', { model: 'pythia-14m', prompt: 'x', n: 2 });
   assert.equal([n.status, n.body.error.param, n.body.error.code], [400, 'n', 'unsupported_parameter']);
   const json = await rawPost('/v1/completions', '{"model": ');

@@ -16,9 +16,10 @@ import type { LoadOptions } from '../model/load.js';
 import type { Model } from '../model/model.js';
 import { promptStyleRenderer, type ChatRenderer } from './chat_render.js';
 import { ModelGate } from './model_gate.js';
-import { OpenAIError, parseChatRequest, parseCompletionRequest, type RequestSampling } from './openai_request.js';
+import { OpenAIError, parseChatRequest, parseCompletionRequest, type RequestCommon, type RequestSampling } from './openai_request.js';
 import { InFlight, shutDown } from './shutdown.js';
 import { SseStream } from './sse.js';
+import { StopStrings } from './stop_strings.js';
 
 export interface ServeOptions {
   /** Default 127.0.0.1 (only this machine); '0.0.0.0' serves the network. */
@@ -154,8 +155,10 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
 
   type Kind = 'completion' | 'chat';
   /** Runs one generation for a route, streamed or whole; errors before the first token are plain HTTP errors. */
-  async function run(kind: Kind, req: FastifyRequest, reply: FastifyReply, model: string, text: string,
-    options: TextGenerateOptions & { adapter: string | null }, stream: boolean, includeUsage: boolean): Promise<void> {
+  async function run(kind: Kind, req: FastifyRequest, reply: FastifyReply, r: RequestCommon, text: string,
+    options: TextGenerateOptions & { adapter: string | null }): Promise<void> {
+    const { model, includeUsage, stop } = r;
+    const stream = r.stream ?? defaults.stream ?? false;
     reply.hijack();
     const res = reply.raw;
     const controller = new AbortController();
@@ -163,10 +166,14 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
     const when = created();
     let status = 200;
     let stats: GenerationStats | null = null;
+    // Stop strings end the generation through a signal of their own, so that its stats (token counts) still come back.
+    const stopper = new StopStrings(stop);
+    const stopAt = new AbortController();
+    const finish = (s: GenerationStats) => (stopper.stopped ? 'stop' : s.reason === 'cancelled' ? 'cancelled' : finishReason(s.reason));
     // A client that goes away before its response is complete: stop its generation (or its wait in the queue).
     res.on('close', () => { if (!res.writableFinished) controller.abort(); });
     await inflight.track(controller, async () => {
-      const it = gate.generate(text, { ...options, signal: controller.signal });
+      const it = gate.generate(text, { ...options, signal: AbortSignal.any([controller.signal, stopAt.signal]) });
       try {
         let next: IteratorResult<string, GenerationStats>;
         try {
@@ -185,12 +192,18 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
           sse.send({ id, object: 'chat.completion.chunk', created: when, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
         }
         let whole = '';
+        const emit = (piece: string) => {
+          if (!piece) return;
+          if (sse) sse.send(chunk(piece, null));
+          else whole += piece;
+        };
         try {
           while (!next.done) {
-            if (sse) sse.send(chunk(next.value, null));
-            else whole += next.value;
+            emit(stopper.push(next.value));
+            if (stopper.stopped) stopAt.abort();
             next = await it.next();
           }
+          emit(stopper.flush());
         } catch (e) {
           const err = toOpenAIError(e);
           status = err.status;
@@ -199,7 +212,7 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
           return;
         }
         stats = next.value;
-        if (stats.reason === 'cancelled') {
+        if (finish(stats) === 'cancelled') {
           // Aborted by a disconnect (nobody to answer) or by shutdown (the client is told).
           const err = new OpenAIError(503, 'the server shut down before this request finished', 'server_error', null, 'server_shutting_down');
           status = closing ? 503 : 499;
@@ -208,20 +221,20 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
           return;
         }
         if (sse) {
-          sse.send(chunk(null, finishReason(stats.reason)));
+          sse.send(chunk(null, finish(stats)));
           if (includeUsage) sse.send({ id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: when, model, choices: [], usage: usage(stats) });
           sse.done();
           return;
         }
         const choice = kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: whole }, logprobs: null, finish_reason: finishReason(stats.reason) }
-          : { index: 0, text: whole, logprobs: null, finish_reason: finishReason(stats.reason) };
+          ? { index: 0, message: { role: 'assistant', content: whole }, logprobs: null, finish_reason: finish(stats) }
+          : { index: 0, text: whole, logprobs: null, finish_reason: finish(stats) };
         await sendJson(res, 200, { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: when, model, choices: [choice], usage: usage(stats) });
       } finally {
         await it.return(undefined as never);
         const s = stats as GenerationStats | null;
         log(`${req.method} ${req.url} model=${model} status=${status} prompt_tokens=${s?.promptTokens ?? 0} ` +
-          `completion_tokens=${s?.generatedTokens ?? 0} finish=${s ? (s.reason === 'cancelled' ? 'cancelled' : finishReason(s.reason)) : 'none'}`);
+          `completion_tokens=${s?.generatedTokens ?? 0} finish=${s ? finish(s) : 'none'}`);
       }
     });
   }
@@ -229,16 +242,14 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
   app.post('/v1/completions', async (req, reply) => {
     const r = parseCompletionRequest(req.body);
     const target = targetFor(r.model);
-    await run('completion', req, reply, r.model, r.prompt, { ...sampling(r.sampling), adapter: target.adapter }, r.stream ?? defaults.stream ?? false, r.includeUsage);
+    await run('completion', req, reply, r, r.prompt, { ...sampling(r.sampling), adapter: target.adapter });
   });
 
   app.post('/v1/chat/completions', async (req, reply) => {
     const r = parseChatRequest(req.body);
     const target = targetFor(r.model);
     const text = render(r.messages, target.style);
-    await run('chat', req, reply, r.model, text, {
-      ...sampling(r.sampling), adapter: target.adapter, stopTokens: target.style.stopTokens(tokenizer),
-    }, r.stream ?? defaults.stream ?? false, r.includeUsage);
+    await run('chat', req, reply, r, text, { ...sampling(r.sampling), adapter: target.adapter, stopTokens: target.style.stopTokens(tokenizer) });
   });
 
   app.get('/v1/models', async () => ({

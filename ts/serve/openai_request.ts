@@ -1,7 +1,7 @@
 // OpenAI request bodies (/v1/completions, /v1/chat/completions) checked and reduced to what litlora runs, and
 // OpenAI's error shape: {error: {message, type, param, code}} with its HTTP status. Fields OpenAI clients send
 // by default and that change nothing here (user, logprobs: false, frequency_penalty: 0, …) are accepted; a
-// field that would change the output and is not supported (n > 1, stop, echo, …) is a 400 naming it, so a
+// field that would change the output and is not supported (n > 1, echo, logprobs, …) is a 400 naming it, so a
 // client never gets a silently different answer.
 import type { ChatMessage, ChatRole } from './chat_render.js';
 
@@ -31,8 +31,11 @@ export interface RequestSampling {
   seed?: number;
 }
 
-interface Common {
+/** What every generation request has. */
+export interface RequestCommon {
   model: string;
+  /** OpenAI's stop strings (up to 4): the text ends before the first one. */
+  stop: string[];
   sampling: RequestSampling;
   /** undefined: the server's default (--stream). */
   stream?: boolean;
@@ -40,8 +43,8 @@ interface Common {
   includeUsage: boolean;
 }
 
-export interface CompletionRequest extends Common { prompt: string }
-export interface ChatRequest extends Common { messages: ChatMessage[] }
+export interface CompletionRequest extends RequestCommon { prompt: string }
+export interface ChatRequest extends RequestCommon { messages: ChatMessage[] }
 
 const invalid = (param: string, message: string) => new OpenAIError(400, message, 'invalid_request_error', param, 'invalid_value');
 const unsupported = (param: string, message: string) => new OpenAIError(400, message, 'invalid_request_error', param, 'unsupported_parameter');
@@ -71,13 +74,17 @@ function num(b: Record<string, unknown>, name: string, min: number, max: number)
   return v;
 }
 
-function common(b: Record<string, unknown>): Common {
+function common(b: Record<string, unknown>): RequestCommon {
   if (typeof b.model !== 'string' || b.model === '') throw invalid('model', 'model: expected the name of a model (GET /v1/models lists them).');
   if (given(b.stream) && typeof b.stream !== 'boolean') throw invalid('stream', `stream: expected true or false, got ${JSON.stringify(b.stream)}.`);
   const n = int(b, 'n', 1);
   if (n !== undefined && n !== 1) throw unsupported('n', 'n: only one choice per request is supported (n = 1); send several requests instead.');
-  if (given(b.stop) && !(Array.isArray(b.stop) && b.stop.length === 0)) {
-    throw unsupported('stop', 'stop: stop strings are not supported; generation stops at the model\'s own stop tokens and max_tokens.');
+  let stop: string[] = [];
+  if (given(b.stop)) {
+    stop = typeof b.stop === 'string' ? [b.stop] : Array.isArray(b.stop) ? b.stop as string[] : [];
+    if (!(typeof b.stop === 'string' || Array.isArray(b.stop)) || stop.length > 4 || stop.some((x) => typeof x !== 'string' || x === '')) {
+      throw invalid('stop', `stop: expected a non-empty string or up to 4 of them, got ${JSON.stringify(b.stop)}.`);
+    }
   }
   for (const name of ['logprobs', 'top_logprobs', 'tools', 'functions', 'response_format', 'logit_bias', 'echo', 'suffix']) {
     const v = b[name];
@@ -94,6 +101,7 @@ function common(b: Record<string, unknown>): Common {
   const includeUsage = (so as { include_usage?: unknown } | null | undefined)?.include_usage === true;
   return {
     model: b.model,
+    stop,
     stream: typeof b.stream === 'boolean' ? b.stream : undefined,
     includeUsage,
     sampling: { maxTokens, temperature: num(b, 'temperature', 0, 2), topP: num(b, 'top_p', 0, 1), topK, seed: int(b, 'seed', 0) },
