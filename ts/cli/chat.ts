@@ -50,7 +50,8 @@ the session (so do end of input and Ctrl-C at the prompt); Ctrl-C during a reply
     const chatIO = io as ChatIO;
     const { model, tokenizer, promptStyle } = await loadForGeneration(args, io);
     const input = chatIO.input ?? process.stdin;
-    const terminal = input === process.stdin && process.stdin.isTTY === true;
+    // Terminal mode needs a terminal both ways: readline draws the prompt line with escape sequences on stdout.
+    const terminal = input === process.stdin && process.stdin.isTTY === true && process.stdout.isTTY === true;
     const multiline = args.get<boolean>('multiline');
     // A fresh controller per reply: Ctrl-C stops the reply in progress, and at the prompt ends the session.
     let reply: AbortController | null = null;
