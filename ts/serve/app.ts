@@ -187,7 +187,8 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
         const chunk = (piece: string | null, finish: string | null) => kind === 'chat'
           ? { id, object: 'chat.completion.chunk', created: when, model, choices: [{ index: 0, delta: piece === null ? {} : { content: piece }, logprobs: null, finish_reason: finish }] }
           : { id, object: 'text_completion', created: when, model, choices: [{ index: 0, text: piece ?? '', logprobs: null, finish_reason: finish }] };
-        const sse = stream ? new SseStream(res) : null;
+        // Cancelled before its first token (a disconnect or shutdown while it waited): a plain HTTP answer, no stream.
+        const sse = stream && !(next.done && next.value.reason === 'cancelled') ? new SseStream(res) : null;
         if (sse && kind === 'chat') {
           sse.send({ id, object: 'chat.completion.chunk', created: when, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
         }
