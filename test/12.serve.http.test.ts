@@ -269,7 +269,7 @@ test('a full queue is 429; a client that disconnects frees the model; SIGTERM wi
   }
 });
 
-test('SIGTERM with nothing in flight exits 0 at once; --devices 2 and a malformed --adapter are refused', async () => {
+test('SIGTERM with nothing in flight exits 0 at once; bad --devices and --adapter values are refused with coded errors', async () => {
   server.child.kill('SIGTERM');
   assert.equal(await server.exited, { code: 0, signal: null });
   for (const [argv, what] of [[['--devices', '2'], /--devices 2: litlora serve runs on one device/], [['--adapter', 'nodir'], /--adapter "nodir": expected NAME=DIR/]] as const) {
@@ -278,6 +278,17 @@ test('SIGTERM with nothing in flight exits 0 at once; --devices 2 and a malforme
     assert.is(code, 1);
     assert.match(err.join(''), /^litlora serve: error \[ERR_ARG\]: /);
     assert.match(err.join(''), what);
+  }
+  // An adapter that cannot be loaded, or that takes the base's name: a coded error before listening, exit 1.
+  for (const [argv, what] of [
+    [['--adapter', `x=${join(root, 'absent')}`], /error \[ERR_CHECKPOINT_MISSING\]: .*absent/],
+    [['--adapter', `sql=${adapterDirs.sql}`, '--adapter', `pythia-14m=${adapterDirs.poem}`], /error \[ERR_ARG\]: adapter name "pythia-14m" is the base model's id/],
+  ] as const) {
+    const out: string[] = [], err: string[] = [];
+    const code = await runCli(['serve', base, '--port', '0', ...argv], { out: (t) => out.push(t), err: (t) => err.push(t), cwd: root });
+    assert.is(code, 1, err.join(''));
+    assert.match(err.join(''), what);
+    assert.not.match(out.join(''), /listening/);
   }
 });
 

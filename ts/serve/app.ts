@@ -102,10 +102,15 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
   const log = options.log ?? (() => {});
   const gate = new ModelGate(model, tokenizer, { maxQueue: options.maxQueue ?? 1024 });
   const styles = new Map<string, PromptStyle>();
-  for (const [name, dir] of Object.entries(options.adapters ?? {})) {
-    if (name === baseName) throw new LitloraError('ERR_ARG', `adapter name ${JSON.stringify(name)} is the base model's id; pick another name`);
-    await gate.addAdapter(name, dir, options.adapterLoad);
-    styles.set(name, loadPromptStyle(dir));
+  try {
+    for (const [name, dir] of Object.entries(options.adapters ?? {})) {
+      if (name === baseName) throw new LitloraError('ERR_ARG', `adapter name ${JSON.stringify(name)} is the base model's id; pick another name`);
+      await gate.addAdapter(name, dir, options.adapterLoad);
+      styles.set(name, loadPromptStyle(dir));
+    }
+  } catch (e) {
+    await gate.close(); // the adapters loaded before the failure
+    throw e;
   }
   const inflight = new InFlight();
   let closing = false;
