@@ -132,6 +132,8 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_TOOLCHAIN: { coveredBy: 'test/11.install.tools.test.ts', why: 'raised by setup, in a process whose PATH lacks the build tools' },
   ERR_LIBTORCH_DOWNLOAD: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, against a local HTTP server' },
   ERR_LIBTORCH_INTEGRITY: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, for a damaged or unexpected archive' },
+  ERR_QUEUE_FULL: { coveredBy: 'test/12.serve.gate.test.ts', why: 'needs a model busy with a generation and a full queue' },
+  ERR_ADAPTER_NOT_FOUND: { coveredBy: 'test/12.serve.gate.test.ts', why: 'raised by the serve front\'s model gate for an adapter name it does not hold' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {

@@ -143,4 +143,20 @@ test('a choice that spells null (--progress none) is taken as the choice', () =>
   assert.throws(() => convertValue({ name: 'x', type: 'string' as const, choices: ['a'] }, 'none', 'command line'), /cannot be null/);
 });
 
+test('a repeatable flag (--adapter NAME=DIR) collects every value given, or a --config list; the default when none', () => {
+  const dir = folders.make('cli');
+  const spec: CommandSpec = {
+    name: 'rep', summary: '', run: async () => {},
+    flags: [{ name: 'adapter', type: 'string', default: [], repeatable: true, help: '' }, { name: 'port', type: 'int', default: 1, help: '' }],
+  };
+  const a = parseArgs(spec, ['--adapter', 'a=x', '--port', '2', '--adapter=b=y']) as any;
+  assert.equal(a.values, { adapter: ['a=x', 'b=y'], port: 2 });
+  assert.equal((parseArgs(spec, []) as any).values.adapter, []);
+  writeFileSync(join(dir, 'rep.yaml'), 'adapter:\n  - c=z\n  - d=w\n');
+  assert.equal((parseArgs(spec, ['--config', 'rep.yaml'], dir) as any).values.adapter, ['c=z', 'd=w']);
+  assert.equal((parseArgs(spec, ['--config', 'rep.yaml', '--adapter', 'e=v'], dir) as any).values.adapter, ['e=v']);
+  // A flag that is not repeatable keeps the last value given, as before.
+  assert.is((parseArgs(spec, ['--port', '3', '--port', '4']) as any).values.port, 4);
+});
+
 test.run();

@@ -25,6 +25,8 @@ export interface FlagSpec {
   metavar?: string;
   /** Shown as the default in help when the real default is computed (e.g. 'checkpoints/<model_name>'). */
   defaultText?: string;
+  /** May be given several times (a YAML list in --config); the value is the array of every one given. */
+  repeatable?: boolean;
 }
 
 /** A family of flags `--<prefix><key>` checked by `accepts` (e.g. `--model.n_layer` for any Config field). */
@@ -192,6 +194,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], cwd = proc
 
   const resolveFlag = (name: string, raw: unknown, origin: string): unknown => {
     const f = byName.get(name);
+    if (f?.repeatable) return (Array.isArray(raw) ? raw : [raw]).map((one) => convertValue(f, one, origin));
     if (f) return convertValue(f, raw, origin);
     const fam = families.find((x) => name.startsWith(x.prefix) && name.length > x.prefix.length);
     if (fam) return fam.accepts(name.slice(fam.prefix.length), raw);
@@ -237,7 +240,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], cwd = proc
       }
     }
     resolveFlag(name, value, 'command line'); // validates now, so errors name the flag as typed
-    given.set(name, value);
+    given.set(name, byName.get(name)?.repeatable ? [...((given.get(name) as unknown[] | undefined) ?? []), value] : value);
   }
 
   const posSpecs = spec.positionals ?? [];

@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   convert_peft_to_lora: ['Convert a PEFT LoRA adapter folder into a LoRA folder on a base checkpoint', () => import('./convert_peft_to_lora.js')],
   generate: ['Generate text with a base, LoRA or merged checkpoint folder', () => import('./generate.js')],
   chat: ['Chat with a base, LoRA or merged checkpoint folder', () => import('./chat.js')],
+  serve: ['Serve a checkpoint folder and LoRA adapters on it over an OpenAI-compatible HTTP API', () => import('./serve.js')],
   convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
   convert_from_litgpt: ['Convert a litgpt folder (base, merged or LoRA) to a Hugging Face transformers folder', () => import('./convert_from_litgpt.js')],
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
