@@ -14,6 +14,8 @@
 
 namespace litlora {
 
+struct DecodeHost;  // batch_decode_wrap.h
+
 // Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
 // Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
 at::Tensor tokensArg(const Napi::Value& value, const std::vector<int64_t>& shape, const std::string& name);
@@ -55,6 +57,8 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   // The thread every operation on this model runs on (see serial_executor.h); call executor->run(...) from
   // an async worker.
   std::shared_ptr<SerialExecutor> executor() const { return executor_; }
+  // The model's batched decoder (batch_decode_wrap.h), made on first use.
+  std::shared_ptr<DecodeHost> decodeHost();
 
   explicit GptWrap(const Napi::CallbackInfo& info);
 
@@ -72,11 +76,15 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   Napi::Value setKvCache(const Napi::CallbackInfo& info);
   Napi::Value clearKvCache(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value addAdapter(const Napi::CallbackInfo& info);
+  Napi::Value removeAdapter(const Napi::CallbackInfo& info);
+  Napi::Value adapterNames(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
   Napi::Value disposed(const Napi::CallbackInfo& info);
 
   std::shared_ptr<gpt::Gpt> gpt_;
   std::shared_ptr<SerialExecutor> executor_;
+  std::shared_ptr<DecodeHost> decode_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 };
 
