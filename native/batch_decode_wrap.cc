@@ -5,9 +5,11 @@
 #include <string>
 
 #include "convert.h"
+#include "decode_host.h"
 #include "core/error.h"
 #include "errors.h"
 #include "generate_wrap.h"
+#include "gpt_wrap.h"
 
 namespace litlora {
 
@@ -142,38 +144,6 @@ Napi::Value decodeSubmit(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
-
-void DecodeHost::run(gpt::Gpt& model) {
-  batch_decode::Engine engine(model, maxRows);
-  auto flush = [this] {
-    std::vector<std::function<void()>> deliveries;
-    deliveries.swap(outbox);
-    for (auto& deliver : deliveries) deliver();
-  };
-  while (true) {
-    std::vector<batch_decode::Request> taken;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      while (!pending.empty() && static_cast<int64_t>(taken.size()) < engine.freeRows()) {
-        taken.push_back(std::move(pending.front()));
-        pending.pop_front();
-      }
-    }
-    for (auto& request : taken) engine.admit(std::move(request));
-    const bool more = engine.step();
-    if (!more) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (pending.empty()) {
-        running = false;
-        lease.reset();
-        lock.unlock();
-        flush();
-        return;
-      }
-    }
-    flush();
-  }
-}
 
 void initBatchDecode(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeSubmit", Napi::Function::New(env, decodeSubmit, "decodeSubmit"));

@@ -4,9 +4,9 @@
 
 #include "addon_data.h"
 #include "async.h"
-#include "batch_decode_wrap.h"
 #include "config_wrap.h"
 #include "convert.h"
+#include "decode_host.h"
 #include "core/error.h"
 #include "errors.h"
 #include "tensor_wrap.h"

@@ -11,10 +11,11 @@
 
 #include "core/gpt.h"
 #include "core/serial_executor.h"
+#include "model_lease.h"
 
 namespace litlora {
 
-struct DecodeHost;  // batch_decode_wrap.h
+struct DecodeHost;  // decode_host.h
 
 // Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
 // Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
@@ -39,16 +40,7 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   static void init(Napi::Env env, Napi::Object exports);
 
   // Held by an operation for its whole duration; constructing one while another lives is ERR_BUSY.
-  class Lease {
-   public:
-    explicit Lease(std::shared_ptr<std::atomic<bool>> busy) : busy_(std::move(busy)) {}
-    ~Lease() { busy_->store(false); }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-
-   private:
-    std::shared_ptr<std::atomic<bool>> busy_;
-  };
+  using Lease = ModelLease;
 
   // For other wraps (e.g. the trainer): the model behind a JS NativeGpt, and a lease on it.
   static GptWrap* fromValue(const Napi::Value& value, const std::string& argName);

@@ -19,34 +19,35 @@ Engine::Engine(gpt::Gpt& model, int64_t maxRows) : model_(model), maxRows_(std::
 
 void Engine::admit(Request request) {
   LITLORA_CHECK(freeRows() > 0, "ERR_ARG", "batch decode: every row is taken");
+  auto row = std::make_unique<RowState>();
+  row->request = std::move(request);
+  row->start = Clock::now();
+  const Request& r = row->request;
   try {
     at::NoGradGuard noGrad;
-    const int64_t promptLength = static_cast<int64_t>(request.prompt.size());
-    generate::checkOptions(model_, promptLength, request.options);
-    auto row = std::make_unique<RowState>();
-    row->start = Clock::now();
+    const int64_t promptLength = static_cast<int64_t>(r.prompt.size());
     row->result.promptTokens = promptLength;
-    if (request.cancelled && request.cancelled->load()) {  // cancelled while it waited: no work for it
-      row->request = std::move(request);
+    generate::checkOptions(model_, promptLength, r.options);
+    if (r.cancelled && r.cancelled->load()) {  // cancelled while it waited: no work for it
       row->result.reason = generate::StopReason::Cancelled;
       finish(*row);
       return;
     }
     // The cache generate() allocates: the prompt, then every sampled token but the last.
     const int64_t blockSize = model_.config().blockSize;
-    const int64_t cacheLength = std::min(blockSize, promptLength + request.options.maxNewTokens - 1);
+    const int64_t cacheLength = std::min(blockSize, promptLength + r.options.maxNewTokens - 1);
     row->cache = model_.newRowCache(std::max(cacheLength, promptLength));
-    row->generator = at::make_generator<at::CPUGeneratorImpl>(request.options.seed);
-    row->request = std::move(request);
-    at::Tensor prompt = at::tensor(row->request.prompt, at::kLong).view({1, promptLength});
-    std::vector<gpt::Row> one{{&row->cache, 0, row->request.adapter}};
+    row->generator = at::make_generator<at::CPUGeneratorImpl>(r.options.seed);
+    at::Tensor prompt = at::tensor(r.prompt, at::kLong).view({1, promptLength});
+    std::vector<gpt::Row> one{{&row->cache, 0, r.adapter}};
     row->logits = model_.forwardRows(prompt, one, /*lastOnly=*/true).reshape({-1});
     row->position = promptLength;
-    rows_.push_back(std::move(row));
   } catch (...) {
-    if (request.onError) request.onError(std::current_exception());
-    else throw;
+    row->cache = gpt::RowCache{};
+    if (r.onError) r.onError(std::current_exception());
+    return;
   }
+  rows_.push_back(std::move(row));
 }
 
 bool Engine::advance(RowState& row) {
