@@ -7,6 +7,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "errors.h"
+#include "batch_decode_wrap.h"
 #include "generate_wrap.h"
 #include "gpt_wrap.h"
 #include "merge_wrap.h"
@@ -74,6 +75,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initLora(env, exports, internals);
   GptWrap::init(env, exports);
   initGenerate(env, exports);
+  initBatchDecode(env, exports);
   initMerge(env, exports);
   initTensorPlan(env, exports);
   TrainWrap::init(env, exports, internals);

@@ -32,7 +32,9 @@ std::optional<double> numberOption(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-generate::SamplingOptions parseOptions(const Napi::Object& o) {
+}  // namespace
+
+generate::SamplingOptions parseSamplingOptions(const Napi::Object& o) {
   generate::SamplingOptions s;
   if (auto v = numberOption(o, "temperature")) s.temperature = *v;
   if (auto v = numberOption(o, "topK")) s.topK = static_cast<int64_t>(*v);
@@ -54,7 +56,7 @@ generate::SamplingOptions parseOptions(const Napi::Object& o) {
   return s;
 }
 
-Napi::Object resultToJs(Napi::Env env, const generate::Result& r) {
+Napi::Object generationResultToJs(Napi::Env env, const generate::Result& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("reason", generate::stopReasonName(r.reason));
   out.Set("promptTokens", static_cast<double>(r.promptTokens));
@@ -64,6 +66,8 @@ Napi::Object resultToJs(Napi::Env env, const generate::Result& r) {
   out.Set("decodeSeconds", r.decodeSeconds);
   return out;
 }
+
+namespace {
 
 class GenerateWorker : public Napi::AsyncWorker {
  public:
@@ -106,7 +110,7 @@ class GenerateWorker : public Napi::AsyncWorker {
         case Event::Kind::Token:
           onEvent.Call({Napi::String::New(env, "token"), Napi::Number::New(env, static_cast<double>(e->token))});
           break;
-        case Event::Kind::Done: onEvent.Call({Napi::String::New(env, "done"), resultToJs(env, e->result)}); break;
+        case Event::Kind::Done: onEvent.Call({Napi::String::New(env, "done"), generationResultToJs(env, e->result)}); break;
         case Event::Kind::Error: onEvent.Call({Napi::String::New(env, "error"), makeJsError(env, e->error).Value()}); break;
       }
     });
@@ -134,7 +138,7 @@ Napi::Value generateEntry(const Napi::CallbackInfo& info) {
     Napi::TypedArray ids = info[1].As<Napi::TypedArray>();
     at::Tensor promptTensor = tensorFromTypedArray(ids, {static_cast<int64_t>(ids.ElementLength())}, at::kLong, "promptIds");
     std::vector<int64_t> prompt(promptTensor.data_ptr<int64_t>(), promptTensor.data_ptr<int64_t>() + promptTensor.numel());
-    generate::SamplingOptions options = parseOptions(info[2].As<Napi::Object>());
+    generate::SamplingOptions options = parseSamplingOptions(info[2].As<Napi::Object>());
     generate::checkOptions(*model, static_cast<int64_t>(prompt.size()), options);
     for (int64_t id : prompt)
       LITLORA_CHECK(id >= 0 && id < model->config().paddedVocabSize, "ERR_RANGE",

@@ -6,6 +6,7 @@
 #include "async.h"
 #include "config_wrap.h"
 #include "convert.h"
+#include "decode_host.h"
 #include "core/error.h"
 #include "errors.h"
 #include "tensor_wrap.h"
@@ -84,6 +85,9 @@ void GptWrap::init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod("setKvCache", &GptWrap::setKvCache),
                                        InstanceMethod("clearKvCache", &GptWrap::clearKvCache),
                                        InstanceMethod("info", &GptWrap::info),
+                                       InstanceMethod("addAdapter", &GptWrap::addAdapter),
+                                       InstanceMethod("removeAdapter", &GptWrap::removeAdapter),
+                                       InstanceMethod("adapterNames", &GptWrap::adapterNames),
                                        InstanceMethod("dispose", &GptWrap::dispose),
                                        InstanceAccessor("disposed", &GptWrap::disposed, nullptr),
                                    });
@@ -322,6 +326,55 @@ Napi::Value GptWrap::info(const Napi::CallbackInfo& info) {
     out.Set("dtype", dtypeName(model->dtype()));
     out.Set("device", deviceName(model->device()));
     out.Set("busy", busy_->load());
+    return out;
+  });
+}
+
+std::shared_ptr<DecodeHost> GptWrap::decodeHost() {
+  if (!decode_) decode_ = std::make_shared<DecodeHost>();
+  return decode_;
+}
+
+// addAdapter(name, config, [[name, tensor], …]) → Promise<void>: a runtime adapter with config.lora's settings
+// (config is this model's NativeGptConfig with the adapter's lora fields).
+Napi::Value GptWrap::addAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "adding an adapter to the model", [&]() -> Napi::Value {
+    auto model = this->model("adapters.add");
+    auto ex = executor_;
+    LITLORA_CHECK(info.Length() >= 3 && info[0].IsString() && info[1].IsObject() && info[2].IsArray(), "ERR_TYPE",
+                  "addAdapter: expected (name, config, [[name, tensor], …])");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    const gpt::LoraSettings lora = gptConfigFromJs(info[1], "config").lora;
+    std::vector<gpt::NamedTensor> entries = namedTensorsFromJs(info[2], "addAdapter");
+    auto lease = this->lease("adapters.add");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease, name, lora, entries]() { return ex->run([&] { model->addAdapter(name, lora, entries); return true; }); },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// removeAdapter(name) → Promise<void>
+Napi::Value GptWrap::removeAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "removing an adapter from the model", [&]() -> Napi::Value {
+    auto model = this->model("adapters.remove");
+    auto ex = executor_;
+    LITLORA_CHECK(info.Length() >= 1 && info[0].IsString(), "ERR_TYPE", "removeAdapter: expected (name)");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    auto lease = this->lease("adapters.remove");
+    return TorchWorker<bool>::run(
+        env, [model, ex, lease, name]() { return ex->run([&] { model->removeAdapter(name); return true; }); },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value GptWrap::adapterNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "listing the model's adapters", [&]() -> Napi::Value {
+    auto names = model("adapters.names")->adapterNames();
+    Napi::Array out = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
     return out;
   });
 }

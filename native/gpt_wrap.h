@@ -11,8 +11,11 @@
 
 #include "core/gpt.h"
 #include "core/serial_executor.h"
+#include "model_lease.h"
 
 namespace litlora {
+
+struct DecodeHost;  // decode_host.h
 
 // Argument conversions shared by the wraps that work on a model (gpt_wrap, train_wrap).
 // Token ids from an Int32Array / BigInt64Array, as an int64 tensor of `shape`.
@@ -37,16 +40,7 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   static void init(Napi::Env env, Napi::Object exports);
 
   // Held by an operation for its whole duration; constructing one while another lives is ERR_BUSY.
-  class Lease {
-   public:
-    explicit Lease(std::shared_ptr<std::atomic<bool>> busy) : busy_(std::move(busy)) {}
-    ~Lease() { busy_->store(false); }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-
-   private:
-    std::shared_ptr<std::atomic<bool>> busy_;
-  };
+  using Lease = ModelLease;
 
   // For other wraps (e.g. the trainer): the model behind a JS NativeGpt, and a lease on it.
   static GptWrap* fromValue(const Napi::Value& value, const std::string& argName);
@@ -55,6 +49,8 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   // The thread every operation on this model runs on (see serial_executor.h); call executor->run(...) from
   // an async worker.
   std::shared_ptr<SerialExecutor> executor() const { return executor_; }
+  // The model's batched decoder (batch_decode_wrap.h), made on first use.
+  std::shared_ptr<DecodeHost> decodeHost();
 
   explicit GptWrap(const Napi::CallbackInfo& info);
 
@@ -72,11 +68,15 @@ class GptWrap : public Napi::ObjectWrap<GptWrap> {
   Napi::Value setKvCache(const Napi::CallbackInfo& info);
   Napi::Value clearKvCache(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value addAdapter(const Napi::CallbackInfo& info);
+  Napi::Value removeAdapter(const Napi::CallbackInfo& info);
+  Napi::Value adapterNames(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
   Napi::Value disposed(const Napi::CallbackInfo& info);
 
   std::shared_ptr<gpt::Gpt> gpt_;
   std::shared_ptr<SerialExecutor> executor_;
+  std::shared_ptr<DecodeHost> decode_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -200,7 +200,7 @@ test('leaving generate() (text) early stops the native loop before its iterator 
   model.dispose(); // ERR_BUSY if any of the three loops were still running
 });
 
-test('bad input: prompt too long, empty, ids out of range, bad options, busy model, disposed model', async () => {
+test('bad input: prompt too long, empty, ids out of range, bad options, unknown adapter; a busy model queues; disposed model', async () => {
   const model = await sharpModel(pythiaTiny, 15);
   const run = (prompt: number[], o: SamplingOptions = GREEDY) => collect(generateTokens(model, prompt, o));
   await assertCode(() => run(new Array(96).fill(1)), 'ERR_RANGE', /block_size is 96/);
@@ -214,9 +214,12 @@ test('bad input: prompt too long, empty, ids out of range, bad options, busy mod
   const r = await run(new Array(90).fill(1), { ...GREEDY, maxNewTokens: 50 });
   assert.is(r.stats.reason, 'block_size');
   assert.is(r.ids.length, 7);
+  // A busy model: the request waits its turn (no ERR_BUSY), then runs as it runs alone.
   const busy = model.forward(new Array(60).fill(1));
-  await assertCode(() => run([1]), 'ERR_BUSY');
-  await busy;
+  const queued = await run([1], { ...GREEDY, maxNewTokens: 3 });
+  (await busy).dispose();
+  assert.equal(queued.ids, (await run([1], { ...GREEDY, maxNewTokens: 3 })).ids);
+  await assertCode(() => run([1], { ...GREEDY, adapter: 'absent' }), 'ERR_ADAPTER_NOT_FOUND', /no adapter named 'absent'.*loaded: none/);
   model.dispose();
   await assertCode(() => run([1]), 'ERR_DISPOSED');
 });

@@ -1,6 +1,6 @@
-// The ModelGate (the serve front's one seam to the model): concurrent calls run one after another in FIFO order
-// with the output each gives alone, a bounded queue refuses with ERR_QUEUE_FULL, an abort takes a waiting call
-// out of the queue, an unknown adapter is ERR_ADAPTER_NOT_FOUND, close() ends waiting calls with ERR_DISPOSED.
+// The ModelGate (the serve front's one seam to the model): concurrent calls share the model's batched decoding
+// with the output each gives alone, its maxQueue is the model's, an unknown adapter is ERR_ADAPTER_NOT_FOUND,
+// close() refuses new calls and waits for the running ones. The queue itself: test/12.serve.queue.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { byteLevelTokenizerFiles } from '../ts/data/bytetokenizer.js';
@@ -30,55 +30,38 @@ async function drain(it: AsyncGenerator<string, GenerationStats>, onFirst?: () =
   }
 }
 
-test('concurrent calls run one at a time in arrival order, each with the text it gives alone', async () => {
-  const gate = new ModelGate(model, tokenizer);
+test('concurrent calls share the model (batched), each with the text it gives alone; maxQueue becomes the model\'s', async () => {
+  const gate = new ModelGate(model, tokenizer, { maxQueue: 7 });
+  assert.is(model.maxQueue, 7, 'the bound is the model\'s queue (ERR_QUEUE_FULL: test/12.serve.queue.test.ts)');
   const prompts = ['Reverse: abc', 'Uppercase: dog', 'Count: 3'];
   const alone = [];
   for (const p of prompts) alone.push((await generateText(model, tokenizer, p, GREEDY)).text);
-  const events: string[] = [];
-  const results = await Promise.all(prompts.map((p, i) =>
-    drain(gate.generate(p, GREEDY), () => events.push(`start ${i}`)).then((r) => { events.push(`end ${i}`); return r; })));
-  assert.equal(results.map((r) => r.text), alone);
-  assert.equal(events, ['start 0', 'end 0', 'start 1', 'end 1', 'start 2', 'end 2']);
+  const its = prompts.map((p) => gate.generate(p, GREEDY));
+  const results = Promise.all(its.map((it) => drain(it)));
+  await new Promise((r) => setImmediate(r));
+  assert.is(gate.pending, 3);
+  assert.equal((await results).map((r) => r.text), alone);
   assert.is(gate.pending, 0);
   await gate.close();
   assert.is(model.disposed, false, 'the base stays the caller\'s');
+  assert.throws(() => new ModelGate(model, tokenizer, { maxQueue: -1 }), /maxQueue: expected an integer ≥ 0, got -1/);
+  model.maxQueue = Infinity;
 });
 
-test('maxQueue bounds the waiting calls (ERR_QUEUE_FULL); an abort takes a waiting call out of the queue', async () => {
-  const gate = new ModelGate(model, tokenizer, { maxQueue: 1 });
-  const running = gate.generate('Reverse: abc', { ...GREEDY, maxNewTokens: 200 });
-  assert.is((await running.next()).done, false, 'the first call runs');
-  const controller = new AbortController();
-  const waiting = gate.generate('Reverse: abc', { ...GREEDY, signal: controller.signal });
-  const waited = drain(waiting);
-  await new Promise((r) => setImmediate(r));
-  assert.is(gate.pending, 2);
-  await assertCode(() => drain(gate.generate('full', GREEDY)), 'ERR_QUEUE_FULL', /1 request\(s\) already wait \(the queue holds 1\)/);
-  controller.abort();
-  const cancelled = await waited;
-  assert.equal([cancelled.text, cancelled.stats.reason, cancelled.stats.generatedTokens], ['', 'cancelled', 0]);
-  assert.is(gate.pending, 1, 'the aborted call left the queue');
-  const next = drain(gate.generate('Uppercase: dog', GREEDY)); // its place is free again
-  await running.return(undefined as never);
-  assert.is((await next).stats.reason, 'max_new_tokens');
-  await gate.close();
-});
-
-test('an unknown adapter is ERR_ADAPTER_NOT_FOUND; close() ends waiting calls with ERR_DISPOSED and refuses new ones', async () => {
+test('an unknown adapter is ERR_ADAPTER_NOT_FOUND; close() waits for the running calls and refuses new ones', async () => {
   const gate = new ModelGate(model, tokenizer);
   await assertCode(() => drain(gate.generate('x', { ...GREEDY, adapter: 'sql' })), 'ERR_ADAPTER_NOT_FOUND', 'no adapter named "sql"; loaded: none');
   const running = gate.generate('Reverse: abc', { ...GREEDY, maxNewTokens: 40 });
   assert.is((await running.next()).done, false);
-  const waiting = drain(gate.generate('Reverse: abc', GREEDY));
+  let closedYet = false;
+  const closed = gate.close().then(() => { closedYet = true; });
+  await assertCode(() => drain(gate.generate('x', GREEDY)), 'ERR_DISPOSED', /shutting down/);
   await new Promise((r) => setImmediate(r));
-  const closed = gate.close();
-  await assertCode(() => waiting, 'ERR_DISPOSED', /shut down before this request's turn came/);
-  const rest = await drain(running); // the running call finishes; close() waits for it
+  assert.is(closedYet, false, 'close() waits for the running call');
+  const rest = await drain(running);
   assert.is(rest.stats.reason, 'max_new_tokens');
   await closed;
-  await assertCode(() => drain(gate.generate('x', GREEDY)), 'ERR_DISPOSED', /shutting down/);
-  assert.throws(() => new ModelGate(model, tokenizer, { maxQueue: -1 }), /maxQueue: expected an integer ≥ 0, got -1/);
+  assert.is(closedYet, true);
 });
 
 test.after(() => model.dispose());

@@ -75,6 +75,9 @@ export interface NativeGpt {
   unmerge(): Promise<void>;
   setKvCache(batch: number, maxLength: number): Promise<void>;
   clearKvCache(): void;
+  addAdapter(name: string, config: NativeGptConfig, entries: [string, NativeTensor][]): Promise<void>;
+  removeAdapter(name: string): Promise<void>;
+  adapterNames(): string[];
   info(): {
     parameterCount: number; loraParameterCount: number; merged: boolean; hasLora: boolean; legacyQkvAdapter: boolean;
     dtype: string; device: string; busy: boolean;
@@ -154,6 +157,8 @@ export interface NativeBinding {
   gptQkvReassemble(tensor: NativeTensor, nHead: number, nQueryGroups: number, headSize: number): Promise<NativeTensor>;
   generate(model: NativeGpt, prompt: Int32Array, options: Record<string, unknown>,
     onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): NativeGeneration;
+  decodeSubmit(model: NativeGpt, prompt: Int32Array, options: Record<string, unknown>, adapter: string | null,
+    onEvent: (kind: 'token' | 'done' | 'error', value: any) => void): NativeGeneration;
   mergeLoraFiles(base: string, lora: string, out: string, config: NativeGptConfig, options: { dtype?: string }):
     Promise<{ tensors: number; mergedLayers: number; bytesWritten: number; seconds: number }>;
   // Rewriting tensor files by a plan, streamed (native/tensor_plan_wrap.cc; ts/interop/)
@@ -190,7 +195,7 @@ export interface NativeTensorPlan {
 export const NATIVE_SURFACE = {
   exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
-    'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'internals'],
+    'decodeSubmit', 'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
     'tensorChecksum', 'adamwSteps'],
   classes: {
@@ -199,7 +204,7 @@ export const NATIVE_SURFACE = {
     NativeGpt: {
       statics: ['create'],
       members: ['disposed', 'forward', 'loss', 'loadStateDict', 'stateDict', 'loraParameters', 'zeroGrad', 'merge', 'unmerge',
-        'setKvCache', 'clearKvCache', 'info', 'dispose'],
+        'setKvCache', 'clearKvCache', 'addAdapter', 'removeAdapter', 'adapterNames', 'info', 'dispose'],
     },
     NativeTrainer: {
       statics: ['create', 'manualSeed'],

@@ -38,6 +38,7 @@ export type { ForwardOptions, LoraGrads, LoraOpOptions, MergeOptions, QkvOptions
 export { Model, relayoutQkvFile } from './model/model.js';
 export type { ModelConfig, ModelDtype, ModelOptions, FromConfigOptions, Tokens } from './model/model.js';
 export { Adapter } from './model/adapter.js';
+export type { ModelAdapters } from './model/adapters.js';
 export { Trainer } from './train/trainer.js';
 export type { TrainerOptions, TrainerEvent, StepEvent, EvalEvent, SaveEvent, DoneEvent, TrainArgs, EvalArgs, OptimizerArgs, Precision, TrainableModel } from './train/trainer.js';
 export { learningRate } from './train/schedule.js';

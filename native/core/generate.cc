@@ -28,8 +28,8 @@ at::Tensor topPFilter(const at::Tensor& logits, double topP) {
   return logits.masked_fill(removeAt, -std::numeric_limits<float>::infinity());
 }
 
-// Length of the longest suffix of `tokens` that is a proper prefix of some stop sequence: those tokens may
-// still turn into a stop sequence, so they are held back.
+}  // namespace
+
 size_t heldBack(const std::vector<int64_t>& tokens, const std::vector<std::vector<int64_t>>& stops) {
   size_t best = 0;
   for (const auto& stop : stops) {
@@ -43,7 +43,6 @@ size_t heldBack(const std::vector<int64_t>& tokens, const std::vector<std::vecto
   return best;
 }
 
-// The length of the stop sequence that `tokens` ends with, or 0.
 size_t endsWithStop(const std::vector<int64_t>& tokens, const std::vector<std::vector<int64_t>>& stops) {
   for (const auto& stop : stops) {
     if (!stop.empty() && stop.size() <= tokens.size() && std::equal(stop.begin(), stop.end(), tokens.end() - stop.size()))
@@ -51,8 +50,6 @@ size_t endsWithStop(const std::vector<int64_t>& tokens, const std::vector<std::v
   }
   return 0;
 }
-
-}  // namespace
 
 const char* stopReasonName(StopReason reason) {
   switch (reason) {

@@ -54,6 +54,12 @@ int64_t sample(const at::Tensor& logits, const SamplingOptions& options, at::Gen
 Result generate(gpt::Gpt& model, const std::vector<int64_t>& prompt, const SamplingOptions& options,
                 const std::function<void(int64_t)>& onToken, const std::atomic<bool>* cancelled = nullptr);
 
+// Length of the longest suffix of `tokens` that is a proper prefix of some stop sequence: those tokens may
+// still turn into a stop sequence, so they are held back.
+size_t heldBack(const std::vector<int64_t>& tokens, const std::vector<std::vector<int64_t>>& stops);
+// The length of the stop sequence that `tokens` ends with, or 0.
+size_t endsWithStop(const std::vector<int64_t>& tokens, const std::vector<std::vector<int64_t>>& stops);
+
 // Validates options against the model (ERR_RANGE / ERR_ARG with what was expected).
 void checkOptions(const gpt::Gpt& model, int64_t promptLength, const SamplingOptions& options);
 

@@ -181,13 +181,19 @@ at::Tensor Gpt::norm(const NormLayer& n, const at::Tensor& x) const {
 }
 
 at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training) const {
-  if (!l.hasLora() || l.merged) return row_linear::linear(x, l.weight, l.bias);
-  LoraCall call;
-  call.scaling = l.scaling;
-  call.dropout = config_.lora.dropout;
-  call.training = training;
-  call.qkv = l.qkv ? &*l.qkv : nullptr;
-  return loraLinear(x, l.weight, l.bias, l.loraA, l.loraB, call);
+  at::Tensor y;
+  if (!l.hasLora() || l.merged) {
+    y = row_linear::linear(x, l.weight, l.bias);
+  } else {
+    LoraCall call;
+    call.scaling = l.scaling;
+    call.dropout = config_.lora.dropout;
+    call.training = training;
+    call.qkv = l.qkv ? &*l.qkv : nullptr;
+    y = loraLinear(x, l.weight, l.bias, l.loraA, l.loraB, call);
+  }
+  if (adapterGroups_.empty() || l.adapters.empty()) return y;
+  return addRowAdapters(l, x, std::move(y));
 }
 
 namespace {
@@ -216,6 +222,7 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
   at::Tensor v = parts[2].view({B, T, c.nQueryGroups, hs}).transpose(1, 2);
   q = applyRope(q, cos, sin, c.ropeNElem);
   k = applyRope(k, cos, sin, c.ropeNElem);
+  if (rows_) return linear(b.proj, attendRows(b, q, k, v), training);
 
   at::Tensor mask;
   if (inputPos) {

@@ -34,6 +34,13 @@ struct NamedTensor {
   at::Tensor tensor;
 };
 
+// One runtime adapter's LoRA on one layer (Gpt::addAdapter): A (r·N × in) and B already placed at its output
+// rows (out × r·N, zeros where the adapter does not reach), so that its delta is scaling·(x·Aᵀ)·Bᵀ.
+struct AdapterLora {
+  at::Tensor A, placedB;  // undefined: this adapter does not touch the layer
+  double scaling = 0;
+};
+
 struct LinearLayer {
   std::string path;  // module path, e.g. "transformer.h.0.attn.qkv"
   at::Tensor weight, bias;
@@ -41,6 +48,7 @@ struct LinearLayer {
   std::optional<QkvLoraLayout> qkv;    // fused QKV: where the packed LoRA rows go
   double scaling = 0;
   bool merged = false;
+  std::vector<AdapterLora> adapters;   // runtime adapters by index (Gpt::addAdapter); the layer's own LoRA is above
   bool hasLora() const { return loraA.defined(); }
 };
 
@@ -50,6 +58,20 @@ struct NormLayer {
 
 struct KvCache {
   at::Tensor k, v;  // (batch, n_query_groups, maxLen, head_size)
+};
+
+// One sequence's own KV cache for a batched forward (forwardRows): a KvCache of batch 1 per block.
+struct RowCache {
+  std::vector<KvCache> layers;
+  int64_t length = 0;  // positions it holds
+};
+
+// One row of a batched forward: its tokens sit at position…position+T−1 of its own cache; `adapter` is the index
+// of a runtime adapter (addAdapter) whose LoRA is added to this row only, or −1 for the model alone.
+struct Row {
+  RowCache* cache = nullptr;
+  int64_t position = 0;
+  int64_t adapter = -1;
 };
 
 struct Block {
@@ -89,6 +111,21 @@ class Gpt {
   void setKvCache(int64_t batch, int64_t maxLen);
   void clearKvCache();
 
+  // ---- many sequences at once (gpt_rows.cc; the batched decoder's forward) ----
+  // A cache for one sequence of up to maxLen positions.
+  RowCache newRowCache(int64_t maxLen) const;
+  // tokens (B, T): row b's tokens continue rows[b] at its position in its own cache (attention runs per row, so
+  // each row computes what a batch-1 forward over its cache computes). Returns logits (B, T or 1, V).
+  at::Tensor forwardRows(const at::Tensor& tokens, const std::vector<Row>& rows, bool lastOnly);
+
+  // Runtime adapters: LoRA tensors (litgpt's lora_* names) under the LoRA settings `lora`, kept beside the base
+  // weights and added per row by forwardRows. A tensor set that does not fit this model's shapes under those
+  // settings is ERR_ADAPTER_MISMATCH; a taken name is ERR_ARG. Returns the adapter's index.
+  int64_t addAdapter(const std::string& name, const LoraSettings& lora, const std::vector<NamedTensor>& entries);
+  void removeAdapter(const std::string& name);  // ERR_ADAPTER_NOT_FOUND when there is none of that name
+  std::optional<int64_t> adapterIndex(const std::string& name) const;
+  std::vector<std::string> adapterNames() const;
+
   std::vector<NamedTensor> baseStateDict() const;    // plain GPT names; current (possibly merged) weights
   std::vector<NamedTensor> loraStateDict() const;    // lora_* tensors (the lit_model.pth.lora "model" dict)
   std::vector<NamedTensor> mergedStateDict() const;  // what litgpt's merge_lora writes: base + ΔW, base dtype
@@ -122,6 +159,8 @@ class Gpt {
   at::Tensor linear(const LinearLayer& l, const at::Tensor& x, bool training) const;
   void ropeCache(int64_t length);
   at::Tensor checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const;
+  at::Tensor attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+  at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y) const;
   void initialise(uint64_t seed, bool base);
   std::vector<LinearLayer*> linearLayers();
   std::vector<const LinearLayer*> linearLayers() const;
@@ -136,6 +175,14 @@ class Gpt {
   NormLayer lnF_;
   LinearLayer lmHead_;
   at::Tensor cos_, sin_;  // (length, rope_n_elem) float32
+  // Set for the duration of a forwardRows: its rows, and which rows each runtime adapter serves.
+  const std::vector<Row>* rows_ = nullptr;
+  struct AdapterGroup {
+    int64_t adapter;
+    at::Tensor rows;  // row indices (long); undefined when the group is every row
+  };
+  std::vector<AdapterGroup> adapterGroups_;
+  std::vector<std::string> adapterNames_;  // by index; "" marks a freed index
   int64_t cacheBatch_ = 0, cacheLen_ = 0;
   // The training loss's logits buffer on the CPU (headCrossEntropy's workspace: up to 256 MB), kept between
   // steps: a fresh one each step made the kernel fault in and zero its pages again, ~45 ms per pythia-70m step.

@@ -170,6 +170,8 @@ at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const at::T
   return out.view(shape);
 }
 
+at::Tensor placedLoraB(const at::Tensor& B, const QkvLoraLayout& qkv, int64_t r) { return placedB(B, qkv, r); }
+
 at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, bool inPlace,
                      bool subtract) {
   if (!(call.qkv && call.qkv->legacyQuirk)) {

@@ -53,6 +53,10 @@ struct LoraCall {
 at::Tensor loraLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& A,
                       const at::Tensor& B, const LoraCall& call);
 
+// The packed lora_B of a fused QKV layer spread to its output rows: (out × r·N), zeros elsewhere, so that
+// a·placedᵀ (a = x·Aᵀ) is the layer's whole update.
+at::Tensor placedLoraB(const at::Tensor& B, const QkvLoraLayout& qkv, int64_t r);
+
 // W ± scaling · place(B_parts·A_parts), rounded once to W's dtype (lora::merge / lora::unmerge). With inPlace the
 // result is written into weight.
 at::Tensor mergeLora(const at::Tensor& weight, const at::Tensor& A, const at::Tensor& B, const LoraCall& call, bool inPlace,

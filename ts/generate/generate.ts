@@ -6,7 +6,7 @@
 // The loop runs on a worker thread; tokens arrive through a thread-safe function, so the event loop stays
 // free while the model works. Leaving a `for await` early (break, throw, an AbortSignal) stops the loop and
 // waits for it, so the model is free for its next operation as soon as the iteration ends.
-import { binding } from '../binding.js';
+import { binding, type NativeGeneration } from '../binding.js';
 import type { PromptStyle } from '../data/prompts.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
@@ -34,8 +34,10 @@ export interface SamplingOptions {
    * null disables it.
    */
   vocabLimit?: number | null;
-  /** Stops the generation (the iterator then ends normally, reason 'cancelled'). */
+  /** Stops the generation, or takes it out of the model's queue (the iterator then ends normally, reason 'cancelled'). */
   signal?: AbortSignal;
+  /** The runtime adapter (model.adapters) this request decodes with; null or absent: the model alone. */
+  adapter?: string | null;
 }
 
 export interface TextGenerateOptions extends SamplingOptions {
@@ -105,13 +107,23 @@ function promptIds(prompt: ArrayLike<number>): Int32Array {
   return ids;
 }
 
+function checkAdapter(adapter: unknown): string | null {
+  if (adapter === undefined || adapter === null) return null;
+  if (typeof adapter !== 'string' || adapter.length === 0) fail('ERR_ARG', `adapter: expected an adapter name or null, got ${String(adapter)}`);
+  return adapter;
+}
+
 /**
  * Generates token ids after `prompt` (token ids). Yields each id as the model produces it; the iterator's
  * return value (when iterated by hand) is the GenerationStats.
+ *
+ * Concurrent calls on one model queue in its FIFO order (ts/model/scheduler.ts) and decode together in one
+ * batch (native/core/batch_decode.h): each gives the tokens it gives alone.
  */
 export async function* generateTokens(model: Model, prompt: ArrayLike<number>, options: SamplingOptions = {}):
   AsyncGenerator<number, GenerationStats, undefined> {
   const nativeOptions = checkSampling(options);
+  const adapter = checkAdapter(options.adapter);
   const ids = promptIds(prompt);
   const queue: number[] = [];
   let head = 0;
@@ -119,21 +131,42 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
   let error: Error | null = null;
   let wake: (() => void) | null = null;
   const waitForEvent = () => new Promise<void>((resolve) => { wake = resolve; });
-  if (options.signal?.aborted) {
-    return { reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, decodeSeconds: 0, decodeTokensPerSecond: 0 };
-  }
-  const handle = binding().generate(model.handle, ids, nativeOptions, onEvent);
-  function onEvent(kind: 'token' | 'done' | 'error', value: any): void {
-    if (kind === 'token') queue.push(value as number);
-    else if (kind === 'done') {
-      const r = value as Omit<GenerationStats, 'decodeTokensPerSecond'>;
-      stats = { ...r, decodeTokensPerSecond: r.decodeSeconds > 0 ? (r.generatedTokens - 1) / r.decodeSeconds : 0 };
-    } else error = value as Error;
+  const notify = () => {
     const w = wake;
     wake = null;
     w?.();
-  }
-  const onAbort = () => handle.cancel();
+  };
+  const cancelledStats = (): GenerationStats =>
+    ({ reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, decodeSeconds: 0, decodeTokensPerSecond: 0 });
+  if (options.signal?.aborted) return cancelledStats();
+  let handle: NativeGeneration | null = null;
+  let started = false;  // submitted to the decoder (else still waiting in the model's queue, or refused)
+  const withdraw = model.scheduleGeneration({
+    start(ended) {
+      started = true;
+      handle = binding().decodeSubmit(model.handle, ids, nativeOptions, adapter, (kind, value) => {
+        if (kind === 'token') queue.push(value as number);
+        else {
+          if (kind === 'done') {
+            const r = value as Omit<GenerationStats, 'decodeTokensPerSecond'>;
+            stats = { ...r, decodeTokensPerSecond: r.decodeSeconds > 0 ? (r.generatedTokens - 1) / r.decodeSeconds : 0 };
+          } else error = value as Error;
+          ended();
+        }
+        notify();
+      });
+      if (options.signal?.aborted) handle.cancel();
+    },
+    fail(e) {
+      error = e;
+      notify();
+    },
+    cancelled() {
+      stats = cancelledStats();
+      notify();
+    },
+  }, options.signal);
+  const onAbort = () => handle?.cancel();
   options.signal?.addEventListener('abort', onAbort);
   try {
     while (true) {
@@ -150,9 +183,14 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     if (!stats && !error) {
-      // Left early: stop the loop and wait until the model is free again.
-      handle.cancel();
-      while (!stats && !error) await waitForEvent();
+      if (started) {
+        // Left early: stop the request and wait until its row is free again.
+        (handle as NativeGeneration | null)?.cancel();
+        while (!stats && !error) await waitForEvent();
+      } else {
+        // Still waiting in the queue: leave it.
+        withdraw();
+      }
     }
   }
 }

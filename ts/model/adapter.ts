@@ -4,7 +4,7 @@
 // not import the Model class (which imports this one).
 import { resolve } from 'node:path';
 import { fail, LitloraError } from '../errors.js';
-import type { NativeGpt } from '../binding.js';
+import type { NativeGpt, NativeTensor } from '../binding.js';
 import { adaptedLayers } from './lora_placement.js';
 import { LORA_CONFIG_DEFAULTS, LORA_TARGETS, type LoraSettings, type LoraTarget } from './lora_settings.js';
 import { Tensor } from '../tensor.js';
@@ -15,6 +15,8 @@ export interface AdapterHost {
   readonly lora: Readonly<LoraSettings> | null;
   /** @internal */
   readonly handle: NativeGpt;
+  /** @internal Runs `fn` alone on the model, in its queue's turn (ts/model/scheduler.ts). */
+  exclusive<T>(what: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export class Adapter<M extends AdapterHost = AdapterHost> {
@@ -43,17 +45,17 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
   get merged(): boolean { return this.#model.handle.info().merged; }
 
   /** Folds alpha/r·B·A into every LoRA layer's base weight (in place, base dtype). Forward then skips the LoRA branch. */
-  async merge(): Promise<void> { await this.#model.handle.merge(); }
+  async merge(): Promise<void> { await this.#model.exclusive('adapter.merge', () => this.#model.handle.merge()); }
 
   /** Subtracts what merge() added (exact in float32; rounding-limited in bfloat16/float16). */
-  async unmerge(): Promise<void> { await this.#model.handle.unmerge(); }
+  async unmerge(): Promise<void> { await this.#model.exclusive('adapter.unmerge', () => this.#model.handle.unmerge()); }
 
   /**
    * The lora_* tensors with litgpt's names (`transformer.h.0.attn.qkv.lora_A`, …), copies-free views of the
    * parameters — exactly the "model" dict of lit_model.pth.lora.
    */
   async tensors(): Promise<Map<string, Tensor>> {
-    const pairs = await this.#model.handle.stateDict('lora');
+    const pairs = await this.#model.exclusive('adapter.tensors', () => this.#model.handle.stateDict('lora'));
     return new Map(pairs.map(([n, t]) => [n, new Tensor(t)]));
   }
 
@@ -67,7 +69,7 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
 
   /** @internal The accumulated gradients of the LoRA parameters (zeros where none yet), by name. */
   async gradients(): Promise<Map<string, Tensor>> {
-    const pairs = await this.#model.handle.stateDict('grad');
+    const pairs = await this.#model.exclusive('adapter.gradients', () => this.#model.handle.stateDict('grad'));
     return new Map(pairs.map(([n, t]) => [n, new Tensor(t)]));
   }
 
@@ -80,7 +82,8 @@ export class Adapter<M extends AdapterHost = AdapterHost> {
    */
   async loadTensors(entries: Iterable<[string, Tensor]>): Promise<void> {
     if (this.merged) fail('ERR_ARG', 'the adapter is merged; unmerge() before loading other LoRA weights');
-    await this.#model.handle.loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'adapter');
+    const pairs: [string, NativeTensor][] = [...entries].map(([n, t]) => [n, t.handle]);
+    await this.#model.exclusive('adapter.loadTensors', () => this.#model.handle.loadStateDict(pairs, 'adapter'));
   }
 
   /**

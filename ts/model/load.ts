@@ -33,6 +33,11 @@ export interface LoadOptions extends ModelOptions {
    * or train it further). On a merged folder, 'runtime' loads base + adapter instead of lit_model.pth.
    */
   mode?: LoadMode;
+  /**
+   * How many requests may wait for the model before one more is refused with ERR_QUEUE_FULL (model.maxQueue);
+   * default unbounded.
+   */
+  maxQueue?: number;
   /** Where relative paths (the folder's checkpoint_dir, `base`) resolve, as litgpt's working directory. Default process.cwd(). */
   cwd?: string;
 }

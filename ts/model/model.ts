@@ -12,6 +12,8 @@ import { Tensor, type Device } from '../tensor.js';
 import { saveTensors, TensorFile } from '../io/tensorfile.js';
 import { Adapter } from './adapter.js';
 import { loadModel, type LoadOptions, type ModelSource } from './load.js';
+import { checkMaxQueue, Scheduler, type GenerationJob } from './scheduler.js';
+import { ModelAdapters } from './adapters.js';
 
 /** Token ids: a flat array (one sequence) or a typed array with an explicit [batch, time] shape. */
 export type Tokens = Int32Array | BigInt64Array | readonly number[] | readonly (readonly number[])[];
@@ -75,6 +77,8 @@ export class Model {
   #config: Readonly<Config>;
   #lora: Readonly<LoraSettings> | null;
   #adapter: Adapter<Model> | null = null;
+  #scheduler = new Scheduler();
+  #adapters: ModelAdapters | null = null;
 
   /** @internal */
   constructor(handle: NativeGpt, config: Config, lora: LoraSettings | null) {
@@ -92,7 +96,11 @@ export class Model {
    * (final/, step-XXXXXX/) as base + adapter, merged in memory or kept at runtime (see ts/model/load.ts).
    */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    return loadModel(Model, dir, options);
+    const { maxQueue, ...rest } = options;
+    if (maxQueue !== undefined) checkMaxQueue(maxQueue);  // before anything is read
+    const model = await loadModel(Model, dir, rest);
+    if (maxQueue !== undefined) model.maxQueue = maxQueue;
+    return model;
   }
 
   /** A new model with litgpt's initialisation (seeded), on `device` in `dtype`. */
@@ -138,11 +146,27 @@ export class Model {
     return this.#adapter;
   }
 
+  /**
+   * Runtime adapters on this base (`add(name, dir)` loads a LoRA folder without reloading the base); a
+   * generation request picks one with its `adapter` option. See ts/model/adapters.ts.
+   */
+  get adapters(): ModelAdapters {
+    this.#adapters ??= new ModelAdapters(this);
+    return this.#adapters;
+  }
+
+  /**
+   * How many requests may wait for this model (generation requests beyond the decoding batch, and other
+   * operations while it is busy); one more is refused with ERR_QUEUE_FULL. Default Infinity (unbounded).
+   */
+  get maxQueue(): number { return this.#scheduler.maxQueue; }
+  set maxQueue(value: number) { this.#scheduler.maxQueue = value; }
+
   get dtype(): ModelDtype { return this.#handle('dtype').info().dtype as ModelDtype; }
   get device(): Device { return this.#handle('device').info().device as Device; }
   /** All parameters, base and LoRA. */
   get parameterCount(): number { return this.#handle('parameterCount').info().parameterCount; }
-  get disposed(): boolean { return this.#native.disposed; }
+  get disposed(): boolean { return this.#scheduler.disposed || this.#native.disposed; }
 
   /**
    * Logits (batch, time, padded_vocab_size) in the model's dtype. With `inputPos`, the tokens continue at that
@@ -155,7 +179,7 @@ export class Model {
       if (!Number.isInteger(options.inputPos) || options.inputPos < 0) fail('ERR_ARG', `inputPos: expected an integer ≥ 0, got ${options.inputPos}`);
       opts.inputPos = options.inputPos;
     }
-    return new Tensor(await this.#handle('forward').forward(batch.data, batch.shape, opts));
+    return new Tensor(await this.exclusive('forward', () => this.#handle('forward').forward(batch.data, batch.shape, opts)));
   }
 
   /**
@@ -169,37 +193,55 @@ export class Model {
     if (y.shape[0] !== x.shape[0] || y.shape[1] !== x.shape[1]) {
       fail('ERR_SHAPE', `targets: expected shape [${x.shape.join(', ')}] like tokens, got [${y.shape.join(', ')}]`);
     }
-    return this.#handle('loss').loss(x.data, y.data, x.shape, { backward: options.backward ?? false, gradScale: options.gradScale ?? 1 });
+    const o = { backward: options.backward ?? false, gradScale: options.gradScale ?? 1 };
+    return this.exclusive('loss', () => this.#handle('loss').loss(x.data, y.data, x.shape, o));
   }
 
   /** Allocates the KV cache for generation: up to `batch` sequences of `maxLength` positions. */
-  async setKvCache(batch: number, maxLength: number): Promise<void> { await this.#handle('setKvCache').setKvCache(batch, maxLength); }
+  async setKvCache(batch: number, maxLength: number): Promise<void> {
+    await this.exclusive('setKvCache', () => this.#handle('setKvCache').setKvCache(batch, maxLength));
+  }
   clearKvCache(): void { this.#handle('clearKvCache').clearKvCache(); }
 
   /** The base weights with plain litgpt names (as they are now: merged weights if the adapter is merged). */
-  async stateDict(): Promise<Map<string, Tensor>> { return this.#entries(await this.#handle('stateDict').stateDict('base')); }
+  async stateDict(): Promise<Map<string, Tensor>> {
+    return this.#entries(await this.exclusive('stateDict', () => this.#handle('stateDict').stateDict('base')));
+  }
 
   /**
    * Exactly what litgpt's merge_lora writes: every base key, LoRA folded in (W + alpha/r·B·A, rounded once to
    * the base dtype), lora_* dropped. Tensors of layers without LoRA are shared with the model, not copied.
    */
-  async mergedStateDict(): Promise<Map<string, Tensor>> { return this.#entries(await this.#handle('mergedStateDict').stateDict('merged')); }
+  async mergedStateDict(): Promise<Map<string, Tensor>> {
+    return this.#entries(await this.exclusive('mergedStateDict', () => this.#handle('mergedStateDict').stateDict('merged')));
+  }
 
   /** Loads base weights (strict); lora_* entries present are loaded too. */
   async loadStateDict(entries: Iterable<[string, Tensor]>): Promise<void> {
-    await this.#handle('loadStateDict').loadStateDict([...entries].map(([n, t]) => [n, t.handle]), 'base');
+    const pairs: [string, NativeTensor][] = [...entries].map(([n, t]) => [n, t.handle]);
+    await this.exclusive('loadStateDict', () => this.#handle('loadStateDict').loadStateDict(pairs, 'base'));
   }
 
-  /** Frees the model's memory now. Idempotent; later use throws ERR_DISPOSED. Throws ERR_BUSY while an operation runs. */
-  dispose(): void {
-    this.#native.dispose();
+  /**
+   * Frees the model's memory: at once when nothing runs, else once the running operation (or every decoding
+   * generation request) has ended. Requests still waiting their turn are rejected with ERR_DISPOSED. `disposed` is
+   * true from this call on, and later use throws ERR_DISPOSED. Idempotent; the promise says when the memory is free.
+   */
+  dispose(): Promise<void> {
+    return this.#scheduler.dispose(() => this.#native.dispose());
   }
+
+  /** @internal Runs `fn` alone on the model in its queue's turn (the adapter, the adapters registry). */
+  exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> { return this.#scheduler.exclusive(what, fn); }
+
+  /** @internal Queues a generation request for the batched decoder (ts/generate/generate.ts). */
+  scheduleGeneration(job: GenerationJob, signal?: AbortSignal): () => void { return this.#scheduler.generation('generate', job, signal); }
 
   /** @internal The native handle (trainer, generation, adapter). */
   get handle(): NativeGpt { return this.#handle('handle'); }
 
   #handle(what: string): NativeGpt {
-    if (this.#native.disposed) throw new LitloraError('ERR_DISPOSED', `${what}: the model was disposed; it can no longer be used`);
+    if (this.disposed) throw new LitloraError('ERR_DISPOSED', `${what}: the model was disposed; it can no longer be used`);
     return this.#native;
   }
 

@@ -1,0 +1,116 @@
+// Batched decoding (native/core/batch_decode): concurrent generate calls on one model share decode steps, and each
+// request gives exactly what it gives alone — greedy token for token, sampled with the same draws from its seed —
+// while requests join mid-stream and leave at different lengths.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { binding } from '../ts/binding.js';
+import { generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate/generate.js';
+import { Model, type ModelConfig } from '../ts/index.js';
+import { llamaTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
+
+const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
+
+interface Run { ids: number[]; stats: GenerationStats }
+
+async function collect(it: AsyncGenerator<number, GenerationStats>, onToken?: (n: number) => void): Promise<Run> {
+  const ids: number[] = [];
+  while (true) {
+    const next = await it.next();
+    if (next.done) return { ids, stats: next.value };
+    ids.push(next.value);
+    onToken?.(ids.length);
+  }
+}
+
+// The single-request native loop (native/core/generate.cc), which decodes one request with the model's own cache.
+function alone(model: Model, prompt: number[], o: SamplingOptions): Promise<number[]> {
+  const ids: number[] = [];
+  const options: Record<string, unknown> = {
+    temperature: o.temperature ?? 0.8, topP: o.topP ?? 1, seed: o.seed ?? 1234, maxNewTokens: o.maxNewTokens ?? 50,
+    stopSequences: o.stopTokens ?? [],
+  };
+  if (o.topK !== null) options.topK = o.topK ?? 50;
+  return new Promise((resolve, reject) => {
+    binding().generate(model.handle, Int32Array.from(prompt), options, (kind, value) => {
+      if (kind === 'token') ids.push(value as number);
+      else if (kind === 'done') resolve(ids);
+      else reject(value as Error);
+    });
+  });
+}
+
+interface Request { prompt: number[]; options: SamplingOptions }
+
+const requests: Request[] = [
+  { prompt: [5, 17, 3, 40, 22, 9, 1], options: { ...GREEDY, maxNewTokens: 30 } },
+  { prompt: [7, 7, 2], options: { ...GREEDY, maxNewTokens: 9 } },
+  { prompt: [60, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], options: { temperature: 0.9, topK: 20, seed: 11, maxNewTokens: 24, stopTokens: [] } },
+  { prompt: [33], options: { temperature: 1.3, topK: null, topP: 0.9, seed: 5, maxNewTokens: 17, stopTokens: [] } },
+  { prompt: [2, 4, 8, 16, 32], options: { ...GREEDY, maxNewTokens: 21 } },
+  { prompt: [9, 8, 7], options: { temperature: 0.7, topK: 5, seed: 99, maxNewTokens: 13, stopTokens: [] } },
+];
+
+async function checkBatched(what: string, model: Model): Promise<void> {
+  const solo: number[][] = [];
+  for (const r of requests) solo.push(await alone(model, r.prompt, r.options));
+  // One at a time through the batched decoder: the same as the single-request loop.
+  for (const [i, r] of requests.entries()) {
+    assert.equal((await collect(generateTokens(model, r.prompt, r.options))).ids, solo[i], `${what}: request ${i} alone in the decoder`);
+  }
+  // Requests 0, 1 and 2 start together; 3, 4 and 5 join once request 0 has produced 4, 8 and 12 tokens.
+  const order: string[] = [];
+  const startAt = new Map([[4, 3], [8, 4], [12, 5]]);
+  const runs: Promise<Run>[] = [];
+  const start = (i: number) => {
+    runs[i] = collect(generateTokens(model, requests[i]!.prompt, requests[i]!.options), (n) => {
+      if (n === 1) order.push(`first ${i}`);
+      const next = i === 0 ? startAt.get(n) : undefined;
+      if (next !== undefined) start(next);
+    }).then((r) => { order.push(`end ${i}`); return r; });
+  };
+  for (const i of [0, 1, 2]) start(i);
+  const first = await runs[0]!;  // requests 3–5 have been started by now
+  const all = [first, ...await Promise.all([1, 2, 3, 4, 5].map((i) => runs[i]!))];
+  for (const [i, r] of all.entries()) {
+    assert.equal(r.ids, solo[i], `${what}: request ${i} in the batch equals it alone`);
+    assert.is(r.stats.reason, 'max_new_tokens');
+    assert.is(r.stats.generatedTokens, requests[i]!.options.maxNewTokens);
+  }
+  // Joined mid-stream: request 3 began while request 0 was still decoding; request 1 (9 tokens) left early.
+  assert.ok(order.indexOf('first 3') < order.indexOf('end 0'), order.join(', '));
+  assert.ok(order.indexOf('end 1') < order.indexOf('end 0'), order.join(', '));
+}
+
+test('greedy and sampled requests decoded together equal each alone (pythia), joining mid-stream and leaving at different lengths', async () => {
+  const model = await Model.fromConfig({ ...pythiaTiny, block_size: 96 }, { seed: 21 });
+  await checkBatched('pythia', model);
+  await model.dispose();
+});
+
+test('the same for a GQA llama with a runtime LoRA adapter of its own', async () => {
+  const model = await Model.fromConfig({ ...llamaTiny, block_size: 96 } as ModelConfig, {
+    seed: 22, lora: { r: 4, alpha: 8, dropout: 0, query: true, value: true, mlp: true, head: true },
+  });
+  await randomizeAdapter(model, 154, 0.3);
+  await checkBatched('llama', model);
+  await model.dispose();
+});
+
+test('stop sequences end one row and are not emitted; the other rows go on', async () => {
+  const model = await Model.fromConfig({ ...pythiaTiny, block_size: 96 }, { seed: 23 });
+  const free = await alone(model, [1, 2, 3], { ...GREEDY, maxNewTokens: 20 });
+  const stop = [free[5]!, free[6]!];
+  const options = { ...GREEDY, maxNewTokens: 20, stopTokens: [stop] };
+  const expected = await alone(model, [1, 2, 3], options);
+  const [stopped, other] = await Promise.all([
+    collect(generateTokens(model, [1, 2, 3], options)),
+    collect(generateTokens(model, [4, 5], { ...GREEDY, maxNewTokens: 25 })),
+  ]);
+  assert.equal(stopped.ids, expected);
+  assert.is(stopped.stats.reason, 'stop');
+  assert.ok(stopped.ids.length <= 5, `stopped at the first ${JSON.stringify(stop)}`);
+  assert.equal(other.ids, await alone(model, [4, 5], { ...GREEDY, maxNewTokens: 25 }));
+  await model.dispose();
+});
+
+test.run();
