@@ -223,7 +223,7 @@ test('errors: 400 for invalid requests, 401 without the key, 404 for an unknown 
 });
 
 test('a full queue is 429; a client that disconnects frees the model; SIGTERM with a request in flight exits 0', async () => {
-  const s = await startServe([slow, '--port', '0', '--temperature', '0', '--max_queue', '0', '--grace_period', '0.2'], root);
+  const s = await startServe([slow, '--port', '0', '--temperature', '0', '--max_queue', '0', '--max_batch', '1', '--grace_period', '0.2'], root);
   try {
     const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const longRequest = async (controller?: AbortController) => {
@@ -232,7 +232,7 @@ test('a full queue is 429; a client that disconnects frees the model; SIGTERM wi
       assert.is((await it.next()).done, false, 'the first chunk came: the request is running');
       return it;
     };
-    // One running, none may wait (--max_queue 0): the next request is refused with 429.
+    // One decoding (--max_batch 1), none may wait (--max_queue 0): the next request is refused with 429.
     const controller = new AbortController();
     await longRequest(controller);
     try {

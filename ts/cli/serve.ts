@@ -13,8 +13,9 @@ export const command: CommandSpec = {
 Routes: POST /v1/completions, POST /v1/chat/completions (server-sent events with "stream": true) and
 GET /v1/models. The request's "model" is the base model's name or an adapter's NAME. Chat messages are
 rendered with the folder's prompt style (prompt_style.yaml, else the model's default). Requests that leave
-max_tokens, temperature, top_p or top_k out get the flags' values. One generation runs at a time; up to
---max_queue requests wait their turn and more get 429. The address is printed on stdout once the server
+max_tokens, temperature, top_p or top_k out get the flags' values. Up to --max_batch requests decode
+together (continuous batching, adapters mixed in one batch); up to --max_queue more wait their turn, and more
+than that get 429. The address is printed on stdout once the server
 listens (--port 0 picks a free port). SIGTERM or Ctrl-C: stop accepting, let requests in flight finish for
 --grace_period seconds, abort the rest, exit 0.`,
   positionals: [{ flag: 'checkpoint_dir', metavar: 'DIR' }],
@@ -30,7 +31,8 @@ listens (--port 0 picks a free port). SIGTERM or Ctrl-C: stop accepting, let req
     { name: 'stream', type: 'bool', default: false, help: 'Stream (server-sent events) when a request does not say "stream"' },
     { name: 'adapter', type: 'string', default: [], repeatable: true, metavar: 'NAME=DIR', help: 'Also serve the LoRA folder DIR as model NAME (repeatable)' },
     { name: 'api_key', type: 'string', default: null, nullable: true, help: 'Require "Authorization: Bearer KEY" (default: $LITLORA_API_KEY if set, else none)' },
-    { name: 'max_queue', type: 'int', default: 1024, help: 'Requests that may wait while one runs; more get 429' },
+    { name: 'max_batch', type: 'int', default: 16, help: 'Requests that decode together (continuous batching)' },
+    { name: 'max_queue', type: 'int', default: 1024, help: 'Requests that may wait for a place in the batch; more get 429' },
     { name: 'body_limit', type: 'int', default: 1048576, help: 'Largest request body in bytes (413 above it)' },
     { name: 'grace_period', type: 'float', default: 10, help: 'Seconds requests in flight may take to finish after SIGTERM before they are aborted' },
   ],
@@ -42,7 +44,7 @@ listens (--port 0 picks a free port). SIGTERM or Ctrl-C: stop accepting, let req
     if (args.get<number>('devices') !== 1) {
       fail('ERR_ARG', `--devices ${args.get<number>('devices')}: litlora serve runs on one device; leave --devices at 1 and pick it with --device (cpu, cuda, cuda:N).`);
     }
-    for (const [flag, min] of [['max_queue', 0], ['body_limit', 1], ['max_new_tokens', 1]] as const) {
+    for (const [flag, min] of [['max_queue', 0], ['max_batch', 1], ['body_limit', 1], ['max_new_tokens', 1]] as const) {
       if (args.get<number>(flag) < min) fail('ERR_ARG', `--${flag} expects an integer ≥ ${min}, got ${args.get<number>(flag)}`);
     }
     if (!(args.get<number>('grace_period') >= 0)) fail('ERR_ARG', `--grace_period expects seconds ≥ 0, got ${args.get<number>('grace_period')}`);
@@ -61,6 +63,7 @@ listens (--port 0 picks a free port). SIGTERM or Ctrl-C: stop accepting, let req
         port: args.get<number>('port'),
         apiKey: args.get<string | null>('api_key') ?? process.env.LITLORA_API_KEY ?? null,
         maxQueue: args.get<number>('max_queue'),
+        maxBatch: args.get<number>('max_batch'),
         bodyLimit: args.get<number>('body_limit'),
         promptStyle,
         adapters,

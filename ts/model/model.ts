@@ -162,6 +162,10 @@ export class Model {
   get maxQueue(): number { return this.#scheduler.maxQueue; }
   set maxQueue(value: number) { this.#scheduler.maxQueue = value; }
 
+  /** How many generate() requests decode together at most (continuous batching; default 16); more wait in the queue. */
+  get maxBatch(): number { return this.#scheduler.maxBatch; }
+  set maxBatch(value: number) { this.#scheduler.maxBatch = value; }
+
   get dtype(): ModelDtype { return this.#handle('dtype').info().dtype as ModelDtype; }
   get device(): Device { return this.#handle('device').info().device as Device; }
   /** All parameters, base and LoRA. */

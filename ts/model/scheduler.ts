@@ -48,8 +48,13 @@ export class Scheduler {
   get maxQueue(): number { return this.#maxQueue; }
   set maxQueue(value: number) { this.#maxQueue = checkMaxQueue(value); }
 
-  /** How many generation requests decode together at most. */
+  /** How many generation requests decode together at most (default 16); the others wait in the queue. */
   get maxBatch(): number { return this.#maxBatch; }
+  set maxBatch(value: number) {
+    if (!Number.isInteger(value) || value < 1) fail('ERR_ARG', `maxBatch: expected an integer ≥ 1, got ${String(value)}`);
+    this.#maxBatch = value;
+    this.#pump();
+  }
 
   /** Requests waiting their turn (not running). */
   get waiting(): number { return this.#queue.length; }

@@ -28,8 +28,10 @@ export interface ServeOptions {
   port?: number;
   /** Requests must send `Authorization: Bearer <apiKey>` (else 401). Default: none needed. */
   apiKey?: string | null;
-  /** Requests that may wait while one runs; more get 429. Default 1024. */
+  /** Requests that may wait for a place in the decoding batch; more get 429. Default 1024. */
   maxQueue?: number;
+  /** Requests that decode together (the model's maxBatch). Default: the model's (16). */
+  maxBatch?: number;
   /** Largest request body in bytes (413 above it). Default 1 MiB. */
   bodyLimit?: number;
   /** The base model's id in /v1/models and `model` (default: the model's config name). */
@@ -101,6 +103,7 @@ export async function serve(model: Model, tokenizer: Tokenizer, options: ServeOp
   const defaults = options.defaults ?? {};
   const log = options.log ?? (() => {});
   const gate = new ModelGate(model, tokenizer, { maxQueue: options.maxQueue ?? 1024 });
+  if (options.maxBatch !== undefined) model.maxBatch = options.maxBatch;
   const styles = new Map<string, PromptStyle>();
   try {
     for (const [name, dir] of Object.entries(options.adapters ?? {})) {
