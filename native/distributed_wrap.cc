@@ -54,7 +54,7 @@ std::shared_ptr<distributed::ProcessGroup> DistributedWrap::groupOf(const Napi::
   return DistributedWrap::Unwrap(value.As<Napi::Object>())->group(argName);
 }
 
-// create({rank, worldSize, masterAddr, masterPort, timeoutMs, backend}) → Promise<NativeProcessGroup>
+// create({rank, worldSize, localRank, masterAddr, masterPort, timeoutMs, backend}) → Promise<NativeProcessGroup>
 Napi::Value DistributedWrap::create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "joining the distributed process group", [&]() -> Napi::Value {
@@ -63,6 +63,7 @@ Napi::Value DistributedWrap::create(const Napi::CallbackInfo& info) {
     options.worldSize = intField(o, "worldSize", 1, 1, 1 << 20);
     options.rank = intField(o, "rank", 0, 0, 1 << 20);
     options.masterPort = intField(o, "masterPort", options.masterPort, 1, 65535);
+    options.localRank = intField(o, "localRank", options.rank, 0, 1 << 20);
     const double timeout = o.Has("timeoutMs") && o.Get("timeoutMs").IsNumber() ? o.Get("timeoutMs").As<Napi::Number>().DoubleValue()
                                                                                : static_cast<double>(options.timeoutMs);
     LITLORA_CHECK(timeout >= 1 && std::floor(timeout) == timeout, "ERR_RANGE", "distributed.timeoutMs: expected an integer ≥ 1, got " << timeout);

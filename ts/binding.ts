@@ -121,7 +121,7 @@ export interface NativeProcessGroup {
 
 /** @internal The NativeProcessGroup class's statics. */
 export interface NativeProcessGroupClass {
-  create(options: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; backend: 'gloo' | 'nccl' }):
+  create(options: { rank: number; worldSize: number; localRank: number; masterAddr: string; masterPort: number; timeoutMs: number; backend: 'gloo' | 'nccl' }):
     Promise<NativeProcessGroup>;
   backends(): string[];
 }

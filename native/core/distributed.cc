@@ -268,7 +268,7 @@ void ProcessGroup::allReduceMean(const std::vector<at::Tensor>& tensors, int64_t
 std::vector<double> ProcessGroup::allReduceSum(const std::vector<double>& values) {
   if (values.empty()) return {};
   std::vector<at::Tensor> buffer{at::tensor(values, at::kDouble)};
-  if (options_.backend == "nccl") buffer[0] = buffer[0].to(at::kCUDA);
+  if (options_.backend == "nccl") buffer[0] = buffer[0].to(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(options_.localRank)));
   collective("summing numbers over the ranks", [&] {
     c10d::AllreduceOptions ar;
     ar.reduceOp = c10d::ReduceOp::SUM;

@@ -27,6 +27,7 @@ struct Options {
   int masterPort = 29500;
   int64_t timeoutMs = 1800000;  // torch.distributed's default: 30 minutes
   std::string backend = "gloo";  // "gloo" (CPU) or "nccl" (CUDA)
+  int localRank = 0;             // NCCL: this rank's CUDA device index
 };
 
 // The backends this build can create ("gloo", "nccl").

@@ -1,5 +1,5 @@
-// Declarations of the Gloo names that torch/csrc/distributed/c10d/ProcessGroupGloo.hpp mentions; see
-// ../README.md for why litlora carries them instead of Gloo's own headers.
+// Declarations of the Gloo names that torch/csrc/distributed/c10d/ProcessGroupGloo.hpp mentions, for libtorch
+// builds that ship c10d's headers without Gloo's (PyTorch's pip wheels): see native/core/distributed.cc (top).
 #pragma once
 
 #include <chrono>

@@ -1,2 +1,2 @@
-// See ../README.md: ProcessGroupGloo.hpp includes this header but uses nothing from it.
+// See native/core/distributed.cc (top): ProcessGroupGloo.hpp includes this header but uses nothing from it.
 #pragma once

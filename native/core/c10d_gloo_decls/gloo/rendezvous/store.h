@@ -1,4 +1,4 @@
-// See ../../README.md: the shape of gloo::rendezvous::Store that ProcessGroupGloo::GlooStore overrides.
+// See native/core/distributed.cc (top): the shape of gloo::rendezvous::Store that ProcessGroupGloo::GlooStore overrides.
 #pragma once
 
 #include <chrono>

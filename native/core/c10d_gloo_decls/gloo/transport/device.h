@@ -1,4 +1,4 @@
-// See ../../README.md: Gloo's transport types appear in ProcessGroupGloo.hpp only behind pointers.
+// See native/core/distributed.cc (top): Gloo's transport types appear in ProcessGroupGloo.hpp only behind pointers.
 #pragma once
 
 namespace gloo::transport {
