@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initCheckpoint } from '../ts/index.js';
+import { OutDir } from '../ts/io/outdir.js';
 import { TensorFile } from '../ts/io/tensorfile.js';
 import { latestResumableStep } from '../ts/train/training_state.js';
 import { freePort, runRanks, startRank, type RankOutcome } from './helpers/ranks.js';
@@ -107,6 +108,22 @@ it('a step folder of two ranks resumes with one, and one of one rank with two, t
   assertClose(resumed2[0]!.result.steps, reference!.steps.slice(2), 1e-5, '1→2 step loss');
   assertSameAdapter(resumed2[0]!.result.adapter, reference!.adapter, 1e-4, '1→2 final adapter');
   assert.equal(resumed2[1]!.result.adapter, resumed2[0]!.result.adapter);
+});
+
+it('a setup failure on one rank (out_dir busy on rank 0) stops the other before any step with ERR_DISTRIBUTED naming it', async () => {
+  const out = join(dir, 'busy');
+  const lock = await new OutDir(out).startRun();
+  try {
+    const ranks = await runRanks(2, 'train', spec({ worldSize: 2, outDir: out, maxSteps: 2 }, await freePort()), 120_000);
+    assert.is(ranks[0]!.status, 1, ranks[0]!.stdout + ranks[0]!.stderr);
+    assert.is(ranks[0]!.error.code, 'ERR_BUSY', ranks[0]!.error.message);
+    assert.is(ranks[1]!.status, 1, ranks[1]!.stdout + ranks[1]!.stderr);
+    assert.is(ranks[1]!.error.code, 'ERR_DISTRIBUTED');
+    assert.is(ranks[1]!.error.message, 'rank 1 of 2: rank 0 failed while setting up the run (see that rank\'s error); no rank trained.');
+    assert.not.match(ranks[1]!.stdout, /STEP/);
+  } finally {
+    lock.release();
+  }
 });
 
 async function assertCheckpointsLoad(out: string): Promise<void> {

@@ -126,12 +126,12 @@ export class Trainer {
         log.parameterCounts(model.adapter!.parameterCount, model.parameterCount);
         const nt = nativeTrainer = this.#nativeTrainer();
         const resumedFrom = this.options.resume ? await this.#resume(outDir, nt, state, log) : null;
-        // Every rank starts from rank 0's LoRA weights (fresh, or resumed).
-        if (group) await nt.setProcessGroup(group.native);
         const checkpoints = outDir && isMain ? await this.#openOutDir(outDir, checkpointDir!, log) : null;
         return { tokenizer, ...prepared, nt, resumedFrom, checkpoints };
       });
       const { tokenizer, gradAccum, lrMaxSteps, nt, resumedFrom, checkpoints } = setup;
+      // Every rank starts from rank 0's LoRA weights (fresh, or resumed): a collective, so only once all ranks agreed.
+      if (group) await nt.setProcessGroup(group.native);
       const maxSteps = t.maxSteps ?? Infinity;
       const schedule = { baseLr: this.optimizer.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
 
