@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "core/compat.h"
 #include "core/error.h"
+#include "distributed_wrap.h"
 #include "errors.h"
 #include "batch_decode_wrap.h"
 #include "generate_wrap.h"
@@ -79,6 +80,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initMerge(env, exports);
   initTensorPlan(env, exports);
   TrainWrap::init(env, exports, internals);
+  DistributedWrap::init(env, exports);
   exports.Set("internals", internals);
   return exports;
 }

@@ -14,6 +14,7 @@ struct AddonData {
   Napi::FunctionReference tensor;   // NativeTensor (tensor_wrap.cc)
   Napi::FunctionReference gpt;      // NativeGpt (gpt_wrap.cc)
   Napi::FunctionReference trainer;  // NativeTrainer (train_wrap.cc)
+  Napi::FunctionReference processGroup;  // NativeProcessGroup (distributed_wrap.cc)
   Napi::FunctionReference error;    // LitloraError (ts/errors.ts), from setErrorClass; errors.cc makes errors of it
 };
 

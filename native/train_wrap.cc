@@ -6,6 +6,7 @@
 #include "async.h"
 #include "convert.h"
 #include "core/error.h"
+#include "distributed_wrap.h"
 #include "errors.h"
 #include "gpt_wrap.h"
 #include "tensor_wrap.h"
@@ -40,6 +41,7 @@ void TrainWrap::init(Napi::Env env, Napi::Object exports, Napi::Object internals
                                        InstanceMethod("state", &TrainWrap::state),
                                        InstanceMethod("loadState", &TrainWrap::loadState),
                                        InstanceMethod("restoreDtype", &TrainWrap::restoreDtype),
+                                       InstanceMethod("setProcessGroup", &TrainWrap::setProcessGroup),
                                        InstanceMethod("info", &TrainWrap::info),
                                        InstanceMethod("dispose", &TrainWrap::dispose),
                                    });
@@ -227,6 +229,22 @@ Napi::Value TrainWrap::restoreDtype(const Napi::CallbackInfo& info) {
     auto lease = gpt()->lease("restoreDtype");
     return TorchWorker<bool>::run(
         env, [trainer, lease, ex]() { return ex->run([&] { trainer->restoreDtype(); return true; }); },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// setProcessGroup(NativeProcessGroup | null) → Promise<void>: broadcasts rank 0's LoRA weights to every rank, then
+// averages the gradients over the ranks at each optimizer step (null: one process again).
+Napi::Value TrainWrap::setProcessGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "joining the trainer to the process group", [&]() -> Napi::Value {
+    auto trainer = this->trainer("setProcessGroup");
+    std::shared_ptr<distributed::ProcessGroup> group;
+    if (info.Length() >= 1 && !info[0].IsNull() && !info[0].IsUndefined()) group = DistributedWrap::groupOf(info[0], "processGroup");
+    auto ex = gpt()->executor();
+    auto lease = gpt()->lease("setProcessGroup");
+    return TorchWorker<bool>::run(
+        env, [trainer, lease, ex, group]() { return ex->run([&] { trainer->setProcessGroup(group); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }

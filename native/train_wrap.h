@@ -29,6 +29,7 @@ class TrainWrap : public Napi::ObjectWrap<TrainWrap> {
   Napi::Value state(const Napi::CallbackInfo& info);
   Napi::Value loadState(const Napi::CallbackInfo& info);
   Napi::Value restoreDtype(const Napi::CallbackInfo& info);
+  Napi::Value setProcessGroup(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 

@@ -102,6 +102,7 @@ export interface NativeTrainer {
   state(): Promise<[string, NativeTensor][]>;
   loadState(entries: [string, NativeTensor][]): Promise<void>;
   restoreDtype(): Promise<void>;
+  setProcessGroup(group: NativeProcessGroup | null): Promise<void>;
   info(): { optimizerSteps: number; fusedAdamW: boolean; precision: string };
   dispose(): void;
 }
@@ -110,6 +111,22 @@ export interface NativeTrainer {
 export interface NativeTrainerClass {
   create(model: TrainModelHandle, options: { precision: string; beta1: number; beta2: number; eps: number; weightDecay: number; fused?: boolean }): NativeTrainer;
   manualSeed(seed: number): void;
+}
+
+/** @internal A c10d process group (native/distributed_wrap.cc): gradients average inside NativeTrainer.microStep. */
+export interface NativeProcessGroup {
+  allReduceSum(values: number[]): Promise<number[]>;
+  allReduceMean(tensors: NativeTensor[], bucketBytes?: number): Promise<void>;
+  barrier(): Promise<void>;
+  stats(): { allReduceCalls: number; buckets: number; bytes: number; seconds: number };
+  dispose(): void;
+}
+
+/** @internal The NativeProcessGroup class's statics. */
+export interface NativeProcessGroupClass {
+  create(options: { rank: number; worldSize: number; localRank: number; masterAddr: string; masterPort: number; timeoutMs: number; backend: 'gloo' | 'nccl' }):
+    Promise<NativeProcessGroup>;
+  backends(): string[];
 }
 
 /** @internal The handle generate() returns at once; tokens, the end and errors arrive through onEvent. */
@@ -166,6 +183,8 @@ export interface NativeBinding {
   tensorsEqual(path: string, a: string, b: string): Promise<boolean>;
   // Training (native/train_wrap.cc)
   NativeTrainer: NativeTrainerClass;
+  // Data-parallel training over c10d (native/distributed_wrap.cc)
+  NativeProcessGroup: NativeProcessGroupClass;
   internals: NativeInternals;
 }
 
@@ -195,7 +214,7 @@ export interface NativeTensorPlan {
 export const NATIVE_SURFACE = {
   exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
-    'decodeSubmit', 'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'internals'],
+    'decodeSubmit', 'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'NativeProcessGroup', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
     'tensorChecksum', 'adamwSteps'],
   classes: {
@@ -208,8 +227,9 @@ export const NATIVE_SURFACE = {
     },
     NativeTrainer: {
       statics: ['create', 'manualSeed'],
-      members: ['microStep', 'evaluate', 'forward', 'state', 'loadState', 'restoreDtype', 'info', 'dispose'],
+      members: ['microStep', 'evaluate', 'forward', 'state', 'loadState', 'restoreDtype', 'setProcessGroup', 'info', 'dispose'],
     },
+    NativeProcessGroup: { statics: ['create', 'backends'], members: ['allReduceSum', 'allReduceMean', 'barrier', 'stats', 'dispose'] },
   },
 } as const;
 
@@ -231,6 +251,8 @@ export type NativeSurfaceChecks = [
   Holds<Same<keyof NativeGpt, Listed<'NativeGpt', 'members'>>>,
   Holds<Same<keyof NativeTrainerClass, Listed<'NativeTrainer', 'statics'>>>,
   Holds<Same<keyof NativeTrainer, Listed<'NativeTrainer', 'members'>>>,
+  Holds<Same<keyof NativeProcessGroupClass, Listed<'NativeProcessGroup', 'statics'>>>,
+  Holds<Same<keyof NativeProcessGroup, Listed<'NativeProcessGroup', 'members'>>>,
 ];
 
 // LITLORA_THREADS if set (a positive integer), else the machine's cores: libtorch alone may pick 1 on VMs.

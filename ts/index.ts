@@ -41,6 +41,8 @@ export { Adapter } from './model/adapter.js';
 export type { ModelAdapters } from './model/adapters.js';
 export { Trainer } from './train/trainer.js';
 export type { TrainerOptions, TrainerEvent, StepEvent, EvalEvent, SaveEvent, DoneEvent, TrainArgs, EvalArgs, OptimizerArgs, Precision, TrainableModel } from './train/trainer.js';
+export { ProcessGroup, distributedFromEnv } from './train/distributed.js';
+export type { DistributedOptions } from './train/distributed.js';
 export { learningRate } from './train/schedule.js';
 export type { ScheduleOptions } from './train/schedule.js';
 export { TRAINING_STATE_FILE } from './train/training_state.js';

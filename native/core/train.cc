@@ -284,13 +284,35 @@ MicroStepResult Trainer::microStep(const at::Tensor& tokens, const at::Tensor& t
     out.loss = r.loss;
     out.tokens = r.tokens;
   }
-  if (!std::isfinite(out.loss)) {
+  if (!std::isfinite(out.loss) && group_) {
+    // Every rank must reach the step's all-reduce: the flag travels with the gradients and stops all of them there.
+    windowNonfinite_ = true;
+  } else if (!std::isfinite(out.loss)) {
     zeroGrad(params_);
     throw Error("ERR_NONFINITE", "the training loss is " + std::string(std::isnan(out.loss) ? "NaN" : "infinite") +
                                      "; the LoRA weights were not updated. Lower the learning rate, check the data, or "
                                      "use a float32 / bf16-mixed precision.");
   }
   if (!o.step) return out;
+  if (group_) {
+    at::NoGradGuard noGrad;
+    std::vector<at::Tensor> grads;
+    for (const NamedTensor& p : params_) {
+      // Every rank sends the same list: a parameter without a gradient this window contributes zeros.
+      if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = at::zeros_like(p.tensor);
+      grads.push_back(p.tensor.grad());
+    }
+    at::Tensor flag = at::full({1}, windowNonfinite_ ? 1.0 : 0.0, grads.empty() ? at::TensorOptions(at::kFloat) : grads.front().options());
+    grads.push_back(flag);
+    windowNonfinite_ = false;
+    group_->allReduceMean(grads);
+    if (flag.item<double>() > 0) {
+      zeroGrad(params_);
+      throw Error("ERR_NONFINITE", "the training loss was NaN or infinite on at least one rank in this accumulation window; the "
+                                   "LoRA weights were not updated on any rank. Lower the learning rate, check the data, or use a "
+                                   "float32 / bf16-mixed precision.");
+    }
+  }
   const double norm = clipGradNorm(params_, o.maxNorm);
   if (!std::isfinite(norm)) {
     zeroGrad(params_);
@@ -363,6 +385,16 @@ void Trainer::restoreDtype() {
   for (NamedTensor& p : params_)
     if (p.tensor.scalar_type() != model_->dtype()) p.tensor.set_data(p.tensor.detach().to(model_->dtype()));
   optimizer_.syncStateDtype();
+}
+
+void Trainer::setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group) {
+  if (group) {
+    std::vector<at::Tensor> values;
+    for (const NamedTensor& p : params_) values.push_back(p.tensor.detach());
+    group->broadcast(values, 0);
+  }
+  group_ = std::move(group);
+  windowNonfinite_ = false;
 }
 
 void manualSeed(uint64_t seed) {

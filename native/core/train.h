@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed.h"
 #include "gpt.h"
 
 namespace litlora::train {
@@ -122,11 +123,20 @@ class Trainer {
   Precision precision() const { return precision_; }
   const std::shared_ptr<gpt::Gpt>& model() const { return model_; }
 
+  // Data-parallel training: copies rank 0's LoRA parameters to every rank (so that all start identical, also
+  // after a resume), and from then on averages the gradients over the ranks before each optimizer step (so that
+  // the AdamW state stays identical on every rank). A non-finite loss on any rank then stops every rank at the
+  // step with ERR_NONFINITE, instead of one rank alone.
+  void setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group);
+  const std::shared_ptr<distributed::ProcessGroup>& processGroup() const { return group_; }
+
  private:
   std::shared_ptr<gpt::Gpt> model_;
   std::vector<NamedTensor> params_;
   Precision precision_;
   AdamW optimizer_;
+  std::shared_ptr<distributed::ProcessGroup> group_;
+  bool windowNonfinite_ = false;  // data-parallel: a micro-batch of this window had a non-finite loss
 };
 
 // Seeds the default CPU generator (and every CUDA device's) as torch.manual_seed does.

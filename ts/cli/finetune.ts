@@ -7,7 +7,12 @@
 // --resume, --force, --merge, --device, --progress and --train.max_time. hyperparameters.yaml records every
 // argument in litgpt's shape, checkpoint_dir as typed (merge_lora resolves it as litgpt does). The run holds
 // --out_dir's lock from before the data is read, so a second run into it fails at once, not after loading the model.
-import { join, resolve } from 'node:path';
+//
+// Data-parallel: --devices N (× --num_nodes M) starts N workers on this node (./launch.ts); a process started by
+// torchrun or Slurm (RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS in its environment) is a worker itself. Rank 0
+// alone holds --out_dir's lock and writes it.
+import { extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { extendCheckpointDir } from '../io/checkpoint.js';
 import { buildInfo } from '../binding.js';
 import { LITGPT_DOWNLOAD_DIRS } from '../data/instruction.js';
@@ -20,6 +25,8 @@ import { readConfig } from '../model/config.js';
 import { TensorFile } from '../io/tensorfile.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
 import { Trainer, type Precision } from '../train/trainer.js';
+import { distributedFromEnv, type DistributedOptions } from '../train/distributed.js';
+import { launchWorkers } from './launch.js';
 
 import type { CliIO, CommandSpec, FlagFamily, FlagSpec, ParsedArgs } from './args.js';
 import { finetuneConfigFromLitgpt } from './litgpt_config.js';
@@ -33,7 +40,9 @@ export const FLAGS: FlagSpec[] = [
   { name: 'checkpoint_dir', type: 'path', required: true, metavar: 'DIR', help: 'The base checkpoint folder (lit_model.pth, model_config.yaml, tokenizer files)' },
   { name: 'out_dir', type: 'path', default: 'out/finetune/lora', metavar: 'DIR', help: 'Where step-XXXXXX/, final/ and logs/ go' },
   { name: 'precision', type: 'string', default: null, nullable: true, choices: PRECISIONS, defaultText: 'null (32-true on the CPU, bf16-mixed on CUDA)', help: 'Training precision' },
-  { name: 'devices', type: 'int', default: 1, help: 'Number of devices (litlora trains on one)' },
+  { name: 'devices', type: 'int', default: 1, help: 'Worker processes on this node, one per device (data-parallel; on the CPU each gets cores / devices threads)' },
+  { name: 'num_nodes', type: 'int', default: 1, help: 'Machines of a data-parallel run (each runs --devices workers; set MASTER_ADDR, MASTER_PORT and NODE_RANK)' },
+  { name: 'distributed_timeout', type: 'float', default: 1800, help: 'Seconds a rank waits for the others (joining, each all-reduce) before failing (litlora)' },
   ...loraFlags({
     r: 'LoRA rank', alpha: 'LoRA alpha (the update is scaled by alpha / r)', dropout: 'Dropout on the LoRA branch input',
     query: 'LoRA on the attention queries', key: 'LoRA on the attention keys', value: 'LoRA on the attention values',
@@ -147,7 +156,7 @@ export function cliHyperparameters(v: Record<string, unknown>, lora: LoraSetting
     precision: v.precision,
     quantize: null,
     devices: v.devices,
-    num_nodes: 1,
+    num_nodes: v.num_nodes,
     ...loraToKeys(lora),
     data: data.toHyperparameters(),
     train: {
@@ -181,24 +190,69 @@ export async function runFinetune(args: ParsedArgs, io: CliIO): Promise<number> 
     fail('ERR_ARG', `--train.lr_warmup_fraction ${v['train.lr_warmup_fraction']}: litgpt's finetune lora does not support it (its ` +
       'validate_args refuses it), and litlora follows; give the warmup in optimizer steps with --train.lr_warmup_steps');
   }
+  const devices = v.devices as number, numNodes = v.num_nodes as number;
+  if (!(devices >= 1)) fail('ERR_ARG', `--devices: expected an integer ≥ 1, got ${devices}`);
+  if (!(numNodes >= 1)) fail('ERR_ARG', `--num_nodes: expected an integer ≥ 1, got ${numNodes}`);
+  if (!((v.distributed_timeout as number) > 0)) fail('ERR_ARG', `--distributed_timeout: expected seconds > 0, got ${v.distributed_timeout}`);
+  const rank = distributedFromEnv(process.env);
+  if (rank && devices * numNodes > 1 && rank.worldSize !== devices * numNodes) {
+    fail('ERR_ARG', `--devices ${devices} × --num_nodes ${numNodes} = ${devices * numNodes} processes, but this process was started as rank ` +
+      `${rank.rank} of WORLD_SIZE ${rank.worldSize}; drop --devices/--num_nodes under torchrun or Slurm, or make them agree`);
+  }
+  if (!rank && devices * numNodes > 1) return launch(v, args.given, io);
+  const distributed: DistributedOptions | undefined = rank ? { ...rank, timeoutMs: Math.round((v.distributed_timeout as number) * 1000) } : undefined;
+  if (distributed && distributed.rank !== 0) return finetune(v, lora, optimizer, io, null, distributed);
   const outDir = resolve(io.cwd, String(v.out_dir));
   const lock = await new OutDir(outDir).startRun({ resume: v.resume as boolean, force: v.force as boolean, log: (line) => io.err(`${line}\n`) });
   try {
-    return await finetune(v, lora, optimizer, io, lock);
+    return await finetune(v, lora, optimizer, io, lock, distributed);
   } finally {
     lock.release();
   }
 }
 
-/** The run, with --out_dir's lock held. */
-async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimizer: OptimizerChoice, io: CliIO, lock: OutDirLock): Promise<number> {
-  if (v.devices !== 1) fail('ERR_ARG', `--devices: litlora trains on one device, got ${v.devices}`);
+/** Starts this node's --devices workers, each this command again as one rank. */
+async function launch(v: Record<string, unknown>, given: ReadonlySet<string>, io: CliIO): Promise<number> {
+  const numNodes = v.num_nodes as number;
+  const env = process.env;
+  if (numNodes > 1 && (!env.MASTER_ADDR || !env.MASTER_PORT || env.NODE_RANK === undefined)) {
+    fail('ERR_ARG', `--num_nodes ${numNodes}: set MASTER_ADDR and MASTER_PORT (rank 0's machine and a free port) and NODE_RANK (0..${numNodes - 1}) on every node`);
+  }
+  const nodeRank = Number(env.NODE_RANK ?? 0);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= numNodes) fail('ERR_ARG', `NODE_RANK: expected an integer in 0..${numNodes - 1}, got '${env.NODE_RANK}'`);
+  const port = env.MASTER_PORT ? Number(env.MASTER_PORT) : null;
+  if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) fail('ERR_ARG', `MASTER_PORT: expected a port 1..65535, got '${env.MASTER_PORT}'`);
+  // The worker is this CLI again (under the same loader flags, e.g. tsx's), with the flags given here (--config
+  // included: each worker reads the file itself), so that its defaults are its own as in this process — a flag
+  // spelled out would count as given (e.g. Adam's weight_decay default depends on that).
+  const here = fileURLToPath(import.meta.url);
+  const main = join(here, '..', `main${extname(here)}`);
+  const argv = ['finetune', 'lora'];
+  for (const name of given) {
+    const value = v[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) argv.push(`--${name}`, String(item));
+    else argv.push(`--${name}`, value === null ? 'null' : String(value));
+  }
+  const cuda = buildInfo().cudaDeviceCount > 0 && v.device !== 'cpu';
+  return launchWorkers({
+    devices: v.devices as number, numNodes, nodeRank, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: port,
+    command: [...process.execArgv, main, ...argv], cuda,
+  }, io);
+}
+
+/** The run, with --out_dir's lock held (rank 0, or one process). */
+async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimizer: OptimizerChoice, io: CliIO, lock: OutDirLock | null,
+  distributed?: DistributedOptions): Promise<number> {
   const cuda = buildInfo().cudaDeviceCount > 0;
-  const device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
+  let device = v.device === 'auto' ? (cuda ? 'cuda' : 'cpu') : String(v.device);
+  if (distributed && device === 'cuda') device = `cuda:${distributed.localRank ?? 0}`;
+  if (distributed && device.startsWith('cuda')) distributed.backend = 'nccl';
+  const quiet = distributed !== undefined && distributed.rank !== 0;
   const precision = (v.precision ?? (device.startsWith('cuda') ? 'bf16-mixed' : '32-true')) as Precision;
   const dtype: ModelDtype = precision === 'bf16-true' ? 'bfloat16' : 'float32';
   const checkpointDir = extendCheckpointDir(String(v.checkpoint_dir), io.cwd);
-  const outDir = lock.root;
+  const outDir = lock?.root ?? resolve(io.cwd, String(v.out_dir));
 
   const dataArgs: Record<string, unknown> = {};
   for (const [k, value] of Object.entries(v)) if (k.startsWith('data.') && value !== undefined) dataArgs[k.slice(5)] = value;
@@ -215,13 +269,13 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimize
   const evaluateExample = evaluateExampleFromFlag(v['eval.evaluate_example']);
   data.exampleInstruction(evaluateExample, v.seed as number); // an index past both splits fails now, not at the first validation
 
-  io.out(`Loading ${checkpointDir} (${dtype}, ${device})\n`);
+  if (!quiet) io.out(`Loading ${checkpointDir} (${dtype}, ${device})\n`);
   const model = await loadBase(checkpointDir, { dtype, device, lora });
   try {
     const progressMode = v.progress as 'auto' | 'bar' | 'plain' | 'none';
     const bar = progressMode === 'bar' || (progressMode === 'auto' && process.stderr.isTTY);
     const trainer = new Trainer({
-      model, data, tokenizer, checkpointDir, outDir, outDirLock: lock, precision, seed: v.seed as number, resume: v.resume as boolean,
+      model, data, tokenizer, checkpointDir, outDir, outDirLock: lock ?? undefined, distributed, precision, seed: v.seed as number, resume: v.resume as boolean,
       force: v.force as boolean, merge: v.merge as boolean,
       train: {
         saveInterval: v['train.save_interval'] as number | null, logInterval: v['train.log_interval'] as number,
@@ -243,7 +297,7 @@ async function finetune(v: Record<string, unknown>, lora: LoraSettings, optimize
       logger: bar || progressMode === 'none' ? undefined : (line) => io.out(`${line}\n`),
     });
     const done = await trainer.run();
-    io.out(`Done: ${done.steps} optimizer steps, ${done.iters} iterations, ${done.totalTokens.toLocaleString('en-US')} tokens in ` +
+    if (!quiet) io.out(`Done: ${done.steps} optimizer steps, ${done.iters} iterations, ${done.totalTokens.toLocaleString('en-US')} tokens in ` +
       `${done.timeS.toFixed(1)} s (stopped by ${done.reason}). Output: ${outDir}\n`);
     return 0;
   } finally {

@@ -1,6 +1,7 @@
 // The data-module interface: what the trainer asks of a data set (litgpt's DataModule: setup, the train and
 // validation loaders, the prompt style) and what hyperparameters.yaml records of it.
 import type { PromptStyle } from './prompts.js';
+import type { Shard } from './random.js';
 import type { Batch } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -25,12 +26,15 @@ export interface DataModule {
   readonly valSize: number;
   /** The longest encoded sample over train and val (litgpt sets model.max_seq_length from it). */
   readonly longestSeqLength: number;
-  /** Number of train batches per epoch for a micro-batch size (litgpt's `len(train_dataloader)`). */
-  trainBatchCount(microBatchSize: number): number;
-  /** The train batches of epoch `epoch` (0-based), shuffled as litgpt's loader with the data seed. */
-  trainBatches(epoch: number, microBatchSize: number): Iterable<Batch>;
-  /** The validation batches, in order. */
-  valBatches(microBatchSize: number): Iterable<Batch>;
+  /** Number of train batches per epoch for a micro-batch size (litgpt's `len(train_dataloader)`); with a shard, of that rank's loader. */
+  trainBatchCount(microBatchSize: number, shard?: Shard): number;
+  /**
+   * The train batches of epoch `epoch` (0-based), shuffled as litgpt's loader with the data seed; with a shard
+   * (data-parallel training), that rank's part in the order of Fabric's DistributedSampler (./random.ts).
+   */
+  trainBatches(epoch: number, microBatchSize: number, shard?: Shard): Iterable<Batch>;
+  /** The validation batches, in order (with a shard: that rank's part, DistributedSampler without shuffling). */
+  valBatches(microBatchSize: number, shard?: Shard): Iterable<Batch>;
   /** Instruction text of the first validation sample (litgpt C's `evaluate_example="first"`), if any. */
   readonly firstValInstruction: { instruction: string; input?: string } | null;
   /**

@@ -12,7 +12,7 @@ import { fail } from '../errors.js';
 import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, DataModuleName, SetupOptions } from './data_module.js';
 import { PromptStyle } from './prompts.js';
-import { EpochShuffler, randomSplit } from './random.js';
+import { distributedOrder, EpochShuffler, randomSplit, type Shard } from './random.js';
 import { chatRowMessages, encodeChatSample } from './chat_data.js';
 import type { ChatMessage } from './chat_template.js';
 import { batchesInOrder, encodeSample, type Batch, type EncodedSample, type InstructionSample } from './sft.js';
@@ -335,20 +335,21 @@ export abstract class InstructionDataModule implements DataModule {
     this.#ready = true;
   }
 
-  trainBatchCount(microBatchSize: number): number {
+  trainBatchCount(microBatchSize: number, shard?: Shard): number {
     checkMicroBatch(microBatchSize);
-    return Math.ceil(this.trainSize / microBatchSize);
+    return Math.ceil((shard ? Math.ceil(this.trainSize / shard.worldSize) : this.trainSize) / microBatchSize);
   }
 
-  trainBatches(epoch: number, microBatchSize: number): Iterable<Batch> {
+  trainBatches(epoch: number, microBatchSize: number, shard?: Shard): Iterable<Batch> {
     checkMicroBatch(microBatchSize);
-    const order = this.#assertReady().#shuffler!.order(epoch);
+    const order = shard ? distributedOrder(this.#assertReady().#train.length, epoch, shard, true) : this.#assertReady().#shuffler!.order(epoch);
     return batchesInOrder(this.#train, order, microBatchSize, this.#collateOptions());
   }
 
-  valBatches(microBatchSize: number): Iterable<Batch> {
+  valBatches(microBatchSize: number, shard?: Shard): Iterable<Batch> {
     checkMicroBatch(microBatchSize);
-    const order = Array.from({ length: this.#assertReady().#val.length }, (_, i) => i);
+    const n = this.#assertReady().#val.length;
+    const order = shard ? distributedOrder(n, 0, shard, false) : Array.from({ length: n }, (_, i) => i);
     return batchesInOrder(this.#val, order, microBatchSize, this.#collateOptions());
   }
 

@@ -107,3 +107,33 @@ export class EpochShuffler {
     return this.orders[epoch]!;
   }
 }
+
+/** One rank's part of a data set in data-parallel training (the sampler Lightning Fabric puts on every loader). */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+  /** The run's seed (Fabric's PL_GLOBAL_SEED, which litgpt sets with `fabric.seed_everything(seed)`). */
+  seed: number;
+}
+
+/**
+ * The indices rank `shard.rank` visits in epoch `epoch` under PyTorch's `DistributedSampler(shuffle, seed,
+ * drop_last=False)`: `randperm(n)` from a generator seeded with `seed + epoch` (shuffle) or 0..n−1, padded by
+ * repeating its start up to a multiple of the world size (every rank gets as many), then every worldSize-th
+ * index from position rank. Consecutive global batches of a world of W ranks are thus the same positions of the
+ * permutation whatever W is.
+ */
+export function distributedOrder(n: number, epoch: number, shard: Shard, shuffle: boolean): number[] {
+  const { rank, worldSize, seed } = shard;
+  let indices = shuffle ? randperm(n, new TorchGenerator(seed + epoch)) : Array.from({ length: n }, (_, i) => i);
+  const total = Math.ceil(n / worldSize) * worldSize;
+  const padding = total - n;
+  if (padding > 0 && n > 0) {
+    const repeated: number[] = [];
+    while (repeated.length < padding) repeated.push(...indices);
+    indices = indices.concat(repeated.slice(0, padding));
+  }
+  const out: number[] = [];
+  for (let i = rank; i < indices.length; i += worldSize) out.push(indices[i]!);
+  return out;
+}

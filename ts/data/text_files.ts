@@ -15,7 +15,7 @@ import { fail } from '../errors.js';
 import { ArgReader, makeYielder } from './args.js';
 import type { DataModule, SetupOptions } from './data_module.js';
 import { Default, type PromptStyle } from './prompts.js';
-import { EpochShuffler } from './random.js';
+import { distributedOrder, EpochShuffler, type Shard } from './random.js';
 import { batchesInOrder, type Batch, type EncodedSample } from './sft.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -93,17 +93,18 @@ export class TextFilesData implements DataModule {
     this.#ready = true;
   }
 
-  trainBatchCount(microBatchSize: number): number {
-    return Math.floor(this.trainSize / microBatchSize);
+  trainBatchCount(microBatchSize: number, shard?: Shard): number {
+    return Math.floor((shard ? Math.ceil(this.trainSize / shard.worldSize) : this.trainSize) / microBatchSize);
   }
 
-  trainBatches(epoch: number, microBatchSize: number): Iterable<Batch> {
-    const order = this.#assertReady().#shuffler!.order(epoch);
+  trainBatches(epoch: number, microBatchSize: number, shard?: Shard): Iterable<Batch> {
+    const order = shard ? distributedOrder(this.#assertReady().#train.length, epoch, shard, true) : this.#assertReady().#shuffler!.order(epoch);
     return batchesInOrder(this.#train, order, microBatchSize, { maxSeqLength: -1, ignoreIndex: -100, dropLast: true });
   }
 
-  valBatches(microBatchSize: number): Iterable<Batch> {
-    const order = Array.from({ length: this.#assertReady().#val.length }, (_, i) => i);
+  valBatches(microBatchSize: number, shard?: Shard): Iterable<Batch> {
+    const n = this.#assertReady().#val.length;
+    const order = shard ? distributedOrder(n, 0, shard, false) : Array.from({ length: n }, (_, i) => i);
     return batchesInOrder(this.#val, order, microBatchSize, { maxSeqLength: -1, ignoreIndex: -100 });
   }
 

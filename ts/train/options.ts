@@ -6,6 +6,7 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { fail } from '../errors.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
 import type { Model } from '../model/model.js';
+import { ProcessGroup, resolveDistributed, type DistributedOptions } from './distributed.js';
 import type { TrainerEvent } from './events.js';
 
 export type Precision = '32-true' | 'bf16-true' | 'bf16-mixed';
@@ -114,6 +115,14 @@ export interface TrainerOptions {
   progress?: ProgressMode;
   /** Receives each of litgpt's console lines (without a newline) as the run writes it, whatever `progress` prints. */
   logger?: (line: string) => void;
+  /**
+   * Data-parallel training over c10d, for processes a caller starts itself (the CLI's --devices and torchrun
+   * find theirs in the environment): this process's rank, the world size and where rank 0 hosts the rendezvous,
+   * or a ProcessGroup already joined. Each rank reads its shard of the data (Fabric's DistributedSampler with
+   * `seed`), train.globalBatchSize stays the samples of one optimizer step over all ranks, gradients are
+   * averaged, and rank 0 alone writes outDir and prints.
+   */
+  distributed?: DistributedOptions | ProcessGroup;
   /** Callbacks, called with each event as fit() yields it. */
   on?: { [K in TrainerEvent['type']]?: (event: Extract<TrainerEvent, { type: K }>) => void };
 }
@@ -176,8 +185,13 @@ export function resolveOptions(options: TrainerOptions): ResolvedOptions {
   const t = { ...TRAIN_DEFAULTS, ...stripUndefined(options.train) };
   positiveInt(t.globalBatchSize, 'train.globalBatchSize');
   positiveInt(t.microBatchSize, 'train.microBatchSize');
-  if (t.globalBatchSize % t.microBatchSize !== 0) {
-    fail('ERR_ARG', `train.globalBatchSize (${t.globalBatchSize}) must be a multiple of train.microBatchSize (${t.microBatchSize})`);
+  const worldSize = options.distributed instanceof ProcessGroup ? options.distributed.worldSize
+    : options.distributed ? resolveDistributed(options.distributed).worldSize : 1;
+  if (t.globalBatchSize % (t.microBatchSize * worldSize) !== 0) {
+    fail('ERR_ARG', worldSize === 1
+      ? `train.globalBatchSize (${t.globalBatchSize}) must be a multiple of train.microBatchSize (${t.microBatchSize})`
+      : `train.globalBatchSize (${t.globalBatchSize}) must be a multiple of train.microBatchSize × world size ` +
+        `(${t.microBatchSize} × ${worldSize}): every rank runs globalBatchSize / world size samples per optimizer step`);
   }
   positiveInt(t.lrWarmupSteps, 'train.lrWarmupSteps', true);
   positiveInt(t.epochs, 'train.epochs');

@@ -20,6 +20,12 @@
 // write over an earlier run's checkpoints unless `force`. As a library it prints nothing unless asked
 // (`progress`, `logger`).
 //
+// Data-parallel (`distributed`, ./distributed.ts): every rank runs this loop on its shard of the data, with
+// globalBatchSize / (microBatchSize × world size) micro-batches per optimizer step; the native step averages the
+// gradients over the ranks, so the AdamW state stays identical everywhere. The step loss and token counts are
+// summed over the ranks, validation runs on each rank's shard of the validation set and is averaged, and rank 0
+// alone holds the out_dir lock, prints, and writes the folders; the others wait for it at the end.
+//
 // Beyond litgpt: resume (each step folder keeps training_state.pth, see ./training_state.ts), max_tokens /
 // max_time stops, optional gradient clipping, and a NaN/Inf loss stops the run with ERR_NONFINITE without
 // writing any checkpoint after the last good one.
@@ -28,11 +34,13 @@ import { binding, type NativeTensor, type NativeTrainer } from '../binding.js';
 import type { Batch } from '../data/sft.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { fail, LitloraError } from '../errors.js';
+import type { Shard } from '../data/random.js';
 import type { Hyperparameters } from '../io/hyperparameters.js';
 import { OutDir } from '../io/outdir.js';
 import type { OutDirLock } from '../io/outdir_lock.js';
 import { Tensor } from '../tensor.js';
 import { folderConfig, loadResumeState, RunCheckpoints, runHyperparameters } from './checkpoints.js';
+import { ProcessGroup } from './distributed.js';
 import type { DoneEvent, SaveEvent, StepEvent, TrainerEvent } from './events.js';
 import { TrainLog } from './log.js';
 import { resolveOptions, type EvalArgs, type OptimizerArgs, type Precision, type TrainArgs, type TrainerOptions } from './options.js';
@@ -41,6 +49,8 @@ import { latestResumableStep, type CounterState } from './training_state.js';
 import { validate, type ValidationSetup } from './validate.js';
 
 export type { DoneEvent, EvalEvent, SaveEvent, StepEvent, TrainerEvent } from './events.js';
+export type { DistributedOptions } from './distributed.js';
+export { ProcessGroup } from './distributed.js';
 export type { EvalArgs, OptimizerArgs, Precision, ProgressMode, TrainArgs, TrainableModel, TrainerOptions } from './options.js';
 
 
@@ -85,10 +95,18 @@ export class Trainer {
   async *fit(): AsyncGenerator<TrainerEvent, void, undefined> {
     if (this.#running) fail('ERR_BUSY', 'fit(): this trainer is already running');
     this.#running = true;
-    const log = new TrainLog(this.options.progress ?? 'none', this.options.logger);
-    let nativeTrainer: NativeTrainer | null = null;
-    let ownLock: OutDirLock | null = null;
+    let group: ProcessGroup | null = null, ownGroup = false;
+    let log = new TrainLog('none', undefined);
+    // Assigned inside the setup callback: typed by assertion so that the compiler does not narrow them to null here.
+    let nativeTrainer = null as NativeTrainer | null;
+    let ownLock = null as OutDirLock | null;
     try {
+      const given = this.options.distributed;
+      if (given instanceof ProcessGroup) group = given;
+      else if (given) { group = await ProcessGroup.join(given); ownGroup = true; }
+      const isMain = !group || group.isMain;
+      const shard = group ? group.shard(this.seed) : undefined;
+      if (isMain) log = new TrainLog(this.options.progress ?? 'none', this.options.logger);
       const emit = <E extends TrainerEvent>(ev: E): E => {
         (this.options.on?.[ev.type] as ((e: E) => void) | undefined)?.(ev);
         return ev;
@@ -98,17 +116,24 @@ export class Trainer {
       const outDir = this.options.outDir ? resolve(this.options.outDir) : null;
       const checkpointDir = this.options.checkpointDir ? resolve(this.options.checkpointDir) : null;
 
-      ownLock = await this.#takeOutDir(outDir, log);
-      const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
-      const { gradAccum, lrMaxSteps } = await this.#prepareData(tokenizer);
+      const worldSize = group?.worldSize ?? 1;
+      const state: CounterState = { iterNum: 0, stepCount: 0, epoch: 0, epochBatches: 0, totalTokens: 0, runningLosses: [], worldSize };
+      // Setup, on every rank; a failure on one is reported to all before any step (ERR_DISTRIBUTED on the others).
+      const setup = await agreed(group, async () => {
+        if (isMain) ownLock = await this.#takeOutDir(outDir, log);
+        const tokenizer = this.options.tokenizer ?? Tokenizer.fromDir(checkpointDir!);
+        const prepared = await this.#prepareData(tokenizer, worldSize, shard);
+        log.parameterCounts(model.adapter!.parameterCount, model.parameterCount);
+        const nt = nativeTrainer = this.#nativeTrainer();
+        const resumedFrom = this.options.resume ? await this.#resume(outDir, nt, state, log) : null;
+        const checkpoints = outDir && isMain ? await this.#openOutDir(outDir, checkpointDir!, log) : null;
+        return { tokenizer, ...prepared, nt, resumedFrom, checkpoints };
+      });
+      const { tokenizer, gradAccum, lrMaxSteps, nt, resumedFrom, checkpoints } = setup;
+      // Every rank starts from rank 0's LoRA weights (fresh, or resumed): a collective, so only once all ranks agreed.
+      if (group) await nt.setProcessGroup(group.native);
       const maxSteps = t.maxSteps ?? Infinity;
       const schedule = { baseLr: this.optimizer.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
-      log.parameterCounts(model.adapter!.parameterCount, model.parameterCount);
-      const nt = nativeTrainer = this.#nativeTrainer();
-
-      const state: CounterState = { iterNum: 0, stepCount: 0, epoch: 0, epochBatches: 0, totalTokens: 0, runningLosses: [] };
-      const resumedFrom = this.options.resume ? await this.#resume(outDir, nt, state, log) : null;
-      const checkpoints = outDir ? await this.#openOutDir(outDir, checkpointDir!, log) : null;
 
       const running = new RunningMean(gradAccum);
       running.values = state.runningLosses.slice(-gradAccum);
@@ -120,12 +145,14 @@ export class Trainer {
 
       // Validation scores batches and samples the example through the native trainer, under the training precision.
       const validation: ValidationSetup = {
-        data, microBatchSize: t.microBatchSize,
+        data, microBatchSize: t.microBatchSize, shard,
+        mean: group ? async (v) => (await group!.sum([v]))[0]! / worldSize : undefined,
         batchLoss: async (batch) => {
           const { tokens, targets, shape } = shifted(batch);
           return (await nt.evaluate(tokens, targets, shape)).loss;
         },
-        example: { which: e.evaluateExample, source: nt, tokenizer, maxNewTokens: e.maxNewTokens, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
+        // The example generation is rank 0's alone (litgpt's generate_example runs on global rank 0).
+        example: { which: e.evaluateExample, source: nt, tokenizer, maxNewTokens: isMain ? e.maxNewTokens : 0, temperature: e.temperature, blockSize: Number(model.config.block_size ?? 4096) },
       };
       const runValidation = async (maxIters: number, final: boolean) => {
         const ev = await validate(validation, { step: state.stepCount, iter: state.iterNum, maxIters, final, seed: this.seed + state.stepCount });
@@ -141,14 +168,14 @@ export class Trainer {
 
       // The loop: litgpt's CycleIterator over the epoch's batches.
       let reason: DoneEvent['reason'] = 'max_steps';
-      let epochIter: Iterator<Batch> = skip(data.trainBatches(state.epoch, t.microBatchSize)[Symbol.iterator](), state.epochBatches);
+      let epochIter: Iterator<Batch> = skip(data.trainBatches(state.epoch, t.microBatchSize, shard)[Symbol.iterator](), state.epochBatches);
       while (state.stepCount < maxSteps) {
         let next = epochIter.next();
         if (next.done) {
           state.epoch++;
           state.epochBatches = 0;
           if (state.epoch >= t.epochs) { reason = 'epochs'; break; }
-          epochIter = data.trainBatches(state.epoch, t.microBatchSize)[Symbol.iterator]();
+          epochIter = data.trainBatches(state.epoch, t.microBatchSize, shard)[Symbol.iterator]();
           next = epochIter.next();
           if (next.done) { reason = 'epochs'; break; }
         }
@@ -188,9 +215,18 @@ export class Trainer {
         }
         if (!r.stepped) continue;
 
+        // The step's loss and tokens over all ranks (equal-length samples: the mean of the ranks' means is the
+        // global batch's mean loss).
+        let stepLoss = running.mean;
+        if (group) {
+          const [lossSum, tokens] = await group.sum([running.mean, windowTokens]);
+          stepLoss = lossSum! / worldSize;
+          state.totalTokens += tokens! - windowTokens;
+          windowTokens = tokens!;
+        }
         const stepTimeMs = performance.now() - windowStart;
         yield emit<StepEvent>({
-          type: 'step', step: state.stepCount, iter: state.iterNum, epoch: state.epoch, loss: running.mean, microLosses: windowLosses, lr,
+          type: 'step', step: state.stepCount, iter: state.iterNum, epoch: state.epoch, loss: stepLoss, microLosses: windowLosses, lr,
           gradNorm: r.gradNorm, totalTokens: state.totalTokens, tokensPerSecond: windowTokens / (stepTimeMs / 1000), stepTimeMs,
           maxSteps: lrMaxSteps,
         });
@@ -232,6 +268,8 @@ export class Trainer {
         }
       }
       log.flush();
+      // Every rank ends once rank 0's files are written (a failed save there is ERR_DISTRIBUTED on the others).
+      if (group) await group.barrier();
       yield emit<DoneEvent>({
         type: 'done', steps: state.stepCount, iters: state.iterNum, epochs: state.epoch + (reason === 'epochs' ? 0 : 1),
         totalTokens: state.totalTokens, timeS, reason, finalValLoss, resumedFrom,
@@ -243,6 +281,7 @@ export class Trainer {
         nativeTrainer.dispose();
       }
       ownLock?.release();
+      if (ownGroup) group?.dispose();
       this.#running = false;
     }
   }
@@ -262,7 +301,7 @@ export class Trainer {
   }
 
   /** Data first: bad data is ERR_DATA before anything trains. Returns the accumulation and the schedule's length. */
-  async #prepareData(tokenizer: Tokenizer): Promise<{ gradAccum: number; lrMaxSteps: number }> {
+  async #prepareData(tokenizer: Tokenizer, worldSize: number, shard: Shard | undefined): Promise<{ gradAccum: number; lrMaxSteps: number }> {
     const { model, data } = this.options;
     const t = this.train;
     await data.setup(tokenizer, t.maxSeqLength ? { maxSeqLength: t.maxSeqLength } : {});
@@ -271,8 +310,9 @@ export class Trainer {
       fail('ERR_DATA', `the longest sample has ${data.longestSeqLength} tokens, more than the model's block_size ${blockSize}; ` +
         `set train.maxSeqLength (--train.max_seq_length) to at most ${blockSize} to truncate samples`);
     }
-    const gradAccum = t.globalBatchSize / t.microBatchSize;
-    const stepsPerEpoch = Math.floor(data.trainBatchCount(t.microBatchSize) / gradAccum);
+    // litgpt's train.gradient_accumulation_iters(devices, num_nodes): the global batch split over the ranks.
+    const gradAccum = t.globalBatchSize / (t.microBatchSize * worldSize);
+    const stepsPerEpoch = Math.floor(data.trainBatchCount(t.microBatchSize, shard) / gradAccum);
     if (stepsPerEpoch === 0) {
       fail('ERR_DATA', `the training split has ${data.trainSize} samples, fewer than one optimizer step of train.globalBatchSize ${t.globalBatchSize}; ` +
         'add data or lower the global batch size');
@@ -300,7 +340,17 @@ export class Trainer {
     }
     const saved = await loadResumeState(latest.dir, this.options.model);
     await nt.loadState(saved.native.map(([n, t]) => [n, t.handle]));
-    Object.assign(state, saved.counters);
+    const worldSize = state.worldSize ?? 1;
+    const savedWorld = saved.counters.worldSize ?? 1;
+    Object.assign(state, saved.counters, { worldSize });
+    if (savedWorld !== worldSize) {
+      // Another world size: the same samples were consumed (global batches are the same positions of the epoch's
+      // permutation whatever the world size), counted in this world's per-rank micro-batches.
+      const per = (n: number) => Math.round((n * savedWorld) / worldSize);
+      state.iterNum = per(state.iterNum);
+      state.epochBatches = per(state.epochBatches);
+      log.line(`The step folder was written by ${savedWorld} rank${savedWorld === 1 ? '' : 's'}; continuing with ${worldSize}`);
+    }
     log.line(`Resuming from ${latest.dir} (step ${state.stepCount}, iter ${state.iterNum})`);
     return latest.dir;
   }
@@ -316,6 +366,25 @@ export class Trainer {
       tokenizerFrom: checkpointDir,
     }, (line) => log.line(line));
   }
+}
+
+/**
+ * Runs a setup step on every rank and agrees on its outcome: a rank that failed throws its own error, the others
+ * ERR_DISTRIBUTED naming it, so that no rank starts training alone. One process: the step as is.
+ */
+async function agreed<T>(group: ProcessGroup | null, step: () => Promise<T>): Promise<T> {
+  if (!group) return step();
+  let result: T | undefined, error: unknown = null;
+  try { result = await step(); } catch (e) { error = e; }
+  const flags = new Array<number>(group.worldSize).fill(0);
+  if (error) flags[group.rank] = 1;
+  const failed = (await group.sum(flags)).map((f, r) => (f ? r : -1)).filter((r) => r >= 0);
+  if (error) throw error;
+  if (failed.length) {
+    fail('ERR_DISTRIBUTED', `rank ${group.rank} of ${group.worldSize}: rank${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed ` +
+      'while setting up the run (see that rank\'s error); no rank trained.');
+  }
+  return result!;
 }
 
 /** Skips n items of an iterator (resuming inside an epoch). */

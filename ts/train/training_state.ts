@@ -8,6 +8,8 @@
 //   trainer.iter_num, trainer.step_count, trainer.epoch, trainer.epoch_batches, trainer.total_tokens
 //                                          0-dim int64 counters (epoch_batches: batches of `epoch` consumed)
 //   trainer.running_losses                 float64 (k): the last micro-batch losses of the loss window
+//   trainer.world_size                     0-dim int64: ranks of the run that wrote it (absent: 1); iter_num and
+//                                          epoch_batches count one rank's micro-batches
 // It is written after the folder's lit_model.pth.lora, so a folder is resumable iff both files exist; the
 // newest such folder is where `resume` continues.
 
@@ -28,9 +30,11 @@ export interface CounterState {
   epochBatches: number;
   totalTokens: number;
   runningLosses: number[];
+  /** Ranks of the data-parallel run these counters are of (1: one process). */
+  worldSize?: number;
 }
 
-const COUNTERS: [keyof Omit<CounterState, 'runningLosses'>, string][] = [
+const COUNTERS: [keyof Omit<CounterState, 'runningLosses' | 'worldSize'>, string][] = [
   ['iterNum', 'trainer.iter_num'], ['stepCount', 'trainer.step_count'], ['epoch', 'trainer.epoch'],
   ['epochBatches', 'trainer.epoch_batches'], ['totalTokens', 'trainer.total_tokens'],
 ];
@@ -39,6 +43,7 @@ const COUNTERS: [keyof Omit<CounterState, 'runningLosses'>, string][] = [
 export async function saveTrainingState(dir: string, nativeState: Map<string, Tensor>, counters: CounterState): Promise<string> {
   const all = new Map(nativeState);
   for (const [key, name] of COUNTERS) all.set(name, Tensor.from(BigInt64Array.of(BigInt(counters[key])), []));
+  all.set('trainer.world_size', Tensor.from(BigInt64Array.of(BigInt(counters.worldSize ?? 1)), []));
   all.set('trainer.running_losses', Tensor.from(Float64Array.from(counters.runningLosses), [counters.runningLosses.length]));
   const path = join(dir, TRAINING_STATE_FILE);
   const tmp = `${path}.tmp-${process.pid}`;
@@ -61,6 +66,7 @@ export async function loadTrainingState(dir: string): Promise<{ native: [string,
     for (const [name, t] of await file.getAll()) {
       const counter = COUNTERS.find(([, n]) => n === name);
       if (counter) counters[counter[0]] = Number((await t.data())[0]);
+      else if (name === 'trainer.world_size') counters.worldSize = Number((await t.data())[0]);
       else if (name === 'trainer.running_losses') counters.runningLosses = Array.from(await t.data() as Float64Array);
       else native.push([name, t]);
     }
@@ -70,6 +76,7 @@ export async function loadTrainingState(dir: string): Promise<{ native: [string,
       }
     }
     counters.runningLosses ??= [];
+    counters.worldSize ??= 1;
     return { native, counters: counters as CounterState };
   } finally {
     await file.close();

@@ -4,6 +4,7 @@
 // The trainer hands in how to score a batch and what to sample from: both run through its native training
 // object, under the training precision.
 import type { DataModule } from '../data/data_module.js';
+import type { Shard } from '../data/random.js';
 import type { Batch } from '../data/sft.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import type { EvalEvent } from './events.js';
@@ -12,6 +13,9 @@ import { sampleText, type LogitsSource } from './sample.js';
 export interface ValidationSetup {
   data: DataModule;
   microBatchSize: number;
+  /** Data-parallel: this rank's part of the validation set, and the mean of a number over the ranks. */
+  shard?: Shard;
+  mean?: (value: number) => Promise<number>;
   /** The mean loss of one batch. */
   batchLoss(batch: Batch): Promise<number>;
   /** The example generation; maxNewTokens 0 skips it. */
@@ -30,12 +34,14 @@ export interface ValidationSetup {
 /** The mean loss over the first `maxIters` validation batches (NaN when there are none). */
 export async function validationLoss(setup: ValidationSetup, maxIters: number): Promise<number> {
   let sum = 0, n = 0;
-  for (const batch of setup.data.valBatches(setup.microBatchSize)) {
+  for (const batch of setup.data.valBatches(setup.microBatchSize, setup.shard)) {
     if (n >= maxIters) break;
     sum += await setup.batchLoss(batch);
     n++;
   }
-  return n ? sum / n : NaN;
+  const local = n ? sum / n : NaN;
+  // litgpt: each rank's mean over its shard, then fabric.all_reduce(val_loss, reduce_op="mean").
+  return setup.mean ? setup.mean(local) : local;
 }
 
 /** The model's answer to the first validation instruction (litgpt C's evaluate_example "first"), or null. */

@@ -1,0 +1,78 @@
+// Data-parallel training over libtorch's own c10d: a TCPStore rendezvous (rank 0 hosts it), a ProcessGroupGloo
+// (CPU tensors) or ProcessGroupNCCL (CUDA builds, CUDA tensors), and the few collectives a LoRA data-parallel
+// run needs: the gradients averaged in flattened buckets, the initial LoRA weights broadcast from rank 0, sums
+// of host numbers (validation loss, token counts) and a barrier.
+//
+// Failures are litlora::Error with code ERR_DISTRIBUTED and a message that names the rank that went away:
+// after a collective fails (a peer closed its connections, or nothing arrived within the timeout), every
+// surviving rank marks itself failed in the store, waits a moment, and names the ranks that did not; when the
+// store itself is gone, rank 0 (its host) is the one named. A build whose libtorch has no c10d gives
+// ERR_DISTRIBUTED_UNAVAILABLE.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace litlora::distributed {
+
+struct Options {
+  int rank = 0;
+  int worldSize = 1;
+  std::string masterAddr = "127.0.0.1";
+  int masterPort = 29500;
+  int64_t timeoutMs = 1800000;  // torch.distributed's default: 30 minutes
+  std::string backend = "gloo";  // "gloo" (CPU) or "nccl" (CUDA)
+  int localRank = 0;             // NCCL: this rank's CUDA device index
+};
+
+// The backends this build can create ("gloo", "nccl").
+std::vector<std::string> availableBackends();
+
+struct Stats {
+  int64_t allReduceCalls = 0;  // bucketed gradient all-reduces (one per optimizer step)
+  int64_t buckets = 0;
+  int64_t bytes = 0;           // payload bytes this rank contributed to all-reduces
+  double seconds = 0;          // wall time spent in gradient all-reduces
+};
+
+class ProcessGroup {
+ public:
+  // Rendezvous: blocks until every rank has joined (or the timeout passes), checks that all ranks agree on the
+  // world size and that no rank is taken twice, then connects the process group.
+  explicit ProcessGroup(const Options& options);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  int rank() const { return options_.rank; }
+  int worldSize() const { return options_.worldSize; }
+  const std::string& backend() const { return options_.backend; }
+
+  // Averages the tensors over ranks in place (a sum, then a division by the world size), in flattened buckets
+  // of at most bucketBytes of one dtype and device each (DDP's default bucket is 25 MiB).
+  void allReduceMean(const std::vector<at::Tensor>& tensors, int64_t bucketBytes = 25 << 20);
+  // Element-wise sums over ranks of host numbers (float64).
+  std::vector<double> allReduceSum(const std::vector<double>& values);
+  // Copies rank root's tensors into every rank's, in place.
+  void broadcast(const std::vector<at::Tensor>& tensors, int root = 0);
+  void barrier();
+
+  Stats stats() const { return stats_; }
+
+ private:
+  struct Impl;
+  template <typename Fn>
+  void collective(const char* what, Fn&& fn);
+  [[noreturn]] void failed(const char* what, const std::string& detail, bool timedOut);
+
+  Options options_;
+  std::unique_ptr<Impl> impl_;
+  Stats stats_;
+};
+
+}  // namespace litlora::distributed
