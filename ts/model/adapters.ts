@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { Checkpoint } from '../io/checkpoint.js';
 import { adapterLoraSettings } from '../io/hyperparameters.js';
 import { TensorFile } from '../io/tensorfile.js';
-import { fail, LitloraError } from '../errors.js';
+import { fail } from '../errors.js';
 import type { NativeGpt, NativeTensor } from '../binding.js';
 import type { Config } from './config.js';
 import { nativeGptConfig } from './native_config.js';
@@ -79,7 +79,7 @@ export class ModelAdapters {
         const pairs: [string, NativeTensor][] = [...entries].map(([n, t]) => [n, t.handle]);
         await this.#model.exclusive('adapters.add', () => this.#model.handle.addAdapter(name, config, pairs));
       } catch (e) {
-        if (e instanceof LitloraError) e.message = `${checkpoint.files.lora}: ${e.message}`;
+        if (e instanceof Error && 'code' in e) e.message = `${checkpoint.files.lora}: ${e.message}`;
         throw e;
       } finally {
         for (const [, t] of entries) t.dispose();
