@@ -119,19 +119,22 @@ ProcessGroup::ProcessGroup(const Options& o) : options_(o), impl_(std::make_uniq
       throw Error("ERR_DISTRIBUTED", "two processes joined as " + rankName + " of " + std::to_string(o.worldSize) +
                                          "; give each process its own RANK");
     const std::string ws = std::to_string(o.worldSize);
-    s.set("litlora/world_size/" + std::to_string(o.rank), std::vector<uint8_t>(ws.begin(), ws.end()));
-    s.add("litlora/joined", 1);
     const auto mismatch = [&](int r, const std::string& theirs) {
       return Error("ERR_DISTRIBUTED", "world size mismatch: " + rankName + " was started with a world size of " + ws + ", rank " +
                                           std::to_string(r) + " with " + theirs +
                                           ". Start every rank with the same WORLD_SIZE (--devices × --num_nodes).");
     };
-    // Rank 0's key first: a rank with another world size than rank 0's stops here, before waiting for ranks that
-    // may not exist.
+    // Another rank reads rank 0's world size before it writes its own: rank 0 (the store's host) stops as soon as it
+    // sees a different one, and the other rank must already know why by then. A rank with another world size than
+    // rank 0's then stops here, before waiting for ranks that may not exist.
+    std::string rank0;
     if (o.rank != 0) {
       std::vector<uint8_t> v = s.get("litlora/world_size/0");
-      if (std::string(v.begin(), v.end()) != ws) throw mismatch(0, std::string(v.begin(), v.end()));
+      rank0.assign(v.begin(), v.end());
     }
+    s.set("litlora/world_size/" + std::to_string(o.rank), std::vector<uint8_t>(ws.begin(), ws.end()));
+    s.add("litlora/joined", 1);
+    if (o.rank != 0 && rank0 != ws) throw mismatch(0, rank0);
     std::vector<std::string> keys;
     for (int r = 0; r < o.worldSize; ++r) keys.push_back("litlora/world_size/" + std::to_string(r));
     try {
