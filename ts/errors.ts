@@ -6,7 +6,8 @@ export type ErrorCode =
   | 'ERR_CUDA_OOM' | 'ERR_OOM' | 'ERR_LOAD' | 'ERR_ARG' | 'ERR_IO' | 'ERR_NONFINITE'
   | 'ERR_EXISTS'
   | 'ERR_HUB_AUTH' | 'ERR_HUB_NOT_FOUND' | 'ERR_HUB_INTEGRITY' | 'ERR_NETWORK'
-  | 'ERR_TOOLCHAIN' | 'ERR_LIBTORCH_DOWNLOAD' | 'ERR_LIBTORCH_INTEGRITY';
+  | 'ERR_TOOLCHAIN' | 'ERR_LIBTORCH_DOWNLOAD' | 'ERR_LIBTORCH_INTEGRITY'
+  | 'ERR_GGUF_UNSUPPORTED';
 
 export class LitloraError extends Error {
   readonly code: ErrorCode;
