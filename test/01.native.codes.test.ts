@@ -132,6 +132,7 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_TOOLCHAIN: { coveredBy: 'test/11.install.tools.test.ts', why: 'raised by setup, in a process whose PATH lacks the build tools' },
   ERR_LIBTORCH_DOWNLOAD: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, against a local HTTP server' },
   ERR_LIBTORCH_INTEGRITY: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, for a damaged or unexpected archive' },
+  ERR_GGUF_UNSUPPORTED: { coveredBy: 'test/14.gguf.metadata.test.ts', why: 'needs a checkpoint folder with a tokenizer llama.cpp cannot run' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {

@@ -108,13 +108,14 @@ function specialVocab(dir: string, tokenizer: Json, hfConfig: Json): Pick<GgufVo
     }
     if (p.type !== 'TemplateProcessing') continue;
     const single: Json[] = p.single ?? [];
+    let first: string | undefined, last: string | undefined;
     if (single.length > 1) {
-      const first = single[0]?.SpecialToken?.id;
+      first = single[0]?.SpecialToken?.id;
       if (first) {
         if (!config) bos = first;
         add.set('bos', first === bos || first === cls);
       }
-      const last = single[single.length - 1]?.SpecialToken?.id;
+      last = single[single.length - 1]?.SpecialToken?.id;
       if (last) {
         if (!config) eos = last;
         else if (last !== eos) {
@@ -123,6 +124,21 @@ function specialVocab(dir: string, tokenizer: Json, hfConfig: Json): Pick<GgufVo
           config.eos_token = eos = last;
         }
         add.set('eos', last === eos);
+      }
+    }
+    // The pair template "A [sep] [eos] B" decides add_sep.
+    let pair: Json[] = p.pair ?? [];
+    if (pair.length) {
+      const startAt = first && pair[0]?.SpecialToken?.id === first ? 1 : 0;
+      const stopAt = last && pair[pair.length - 1]?.SpecialToken?.id === last ? pair.length - 1 : pair.length;
+      pair = pair.slice(startAt, stopAt);
+      if (pair.length && pair[0]?.Sequence?.id === 'A' && pair[pair.length - 1]?.Sequence?.id === 'B' && (pair = pair.slice(1, -1)).length) {
+        let addSep = false;
+        const entry = pair[0]?.SpecialToken?.id;
+        if (entry && (entry === sep || entry === eos) && !last) addSep = true;
+        const second = pair.length === 2 ? pair[1]?.SpecialToken?.id : undefined;
+        if (second && (second === sep || second === eos)) addSep = true;
+        add.set('sep', addSep);
       }
     }
   }
