@@ -1,6 +1,7 @@
 // GGUF test models and runners: tiny Hugging Face models made by transformers with real tokenizer fixtures,
 // converted to litgpt folders; greedy tokens from litlora and from node-llama-cpp (llama.cpp's prebuilt CPU
-// binary, float32 KV cache so that an f32 export computes what litlora computes).
+// binary, float32 KV cache so that an f32 export computes what litlora computes; one thread, as llama.cpp's
+// spinning workers crawl on a machine with other work).
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Llama, LlamaModel, Token } from 'node-llama-cpp';
@@ -60,23 +61,31 @@ export async function litloraGreedy(model: Model, prompts: readonly number[][], 
   return out;
 }
 
-/** node-llama-cpp's greedy tokens after each prompt, with optional LoRA adapter files. */
-export async function llamaCppGreedy(modelPath: string, prompts: readonly number[][], n: number, lora: string[] = []): Promise<number[][]> {
+/**
+ * node-llama-cpp's greedy tokens after each prompt, with optional LoRA adapter files. With `forced` (one token
+ * list per prompt), token k is llama.cpp's argmax after the prompt and forced[0..k) — teacher forcing, so that
+ * one differing token does not make every later one differ.
+ */
+export async function llamaCppGreedy(modelPath: string, prompts: readonly number[][], n: number, lora: string[] = [],
+  forced?: readonly number[][]): Promise<number[][]> {
   const llama = await llamaCpp();
   const model: LlamaModel = await llama.loadModel({ modelPath });
   try {
     const context = await model.createContext({
-      contextSize: 256, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+      contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
       ...(lora.length ? { lora: { adapters: lora.map((filePath) => ({ filePath })) } } : {}),
     });
     const out: number[][] = [];
     for (const p of prompts) {
       const seq = context.getSequence();
       const tokens: number[] = [];
-      for await (const t of seq.evaluate(p as Token[], { temperature: 0 })) {
-        tokens.push(t);
+      const it = seq.evaluate(p as Token[], { temperature: 0 });
+      // The generator's next(token) feeds that token instead of the one it generated.
+      for (let r = await it.next(); !r.done; r = await it.next(forced?.[out.length][tokens.length - 1] as Token | undefined)) {
+        tokens.push(r.value);
         if (tokens.length >= n) break;
       }
+      await it.return();
       seq.dispose();
       out.push(tokens);
     }
