@@ -75,7 +75,8 @@ const { getLlama } = await import('node-llama-cpp');
 const llama = await getLlama({ gpu: false, build: 'never' });
 for (const outtype of ['f16', 'q8_0']) {
   const lm = await llama.loadModel({ modelPath: files[outtype] });
-  const ctx = await lm.createContext({ contextSize: 512 });
+  // As many threads as litlora uses (llama.cpp's default, one per core it sees, spins on a shared machine).
+  const ctx = await lm.createContext({ contextSize: 512, threads: getNumThreads() });
   const seq = ctx.getSequence();
   let t0 = 0, n = 0;
   for await (const _ of seq.evaluate(prompt as never, { temperature: 0 })) {
