@@ -138,6 +138,7 @@ const everyCode: Record<ErrorCode, (() => unknown) | { coveredBy: string; why: s
   ERR_LIBTORCH_INTEGRITY: { coveredBy: 'test/11.install.fetch.test.ts', why: 'raised by setup, for a damaged or unexpected archive' },
   ERR_DISTRIBUTED: { coveredBy: 'test/13.distributed.group.test.ts', why: 'needs several processes (ranks) and a rendezvous' },
   ERR_DISTRIBUTED_UNAVAILABLE: { coveredBy: 'native/core/distributed.cc', why: 'raised only by a build whose libtorch has no c10d; this one has Gloo' },
+  ERR_GGUF_UNSUPPORTED: { coveredBy: 'test/14.gguf.metadata.test.ts', why: 'needs a checkpoint folder with a tokenizer llama.cpp cannot run' },
 } as Record<ErrorCode, (() => unknown) | { coveredBy: string; why: string }>;
 
 test('every code in ErrorCode arrives as a LitloraError with that code (or names the test that checks it)', async () => {

@@ -3,7 +3,7 @@ file layouts, random weights (every parameter perturbed, so biases and norm scal
 transformers' init and a wrong mapping cannot hide).
 
     make_hf_model.py FAMILY DIR [--layout single|sharded|bin] [--dtype float32|bfloat16] [--seed N]
-        [--shape tiny|pythia-14m]
+        [--shape tiny|pythia-14m] [--vocab-size N]
 
 FAMILY: gpt_neox | llama | qwen2. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
 model.safetensors.index.json; pytorch_model.bin (torch.save of the state dict, as transformers < 5 wrote it).
@@ -16,35 +16,36 @@ from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaF
                           Qwen2ForCausalLM)
 
 
-def make(family: str, shape: str):
+def make(family: str, shape: str, vocab_size: int = 300):
     if family == "gpt_neox":
         if shape == "pythia-14m":  # EleutherAI/pythia-14m's config.json sizes
             cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
                                 intermediate_size=512, max_position_embeddings=512, rotary_pct=0.25,
                                 tie_word_embeddings=False)
         else:
-            cfg = GPTNeoXConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            cfg = GPTNeoXConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                 intermediate_size=256, max_position_embeddings=128, rotary_pct=0.25,
                                 tie_word_embeddings=False)
         return GPTNeoXForCausalLM(cfg)
     if family == "llama":
-        cfg = LlamaConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                           num_key_value_heads=2, intermediate_size=96, max_position_embeddings=256,
                           tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=500000.0,
                           rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
         return LlamaForCausalLM(cfg)
     if family == "qwen2":
-        cfg = Qwen2Config(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        cfg = Qwen2Config(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                           num_key_value_heads=2, intermediate_size=96, max_position_embeddings=256,
                           tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
         return Qwen2ForCausalLM(cfg)
     raise SystemExit(f"unknown family {family}")
 
 
-def save(family: str, dir: str, layout: str = "single", dtype: str = "float32", seed: int = 0, shape: str = "tiny"):
+def save(family: str, dir: str, layout: str = "single", dtype: str = "float32", seed: int = 0, shape: str = "tiny",
+         vocab_size: int = 300):
     torch.manual_seed(seed)
-    model = make(family, shape)
+    model = make(family, shape, vocab_size)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "norm" in name and name.endswith("weight"):
@@ -73,8 +74,9 @@ def main():
     p.add_argument("--dtype", default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="tiny")
+    p.add_argument("--vocab-size", type=int, default=300)
     a = p.parse_args()
-    save(a.family, a.dir, a.layout, a.dtype, a.seed, a.shape)
+    save(a.family, a.dir, a.layout, a.dtype, a.seed, a.shape, a.vocab_size)
 
 
 if __name__ == "__main__":

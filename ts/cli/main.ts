@@ -27,6 +27,8 @@ export const COMMANDS: Record<string, [string, () => Promise<CommandModule>]> = 
   serve: ['Serve a checkpoint folder and LoRA adapters on it over an OpenAI-compatible HTTP API', () => import('./serve.js')],
   convert_to_litgpt: ['Convert a Hugging Face model folder to litgpt\'s lit_model.pth + model_config.yaml', () => import('./convert_to_litgpt.js')],
   convert_from_litgpt: ['Convert a litgpt folder (base, merged or LoRA) to a Hugging Face transformers folder', () => import('./convert_from_litgpt.js')],
+  convert_to_gguf: ['Convert a litgpt folder (base, merged or LoRA) to a GGUF file for llama.cpp', () => import('./convert_to_gguf.js')],
+  convert_lora_to_gguf: ['Convert a LoRA folder\'s adapter to a GGUF LoRA adapter for llama.cpp', () => import('./convert_lora_to_gguf.js')],
   demo: ['The whole workflow on a small model in a few minutes, nothing downloaded', () => import('./demo.js')],
   doctor: ['Show what litlora found here (Node, build tools, libtorch, CUDA, the addon) and what is missing', () => import('./doctor.js')],
 };

@@ -1,0 +1,103 @@
+// convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2- and
+// GPT-NeoX-family models made by transformers with real tokenizers → litgpt folders → GGUF files that llama.cpp
+// loads and greedy-decodes to the same tokens as litlora; Q8_0 blocks byte-identical to gguf-py's quantizer.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { convertToGguf } from '../ts/gguf/convert.js';
+import { Model } from '../ts/index.js';
+import { agreement, litloraGreedy, llamaCppGreedy, makeGgufModels, type GgufTestFamily } from './helpers/gguf.js';
+import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
+
+const temp = tempFolders();
+test.after(() => temp.removeAll());
+
+const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
+const PROMPTS = [[5, 9, 33, 100], [1000, 7, 1999, 12, 13, 14], [42], [300, 301, 302, 303, 304, 305, 306, 307]];
+const N = 16;
+let dirs: Record<string, string> = {};
+const greedy: Record<string, number[][]> = {};
+
+test.before(async () => {
+  dirs = await makeGgufModels(temp.make('gguf'), FAMILIES);
+  for (const f of FAMILIES) {
+    const model = await Model.load(dirs[f]);
+    try {
+      greedy[f] = await litloraGreedy(model, PROMPTS, N);
+    } finally {
+      model.dispose();
+    }
+  }
+});
+
+for (const family of FAMILIES) {
+  test(`${family}: the f32 GGUF greedy-decodes in llama.cpp to litlora's tokens`, async () => {
+    const out = join(dirs[family], 'model-f32.gguf');
+    const r = await convertToGguf(dirs[family], out, { outtype: 'f32' });
+    assert.is(r.architecture, { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' }[family]);
+    assert.ok(existsSync(out));
+    assert.equal(await llamaCppGreedy(out, PROMPTS, N), greedy[family]);
+  });
+}
+
+test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; bf16 holds the f32 export\'s values rounded to bfloat16', async () => {
+  const f16 = join(dirs.llama, 'model-f16.gguf'), bf16 = join(dirs.llama, 'model-bf16.gguf');
+  await convertToGguf(dirs.llama, f16, { outtype: 'f16' });
+  const share = agreement(await llamaCppGreedy(f16, PROMPTS, N, [], greedy.llama), greedy.llama);
+  assert.ok(share >= 0.95, `f16: ${share} of litlora's greedy tokens`);
+  // llama.cpp's CPU bf16 kernels are too slow here for a decode; the file is checked by gguf-py instead.
+  await convertToGguf(dirs.llama, bf16, { outtype: 'bf16' });
+  const f32 = join(dirs.llama, 'model-f32.gguf');
+  if (!existsSync(f32)) await convertToGguf(dirs.llama, f32, { outtype: 'f32' });
+  const r = runPython(`
+import torch
+from gguf import GGUFReader
+from gguf.constants import GGMLQuantizationType as Q
+a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(bf16)})
+tb = {t.name: t for t in b.tensors}
+n = 0
+for t in a.tensors:
+    u = tb[t.name]
+    want = Q.F32 if len(t.shape) == 1 else Q.BF16
+    assert u.tensor_type == want, (t.name, u.tensor_type)
+    if want == Q.BF16:
+        x = torch.from_numpy(np.array(t.data, dtype=np.float32)).to(torch.bfloat16).view(torch.int16).numpy()
+        assert (np.array(u.data).view(np.int16).reshape(x.shape) == x).all(), t.name
+        n += 1
+print(n)`);
+  assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
+});
+
+test('q8_0: every Q8_0 tensor is byte-identical to gguf-py\'s quantization of the f32 export; llama.cpp agrees with litlora on ≥ 95% of greedy tokens', async () => {
+  for (const family of FAMILIES) {
+    const f32 = join(dirs[family], 'model-f32.gguf'), q8 = join(dirs[family], 'model-q8_0.gguf');
+    if (!existsSync(f32)) await convertToGguf(dirs[family], f32, { outtype: 'f32' });
+    await convertToGguf(dirs[family], q8, { outtype: 'q8_0' });
+    const r = runPython(`
+from gguf import GGUFReader
+from gguf.quants import quantize
+from gguf.constants import GGMLQuantizationType as Q
+a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(q8)})
+tb = {t.name: t for t in b.tensors}
+n = 0
+for t in a.tensors:
+    u = tb[t.name]
+    if len(t.shape) == 1 or t.name == 'rope_freqs.weight':
+        assert u.tensor_type == Q.F32, (t.name, u.tensor_type)
+        continue
+    assert u.tensor_type == Q.Q8_0, (t.name, u.tensor_type)
+    data = np.array(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)])
+    q = quantize(data, Q.Q8_0)
+    assert (np.array(u.data).reshape(q.shape) == q).all(), t.name
+    n += 1
+print(n)`);
+    assert.ok(Number(r.stdout.trim()) >= 7, `${family}: ${r.stdout}`);
+    // Teacher-forced: each of litlora's greedy tokens against llama.cpp's argmax after the same prefix.
+    const share = agreement(await llamaCppGreedy(q8, PROMPTS, N, [], greedy[family]), greedy[family]);
+    assert.ok(share >= 0.95, `${family} q8_0: ${share} of litlora's greedy tokens`);
+  }
+});
+
+test.run();

@@ -1,0 +1,202 @@
+// GGUF metadata fidelity, LoRA adapters and bad input: every key and value convert_to_gguf writes equals what
+// llama.cpp's convert_hf_to_gguf.py writes for the Hugging Face folder of the same model (test/reference/
+// gguf_expected.py: the script's logic with transformers' AutoTokenizer and gguf-py's SpecialVocab), read back
+// by gguf-py's GGUFReader; the adapter GGUF over the base GGUF decodes in llama.cpp as litlora's runtime LoRA;
+// unsupported models and tokenizers are refused with ERR_GGUF_UNSUPPORTED before any file is written; a killed
+// export leaves nothing under the final name.
+import { spawn } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { packageRoot } from '../ts/addon_loader.js';
+import { convertToGguf } from '../ts/gguf/convert.js';
+import { convertLoraToGguf } from '../ts/gguf/lora.js';
+import { convertFromLitgpt } from '../ts/interop/convert_from_litgpt.js';
+import { Model, OutDir, normalizeLora, readConfig } from '../ts/index.js';
+import { runCli } from '../ts/cli/main.js';
+import { assertCode } from './helpers/assert.js';
+import { litloraGreedy, llamaCppGreedy, makeGgufModels, QWEN2_CHAT_TEMPLATE, TOKENIZERS, type GgufTestFamily } from './helpers/gguf.js';
+import { randomizeAdapter } from './helpers/model.js';
+import { runPython } from './helpers/python.js';
+import { tempFolders } from './helpers/temp.js';
+
+const temp = tempFolders();
+test.after(() => temp.removeAll());
+
+const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
+const ARCH: Record<GgufTestFamily, string> = { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' };
+const PRE: Record<GgufTestFamily, string> = { llama: 'llama-bpe', qwen2: 'qwen2', gpt_neox: 'gpt-2' };
+let root = '';
+let dirs: Record<string, string> = {};
+
+test.before(async () => {
+  root = temp.make('gguf-md');
+  dirs = await makeGgufModels(root, FAMILIES);
+});
+
+const REF = JSON.stringify(join(packageRoot, 'test', 'reference'));
+
+test('metadata: every key and value as convert_hf_to_gguf.py writes them for the same model (f32 and q8_0)', async () => {
+  for (const family of FAMILIES) {
+    const hf = join(root, `${family}-hf`);
+    await convertFromLitgpt(dirs[family], hf);
+    for (const [outtype, fileType] of [['f32', 0], ['q8_0', 7]] as const) {
+      const out = join(root, `${family}-${outtype}.gguf`);
+      await convertToGguf(dirs[family], out, { outtype });
+      const r = runPython(`
+import json, sys
+sys.path.insert(0, ${REF})
+import gguf_expected as g
+exp = g.expected(${JSON.stringify(hf)}, ${JSON.stringify(family)}, ${fileType})
+got, tensors = g.read(${JSON.stringify(out)})
+bad = []
+for k in sorted(set(exp) | set(got)):
+    if k in ("general.name", "tokenizer.ggml.pre"):
+        continue
+    a, b = exp.get(k, "<missing>"), got.get(k, "<missing>")
+    if isinstance(a, float) and isinstance(b, float):
+        ok = abs(a - b) <= 1e-6 * abs(a)
+    else:
+        ok = a == b
+    if not ok:
+        bad.append(f"{k}: expected {str(a)[:80]}, got {str(b)[:80]}")
+print(json.dumps({"bad": bad, "pre": got.get("tokenizer.ggml.pre"), "name": got.get("general.name"),
+                  "template": got.get("tokenizer.chat_template"), "tensors": tensors, "keys": len(got)}))`);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      assert.equal(res.bad, [], `${family} ${outtype}`);
+      assert.is(res.pre, PRE[family]);
+      assert.ok(res.keys >= 15, `${family}: ${res.keys} keys`);
+      const names = (res.tensors as [string, number[], string][]).map(([n]) => n);
+      assert.ok(names.includes('token_embd.weight') && names.includes('blk.1.ffn_down.weight'), names.join(','));
+      if (family === 'qwen2') assert.is(res.template, QWEN2_CHAT_TEMPLATE);
+      if (family === 'llama') assert.ok(names.includes('rope_freqs.weight') && names.includes('blk.0.attn_q.weight') && !names.includes('output.weight'));
+      if (family === 'gpt_neox') assert.ok(names.includes('blk.0.attn_qkv.bias') && names.includes('output.weight'));
+    }
+  }
+});
+
+/** A LoRA folder on the base `dir` with random (nonzero) A and B. */
+async function loraFolder(family: GgufTestFamily, lora: Record<string, unknown>): Promise<string> {
+  const out = join(root, `${family}-lora-${Object.keys(lora).join('-')}`);
+  const model = await Model.load(dirs[family], { lora });
+  try {
+    await randomizeAdapter(model, 11, 0.5);
+    const s = normalizeLora(lora);
+    await new OutDir(join(root, 'lit')).writeLoraCheckpoint(out, {
+      loraTensors: await model.adapter!.tensors(), config: await readConfig(join(dirs[family], 'model_config.yaml')),
+      hyperparameters: {
+        checkpoint_dir: dirs[family], lora_r: s.r, lora_alpha: s.alpha, lora_dropout: 0, lora_query: s.query, lora_key: s.key,
+        lora_value: s.value, lora_projection: s.projection, lora_mlp: s.mlp, lora_head: s.head,
+      },
+      tokenizerFrom: dirs[family],
+    });
+  } finally {
+    model.dispose();
+  }
+  return out;
+}
+
+const PROMPTS = [[5, 9, 33, 100], [1000, 7, 1999, 12, 13, 14], [42]];
+
+for (const family of FAMILIES) {
+  test(`${family}: the LoRA adapter GGUF over the base GGUF decodes in llama.cpp as litlora's runtime LoRA`, async () => {
+    const lora = await loraFolder(family, { r: 4, alpha: 8, query: true, key: true, value: true, projection: true, mlp: true, head: false });
+    const base = join(root, `${family}-base.gguf`), adapter = join(root, `${family}-adapter.gguf`);
+    await convertToGguf(dirs[family], base, { outtype: 'f32' });
+    const r = await convertLoraToGguf(lora, adapter, { outtype: 'f32' });
+    assert.is(r.architecture, ARCH[family]);
+    const py = runPython(`
+import json, sys
+sys.path.insert(0, ${REF})
+import gguf_expected as g
+got, tensors = g.read(${JSON.stringify(adapter)})
+print(json.dumps({"type": got["general.type"], "adapter": got["adapter.type"], "alpha": got["adapter.lora.alpha"],
+                  "arch": got["general.architecture"], "tensors": tensors}))`);
+    const md = JSON.parse(py.stdout.trim().split('\n').pop()!);
+    assert.equal([md.type, md.adapter, md.alpha, md.arch], ['adapter', 'lora', 8, ARCH[family]]);
+    const names = (md.tensors as [string, number[], string][]).map(([n]) => n);
+    if (family === 'gpt_neox') assert.ok(names.includes('blk.0.attn_qkv.weight.lora_a'), names.join(','));
+    else assert.ok(names.includes('blk.0.attn_q.weight.lora_b') && names.includes('blk.1.attn_v.weight.lora_a'), names.join(','));
+    const model = await Model.load(lora, { mode: 'runtime' });
+    let want: number[][];
+    try {
+      want = await litloraGreedy(model, PROMPTS, 12);
+    } finally {
+      model.dispose();
+    }
+    const plain = await llamaCppGreedy(base, PROMPTS, 12);
+    assert.not.equal(plain, want, 'the adapter changes the greedy tokens');
+    assert.equal(await llamaCppGreedy(base, PROMPTS, 12, [adapter]), want);
+    // A LoRA-only folder exported whole (merged on the fly) decodes the same.
+    const merged = join(root, `${family}-merged.gguf`);
+    const m = await convertToGguf(lora, merged, { outtype: 'f32' });
+    assert.ok(m.merged);
+    assert.equal(await llamaCppGreedy(merged, PROMPTS, 12), want);
+  });
+}
+
+test('CLI: convert_to_gguf writes the same file as the API; an existing file needs --force (ERR_EXISTS)', async () => {
+  const out = join(root, 'cli.gguf');
+  let text = '', err = '';
+  const io = { out: (t: string) => { text += t; }, err: (t: string) => { err += t; }, cwd: root };
+  assert.is(await runCli(['convert_to_gguf', dirs.llama, out, '--outtype', 'q8_0'], io), 0, err);
+  assert.ok(text.includes(`Saved the GGUF model to ${out}`), text);
+  const api = join(root, 'api.gguf');
+  await convertToGguf(dirs.llama, api, { outtype: 'q8_0' });
+  assert.ok(readFileSync(out).equals(readFileSync(api)));
+  assert.is(await runCli(['convert_to_gguf', dirs.llama, out], io), 1);
+  assert.match(err, /litlora convert_to_gguf: error \[ERR_EXISTS\]/);
+});
+
+test('bad input: an unsupported tokenizer or model is refused with ERR_GGUF_UNSUPPORTED and writes nothing', async () => {
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ['spm', (d) => { for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TOKENIZERS, 'llama2', f), join(d, f)); }, /byte-fallback, SentencePiece-style/],
+    ['regex', (d) => {
+      const t = JSON.parse(readFileSync(join(d, 'tokenizer.json'), 'utf8'));
+      t.pre_tokenizer.pretokenizers[0].pattern.Regex = '\\p{L}+|\\s+';
+      writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(t));
+    }, /split regex .* is not one llama\.cpp implements/],
+    ['notok', (d) => { writeFileSync(join(d, 'tokenizer.json'), JSON.stringify({ model: { type: 'Unigram', vocab: [] } })); }, /a Unigram tokenizer/],
+    ['vocab', (d) => {
+      const t = JSON.parse(readFileSync(join(d, 'tokenizer.json'), 'utf8'));
+      t.added_tokens.push({ id: 9000, content: '<|extra|>', special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
+      writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(t));
+    }, /token id 9000, but the model's embedding has 2505 rows/],
+    ['arch', (d) => {
+      const yaml = readFileSync(join(d, 'model_config.yaml'), 'utf8').replace(/mlp_class_name: \w+/, 'mlp_class_name: GemmaMLP');
+      writeFileSync(join(d, 'model_config.yaml'), yaml);
+    }, /./],
+  ];
+  for (const [name, damage, message] of cases) {
+    const d = join(root, `bad-${name}`);
+    cpSync(dirs.llama, d, { recursive: true });
+    damage(d);
+    const out = join(root, `bad-${name}.gguf`);
+    await assertCode(() => convertToGguf(d, out, { outtype: 'f32' }), name === 'arch' ? 'ERR_CONFIG' : 'ERR_GGUF_UNSUPPORTED', message);
+    assert.not.ok(existsSync(out), name);
+  }
+  assert.equal(readdirSync(root).filter((f) => f.startsWith('.bad-')), []);
+});
+
+test('an export killed mid-write leaves no file under the final name; the next export replaces its partial', async () => {
+  const out = join(root, 'killed.gguf');
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', `
+import('${join(packageRoot, 'ts', 'gguf', 'writer.ts')}').then(async (w) => {
+  const md = new w.GgufMetadata().string('general.architecture', 'llama');
+  const tensors = Array.from({ length: 64 }, (_, i) => ({ name: 't' + i, shape: [256, 256], type: w.GGML_TYPE.F32,
+    data: async () => { if (i === 3) { process.stdout.write('mid\\n'); await new Promise((r) => setTimeout(r, 60000)); } return new Uint8Array(256 * 256 * 4); } }));
+  await w.writeGguf(${JSON.stringify(out)}, md, tensors);
+});`], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.on('data', (d) => { if (String(d).includes('mid')) resolve(); }));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  assert.not.ok(existsSync(out));
+  const partials = readdirSync(root).filter((f) => f.startsWith('.killed.gguf.tmp-'));
+  assert.is(partials.length, 1, 'the killed writer left its partial under a hidden temporary name');
+  await convertToGguf(dirs.llama, out, { outtype: 'f32' });
+  assert.ok(existsSync(out));
+  assert.equal(readdirSync(root).filter((f) => f.startsWith('.killed.gguf.tmp-')), [], 'the next export removed the dead writer\'s partial');
+});
+
+test.run();

@@ -1,0 +1,211 @@
+// The GGUF file format (version 3), as llama.cpp's ggml/gguf.cpp reads it and gguf-py's GGUFWriter writes it:
+//
+//   "GGUF" · u32 version · u64 tensor count · u64 KV count
+//   KV pairs:     string key · u32 value type · value (arrays: u32 item type · u64 count · items)
+//   tensor infos: string name · u32 n_dims · u64 dims (ggml order: fastest-varying first, the reverse of a
+//                 PyTorch shape) · u32 ggml type · u64 offset of its data from the start of the data section
+//   padding to ALIGNMENT, then each tensor's data, each padded to ALIGNMENT
+//
+// Strings are a u64 byte length and UTF-8 bytes, everything little-endian. The header is built in memory (its
+// largest part is the vocabulary); tensor data is streamed one tensor at a time, the next one produced while
+// the current one is written, into a temporary sibling that is fsynced and renamed over the target, so a reader
+// (or a crash) never sees a partial file under the final name.
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fail } from '../errors.js';
+import { fsyncDir, tempSibling } from '../io/atomic.js';
+
+export const GGUF_VERSION = 3;
+/** general.alignment's default; the writer does not write the key. */
+export const GGUF_ALIGNMENT = 32;
+
+/** ggml tensor types litlora writes (ggml.h's enum ggml_type). */
+export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+export type GgmlType = (typeof GGML_TYPE)[keyof typeof GGML_TYPE];
+
+/** Q8_0: blocks of 32 values, each an f16 scale and 32 int8s. */
+export const Q8_0_BLOCK = 32;
+export const Q8_0_BLOCK_BYTES = 2 + Q8_0_BLOCK;
+
+/** GGUF metadata value types (gguf.h's enum gguf_type). */
+const VT = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 } as const;
+
+export type GgufScalar =
+  | { type: 'u32'; value: number } | { type: 'i32'; value: number } | { type: 'f32'; value: number }
+  | { type: 'bool'; value: boolean } | { type: 'string'; value: string } | { type: 'u64'; value: number };
+export type GgufArray =
+  | { type: 'string[]'; value: readonly string[] } | { type: 'i32[]'; value: ArrayLike<number> }
+  | { type: 'f32[]'; value: ArrayLike<number> };
+export type GgufValue = GgufScalar | GgufArray;
+
+/** Metadata in insertion order (llama.cpp does not care about the order; gguf-py keeps the writer's). */
+export class GgufMetadata {
+  readonly entries = new Map<string, GgufValue>();
+  set(key: string, value: GgufValue): this {
+    this.entries.set(key, value);
+    return this;
+  }
+  u32(key: string, value: number): this { return this.set(key, { type: 'u32', value }); }
+  f32(key: string, value: number): this { return this.set(key, { type: 'f32', value }); }
+  bool(key: string, value: boolean): this { return this.set(key, { type: 'bool', value }); }
+  string(key: string, value: string): this { return this.set(key, { type: 'string', value }); }
+}
+
+export interface GgufTensorInfo {
+  name: string;
+  /** PyTorch order (rows first); written reversed. */
+  shape: readonly number[];
+  type: GgmlType;
+}
+
+/** One tensor to write: its info and a function producing its bytes (called once, in order). */
+export interface GgufTensor extends GgufTensorInfo {
+  data: () => Promise<Uint8Array>;
+}
+
+/** The data size of a tensor of `shape` stored as `type`. */
+export function ggmlBytes(shape: readonly number[], type: GgmlType): number {
+  const n = shape.reduce((a, b) => a * b, 1);
+  switch (type) {
+    case GGML_TYPE.F32: return n * 4;
+    case GGML_TYPE.F16: case GGML_TYPE.BF16: return n * 2;
+    case GGML_TYPE.Q8_0: {
+      const cols = shape[shape.length - 1];
+      if (cols % Q8_0_BLOCK !== 0) fail('ERR_SHAPE', `Q8_0 needs rows of a multiple of ${Q8_0_BLOCK} values, got ${cols}`);
+      return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+    }
+  }
+}
+
+const pad = (n: number) => (GGUF_ALIGNMENT - (n % GGUF_ALIGNMENT)) % GGUF_ALIGNMENT;
+
+/** A growable little-endian byte buffer for the header. */
+class ByteWriter {
+  #buf = Buffer.alloc(1 << 16);
+  length = 0;
+  #room(n: number): void {
+    if (this.length + n <= this.#buf.length) return;
+    const next = Buffer.alloc(Math.max(this.#buf.length * 2, this.length + n));
+    this.#buf.copy(next, 0, 0, this.length);
+    this.#buf = next;
+  }
+  u8(v: number): void { this.#room(1); this.#buf.writeUInt8(v, this.length); this.length += 1; }
+  u32(v: number): void { this.#room(4); this.#buf.writeUInt32LE(v >>> 0, this.length); this.length += 4; }
+  i32(v: number): void { this.#room(4); this.#buf.writeInt32LE(v | 0, this.length); this.length += 4; }
+  f32(v: number): void { this.#room(4); this.#buf.writeFloatLE(v, this.length); this.length += 4; }
+  u64(v: number): void { this.#room(8); this.#buf.writeBigUInt64LE(BigInt(v), this.length); this.length += 8; }
+  string(s: string): void {
+    const bytes = Buffer.from(s, 'utf8');
+    this.u64(bytes.length);
+    this.#room(bytes.length);
+    bytes.copy(this.#buf, this.length);
+    this.length += bytes.length;
+  }
+  zeros(n: number): void { this.#room(n); this.#buf.fill(0, this.length, this.length + n); this.length += n; }
+  bytes(): Buffer { return this.#buf.subarray(0, this.length); }
+}
+
+function writeValue(w: ByteWriter, v: GgufValue): void {
+  switch (v.type) {
+    case 'u32': w.u32(VT.U32); w.u32(v.value); return;
+    case 'i32': w.u32(VT.I32); w.i32(v.value); return;
+    case 'f32': w.u32(VT.F32); w.f32(v.value); return;
+    case 'u64': w.u32(VT.U64); w.u64(v.value); return;
+    case 'bool': w.u32(VT.BOOL); w.u8(v.value ? 1 : 0); return;
+    case 'string': w.u32(VT.STRING); w.string(v.value); return;
+    case 'string[]': w.u32(VT.ARRAY); w.u32(VT.STRING); w.u64(v.value.length); for (const s of v.value) w.string(s); return;
+    case 'i32[]': w.u32(VT.ARRAY); w.u32(VT.I32); w.u64(v.value.length); for (let i = 0; i < v.value.length; i++) w.i32(v.value[i]); return;
+    case 'f32[]': w.u32(VT.ARRAY); w.u32(VT.F32); w.u64(v.value.length); for (let i = 0; i < v.value.length; i++) w.f32(v.value[i]); return;
+  }
+}
+
+/** The header (through the padding before the data) and each tensor's offset in the data section. */
+export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorInfo[]): { header: Buffer; offsets: number[]; dataBytes: number } {
+  const w = new ByteWriter();
+  w.u32(0x46554747);  // "GGUF"
+  w.u32(GGUF_VERSION);
+  w.u64(tensors.length);
+  w.u64(metadata.entries.size);
+  for (const [key, value] of metadata.entries) {
+    w.string(key);
+    writeValue(w, value);
+  }
+  const offsets: number[] = [];
+  let offset = 0;
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    if (seen.has(t.name)) fail('ERR_ARG', `GGUF: the tensor name ${t.name} appears twice`);
+    seen.add(t.name);
+    w.string(t.name);
+    w.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) w.u64(d);
+    w.u32(t.type);
+    w.u64(offset);
+    offsets.push(offset);
+    const bytes = ggmlBytes(t.shape, t.type);
+    offset += bytes + pad(bytes);
+  }
+  w.zeros(pad(w.length));
+  return { header: w.bytes(), offsets, dataBytes: offset };
+}
+
+export interface GgufWriteStats {
+  bytesWritten: number;
+  tensors: number;
+}
+
+/**
+ * Writes a GGUF file atomically: `path` is either the previous file or the complete new one. `onTensor` is
+ * called after each tensor's bytes are written.
+ */
+export async function writeGguf(path: string, metadata: GgufMetadata, tensors: readonly GgufTensor[],
+  onTensor?: (done: number, total: number) => void): Promise<GgufWriteStats> {
+  const { header, dataBytes } = ggufHeader(metadata, tensors);
+  const tmp = tempSibling(path);
+  const handle = await open(tmp, 'w', 0o644);
+  let ok = false;
+  try {
+    let position = 0;
+    const write = async (bytes: Uint8Array) => {
+      let done = 0;
+      while (done < bytes.length) {
+        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position);
+        done += bytesWritten;
+        position += bytesWritten;
+      }
+    };
+    await write(header);
+    const zeros = new Uint8Array(GGUF_ALIGNMENT);
+    // The next tensor is produced while the current one is written.
+    let next: Promise<Uint8Array> | null = tensors.length ? tensors[0].data() : null;
+    for (let i = 0; i < tensors.length; i++) {
+      const bytes = await next!;
+      next = i + 1 < tensors.length ? tensors[i + 1].data() : null;
+      next?.catch(() => {});  // awaited on the next turn; a failure there is reported then
+      const expected = ggmlBytes(tensors[i].shape, tensors[i].type);
+      if (bytes.length !== expected) {
+        fail('ERR_SHAPE', `GGUF: tensor ${tensors[i].name} has ${bytes.length} bytes of data, expected ${expected}`);
+      }
+      await write(bytes);
+      await write(zeros.subarray(0, pad(bytes.length)));
+      onTensor?.(i + 1, tensors.length);
+    }
+    if (position !== header.length + dataBytes) fail('ERR_IO', `GGUF: wrote ${position} bytes, expected ${header.length + dataBytes}`);
+    await handle.sync();
+    ok = true;
+    return { bytesWritten: position, tensors: tensors.length };
+  } finally {
+    await handle.close();
+    if (ok) {
+      try {
+        await rename(tmp, path);
+      } catch (e) {
+        await rm(tmp, { force: true });
+        throw e;
+      }
+      await fsyncDir(dirname(path));
+    } else {
+      await rm(tmp, { force: true });
+    }
+  }
+}
