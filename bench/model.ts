@@ -8,7 +8,7 @@
 // alike instead of one whole run. Reported: tokens/s of the median step and of the fastest step per side
 // (the fastest is the least disturbed by other processes: load only ever adds time), and peak RSS.
 //
-// Flags: --reps N (timed steps per side, default 6), --models 14m,70m[,tiny-llama], --threads N (default 2),
+// Flags: --reps N (timed steps per side, default 6), --models 14m,70m[,tiny-llama][,qwen3-0.6b], --threads N (default 2),
 // --device cpu|cuda, --dtype float32|bfloat16. On a GPU: `--models tiny-llama --device cuda --dtype bfloat16`
 // (tiny-llama-1.1b's config, bf16-true on both sides; PyTorch's torch.cuda.max_memory_allocated is printed).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -31,6 +31,10 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   'tiny-llama': { name: 'tiny-llama-1.1b', block_size: 2048, n_layer: 22, n_embd: 2048, n_head: 32, n_query_groups: 4,
     rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm', norm_eps: 1e-5,
     mlp_class_name: 'LLaMAMLP', intermediate_size: 5632, vocab_size: 32000, padded_vocab_size: 32000, padding_multiple: 64 },
+  // litgpt's Qwen3-0.6B: per-head q/k norms (norm_qk), GQA 16/8, head_size 128 ≠ n_embd / n_head, tied-size vocabulary.
+  'qwen3-0.6b': { name: 'Qwen3-0.6B', block_size: 40960, vocab_size: 151643, padded_vocab_size: 151936, n_layer: 28, n_head: 16,
+    n_embd: 1024, n_query_groups: 8, rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm',
+    mlp_class_name: 'LLaMAMLP', intermediate_size: 3072, norm_eps: 1e-6, rope_base: 1000000, head_size: 128, norm_qk: true },
 };
 const LORA = LORA_DEFAULTS; // litgpt finetune lora's defaults
 const BATCH = 4, TIME = 256;

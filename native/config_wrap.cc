@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -63,6 +64,18 @@ class FieldReader {
     for (const char* c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
     throw Error("ERR_CONFIG", where_ + "." + key + ": expected one of " + list + ", got '" + s + "'");
   }
+  std::vector<bool> booleans(const char* key) const {
+    Napi::Value v = get(key);
+    LITLORA_CHECK(v.IsArray(), "ERR_CONFIG", where_ << "." << key << ": expected a list of true/false");
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<bool> out;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value e = a.Get(i);
+      LITLORA_CHECK(e.IsBoolean(), "ERR_CONFIG", where_ << "." << key << "[" << i << "]: expected true or false");
+      out.push_back(e.As<Napi::Boolean>().Value());
+    }
+    return out;
+  }
   FieldReader object(const char* key) const { return FieldReader(get(key), where_ + "." + key); }
 
  private:
@@ -98,6 +111,14 @@ gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argN
   c.ropeCondenseRatio = f.number("ropeCondenseRatio");
   c.ropeBase = f.number("ropeBase");
   c.scaleEmbeddings = f.boolean("scaleEmbeddings");
+  static constexpr gpt::NormQk kNormQks[] = {gpt::NormQk::None, gpt::NormQk::PerHead, gpt::NormQk::Full};
+  c.normQk = kNormQks[f.choice("normQk", {"none", "default", "olmo2"})];
+  c.postAttentionNorm = f.boolean("postAttentionNorm");
+  c.postMlpNorm = f.boolean("postMlpNorm");
+  c.attentionLogitSoftcapping = f.optionalNumber("attentionLogitSoftcapping");
+  c.finalLogitSoftcapping = f.optionalNumber("finalLogitSoftcapping");
+  c.slidingWindowSize = f.integer("slidingWindowSize");
+  c.slidingWindowLayers = f.booleans("slidingWindowLayers");
   c.attentionScoresScalar = f.optionalNumber("attentionScoresScalar");
   static constexpr gpt::RopeScaling kScalings[] = {gpt::RopeScaling::None, gpt::RopeScaling::Linear, gpt::RopeScaling::Llama3};
   c.ropeScaling = kScalings[f.choice("ropeScaling", {"none", "linear", "llama3"})];

@@ -1,11 +1,12 @@
 // Config: litgpt's derived values for every named config, validation errors, and model_config.yaml as PyYAML
 // writes it.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configToYaml, normalizeConfig, readConfig, writeConfig } from '../ts/model/config.js';
-import { configFromName, configNames } from '../ts/model/configs.js';
+import { configFromName, configNames, namedConfigInput } from '../ts/model/configs.js';
+import { packageRoot } from '../ts/addon_loader.js';
 import { assertCode } from './helpers/assert.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
@@ -49,6 +50,28 @@ test('derived values of every named config', () => {
   assert.is(configFromName('TinyLlama-1.1B-Chat-v1.0').name, 'tiny-llama-1.1b-chat');
   assert.is(configFromName('pythia-14m', { n_layer: 2 }).n_layer, 2);
   assert.ok(configNames().length >= 16);
+});
+
+// litgpt's name_to_config entries as litgpt lists them, written by test/reference/litgpt_config_names.py from
+// litgpt/config.py (the commit is in the file's "source").
+const LITGPT_CONFIGS = (JSON.parse(readFileSync(join(packageRoot, 'test', 'fixtures', 'litgpt', 'config_names.json'), 'utf8')) as
+  { configs: Record<string, unknown>[] }).configs;
+
+test('every named config is litgpt\'s entry of that name, field for field; every dense Qwen3 and Gemma 2 of litgpt is there', () => {
+  const litgpt = new Map(LITGPT_CONFIGS.map((c) => [c.name as string, c]));
+  for (const name of configNames()) {
+    assert.ok(litgpt.has(name), `${name} is not a litgpt config name`);
+    assert.equal(namedConfigInput(name), litgpt.get(name), name);
+  }
+  const qwen3Dense = LITGPT_CONFIGS.filter((c) => String(c.name).startsWith('Qwen3-') && c.mlp_class_name !== 'LLaMAMoE').map((c) => c.name);
+  assert.is(qwen3Dense.length, 13);
+  const gemma2 = LITGPT_CONFIGS.filter((c) => String(c.name).startsWith('Gemma-2-')).map((c) => c.name);
+  assert.is(gemma2.length, 6);
+  for (const name of [...qwen3Dense, ...gemma2]) assert.ok(configNames().includes(name as string), `${name} is missing`);
+  // README.md publishes the list.
+  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  const listed = /Named configs [^:]*: ([^.]+(?:\.\d[^.]*)*)\./.exec(readme)?.[1] ?? '';
+  assert.equal(listed.split(', '), configNames());
 });
 
 test('every named config: our YAML is a fixed point of PyYAML safe_load + dump', () => {

@@ -120,7 +120,12 @@ test('Llama-family names and shapes (GQA, no biases, RMSNorm), Qwen2.5 qkv bias,
   const real = initConfig({ modelName: 'pythia-410m', keepVocabSize: true });
   assert.equal([real.vocab_size, real.padded_vocab_size], [50254, 50304]);
   assert.is(baseParameters(real).reduce((s, [, sh]) => s + sh.reduce((x, y) => x * y, 1), 0), 405334016); // ~1.6 GB in fp32
-  await assertCode(() => baseParameters(initConfig({ config: { n_embd: 64, n_head: 4, norm_qk: true } })), 'ERR_CONFIG', /norm_qk/);
+  await assertCode(() => baseParameters(initConfig({ config: { n_embd: 64, n_head: 4, n_expert: 4 } })), 'ERR_CONFIG', /mixture of experts/);
+  // query/key norms: per head (Qwen3) or over every head's channels (OLMo 2), after attn.proj as litgpt registers them.
+  const qk = (type: 'default' | 'olmo2') => baseParameters(initConfig({ config: { n_layer: 1, n_embd: 64, n_head: 4, n_query_groups: 2,
+    norm_class_name: 'RMSNorm', bias: false, norm_qk: true, norm_qk_type: type } })).map(([n, s]) => `${n}:${s.join('x')}`).slice(4, 7);
+  assert.equal(qk('default'), ['transformer.h.0.attn.proj.weight:64x64', 'transformer.h.0.attn.norm_q.weight:16', 'transformer.h.0.attn.norm_k.weight:16']);
+  assert.equal(qk('olmo2'), ['transformer.h.0.attn.proj.weight:64x64', 'transformer.h.0.attn.norm_q.weight:64', 'transformer.h.0.attn.norm_k.weight:32']);
 });
 
 test('weights are random with std 0.02 and depend on the seed', async () => {

@@ -1,16 +1,16 @@
 // The native GPT against the plain-PyTorch reference (test/reference/gpt_reference.py): logits, loss and
-// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA).
+// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA), with q/k norms.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
 const ALL: LoraOptions = { r: 4, alpha: 8, dropout: 0, query: true, key: true, value: true, projection: true, mlp: true, head: true };
 
-const cases: { what: string; config: ModelConfig; lora: LoraOptions }[] = [
+const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boolean }[] = [
   { what: 'Pythia, MHA, LoRA on every target', config: pythiaTiny, lora: ALL },
   {
     what: 'Pythia, shared attention norm, tanh gelu, lm_head bias, q+v',
@@ -30,6 +30,23 @@ const cases: { what: string; config: ModelConfig; lora: LoraOptions }[] = [
       parallel_residual: true, rope_adjustments: null, n_query_groups: 4 },
     lora: ALL,
   },
+  {
+    what: 'Qwen3-style: per-head q/k RMSNorm (norm_qk), GQA, head_size 16 ≠ n_embd / n_head, LoRA on every target',
+    config: { ...llamaTiny, name: 'qwen3-tiny', norm_qk: true, head_size: 16, rope_adjustments: null, rope_base: 1000000 },
+    lora: ALL, norms: true,
+  },
+  {
+    what: 'OLMo-2-style q/k norm (norm_qk_type olmo2: over all heads\' channels), GQA, q+k+v',
+    config: { ...llamaTiny, name: 'olmo2-tiny', norm_qk: true, norm_qk_type: 'olmo2', rope_adjustments: null },
+    lora: { r: 2, alpha: 4, dropout: 0, query: true, key: true, value: true }, norms: true,
+  },
+  {
+    what: 'Gemma-2-style: post-attention/MLP norms, attention and final logit softcapping, a 4-token sliding window in layer 0',
+    config: { ...llamaTiny, name: 'Gemma-2-tiny', mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', scale_embeddings: true,
+      attention_scores_scalar: 12, post_attention_norm: true, post_mlp_norm: true, attention_logit_softcapping: 0.5,
+      final_logit_softcapping: 0.3, sliding_window_size: 4, sliding_window_indices: [1, 0], rope_adjustments: null },
+    lora: ALL, norms: true,
+  },
 ];
 
 test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)', async () => {
@@ -39,6 +56,7 @@ test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)'
   for (const [i, c] of cases.entries()) {
     const model = await Model.fromConfig(c.config, { seed: 10 + i, lora: c.lora });
     await randomizeAdapter(model, 100 * i);
+    if (c.norms) await perturbNorms(model, 1000 * i);
     const vocab = Number(model.config.vocab_size);
     const { tokens, targets } = randomTokens(2, 12, vocab, 7 + i, 5);
     const shape = [2, 12];

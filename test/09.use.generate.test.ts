@@ -8,7 +8,7 @@ import { Tokenizer } from '../ts/data/tokenizer.js';
 import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions, type TextGenerateOptions } from '../ts/generate/generate.js';
 import { LitloraError, Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
+import { llamaTiny, perturbNorms, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runPython } from './helpers/python.js';
@@ -39,16 +39,26 @@ const byteTokenizer = () => {
 };
 
 test('greedy decoding with the KV cache equals the PyTorch reference (full forward per token)', async () => {
-  const cases = [
+  const cases: { what: string; config: ModelConfig; lora: boolean }[] = [
     { what: 'pythia', config: { ...pythiaTiny, vocab_size: 64, padded_vocab_size: 64, n_embd: 64, n_head: 4 }, lora: false },
     { what: 'llama GQA + LoRA runtime', config: { ...llamaTiny, vocab_size: 96 }, lora: true },
     { what: 'llama MQA', config: { ...llamaTiny, n_query_groups: 1, rope_adjustments: null }, lora: false },
+    { what: 'qwen3 q/k norms (cached keys are normed) + LoRA runtime', config: { ...llamaTiny, norm_qk: true, head_size: 16, rope_adjustments: null }, lora: true },
+    { what: 'olmo2-type q/k norms, MHA', config: { ...llamaTiny, norm_qk: true, norm_qk_type: 'olmo2', rope_adjustments: null, n_query_groups: 4 }, lora: false },
+    {
+      what: 'Gemma 2: a 5-token sliding window in layer 1 (decoded 26 positions past it), softcapping, post norms + LoRA runtime',
+      config: { ...llamaTiny, name: 'Gemma-2-tiny', mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', scale_embeddings: true,
+        post_attention_norm: true, post_mlp_norm: true, attention_logit_softcapping: 0.5, final_logit_softcapping: 2,
+        sliding_window_size: 5, sliding_window_indices: [0, 1], rope_adjustments: null },
+      lora: true,
+    },
   ];
   const inputs: Record<string, NpyArray> = {};
   const ours: number[][] = [];
   const meta: { config: ModelConfig; prompt: number[]; n: number }[] = [];
   for (const [i, c] of cases.entries()) {
     const model = await sharpModel(c.config, 3 + i, c.lora);
+    if (c.config.norm_qk || c.config.post_mlp_norm) await perturbNorms(model, 50 + i);
     for (const [name, t] of await model.stateDict()) inputs[`c${i}.w.${name}`] = await toNpy(t);
     if (c.lora) for (const [name, t] of await model.adapter!.tensors()) inputs[`c${i}.w.${name}`] = await toNpy(t);
     const prompt = [5, 17, 3, 40, 22, 9, 1];

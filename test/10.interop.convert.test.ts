@@ -11,7 +11,7 @@ import { configFromName } from '../ts/model/configs.js';
 import { configToYaml } from '../ts/model/config.js';
 import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
-import { familyOfHfConfig } from '../ts/interop/hf_config.js';
+import { familyOfConfig, familyOfHfConfig, hfConfigFromConfig } from '../ts/interop/hf_config.js';
 import { runCli } from '../ts/cli/main.js';
 import { OutDir } from '../ts/io/outdir.js';
 import { assertCode } from './helpers/assert.js';
@@ -41,7 +41,8 @@ from transformers import AutoModelForCausalLM
 torch.set_num_threads(2)
 infos = []
 for i, d in enumerate(${JSON.stringify(dirs)}):
-    model, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True, dtype=torch.float32)
+    # eager: transformers' SDPA path leaves out Gemma 2's attention softcapping; eager is its definition.
+    model, info = AutoModelForCausalLM.from_pretrained(d, output_loading_info=True, dtype=torch.float32, attn_implementation="eager")
     infos.append(sorted(info["missing_keys"]) + sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"]))
     with torch.no_grad():
         out(f"l{i}", model(torch.tensor([[${TOKENS.join(",")}]])).logits[0].float().numpy())
@@ -92,6 +93,8 @@ const FAMILIES: { family: string; layout: string; dir: string }[] = [
   { family: 'gpt_neox', layout: 'single', dir: join(root, 'neox') },
   { family: 'llama', layout: 'bin', dir: join(root, 'llama') },
   { family: 'qwen2', layout: 'sharded', dir: join(root, 'qwen2') },
+  { family: 'qwen3', layout: 'single', dir: join(root, 'qwen3') },
+  { family: 'gemma2', layout: 'single', dir: join(root, 'gemma2') },
 ];
 let made = false;
 function ensureModels(): void {
@@ -237,6 +240,27 @@ test('chooseConfig: twins that differ only by name are settled by the folder\'s 
   assert.is(chooseConfig(folder('/m/my-qwen'), family, 'Qwen2.5-0.5B-Instruct').via, 'model_name');
 });
 
+test('chooseConfig: Qwen3-0.6B\'s config.json is litgpt\'s Qwen3-0.6B (q/k norms, head_dim 128 ≠ 1024 / 16); written back the same', () => {
+  // Qwen/Qwen3-0.6B's config.json (the fields litlora reads).
+  const hf = {
+    architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16,
+    num_key_value_heads: 8, head_dim: 128, intermediate_size: 3072, vocab_size: 151936, max_position_embeddings: 40960,
+    rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false,
+    use_sliding_window: false,
+  };
+  const family = familyOfHfConfig(hf, 'config.json');
+  assert.is(family.name, 'qwen3');
+  const folder = { dir: '/m/Qwen/Qwen3-0.6B', config: hf, configPath: '/m/Qwen/Qwen3-0.6B/config.json', files: [], tensors: new Map() };
+  const chosen = chooseConfig(folder, family, null).config;
+  assert.is(chosen.name, 'Qwen3-0.6B');
+  assert.equal([chosen.norm_qk, chosen.norm_qk_type, chosen.head_size, chosen.n_query_groups], [true, 'default', 128, 8]);
+  const back = hfConfigFromConfig(chosen, familyOfConfig(chosen, 'Qwen3-0.6B'), { tied: true, dtype: 'bfloat16' });
+  for (const [k, v] of Object.entries(hf)) assert.equal(back[k], v, k);
+  // A Qwen3 with sliding windows is refused rather than run without them.
+  assert.throws(() => chooseConfig({ ...folder, config: { ...hf, use_sliding_window: true } }, family, null),
+    (e: any) => e.code === 'ERR_CONFIG' && /use_sliding_window.*Qwen3ForCausalLM/.test(e.message));
+});
+
 test('convert_to_litgpt: bad input gets coded errors and leaves no file under a final name', async () => {
   ensureModels();
   const scratch = temp.make('bad');
@@ -255,7 +279,7 @@ test('convert_to_litgpt: bad input gets coded errors and leaves no file under a 
   const arch = copy('arch');
   const cfg = JSON.parse(readFileSync(join(arch, 'config.json'), 'utf8'));
   writeFileSync(join(arch, 'config.json'), JSON.stringify({ ...cfg, architectures: ['MambaForCausalLM'], model_type: 'mamba' }));
-  await assertCode(() => convertToLitgpt(arch), 'ERR_CONFIG', /MambaForCausalLM is not one litlora runs\. Supported: GPTNeoXForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM/);
+  await assertCode(() => convertToLitgpt(arch), 'ERR_CONFIG', /MambaForCausalLM is not one litlora runs\. Supported: GPTNeoXForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM/);
   noLit(arch);
 
   const shard = copy('shard');

@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "error.h"
@@ -37,12 +38,14 @@ void addLora(LinearLayer& l, const LoraPlacement& place, const LoraSettings& s, 
   l.scaling = s.scaling();
 }
 
-NormLayer makeNorm(const GptConfig& c, const GptOptions& o) {
+NormLayer makeNorm(const GptConfig& c, const GptOptions& o, int64_t size) {
   NormLayer n;
-  n.weight = at::empty({c.nEmbd}, paramOptions(o));
-  if (c.norm == NormKind::LayerNorm) n.bias = at::empty({c.nEmbd}, paramOptions(o));
+  n.weight = at::empty({size}, paramOptions(o));
+  if (c.norm == NormKind::LayerNorm) n.bias = at::empty({size}, paramOptions(o));
   return n;
 }
+
+NormLayer makeNorm(const GptConfig& c, const GptOptions& o) { return makeNorm(c, o, c.nEmbd); }
 
 }  // namespace
 
@@ -58,7 +61,15 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
     b.norm1 = makeNorm(c, options_);
     b.qkv = makeLinear(p + "attn.qkv", c.nEmbd, c.qkvOutFeatures(), c.qkvHasBias(), options_);
     b.proj = makeLinear(p + "attn.proj", c.nHead * c.headSize, c.nEmbd, c.bias, options_);
+    if (c.normQk != NormQk::None) {
+      const bool full = c.normQk == NormQk::Full;
+      b.normQ = makeNorm(c, options_, full ? c.nHead * c.headSize : c.headSize);
+      b.normK = makeNorm(c, options_, full ? c.nQueryGroups * c.headSize : c.headSize);
+    }
+    if (c.postAttentionNorm) b.postAttentionNorm = makeNorm(c, options_);
     if (!c.sharedAttentionNorm) b.norm2 = makeNorm(c, options_);
+    if (c.postMlpNorm) b.postMlpNorm = makeNorm(c, options_);
+    b.slidingWindow = c.slidingWindowSize > 0 && c.slidingWindowLayers[i];
     if (c.mlp == MlpKind::GptNeox) {
       b.fc1 = makeLinear(p + "mlp.fc", c.nEmbd, c.intermediateSize, c.bias, options_);
     } else {
@@ -99,7 +110,7 @@ void Gpt::initialise(uint64_t seed, bool base) {
     for (auto& [name, slot] : baseSlots()) {
       at::Tensor& t = *slot;
       const bool isBias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-      const bool isNorm = name.find("norm_") != std::string::npos || name.find("ln_f") != std::string::npos;
+      const bool isNorm = name.find("norm") != std::string::npos || name.find("ln_f") != std::string::npos;
       if (isNorm) isBias ? t.zero_() : t.fill_(1.0);
       else if (isBias) t.zero_();
       else fill(t, [&](at::Tensor& cpu) { cpu.normal_(0.0, 0.02, gen); });
@@ -171,7 +182,7 @@ at::Tensor Gpt::checkedTokens(const at::Tensor& tokens, std::optional<int64_t> i
 }
 
 at::Tensor Gpt::norm(const NormLayer& n, const at::Tensor& x) const {
-  if (config_.norm == NormKind::LayerNorm) return at::layer_norm(x, {config_.nEmbd}, n.weight, n.bias, config_.normEps);
+  if (config_.norm == NormKind::LayerNorm) return at::layer_norm(x, {n.weight.size(0)}, n.weight, n.bias, config_.normEps);
   // litgpt's RMSNorm: in float32, x · rsqrt(mean(x²) + eps) · weight (or 1 + weight for Gemma), cast back.
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor normed = xf * at::rsqrt((xf * xf).mean({-1}, true) + config_.normEps);
@@ -217,34 +228,57 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
   const int64_t B = x.size(0), T = x.size(1), hs = c.headSize;
   at::Tensor qkv = linear(b.qkv, x, training);  // (B, T, (nh + 2·nqg)·hs)
   auto parts = qkv.split_with_sizes({c.nHead * hs, c.nQueryGroups * hs, c.nQueryGroups * hs}, -1);
+  if (c.normQk == NormQk::Full) {  // OLMo 2: over all heads' channels, before the head split
+    parts[0] = norm(b.normQ, parts[0]);
+    parts[1] = norm(b.normK, parts[1]);
+  }
   at::Tensor q = parts[0].view({B, T, c.nHead, hs}).transpose(1, 2);         // (B, nh, T, hs)
   at::Tensor k = parts[1].view({B, T, c.nQueryGroups, hs}).transpose(1, 2);  // (B, nqg, T, hs)
   at::Tensor v = parts[2].view({B, T, c.nQueryGroups, hs}).transpose(1, 2);
+  if (c.normQk == NormQk::PerHead) {  // Qwen3: each head over head_size, before RoPE and the KV cache
+    q = norm(b.normQ, q);
+    k = norm(b.normK, k);
+  }
   q = applyRope(q, cos, sin, c.ropeNElem);
   k = applyRope(k, cos, sin, c.ropeNElem);
   if (rows_) return linear(b.proj, attendRows(b, q, k, v), training);
 
-  at::Tensor mask;
+  const int64_t start = inputPos.value_or(0);
   if (inputPos) {
-    const int64_t pos = *inputPos;
-    b.cache.k.narrow(0, 0, B).narrow(2, pos, T).copy_(k);
-    b.cache.v.narrow(0, 0, B).narrow(2, pos, T).copy_(v);
-    k = b.cache.k.narrow(0, 0, B).narrow(2, 0, pos + T);
-    v = b.cache.v.narrow(0, 0, B).narrow(2, 0, pos + T);
-    if (pos > 0 && T > 1) {  // query i (at pos + i) sees keys j ≤ pos + i
-      at::Tensor rows = at::arange(T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1) + pos;
-      at::Tensor cols = at::arange(pos + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
-      mask = cols.le(rows);
-    }
+    b.cache.k.narrow(0, 0, B).narrow(2, start, T).copy_(k);
+    b.cache.v.narrow(0, 0, B).narrow(2, start, T).copy_(v);
+    k = b.cache.k.narrow(0, 0, B).narrow(2, 0, start + T);
+    v = b.cache.v.narrow(0, 0, B).narrow(2, 0, start + T);
+  }
+  // Query i (at start + i) sees keys j ≤ start + i, and in a sliding-window layer only the last
+  // slidingWindowSize of them. A plain causal forward needs no mask tensor, nor does a one-token decode step
+  // whose window reaches back to position 0; softcapping computes the scores itself, so it always takes one.
+  const bool windowed = b.slidingWindow && start + T > c.slidingWindowSize;
+  const bool softcap = c.attentionLogitSoftcapping.has_value();
+  at::Tensor mask;
+  if (windowed || softcap || (start > 0 && T > 1)) {
+    auto longs = at::TensorOptions().dtype(at::kLong).device(x.device());
+    at::Tensor rows = at::arange(T, longs).unsqueeze(1) + start;
+    at::Tensor cols = at::arange(start + T, longs).unsqueeze(0);
+    mask = cols.le(rows);
+    if (b.slidingWindow) mask = mask.logical_and(rows - cols < c.slidingWindowSize);
   }
   if (c.nQueryGroups != c.nHead) {
     k = k.repeat_interleave(c.qPerKv(), 1);
     v = v.repeat_interleave(c.qPerKv(), 1);
   }
   const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(hs)));
-  const bool causal = !mask.defined() && !(inputPos && T == 1);
-  at::Tensor y = at::scaled_dot_product_attention(
-      q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);  // (B, nh, T, hs)
+  at::Tensor y;
+  if (softcap) {  // litgpt: scores = q·kᵀ·scale, tanh-capped, masked, softmax in float32
+    const double cap = *c.attentionLogitSoftcapping;
+    at::Tensor scores = at::tanh(at::matmul(q, k.transpose(-2, -1)) * (scale / cap)) * cap;
+    scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
+    y = at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), v);
+  } else {
+    const bool causal = !mask.defined() && !(inputPos && T == 1);
+    y = at::scaled_dot_product_attention(
+        q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);  // (B, nh, T, hs)
+  }
   y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
   return linear(b.proj, y, training);
 }
@@ -259,15 +293,17 @@ at::Tensor Gpt::mlp(Block& b, const at::Tensor& x, bool training) {
 
 at::Tensor Gpt::block(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                       std::optional<int64_t> inputPos, bool training) {
+  // Gemma 2/3's post norms apply to each branch's output before it joins the residual.
+  auto postNorm = [&](const NormLayer& n, const at::Tensor& y) { return n.weight.defined() ? norm(n, y) : y; };
   at::Tensor normed = norm(b.norm1, x);
-  at::Tensor attn = attention(b, normed, cos, sin, inputPos, training);
+  at::Tensor attn = postNorm(b.postAttentionNorm, attention(b, normed, cos, sin, inputPos, training));
   if (config_.parallelResidual) {
     if (!config_.sharedAttentionNorm) normed = norm(b.norm2, x);
     at::Tensor residual = attn + x;
-    return mlp(b, normed, training) + residual;
+    return postNorm(b.postMlpNorm, mlp(b, normed, training)) + residual;
   }
   at::Tensor residual = attn + x;
-  return mlp(b, norm(b.norm2, residual), training) + residual;
+  return postNorm(b.postMlpNorm, mlp(b, norm(b.norm2, residual), training)) + residual;
 }
 
 at::Tensor Gpt::hidden(const at::Tensor& tokens, std::optional<int64_t> inputPos, bool training) {
@@ -293,7 +329,12 @@ at::Tensor Gpt::forward(const at::Tensor& tokens, std::optional<int64_t> inputPo
   }
   at::Tensor h = hidden(ids, inputPos, false);
   if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
-  return linear(lmHead_, h, false);
+  at::Tensor logits = linear(lmHead_, h, false);
+  if (config_.finalLogitSoftcapping) {
+    const double cap = *config_.finalLogitSoftcapping;
+    logits = at::tanh(logits / cap) * cap;
+  }
+  return logits;
 }
 
 LossResult Gpt::loss(const at::Tensor& tokens, const at::Tensor& targets, bool backward, double gradScale) {
@@ -313,7 +354,7 @@ LossResult Gpt::loss(const at::Tensor& tokens, const at::Tensor& targets, bool b
   if (lmHead_.hasLora() && backward && config_.lora.dropout > 0) hLora = at::dropout(h, config_.lora.dropout, true);
   HeadLoss result = headCrossEntropy(h, hLora, lmHead_.weight, lmHead_.bias, lmHead_.merged ? at::Tensor() : lmHead_.loraA,
                                      lmHead_.merged ? at::Tensor() : lmHead_.loraB, lmHead_.scaling, tgt, /*chunkRows=*/0,
-                                     &headWorkspace_);
+                                     &headWorkspace_, config_.finalLogitSoftcapping.value_or(0.0));
   LossResult out;
   out.tokens = result.tokens;
   out.loss = result.loss.item<double>();

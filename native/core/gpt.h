@@ -76,6 +76,9 @@ struct Row {
 
 struct Block {
   NormLayer norm1, norm2;
+  NormLayer normQ, normK;  // attn.norm_q / attn.norm_k, defined iff norm_qk
+  NormLayer postAttentionNorm, postMlpNorm;  // defined iff post_attention_norm / post_mlp_norm
+  bool slidingWindow = false;  // this layer attends within config.slidingWindowSize
   LinearLayer qkv, proj;
   LinearLayer fc1, fc2, mlpProj;  // GptNeoxMLP: fc1 = mlp.fc (fc2 unused); LLaMA/Gemma: fc_1, fc_2
   KvCache cache;

@@ -1,6 +1,7 @@
 #include "gpt_config.h"
 
 #include <cmath>
+#include <utility>
 
 #include "error.h"
 
@@ -32,6 +33,12 @@ void checkGptConfig(const GptConfig& c) {
     LITLORA_CHECK(std::isfinite(v), "ERR_CONFIG", "config field ropeScaling: its factors must be finite numbers, got " << v);
   LITLORA_CHECK(c.ropeScaling != RopeScaling::Llama3 || c.ropeHighFreqFactor != c.ropeLowFreqFactor, "ERR_CONFIG",
                 "config field ropeHighFreqFactor: must differ from ropeLowFreqFactor for Llama 3 rope scaling");
+  for (const auto& [field, cap] : {std::pair{"attentionLogitSoftcapping", c.attentionLogitSoftcapping},
+                                   std::pair{"finalLogitSoftcapping", c.finalLogitSoftcapping}})
+    LITLORA_CHECK(!cap || (std::isfinite(*cap) && *cap > 0), "ERR_CONFIG", "config field " << field << ": expected a positive number or null");
+  LITLORA_CHECK(c.slidingWindowSize >= 0, "ERR_CONFIG", "config field slidingWindowSize: expected an integer ≥ 0, got " << c.slidingWindowSize);
+  LITLORA_CHECK(c.slidingWindowSize == 0 || static_cast<int64_t>(c.slidingWindowLayers.size()) == c.nLayer, "ERR_CONFIG",
+                "config field slidingWindowLayers: expected " << c.nLayer << " entries (one per layer), got " << c.slidingWindowLayers.size());
   const LoraSettings& l = c.lora;
   LITLORA_CHECK(l.r >= 0, "ERR_CONFIG", "config field lora.r: expected an integer ≥ 0, got " << l.r);
   LITLORA_CHECK(std::isfinite(l.alpha), "ERR_CONFIG", "config field lora.alpha: expected a finite number, got " << l.alpha);

@@ -9,12 +9,16 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace litlora::gpt {
 
 enum class NormKind { LayerNorm, RMSNorm };
 enum class MlpKind { GptNeox, LLaMA, Gemma };
 enum class RopeScaling { None, Linear, Llama3 };
+// litgpt's norm_qk / norm_qk_type: no q/k norm, one per head over head_size after the head split ("default",
+// Qwen3), or one over all heads' channels before it ("olmo2").
+enum class NormQk { None, PerHead, Full };
 
 // ts/model/lora_settings.ts's LoraSettings (litgpt's lora_* fields without the prefix). r == 0 means no LoRA.
 // Zero-initialised: what TS sends for a model without LoRA.
@@ -52,6 +56,14 @@ struct GptConfig {
   double ropeCondenseRatio = 0;
   double ropeBase = 0;
   bool scaleEmbeddings = false;
+  NormQk normQk = NormQk::None;
+  bool postAttentionNorm = false, postMlpNorm = false;  // Gemma 2/3: a norm on the attention / MLP output
+  std::optional<double> attentionLogitSoftcapping;      // scores → tanh(scores / cap) · cap before the softmax
+  std::optional<double> finalLogitSoftcapping;          // logits → tanh(logits / cap) · cap
+  // Sliding-window attention: in a layer i with slidingWindowLayers[i], a query at position p sees keys at
+  // positions p − slidingWindowSize < j ≤ p (litgpt's sliding_window_size / sliding_window_indices). 0: none.
+  int64_t slidingWindowSize = 0;
+  std::vector<bool> slidingWindowLayers;  // n_layer entries when slidingWindowSize > 0
   std::optional<double> attentionScoresScalar;
   RopeScaling ropeScaling = RopeScaling::None;
   double ropeFactor = 0, ropeLowFreqFactor = 0, ropeHighFreqFactor = 0, ropeOriginalMaxSeqLen = 0;

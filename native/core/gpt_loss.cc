@@ -30,6 +30,7 @@ int64_t pickChunkRows(int64_t vocab, int64_t rows) {
 struct Frozen {
   at::Tensor weight, bias, targets;
   at::Tensor* workspace = nullptr;  // the caller's logits buffer (CPU), or null
+  double softcap = 0;               // > 0: logits → tanh(logits / softcap) · softcap
 };
 
 class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
@@ -80,6 +81,12 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       // In-place and out= GEMMs are outside autocast's casts (bf16-mixed): give them one dtype explicitly.
       if (lora) logits.addmm_(laChunk.to(logits.scalar_type()), loraB.t().to(logits.scalar_type()), 1.0, scaling);
       at::Tensor z = logits.scalar_type() == at::kFloat ? logits : logits.to(at::kFloat);
+      at::Tensor capSlope;  // d(capped)/d(logits) = 1 − tanh², kept for the gradient
+      if (frozen.softcap > 0) {
+        z.div_(frozen.softcap).tanh_();
+        if (anyGrad) capSlope = 1 - z * z;
+        z.mul_(frozen.softcap);
+      }
       if (!anyGrad) {
         at::_log_softmax_out(z, z, 1, false);  // in place: one fused, row-cached pass
         lossSum.sub_(z.gather(1, t).sum());
@@ -94,6 +101,7 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
       lossSum.add_((rowMax - z.gather(1, argMax).log() - zt).sum());
       // softmax − onehot(target) = d(loss_sum)/d(logits), in place.
       z.scatter_add_(1, t, at::full({len, 1}, -1.0, z.options()));
+      if (capSlope.defined()) z.mul_(capSlope);  // through the cap: d(loss_sum)/d(logits before it)
       at::Tensor p = z.scalar_type() == weight.scalar_type() ? z : z.to(weight.scalar_type());
       if (wantHidden) {
         at::Tensor slot = dh.narrow(0, start, len);
@@ -146,7 +154,7 @@ class FusedHeadLoss : public torch::autograd::Function<FusedHeadLoss> {
 
 HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& loraA, const at::Tensor& loraB, double scaling,
-                          const at::Tensor& targets, int64_t chunkRows, at::Tensor* workspace) {
+                          const at::Tensor& targets, int64_t chunkRows, at::Tensor* workspace, double softcap) {
   LITLORA_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1), "ERR_SHAPE",
                 "head loss: expected hidden (N, C) and weight (V, C), got " << shapeString(hidden.sizes()) << " and "
                                                                              << shapeString(weight.sizes()));
@@ -160,7 +168,7 @@ HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora
   at::Tensor placeholder = at::empty({0}, hidden.options());
   out.loss = FusedHeadLoss::apply(hidden, hiddenLora.defined() ? hiddenLora : placeholder,
                                   loraA.defined() ? loraA : placeholder, loraB.defined() ? loraB : placeholder,
-                                  Frozen{weight, bias, targets, workspace}, scaling, chunkRows, hiddenLora.defined(), loraA.defined(),
+                                  Frozen{weight, bias, targets, workspace, softcap}, scaling, chunkRows, hiddenLora.defined(), loraA.defined(),
                                   wantHidden, wantHiddenLora, wantLora);
   out.tokens = targets.ne(kIgnoreIndex).sum().item<int64_t>();
   return out;

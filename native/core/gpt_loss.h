@@ -25,9 +25,11 @@ constexpr int64_t kIgnoreIndex = -100;
 // hidden: (N, C) after the final norm; hiddenLora: the LoRA branch's input (dropout(hidden)) or undefined
 // for hidden itself; weight (V, C), bias (V) or undefined; loraA (r, C) and loraB (V, r) or undefined;
 // targets (N) int64. chunkRows: rows per chunk (0 = pick from the vocabulary size). workspace (optional, CPU):
-// a buffer the caller keeps between calls for the chunk's logits, grown here as needed.
+// a buffer the caller keeps between calls for the chunk's logits, grown here as needed. softcap > 0: the
+// logits are tanh(logits / softcap) · softcap (Gemma 2's final_logit_softcapping) before the cross-entropy.
 HeadLoss headCrossEntropy(const at::Tensor& hidden, const at::Tensor& hiddenLora, const at::Tensor& weight,
                           const at::Tensor& bias, const at::Tensor& loraA, const at::Tensor& loraB, double scaling,
-                          const at::Tensor& targets, int64_t chunkRows = 0, at::Tensor* workspace = nullptr);
+                          const at::Tensor& targets, int64_t chunkRows = 0, at::Tensor* workspace = nullptr,
+                          double softcap = 0.0);
 
 }  // namespace litlora::gpt

@@ -72,9 +72,15 @@ std::vector<std::pair<std::string, at::Tensor*>> Gpt::baseSlots() {
     normSlots(b.norm1, p + "norm_1");
     linearSlots(b.qkv);
     linearSlots(b.proj);
+    if (b.normQ.weight.defined()) {  // litgpt's CausalSelfAttention registers norm_q, norm_k after proj
+      normSlots(b.normQ, p + "attn.norm_q");
+      normSlots(b.normK, p + "attn.norm_k");
+    }
+    if (b.postAttentionNorm.weight.defined()) normSlots(b.postAttentionNorm, p + "post_attention_norm");
     if (b.norm2.weight.defined()) normSlots(b.norm2, p + "norm_2");
     for (LinearLayer* l : {&b.fc1, &b.fc2, &b.mlpProj})
       if (l->weight.defined()) linearSlots(*l);
+    if (b.postMlpNorm.weight.defined()) normSlots(b.postMlpNorm, p + "post_mlp_norm");
   }
   normSlots(lnF_, "transformer.ln_f");
   return out;

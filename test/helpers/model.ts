@@ -30,6 +30,19 @@ export async function randomizeAdapter(model: Model, seed: number, scale = 0.2):
   await adapter.loadTensors(entries);
 }
 
+/** Sets every norm weight to 1 + N-ish noise (init's ones would hide a norm applied to the wrong tensor). */
+export async function perturbNorms(model: Model, seed: number): Promise<void> {
+  const entries: [string, Tensor][] = [];
+  let i = 0;
+  for (const [name, t] of await model.stateDict()) {
+    if (!/norm/.test(name) || !name.endsWith('.weight')) continue;
+    entries.push([name, Tensor.from(new Float32Array(randomArray(t.numel, seed + i++, 0.2).map((v) => 1 + v)), t.shape)]);
+  }
+  const all = new Map(await model.stateDict());
+  for (const [name, t] of entries) all.set(name, t);
+  await model.loadStateDict(all);
+}
+
 export function randomTokens(batch: number, time: number, vocab: number, seed: number, ignoreEvery = 0): { tokens: Int32Array; targets: Int32Array } {
   const rand = seededRandom(seed);
   const tokens = new Int32Array(batch * time), targets = new Int32Array(batch * time);

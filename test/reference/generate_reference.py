@@ -6,13 +6,9 @@
   (prefill the prompt, then one token per forward at input_pos), attending only to the filled part of the
   cache. bench/generate.ts times it as "the PyTorch reference".
 """
-import math
 import time
 
 import torch
-import torch.nn.functional as F
-
-import gpt_reference as ref
 
 
 @torch.no_grad()
@@ -39,24 +35,11 @@ class Cache:
 
 
 def _attention(attn, x, cos, sin, k_cache, v_cache, pos):
-    c = attn.config
-    B, T, _ = x.shape
-    hs, n = c.head_size, c.rope_n_elem
-    q, k, v = attn.qkv(x).split((c.n_head * hs, c.n_query_groups * hs, c.n_query_groups * hs), dim=-1)
-    q = q.view(B, T, c.n_head, hs).transpose(1, 2)
-    k = k.view(B, T, c.n_query_groups, hs).transpose(1, 2)
-    v = v.view(B, T, c.n_query_groups, hs).transpose(1, 2)
-    q = torch.cat((ref.apply_rope(q[..., :n], cos, sin), q[..., n:]), dim=-1)
-    k = torch.cat((ref.apply_rope(k[..., :n], cos, sin), k[..., n:]), dim=-1)
+    T = x.size(1)
+    q, k, v = attn.heads(x, cos, sin)
     k_cache[:, :, pos:pos + T] = k
     v_cache[:, :, pos:pos + T] = v
-    k, v = k_cache[:, :, :pos + T], v_cache[:, :, :pos + T]
-    if c.n_query_groups != c.n_head:
-        k = k.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
-        v = v.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
-    scale = 1.0 / math.sqrt(c.attention_scores_scalar or hs)
-    y = F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=(pos == 0 and T > 1))
-    return attn.proj(y.transpose(1, 2).reshape(B, T, c.n_head * hs))
+    return attn.proj(attn.attend(q, k_cache[:, :, :pos + T], v_cache[:, :, :pos + T], start=pos))
 
 
 def forward_cached(model, idx, pos, cache):
@@ -69,16 +52,8 @@ def forward_cached(model, idx, pos, cache):
     cos, sin = model.cos[pos:pos + T].to(x.dtype), model.sin[pos:pos + T].to(x.dtype)
     for i, block in enumerate(model.transformer.h):
         x_normed = block.norm_1(x)
-        a = _attention(block.attn, x_normed, cos, sin, cache.k[i], cache.v[i], pos)
-        if c.parallel_residual:
-            if not c.shared_attention_norm:
-                x_normed = block.norm_2(x)
-            x = a + x
-        else:
-            x = a + x
-            x_normed = block.norm_2(x)
-        x = block.mlp(x_normed) + x
-    return model.lm_head(model.transformer.ln_f(x[:, -1:]))
+        x = block.residual(x, x_normed, _attention(block.attn, x_normed, cos, sin, cache.k[i], cache.v[i], pos))
+    return model.head(model.transformer.ln_f(x[:, -1:]))
 
 
 @torch.no_grad()

@@ -43,6 +43,16 @@ class Config:
         self.rope_adjustments = kw.get("rope_adjustments")
         self.scale_embeddings = kw.get("scale_embeddings", False)
         self.attention_scores_scalar = kw.get("attention_scores_scalar")
+        self.norm_qk = kw.get("norm_qk", False)
+        self.norm_qk_type = kw.get("norm_qk_type", "default")
+        self.post_attention_norm = kw.get("post_attention_norm", False)
+        self.post_mlp_norm = kw.get("post_mlp_norm", False)
+        self.attention_logit_softcapping = kw.get("attention_logit_softcapping")
+        self.final_logit_softcapping = kw.get("final_logit_softcapping")
+        self.sliding_window_size = kw.get("sliding_window_size")
+        self.sliding_window_indices = kw.get("sliding_window_indices")
+        if self.sliding_window_size is not None:
+            self.sliding_window_indices = (self.sliding_window_indices or [1] * self.n_layer)[: self.n_layer]
         if self.padded_vocab_size is None:
             m = self.padding_multiple
             self.padded_vocab_size = -(-self.vocab_size // m) * m
@@ -148,10 +158,11 @@ class RMSNorm(nn.Module):
         return (x * w.float()).to(dtype)
 
 
-def make_norm(config):
+def make_norm(config, size=None):
+    size = size or config.n_embd
     if config.norm_class_name == "RMSNorm":
-        return RMSNorm(config.n_embd, config.norm_eps, "Gemma" in config.name)
-    return nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+        return RMSNorm(size, config.norm_eps, "Gemma" in config.name)
+    return nn.LayerNorm(size, eps=config.norm_eps)
 
 
 def lora_linear(config, in_f, out_f, bias, on):
@@ -180,30 +191,67 @@ def apply_rope(x, cos, sin):
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+def do_softcapping(x, thresh):
+    return torch.tanh(x / thresh) * thresh
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, block_idx=0):
         super().__init__()
         self.config = config
+        self.sliding = config.sliding_window_size is not None and bool(config.sliding_window_indices[block_idx])
         enable = (config.lora_query, config.lora_key, config.lora_value)
         self.qkv = LoRAQKVLinear(config, config.lora_r, config.lora_alpha, config.lora_dropout, enable)
         self.proj = lora_linear(config, config.n_head * config.head_size, config.n_embd, config.bias, config.lora_projection)
+        if config.norm_qk:  # litgpt: per head ("default", Qwen3) or over all heads' channels ("olmo2")
+            olmo2 = config.norm_qk_type == "olmo2"
+            self.norm_q = make_norm(config, config.n_head * config.head_size if olmo2 else config.head_size)
+            self.norm_k = make_norm(config, config.n_query_groups * config.head_size if olmo2 else config.head_size)
 
-    def forward(self, x, cos, sin):
+    def heads(self, x, cos, sin):
+        """q, k, v as (B, heads, T, hs): split, q/k-normed and roped as litgpt's CausalSelfAttention.forward."""
         c = self.config
         B, T, _ = x.shape
         hs, n = c.head_size, c.rope_n_elem
         q, k, v = self.qkv(x).split((c.n_head * hs, c.n_query_groups * hs, c.n_query_groups * hs), dim=-1)
+        if c.norm_qk and c.norm_qk_type == "olmo2":
+            q, k = self.norm_q(q), self.norm_k(k)
         q = q.view(B, T, c.n_head, hs).transpose(1, 2)
         k = k.view(B, T, c.n_query_groups, hs).transpose(1, 2)
         v = v.view(B, T, c.n_query_groups, hs).transpose(1, 2)
+        if c.norm_qk and c.norm_qk_type == "default":
+            q, k = self.norm_q(q), self.norm_k(k)
         q = torch.cat((apply_rope(q[..., :n], cos, sin), q[..., n:]), dim=-1)
         k = torch.cat((apply_rope(k[..., :n], cos, sin), k[..., n:]), dim=-1)
+        return q, k, v
+
+    def attend(self, q, k, v, start=0):
+        """Attention of q (queries at positions start…) over k, v (keys at 0…), as litgpt's
+        scaled_dot_product_attention with its causal and sliding-window masks. (B, T, n_head·hs)."""
+        c = self.config
+        B, _, T, hs = q.shape
         if c.n_query_groups != c.n_head:
             k = k.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
             v = v.repeat_interleave(c.n_head // c.n_query_groups, dim=1)
+        rows = torch.arange(T).unsqueeze(1) + start
+        cols = torch.arange(k.size(2)).unsqueeze(0)
+        allowed = cols <= rows
+        if self.sliding:
+            allowed = allowed & (rows - cols < c.sliding_window_size)
         scale = 1.0 / math.sqrt(c.attention_scores_scalar or hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=scale, is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, c.n_head * hs))
+        if c.attention_logit_softcapping is not None:
+            scores = do_softcapping(q @ k.mT * scale, c.attention_logit_softcapping)
+            scores = scores.masked_fill(~allowed, torch.finfo(q.dtype).min)
+            y = F.softmax(scores, dim=-1, dtype=torch.float).to(dtype=q.dtype) @ v
+        elif not self.sliding and start == 0 and T == k.size(2):  # litgpt's training path: is_causal, no mask tensor
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, scale=scale, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=0.0, scale=scale)
+        return y.transpose(1, 2).reshape(B, T, c.n_head * hs)
+
+    def forward(self, x, cos, sin):
+        q, k, v = self.heads(x, cos, sin)
+        return self.proj(self.attend(q, k, v))
 
 
 class MLP(nn.Module):
@@ -227,17 +275,19 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, block_idx=0):
         super().__init__()
         self.config = config
         self.norm_1 = make_norm(config)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, block_idx)
+        self.post_attention_norm = make_norm(config) if config.post_attention_norm else nn.Identity()
         self.norm_2 = None if config.shared_attention_norm else make_norm(config)
         self.mlp = MLP(config)
+        self.post_mlp_norm = make_norm(config) if config.post_mlp_norm else nn.Identity()
 
-    def forward(self, x, cos, sin):
-        x_normed = self.norm_1(x)
-        attention_output = self.attn(x_normed, cos, sin)
+    def residual(self, x, x_normed, attention_output):
+        """litgpt's Block.forward after the attention: post norms, residuals, the MLP."""
+        attention_output = self.post_attention_norm(attention_output)
         if self.config.parallel_residual:
             if not self.config.shared_attention_norm:
                 x_normed = self.norm_2(x)
@@ -245,7 +295,11 @@ class Block(nn.Module):
         else:
             x = attention_output + x
             x_normed = self.norm_2(x)
-        return self.mlp(x_normed) + x
+        return self.post_mlp_norm(self.mlp(x_normed)) + x
+
+    def forward(self, x, cos, sin):
+        x_normed = self.norm_1(x)
+        return self.residual(x, x_normed, self.attn(x_normed, cos, sin))
 
 
 class GPT(nn.Module):
@@ -255,7 +309,7 @@ class GPT(nn.Module):
         self.lm_head = lora_linear(config, config.n_embd, config.padded_vocab_size, config.lm_head_bias, config.lora_head)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
-            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
             ln_f=make_norm(config),
         ))
         cos, sin = build_rope_cache(config, config.block_size)
@@ -272,11 +326,17 @@ class GPT(nn.Module):
             x = block(x, cos, sin)
         return self.transformer.ln_f(x)
 
+    def head(self, x):
+        logits = self.lm_head(x)
+        if self.config.final_logit_softcapping is not None:
+            logits = do_softcapping(logits, self.config.final_logit_softcapping)
+        return logits
+
     def forward(self, idx, lm_head_chunk_size=0):
         x = self.hidden(idx)
         if lm_head_chunk_size > 0:
-            return [self.lm_head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]
-        return self.lm_head(x)
+            return [self.head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]
+        return self.head(x)
 
     def lora_layers(self):
         return [m for m in self.modules() if isinstance(m, LoRALinear) and m.r > 0]

@@ -5,7 +5,7 @@ transformers' init and a wrong mapping cannot hide).
     make_hf_model.py FAMILY DIR [--layout single|sharded|bin] [--dtype float32|bfloat16] [--seed N]
         [--shape tiny|pythia-14m] [--vocab-size N]
 
-FAMILY: gpt_neox | llama | qwen2. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
+FAMILY: gpt_neox | llama | qwen2 | qwen3 | gemma2. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
 model.safetensors.index.json; pytorch_model.bin (torch.save of the state dict, as transformers < 5 wrote it).
 """
 import argparse
@@ -13,7 +13,7 @@ import os
 
 import torch
 from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Gemma2Config, Gemma2ForCausalLM)
 
 
 def make(family: str, shape: str, vocab_size: int = 300):
@@ -39,6 +39,17 @@ def make(family: str, shape: str, vocab_size: int = 300):
                           num_key_value_heads=2, intermediate_size=96, max_position_embeddings=256,
                           tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
         return Qwen2ForCausalLM(cfg)
+    if family == "qwen3":  # head_dim ≠ hidden_size / heads, as in Qwen3-0.6B; q_norm / k_norm per head
+        cfg = Qwen3Config(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=32, intermediate_size=96, max_position_embeddings=256,
+                          tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
+        return Qwen3ForCausalLM(cfg)
+    if family == "gemma2":  # caps small enough to bite at this scale; a 4-token window in layers 0 and 2
+        cfg = Gemma2Config(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=32, intermediate_size=96, max_position_embeddings=256,
+                           query_pre_attn_scalar=24, sliding_window=4, attn_logit_softcapping=2.0,
+                           final_logit_softcapping=3.0, tie_word_embeddings=True, rms_norm_eps=1e-6)
+        return Gemma2ForCausalLM(cfg)
     raise SystemExit(f"unknown family {family}")
 
 

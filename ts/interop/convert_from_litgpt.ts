@@ -21,7 +21,7 @@ import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import { TensorFile } from '../io/tensorfile.js';
 import { mergeLora } from '../model/merge.js';
 import { dtypeBytes, type Dtype } from '../tensor.js';
-import { familyOfConfig, hfConfigFromConfig } from './hf_config.js';
+import { familyOfConfig, hfConfigFromConfig, hfConfigText } from './hf_config.js';
 import { hfFromLitgpt } from './hf_weights.js';
 import { CONVERT_DTYPES, type ConvertProgress } from './convert_to_litgpt.js';
 
@@ -186,7 +186,7 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
       tied, dtype, bosTokenId: (existingHf?.bos_token_id as number | undefined) ?? null, eosTokenId: (existingHf?.eos_token_id as number | undefined) ?? null,
     });
     const files: FolderFile[] = [
-      { name: 'config.json', write: (p) => writeFileAtomic(p, `${JSON.stringify(hfConfig, null, 2)}\n`) },
+      { name: 'config.json', write: (p) => writeFileAtomic(p, hfConfigText(hfConfig)) },
       checkpoint.files.generationConfig
         ? { name: 'generation_config.json', write: (p) => copyFileAtomic(checkpoint.files.generationConfig!, p) }
         : { name: 'generation_config.json', write: (p) => writeFileAtomic(p, `${JSON.stringify(minimalGenerationConfig(hfConfig), null, 2)}\n`) },

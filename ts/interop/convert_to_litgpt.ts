@@ -97,7 +97,9 @@ export function chooseConfig(folder: HfFolder, family: HfFamily, modelName: stri
       'and the folder\'s name does not tell which; pass --model_name with one of them.');
   }
   const org = basename(dirname(folder.dir));
-  const name = basename(folder.dir);
+  // litgpt's RMSNorm scales by (1 + weight) for a config whose name contains "Gemma" (litgpt's Config.norm_class),
+  // so a Gemma model keeps that word in its name.
+  const name = family.name === 'gemma2' && !basename(folder.dir).includes('Gemma') ? `Gemma-2-${basename(folder.dir)}` : basename(folder.dir);
   return { config: normalizeConfig({ ...input, name, hf_config: { org, name } }, where), via: 'config.json' };
 }
 

@@ -8,7 +8,7 @@
 import { fail } from '../errors.js';
 import type { Config, ConfigInput } from '../model/config.js';
 
-export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2';
+export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2' | 'qwen3' | 'gemma2';
 
 /** A config.json, as parsed. */
 export type HfConfigJson = Record<string, unknown>;
@@ -25,6 +25,8 @@ export const HF_FAMILIES: readonly HfFamily[] = [
   { name: 'gpt_neox', architecture: 'GPTNeoXForCausalLM', modelType: 'gpt_neox' },
   { name: 'llama', architecture: 'LlamaForCausalLM', modelType: 'llama' },
   { name: 'qwen2', architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
+  { name: 'qwen3', architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
+  { name: 'gemma2', architecture: 'Gemma2ForCausalLM', modelType: 'gemma2' },
 ];
 
 /** The architectures convert_to_litgpt accepts, for messages. */
@@ -47,15 +49,37 @@ export function familyOfHfConfig(hf: HfConfigJson, where: string): HfFamily {
 /** The family a litgpt Config is written as (convert_from_litgpt); ERR_CONFIG when none fits. */
 export function familyOfConfig(c: Config, where: string): HfFamily {
   const get = (n: HfFamilyName) => HF_FAMILIES.find((f) => f.name === n)!;
-  if (c.mlp_class_name === 'GptNeoxMLP' && c.norm_class_name === 'LayerNorm' && c.n_query_groups === c.n_head && !c.lm_head_bias) {
-    return get('gpt_neox');
+  const llamaLike = c.mlp_class_name === 'LLaMAMLP' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias;
+  if (!c.norm_qk) {
+    if (c.mlp_class_name === 'GptNeoxMLP' && c.norm_class_name === 'LayerNorm' && c.n_query_groups === c.n_head && !c.lm_head_bias) {
+      return get('gpt_neox');
+    }
+    if (llamaLike) return get(!c.bias && c.attn_bias ? 'qwen2' : 'llama');
+  } else if (llamaLike && c.norm_qk_type === 'default' && !c.bias) {
+    return get('qwen3');
   }
-  if (c.mlp_class_name === 'LLaMAMLP' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias) {
-    if (!c.bias && c.attn_bias) return get('qwen2');
-    return get('llama');
-  }
+  if (isGemma2(c)) return get('gemma2');
   fail('ERR_CONFIG', `${where}: a ${c.mlp_class_name} / ${c.norm_class_name} model (config '${c.name}') has no Hugging Face ` +
     `architecture litlora writes. It writes: ${supportedArchitectures()}.`);
+}
+
+/** Gemma 2's shape in litgpt (its Gemma-2-* configs): everything Gemma2ForCausalLM has, and nothing it lacks. */
+function isGemma2(c: Config): boolean {
+  return c.mlp_class_name === 'GemmaMLP' && c.gelu_approximate === 'tanh' && c.norm_class_name === 'RMSNorm' &&
+    String(c.name).includes('Gemma') && c.post_attention_norm && c.post_mlp_norm && c.scale_embeddings && !c.parallel_residual &&
+    !c.bias && !c.attn_bias && !c.lm_head_bias && !c.norm_qk && c.rope_local_base_freq === null;
+}
+
+/**
+ * litgpt's sliding_window_indices for Gemma 2's `layer_types` (transformers 5); configs without it use
+ * transformers' default, a sliding window in every even layer (litgpt's `1 if i % 2 == 0 else 0`).
+ */
+function gemma2WindowLayers(hf: HfConfigJson, nLayer: number, where: string): number[] {
+  if (!Array.isArray(hf.layer_types)) return Array.from({ length: nLayer }, (_, i) => (i % 2 === 0 ? 1 : 0));
+  return hf.layer_types.map((t, i) => {
+    if (t !== 'sliding_attention' && t !== 'full_attention') fail('ERR_CONFIG', `${where}: layer_types[${i}] '${String(t)}' is not one Gemma 2 has.`);
+    return t === 'sliding_attention' ? 1 : 0;
+  });
 }
 
 function num(hf: HfConfigJson, key: string, where: string, fallback?: number): number {
@@ -126,23 +150,42 @@ export function configInputFromHf(hf: HfConfigJson, family: HfFamily, where: str
       rope_adjustments: ropeAdjustments(rope, where),
     };
   }
+  if (family.name === 'gemma2') {
+    const act = String(hf.hidden_activation ?? hf.hidden_act ?? 'gelu_pytorch_tanh');
+    if (act !== 'gelu_pytorch_tanh') fail('ERR_CONFIG', `${where}: hidden_activation '${act}' is not what litgpt's Gemma 2 runs (gelu_pytorch_tanh).`);
+    if (hf.attention_bias === true) fail('ERR_CONFIG', `${where}: a Gemma 2 with attention biases is not one litgpt describes.`);
+    const nLayer = num(hf, 'num_hidden_layers', where);
+    const cap = (key: string) => (hf[key] === null ? null : num(hf, key, where));
+    return {
+      ...common, head_size: num(hf, 'head_dim', where, n_embd / n_head), n_query_groups: num(hf, 'num_key_value_heads', where, n_head),
+      rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm', norm_eps: num(hf, 'rms_norm_eps', where, 1e-6),
+      mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', scale_embeddings: true, post_attention_norm: true, post_mlp_norm: true,
+      attention_scores_scalar: num(hf, 'query_pre_attn_scalar', where), attention_logit_softcapping: cap('attn_logit_softcapping'),
+      final_logit_softcapping: cap('final_logit_softcapping'), sliding_window_size: num(hf, 'sliding_window', where),
+      sliding_window_indices: gemma2WindowLayers(hf, nLayer, where), rope_adjustments: ropeAdjustments(rope, where),
+    };
+  }
   const act = String(hf.hidden_act ?? 'silu');
   if (act !== 'silu') fail('ERR_CONFIG', `${where}: hidden_act '${act}' is not what litlora's LLaMAMLP runs (silu).`);
   const attnBias = family.name === 'qwen2' ? true : bool(hf, 'attention_bias', false);
-  const mlpBias = bool(hf, 'mlp_bias', false);
+  const mlpBias = family.name === 'qwen3' ? false : bool(hf, 'mlp_bias', false);
   if (family.name === 'llama' && attnBias !== mlpBias) {
     fail('ERR_CONFIG', `${where}: attention_bias=${attnBias} with mlp_bias=${mlpBias}; litgpt's Llama has biases on every linear or none.`);
   }
   const nqg = num(hf, 'num_key_value_heads', where, n_head);
   const headDim = num(hf, 'head_dim', where, n_embd / n_head);
-  if (family.name === 'qwen2' && hf.use_sliding_window === true) {
-    fail('ERR_CONFIG', `${where}: use_sliding_window is true; litlora does not run sliding-window attention for Qwen2 yet.`);
+  const qwen = family.name === 'qwen2' || family.name === 'qwen3';
+  if (qwen && hf.use_sliding_window === true) {
+    fail('ERR_CONFIG', `${where}: use_sliding_window is true; litlora does not run sliding-window attention for ${family.architecture} yet.`);
   }
   return {
     ...common, head_size: headDim, n_query_groups: nqg, rotary_percentage: Number(rope.partial_rotary_factor ?? 1.0),
-    parallel_residual: false, bias: family.name === 'qwen2' ? false : attnBias, attn_bias: family.name === 'qwen2',
+    // Qwen2 always has q/k/v biases and no others; Qwen3 has them when attention_bias says so (litgpt's attn_bias).
+    parallel_residual: false, bias: qwen ? false : attnBias, attn_bias: qwen ? attnBias : false,
     norm_class_name: 'RMSNorm', norm_eps: num(hf, 'rms_norm_eps', where, 1e-6), mlp_class_name: 'LLaMAMLP',
     rope_adjustments: ropeAdjustments(rope, where),
+    // Qwen3's q_norm / k_norm: an RMSNorm over each head's head_dim channels (litgpt's norm_qk_type "default").
+    ...(family.name === 'qwen3' ? { norm_qk: true } : {}),
   };
 }
 
@@ -154,7 +197,8 @@ export const ARCHITECTURE_FIELDS = [
   'n_layer', 'n_embd', 'n_head', 'n_query_groups', 'head_size', 'intermediate_size', 'padded_vocab_size',
   'norm_class_name', 'norm_eps', 'mlp_class_name', 'bias', 'attn_bias', 'parallel_residual', 'shared_attention_norm',
   'rotary_percentage', 'rope_base', 'rope_adjustments', 'gelu_approximate', 'lm_head_bias', 'norm_qk',
-  'post_attention_norm', 'post_mlp_norm', 'sliding_window_size', 'scale_embeddings',
+  'post_attention_norm', 'post_mlp_norm', 'sliding_window_size', 'scale_embeddings', 'norm_qk_type', 'attention_scores_scalar',
+  'attention_logit_softcapping', 'final_logit_softcapping', 'sliding_window_indices',
 ] as const;
 
 /** The architecture fields where `a` and `b` differ ([] when they run the same model). */
@@ -171,6 +215,16 @@ export function architectureDifferences(a: Config, b: Config): string[] {
     }
   }
   return out;
+}
+
+// config.json fields that transformers' config classes type as float and check strictly (a JSON 30 is refused
+// where 30.0 is expected); JSON.stringify writes whole numbers without the point, so these get it back.
+const FLOAT_FIELDS = ['attn_logit_softcapping', 'final_logit_softcapping'];
+
+/** config.json's text: JSON.stringify's, with FLOAT_FIELDS written as floats (30.0), as Python's json writes them. */
+export function hfConfigText(hf: HfConfigJson): string {
+  const text = JSON.stringify(hf, null, 2);
+  return `${text.replace(new RegExp(`^(  "(?:${FLOAT_FIELDS.join('|')})": -?\\d+)(,?)$`, 'gm'), '$1.0$2')}\n`;
 }
 
 /**
@@ -213,5 +267,18 @@ export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied:
     attention_dropout: 0.0, rope_parameters: ropeParameters,
   };
   if (family.name === 'qwen2') return { ...llamaLike, use_sliding_window: false, sliding_window: null, max_window_layers: c.n_layer };
+  if (family.name === 'qwen3') {
+    return { ...llamaLike, attention_bias: c.attn_bias, use_sliding_window: false, sliding_window: null, max_window_layers: c.n_layer };
+  }
+  if (family.name === 'gemma2') {
+    const { hidden_act: _, ...rest } = llamaLike;
+    const windows = c.sliding_window_indices ?? new Array(c.n_layer).fill(1);
+    return {
+      ...rest, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: c.attention_scores_scalar ?? c.head_size,
+      attn_logit_softcapping: c.attention_logit_softcapping, final_logit_softcapping: c.final_logit_softcapping,
+      sliding_window: c.sliding_window_size, attention_bias: false,
+      layer_types: windows.slice(0, c.n_layer).map((w) => (c.sliding_window_size !== null && w ? 'sliding_attention' : 'full_attention')),
+    };
+  }
   return { ...llamaLike, attention_bias: c.bias, mlp_bias: c.bias, pretraining_tp: 1 };
 }

@@ -28,6 +28,8 @@ interface LayerNames {
   norm1: string; norm2: string; proj: string;
   qkv?: string;            // GPT-NeoX's fused query_key_value
   q?: string; k?: string; v?: string;
+  normQ?: string; normK?: string;  // Qwen3's per-head q_norm / k_norm (litgpt's attn.norm_q / attn.norm_k)
+  postAttention?: string; postMlp?: string;  // Gemma 2's norms on the attention / MLP output
   mlp: Record<string, string>;  // litgpt mlp linear → HF module
 }
 
@@ -44,8 +46,17 @@ const LLAMA: LayerNames = {
   mlp: { fc_1: 'model.layers.{}.mlp.gate_proj', fc_2: 'model.layers.{}.mlp.up_proj', proj: 'model.layers.{}.mlp.down_proj' },
 };
 
+const QWEN3: LayerNames = { ...LLAMA, normQ: 'model.layers.{}.self_attn.q_norm', normK: 'model.layers.{}.self_attn.k_norm' };
+
+// Gemma 2 (litgpt's copy_weights_gemma_2): HF's post_attention_layernorm is litgpt's post_attention_norm, and
+// the norm before the MLP (litgpt's norm_2) is pre_feedforward_layernorm.
+const GEMMA2: LayerNames = {
+  ...LLAMA, norm2: 'model.layers.{}.pre_feedforward_layernorm', postAttention: 'model.layers.{}.post_attention_layernorm',
+  postMlp: 'model.layers.{}.post_feedforward_layernorm',
+};
+
 function layerNames(family: HfFamily): LayerNames {
-  return family.name === 'gpt_neox' ? NEOX : LLAMA;
+  return family.name === 'gpt_neox' ? NEOX : family.name === 'qwen3' ? QWEN3 : family.name === 'gemma2' ? GEMMA2 : LLAMA;
 }
 
 /** The HF names of the embedding, final norm and head. */
@@ -105,10 +116,21 @@ export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): W
       }
     }
     for (const s of suffixes('proj')) out.push({ name: `${lit}.attn.proj.${s}`, pieces: [{ name: `${at(names.proj, i)}.${s}` }] });
-    for (const s of suffixes('norm')) out.push({ name: `${lit}.norm_2.${s}`, pieces: [{ name: `${at(names.norm2, i)}.${s}` }] });
+    if (names.normQ && names.normK) {
+      for (const s of suffixes('norm')) {
+        out.push({ name: `${lit}.attn.norm_q.${s}`, pieces: [{ name: `${at(names.normQ, i)}.${s}` }] });
+        out.push({ name: `${lit}.attn.norm_k.${s}`, pieces: [{ name: `${at(names.normK, i)}.${s}` }] });
+      }
+    }
+    const norm = (litName: string, hf: string | undefined) => {
+      if (hf) for (const s of suffixes('norm')) out.push({ name: `${lit}.${litName}.${s}`, pieces: [{ name: `${at(hf, i)}.${s}` }] });
+    };
+    norm('post_attention_norm', names.postAttention);
+    norm('norm_2', names.norm2);
     for (const [litName, hfName] of Object.entries(names.mlp)) {
       for (const s of suffixes('mlp')) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
     }
+    norm('post_mlp_norm', names.postMlp);
   }
   for (const s of suffixes('norm')) out.push({ name: `transformer.ln_f.${s}`, pieces: [{ name: `${top.lnF}.${s}` }] });
   if (hasLmHead) out.push({ name: 'lm_head.weight', pieces: [{ name: top.lmHead }] });

@@ -53,6 +53,38 @@ const QWEN2_5_0_5B = (kind: '' | '-Instruct'): ConfigInput => ({
   norm_class_name: 'RMSNorm', mlp_class_name: 'LLaMAMLP', intermediate_size: 4864, norm_eps: 1e-6, rope_base: 1000000,
 });
 
+// litgpt/config.py "Qwen3": the dense models (qwen_3 with "" and "-Base", Qwen3-32B, and the dense one of
+// qwen_3_2507_thinking_instruct), in litgpt's order; q_norm / k_norm per head (norm_qk). head_size is listed where
+// it is not n_embd / n_head (128 for all).
+const QWEN3 = (name: string, n_layer: number, n_head: number, n_embd: number, intermediate_size: number, headSize: boolean,
+  rope_base = 1000000, block_size = 40960): ConfigInput => ({
+  name, hf_config: { org: 'Qwen', name }, block_size, vocab_size: 151643, padded_vocab_size: 151936, n_layer, n_head, n_embd,
+  n_query_groups: 8, rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm',
+  mlp_class_name: 'LLaMAMLP', intermediate_size, norm_eps: 1e-6, rope_base, ...(headSize ? { head_size: 128 } : {}), norm_qk: true,
+});
+const QWEN3_DENSE: ConfigInput[] = [
+  ...([['0.6B', 28, 16, 1024, 3072, true], ['1.7B', 28, 16, 2048, 6144, false], ['4B', 36, 32, 2560, 9728, true],
+    ['8B', 36, 32, 4096, 12288, false], ['14B', 40, 40, 5120, 17408, false]] as const).flatMap(([size, l, h, e, i, hs]) =>
+    ['', '-Base'].map((kind) => QWEN3(`Qwen3-${size}${kind}`, l, h, e, i, hs))),
+  QWEN3('Qwen3-32B', 64, 64, 5120, 25600, true),
+  ...['Thinking', 'Instruct'].map((kind) => QWEN3(`Qwen3-4B-${kind}-2507`, 36, 32, 2560, 9728, true, 5000000, 262144)),
+];
+
+// litgpt/config.py "Google Gemma": Gemma 2 (post norms, softcapping, a 4096-token window in every even layer), in
+// litgpt's `gemma` list; the -it twins follow it, as litgpt appends them.
+const GEMMA_2 = (size: '2b' | '9b' | '27b', it: '' | '-it'): ConfigInput => {
+  const shape = { '2b': [9216, 2304, 26, 8, 4, 256, 256], '9b': [14336, 3584, 42, 16, 8, 256, 256], '27b': [36864, 4608, 46, 32, 16, 128, 144] }[size];
+  const [intermediate_size, n_embd, n_layer, n_head, n_query_groups, head_size, attention_scores_scalar] = shape;
+  return {
+    name: `Gemma-2-${size}${it}`, hf_config: { org: 'google', name: `gemma-2-${size}${it}` }, scale_embeddings: true,
+    attention_scores_scalar, vocab_size: 256000, block_size: 8192, sliding_window_size: 4096,
+    sliding_window_indices: Array.from({ length: n_layer }, (_, i) => (i % 2 === 0 ? 1 : 0)), intermediate_size, n_embd, n_layer,
+    n_head, n_query_groups, head_size, rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm',
+    mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', post_attention_norm: true, post_mlp_norm: true,
+    attention_logit_softcapping: 50.0, final_logit_softcapping: 30.0,
+  };
+};
+
 const TABLE: ConfigInput[] = [
   ...PYTHIA,
   TINY_LLAMA('tiny-llama-1.1b', 'TinyLlama-1.1B-intermediate-step-1431k-3T'),
@@ -60,6 +92,9 @@ const TABLE: ConfigInput[] = [
   LLAMA_3_2('1B', ''), LLAMA_3_2('1B', '-Instruct'), LLAMA_3_2('3B', ''), LLAMA_3_2('3B', '-Instruct'),
   SMOLLM2_135M(''), SMOLLM2_135M('-Instruct'),
   QWEN2_5_0_5B(''), QWEN2_5_0_5B('-Instruct'),
+  ...QWEN3_DENSE,
+  ...(['2b', '9b', '27b'] as const).map((size) => GEMMA_2(size, '')),
+  ...(['2b', '9b', '27b'] as const).map((size) => GEMMA_2(size, '-it')),
 ];
 
 /** The names `configFromName` knows. */

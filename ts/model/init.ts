@@ -65,16 +65,14 @@ export function baseParameters(config: Config): [string, number[]][] {
   const unsupported: string[] = [];
   if (c.mlp_class_name === 'LLaMAMoE' || c.n_expert > 0) unsupported.push('mixture of experts (LLaMAMoE)');
   if (c.latent_attention) unsupported.push('latent_attention');
-  if (c.norm_qk) unsupported.push('norm_qk');
-  if (c.post_attention_norm || c.post_mlp_norm) unsupported.push('post_attention_norm / post_mlp_norm');
   if (unsupported.length) {
     fail('ERR_CONFIG', `litlora init cannot make weights for ${c.name || 'this config'}: ${unsupported.join(', ')} ` +
       'is not supported yet. Use a Pythia, Llama, SmolLM2 or Qwen2.5 config.');
   }
   const out: [string, number[]][] = [];
-  const norm = (prefix: string) => {
-    out.push([`${prefix}.weight`, [c.n_embd]]);
-    if (c.norm_class_name === 'LayerNorm') out.push([`${prefix}.bias`, [c.n_embd]]);
+  const norm = (prefix: string, size = c.n_embd) => {
+    out.push([`${prefix}.weight`, [size]]);
+    if (c.norm_class_name === 'LayerNorm') out.push([`${prefix}.bias`, [size]]);
   };
   const linear = (prefix: string, outF: number, inF: number, bias: boolean) => {
     out.push([`${prefix}.weight`, [outF, inF]]);
@@ -88,6 +86,12 @@ export function baseParameters(config: Config): [string, number[]][] {
     if (c.norm_1) norm(`${h}.norm_1`);
     linear(`${h}.attn.qkv`, qkvOut, c.n_embd, c.bias || c.attn_bias);
     linear(`${h}.attn.proj`, c.n_embd, c.n_head * c.head_size, c.bias);
+    if (c.norm_qk) {  // per head (Qwen3) or over all heads (OLMo 2), as litgpt's CausalSelfAttention sizes them
+      const olmo2 = c.norm_qk_type === 'olmo2';
+      norm(`${h}.attn.norm_q`, olmo2 ? c.n_head * c.head_size : c.head_size);
+      norm(`${h}.attn.norm_k`, olmo2 ? c.n_query_groups * c.head_size : c.head_size);
+    }
+    if (c.post_attention_norm) norm(`${h}.post_attention_norm`);
     if (c.norm_2 && !c.shared_attention_norm) norm(`${h}.norm_2`);
     if (c.mlp_class_name === 'GptNeoxMLP') {
       linear(`${h}.mlp.fc`, c.intermediate_size, c.n_embd, c.bias);
@@ -97,6 +101,7 @@ export function baseParameters(config: Config): [string, number[]][] {
       linear(`${h}.mlp.fc_2`, c.intermediate_size, c.n_embd, c.bias);
       linear(`${h}.mlp.proj`, c.n_embd, c.intermediate_size, c.bias);
     }
+    if (c.post_mlp_norm) norm(`${h}.post_mlp_norm`);
   }
   norm('transformer.ln_f');
   return out;

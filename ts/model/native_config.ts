@@ -2,8 +2,8 @@
 // by native/config_wrap.cc) made from a normalized litgpt Config and LoRA settings.
 //
 // This is where litlora decides which of litgpt's features its GPT implements: the Pythia / GPT-NeoX, Llama and
-// Gemma-style dense models. A field that switches on anything else (MoE, sliding windows, softcapping, QK norm,
-// …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
+// Gemma-style dense models, with query/key norms (Qwen3), Gemma 2's post norms, softcapping and sliding windows.
+// A field that switches on anything else (MoE, a local rope base, latent attention, …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
 // to stay memory-safe (positive sizes, divisibility).
 import { fail } from '../errors.js';
 import type { Config } from './config.js';
@@ -36,6 +36,17 @@ export interface NativeGptConfig {
   ropeCondenseRatio: number;
   ropeBase: number;
   scaleEmbeddings: boolean;
+  /** norm_qk off ('none') or on with litgpt's norm_qk_type: per head ('default', Qwen3) or over all heads ('olmo2'). */
+  normQk: 'none' | 'default' | 'olmo2';
+  /** Gemma 2/3: a norm on the attention / MLP branch's output. */
+  postAttentionNorm: boolean;
+  postMlpNorm: boolean;
+  /** null: no cap; else scores / logits → tanh(x / cap) · cap. */
+  attentionLogitSoftcapping: number | null;
+  finalLogitSoftcapping: number | null;
+  /** 0: no sliding window; else the window, in the layers where slidingWindowLayers is true (n_layer entries). */
+  slidingWindowSize: number;
+  slidingWindowLayers: boolean[];
   /** null: 1/√head_size. */
   attentionScoresScalar: number | null;
   ropeScaling: 'none' | 'linear' | 'llama3';
@@ -53,7 +64,7 @@ function show(v: unknown): string {
 
 function unsupported(field: string, value: unknown, what: string): never {
   fail('ERR_CONFIG', `config field ${field} = ${show(value)} switches on ${what}, which litlora does not implement; only the ` +
-    'Pythia/GPT-NeoX, Llama and Gemma-style dense models are supported. Use a model without it.');
+    'Pythia/GPT-NeoX, Llama, Qwen3 and Gemma-style dense models are supported. Use a model without it.');
 }
 
 const nullOrZero = (v: unknown) => v === null || v === 0;
@@ -69,13 +80,6 @@ const NO_OPS: [keyof Config, (v: unknown) => boolean, string][] = [
   ['n_expert_groups', nullOrZero, 'grouped expert routing'],
   ['n_topk_groups', nullOrZero, 'grouped expert routing'],
   ['n_topk_scores_per_group', nullOrZero, 'grouped expert routing'],
-  ['sliding_window_size', (v) => v === null, 'sliding-window attention'],
-  ['sliding_window_indices', (v) => v === null, 'sliding-window attention'],
-  ['attention_logit_softcapping', (v) => v === null, 'attention logit softcapping'],
-  ['final_logit_softcapping', (v) => v === null, 'final logit softcapping'],
-  ['norm_qk', (v) => v === false, 'query/key normalisation'],
-  ['post_attention_norm', (v) => v === false, 'a post-attention norm'],
-  ['post_mlp_norm', (v) => v === false, 'a post-MLP norm'],
   ['norm_1', (v) => v === true, 'a block without its first norm'],
   ['norm_2', (v) => v === true, 'a block without its second norm'],
   ['latent_attention', (v) => v === null, 'multi-head latent attention'],
@@ -121,6 +125,20 @@ function ropeScaling(adjustments: Config['rope_adjustments']): RopeFields {
 }
 
 /**
+ * litgpt's check_indicator_and_length for sliding_window_indices: one 0/1 per layer (a longer list is cut to
+ * n_layer, as litgpt does); all layers when only sliding_window_size is given. [] without a window.
+ */
+function slidingWindowLayers(c: Config): boolean[] {
+  if (c.sliding_window_size === null) return [];
+  const indices = c.sliding_window_indices ?? new Array(c.n_layer).fill(1);
+  if (indices.length < c.n_layer || !indices.every((v) => v === 0 || v === 1)) {
+    fail('ERR_CONFIG', `config field sliding_window_indices: expected ${c.n_layer} entries (one per layer) of 0 or 1, got ` +
+      `${JSON.stringify(indices)}.`);
+  }
+  return indices.slice(0, c.n_layer).map((v) => v === 1);
+}
+
+/**
  * The struct native code builds a GPT from (NativeGpt.create, mergeLoraFiles). `config` must come from
  * normalizeConfig and `lora` from normalizeLora; null means no LoRA layers. Throws ERR_CONFIG naming the field
  * for a feature litlora's GPT does not implement.
@@ -139,6 +157,10 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
   if (c.rope_n_elem % 2 !== 0 || c.rope_n_elem > c.head_size) {
     fail('ERR_CONFIG', `config field rotary_percentage: rope_n_elem = int(rotary_percentage * head_size) must be even and ≤ head_size ` +
       `(${c.head_size}), got ${c.rope_n_elem}.`);
+  }
+  for (const field of ['attention_logit_softcapping', 'final_logit_softcapping', 'sliding_window_size'] as const) {
+    const v = c[field];
+    if (v !== null && !(typeof v === 'number' && v > 0)) fail('ERR_CONFIG', `config field ${field}: expected a positive number or null, got ${show(v)}.`);
   }
   if (c.attention_scores_scalar !== null && !(c.attention_scores_scalar > 0)) {
     fail('ERR_CONFIG', `config field attention_scores_scalar: expected a positive integer or null, got ${c.attention_scores_scalar}.`);
@@ -166,6 +188,13 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
     ropeCondenseRatio: c.rope_condense_ratio,
     ropeBase: c.rope_base,
     scaleEmbeddings: c.scale_embeddings,
+    normQk: c.norm_qk ? c.norm_qk_type : 'none',
+    postAttentionNorm: c.post_attention_norm,
+    postMlpNorm: c.post_mlp_norm,
+    attentionLogitSoftcapping: c.attention_logit_softcapping,
+    finalLogitSoftcapping: c.final_logit_softcapping,
+    slidingWindowSize: c.sliding_window_size ?? 0,
+    slidingWindowLayers: slidingWindowLayers(c),
     attentionScoresScalar: c.attention_scores_scalar,
     ...ropeScaling(c.rope_adjustments),
     lora: { ...(lora ?? LORA_CONFIG_DEFAULTS) },
