@@ -250,14 +250,24 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
     k = b.cache.k.narrow(0, 0, B).narrow(2, 0, start + T);
     v = b.cache.v.narrow(0, 0, B).narrow(2, 0, start + T);
   }
-  // Query i (at start + i) sees keys j ≤ start + i, and in a sliding-window layer only the last
-  // slidingWindowSize of them. A plain causal forward needs no mask tensor, nor does a one-token decode step
-  // whose window reaches back to position 0; softcapping computes the scores itself, so it always takes one.
+  at::Tensor y = attend(b, q, k, v, start, inputPos.has_value());
+  y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
+  return linear(b.proj, y, training);
+}
+
+// q (B, nh, T, hs) at positions start.., against keys and values (B, nqg, start + T, hs) → (B, nh, T, hs).
+// Query i (at start + i) sees keys j ≤ start + i, and in a sliding-window layer only the last slidingWindowSize
+// of them. A plain causal forward needs no mask tensor, nor does a one-token decode step (`cached`, T = 1) whose
+// window reaches back to position 0; softcapping computes the scores itself, so it always takes one. Shared by the
+// batch forward (Gpt::attention) and the per-row decode of continuous batching (Gpt::attendRows).
+at::Tensor Gpt::attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Tensor v, int64_t start, bool cached) const {
+  const GptConfig& c = config_;
+  const int64_t T = q.size(2);
   const bool windowed = b.slidingWindow && start + T > c.slidingWindowSize;
   const bool softcap = c.attentionLogitSoftcapping.has_value();
   at::Tensor mask;
   if (windowed || softcap || (start > 0 && T > 1)) {
-    auto longs = at::TensorOptions().dtype(at::kLong).device(x.device());
+    auto longs = at::TensorOptions().dtype(at::kLong).device(q.device());
     at::Tensor rows = at::arange(T, longs).unsqueeze(1) + start;
     at::Tensor cols = at::arange(start + T, longs).unsqueeze(0);
     mask = cols.le(rows);
@@ -267,20 +277,15 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
     k = k.repeat_interleave(c.qPerKv(), 1);
     v = v.repeat_interleave(c.qPerKv(), 1);
   }
-  const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(hs)));
-  at::Tensor y;
+  const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(c.headSize)));
   if (softcap) {  // litgpt: scores = q·kᵀ·scale, tanh-capped, masked, softmax in float32
     const double cap = *c.attentionLogitSoftcapping;
     at::Tensor scores = at::tanh(at::matmul(q, k.transpose(-2, -1)) * (scale / cap)) * cap;
     scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
-    y = at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), v);
-  } else {
-    const bool causal = !mask.defined() && !(inputPos && T == 1);
-    y = at::scaled_dot_product_attention(
-        q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);  // (B, nh, T, hs)
+    return at::matmul(at::softmax(scores, -1, at::kFloat).to(q.scalar_type()), v);
   }
-  y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
-  return linear(b.proj, y, training);
+  const bool causal = !mask.defined() && !(cached && T == 1);
+  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0, causal, scale);
 }
 
 at::Tensor Gpt::mlp(Block& b, const at::Tensor& x, bool training) {
@@ -329,6 +334,11 @@ at::Tensor Gpt::forward(const at::Tensor& tokens, std::optional<int64_t> inputPo
   }
   at::Tensor h = hidden(ids, inputPos, false);
   if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
+  return head(h);
+}
+
+// The LM head, and Gemma 2's final tanh cap of the logits (the forward of every path: full, cached, per row).
+at::Tensor Gpt::head(const at::Tensor& h) const {
   at::Tensor logits = linear(lmHead_, h, false);
   if (config_.finalLogitSoftcapping) {
     const double cap = *config_.finalLogitSoftcapping;

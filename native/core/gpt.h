@@ -163,6 +163,8 @@ class Gpt {
   void ropeCache(int64_t length);
   at::Tensor checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const;
   at::Tensor attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+  at::Tensor head(const at::Tensor& h) const;
+  at::Tensor attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Tensor v, int64_t start, bool cached) const;
   at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y) const;
   void initialise(uint64_t seed, bool base);
   std::vector<LinearLayer*> linearLayers();

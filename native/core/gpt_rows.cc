@@ -80,7 +80,7 @@ at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& ro
   for (Block& b : blocks_) x = block(b, x, cos, sin, std::nullopt, false);
   at::Tensor h = norm(lnF_, x);
   if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
-  return linear(lmHead_, h, false);
+  return head(h);
 }
 
 // q (B, nh, T, hs), k and v (B, nqg, T, hs) after rope → y (B, T, nh·hs), each row against its own cache as
@@ -89,7 +89,6 @@ at::Tensor Gpt::attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, c
   const GptConfig& c = config_;
   const int64_t B = q.size(0), T = q.size(2), hs = c.headSize;
   const size_t layer = static_cast<size_t>(&b - blocks_.data());
-  const double scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(hs)));
   std::vector<at::Tensor> outputs;
   outputs.reserve(B);
   for (int64_t r = 0; r < B; ++r) {
@@ -98,21 +97,7 @@ at::Tensor Gpt::attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, c
     const int64_t pos = row.position;
     cache.k.narrow(2, pos, T).copy_(k.narrow(0, r, 1));
     cache.v.narrow(2, pos, T).copy_(v.narrow(0, r, 1));
-    at::Tensor kr = cache.k.narrow(2, 0, pos + T), vr = cache.v.narrow(2, 0, pos + T);
-    at::Tensor mask;
-    if (pos > 0 && T > 1) {
-      at::Tensor rowsIdx = at::arange(T, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(1) + pos;
-      at::Tensor cols = at::arange(pos + T, at::TensorOptions().dtype(at::kLong).device(q.device())).unsqueeze(0);
-      mask = cols.le(rowsIdx);
-    }
-    if (c.nQueryGroups != c.nHead) {
-      kr = kr.repeat_interleave(c.qPerKv(), 1);
-      vr = vr.repeat_interleave(c.qPerKv(), 1);
-    }
-    const bool causal = !mask.defined() && T > 1;
-    outputs.push_back(at::scaled_dot_product_attention(q.narrow(0, r, 1), kr, vr,
-                                                       mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt, 0.0,
-                                                       causal, scale));
+    outputs.push_back(attend(b, q.narrow(0, r, 1), cache.k.narrow(2, 0, pos + T), cache.v.narrow(2, 0, pos + T), pos, /*cached=*/true));
   }
   at::Tensor y = B == 1 ? outputs[0] : at::cat(outputs, 0);  // (B, nh, T, hs)
   return y.transpose(1, 2).reshape({B, T, c.nHead * hs});
