@@ -233,6 +233,37 @@ test('one row of x (the decoding shape, a matrix-vector kernel): fp32 forward wi
   }
 });
 
+test('a few rows of x (the batched decoder\'s shape): every row gets the bits it gets alone, within fp32 rounding of float64', async () => {
+  // B = 0, as LoRA initialises it: the adapter adds exact zeros, so y is the base product itself, whose rows must
+  // not depend on how many rows share the call (batching must never change a greedy decode). The skinny path is
+  // the one the decoder's layers take (the merged path multiplies by W + s·B·A in one sgemm).
+  await withPath('skinny', async () => { for (const inF of [7, 45, 515]) {
+    for (const rows of [2, 3, 5, 16, 17]) {
+      const outF = 130;
+      const c = plainCase([rows, 1], inF, outF, 2);
+      const d = caseData(c, 19 + inF + rows);
+      const [x, W, b, A] = [await rounded(d.x, d.xShape, 'float32'), await rounded(d.w, d.wShape, 'float32'),
+        await rounded(d.b, [outF], 'float32'), await rounded(d.a, d.aShape, 'float32')];
+      const zeroB = tensor(new Float64Array(outF * 2), d.bShape);
+      const opts = { scaling: 0.5, bias: tensor(b, [outF]) };
+      const y = await values(await lora.forward(tensor(x, d.xShape), tensor(W, d.wShape), tensor(A, d.aShape), zeroB, opts));
+      for (let m = 0; m < rows; m++) {
+        const xm = x.slice(m * inF, (m + 1) * inF);
+        const alone = await values(await lora.forward(tensor(xm, [1, inF]), tensor(W, d.wShape), tensor(A, d.aShape), zeroB, opts));
+        const got = y.slice(m * outF, (m + 1) * outF);
+        // 17 rows is past the few-row kernel (sgemm's blocking then): equal within rounding only.
+        if (rows <= 16) assert.equal(Array.from(got), Array.from(alone), `in ${inF}, ${rows} rows: row ${m} differs from it alone`);
+        for (let o = 0; o < outF; o++) {
+          let want = b[o], scale = Math.abs(want);
+          for (let k = 0; k < inF; k++) { want += W[o * inF + k] * xm[k]; scale += Math.abs(W[o * inF + k] * xm[k]); }
+          assert.ok(Math.abs(got[o] - want) <= 1e-6 * scale * Math.max(1, Math.sqrt(inF)),
+            `in ${inF}, ${rows} rows, row ${m}, column ${o}: ${got[o]} vs float64 ${want}`);
+        }
+      }
+    }
+  } });
+});
+
 test('ops run concurrently off the main thread and accept 1-D x', async () => {
   const c = plainCase([1], 8, 6, 2);
   const d = caseData(c, 61);

@@ -149,12 +149,28 @@ function candidates(): Candidate[] {
   return out;
 }
 
+// libgomp (libtorch's OpenMP) keeps a thread that waits at a barrier spinning for 300,000 iterations (a few ms)
+// before it sleeps. In a Node process that is the wrong trade: the JS thread, libuv's pool and any other process
+// need those cores, and a descheduled thread makes its spinning partners burn whole time slices. Measured on a
+// 2-core VM with other work running, 16 concurrent generate() calls ran at 14–19 tokens/s with the default and at
+// 133–231 with short or no spinning. libgomp reads its settings once, when the addon's dlopen loads it, so they
+// are set here first, unless the user set either. (A worker thread's process.env is its own copy: load the addon
+// on the main thread first, or set the variable when starting Node, for it to apply there.)
+function setOpenMpWaiting(): void {
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.GOMP_SPINCOUNT = OPENMP_SPIN_COUNT;
+  }
+}
+/** @internal What litlora sets GOMP_SPINCOUNT to when the user set neither it nor OMP_WAIT_POLICY. */
+export const OPENMP_SPIN_COUNT = '10000';
+
 /**
  * @internal The first candidate that passes the checks, loads, and that `prepare` accepts (it gets the module's
  * exports and throws to refuse them); `file` is where it was loaded from. ERR_LOAD when none does.
  */
 export function loadAddon(prepare: (exports: unknown) => void): { exports: unknown; file: string } {
   const require = createRequire(import.meta.url);
+  setOpenMpWaiting();
   const tried: string[] = [];
   for (const { file, record, what } of candidates()) {
     if (!existsSync(file)) {
