@@ -1,8 +1,17 @@
 #include "event_channel.h"
 
-#include "generate_wrap.h"
-
 namespace litlora {
+
+Napi::Object generationResultToJs(Napi::Env env, const generate::Result& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("reason", generate::stopReasonName(r.reason));
+  out.Set("promptTokens", static_cast<double>(r.promptTokens));
+  out.Set("generatedTokens", static_cast<double>(r.generatedTokens));
+  out.Set("emittedTokens", static_cast<double>(r.tokens.size()));
+  out.Set("prefillSeconds", r.prefillSeconds);
+  out.Set("decodeSeconds", r.decodeSeconds);
+  return out;
+}
 
 struct EventChannel::Event {
   enum class Kind { Token, Done, Error } kind = Kind::Token;

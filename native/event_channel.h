@@ -1,6 +1,6 @@
 // A generation's events on their way from the thread that decodes to JS, through one Napi::ThreadSafeFunction
 // whose queue keeps them in order: 'token' (an id) any number of times, then exactly one 'done' (the generation's
-// statistics, generationResultToJs) or 'error' (an Error with .code), after which the channel is released. The
+// statistics, generationResultToJs below) or 'error' (an Error with .code), after which the channel is released. The
 // single-request loop (generate_wrap.cc) and the batched decoder (batch_decode_wrap.cc) both stream through it.
 #pragma once
 
@@ -31,6 +31,9 @@ class EventChannel {
   void last(Event* e);
   Napi::ThreadSafeFunction events_;
 };
+
+// The 'done' event's value: {reason, promptTokens, generatedTokens, emittedTokens, prefillSeconds, decodeSeconds}.
+Napi::Object generationResultToJs(Napi::Env env, const generate::Result& result);
 
 // The { cancel() } handle JS gets for a running generation: cancel() sets the flag the decode loop polls.
 Napi::Object cancelHandle(Napi::Env env, std::shared_ptr<std::atomic<bool>> cancelled);

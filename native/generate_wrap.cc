@@ -48,17 +48,6 @@ generate::SamplingOptions parseSamplingOptions(const Napi::Object& o) {
   return s;
 }
 
-Napi::Object generationResultToJs(Napi::Env env, const generate::Result& r) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("reason", generate::stopReasonName(r.reason));
-  out.Set("promptTokens", static_cast<double>(r.promptTokens));
-  out.Set("generatedTokens", static_cast<double>(r.generatedTokens));
-  out.Set("emittedTokens", static_cast<double>(r.tokens.size()));
-  out.Set("prefillSeconds", r.prefillSeconds);
-  out.Set("decodeSeconds", r.decodeSeconds);
-  return out;
-}
-
 namespace {
 
 class GenerateWorker : public Napi::AsyncWorker {
