@@ -8,43 +8,13 @@
 #include "decode_host.h"
 #include "core/error.h"
 #include "errors.h"
+#include "event_channel.h"
 #include "generate_wrap.h"
 #include "gpt_wrap.h"
 
 namespace litlora {
 
 namespace {
-
-struct Event {
-  enum class Kind { Token, Done, Error } kind = Kind::Token;
-  int64_t token = 0;
-  generate::Result result;
-  ErrorInfo error;
-};
-
-// A request's event channel: its own thread-safe function, released after its last event.
-struct Channel {
-  Napi::ThreadSafeFunction events;
-
-  void send(Event* e) {
-    napi_status status = events.BlockingCall(e, [](Napi::Env env, Napi::Function onEvent, Event* raw) {
-      std::unique_ptr<Event> e(raw);
-      if (env == nullptr || onEvent.IsEmpty()) return;
-      switch (e->kind) {
-        case Event::Kind::Token:
-          onEvent.Call({Napi::String::New(env, "token"), Napi::Number::New(env, static_cast<double>(e->token))});
-          break;
-        case Event::Kind::Done: onEvent.Call({Napi::String::New(env, "done"), generationResultToJs(env, e->result)}); break;
-        case Event::Kind::Error: onEvent.Call({Napi::String::New(env, "error"), makeJsError(env, e->error).Value()}); break;
-      }
-    });
-    if (status != napi_ok) delete e;  // the environment is shutting down
-  }
-  void last(Event* e) {
-    send(e);
-    events.Release();
-  }
-};
 
 class DecodeSession : public Napi::AsyncWorker {
  public:
@@ -112,34 +82,18 @@ Napi::Value decodeSubmit(const Napi::CallbackInfo& info) {
       host->running = true;
       start = true;
     }
-    auto channel = std::make_shared<Channel>();
-    channel->events = Napi::ThreadSafeFunction::New(env, info[4].As<Napi::Function>(), "litlora.decode.events", 0, 1);
-    request.onToken = [channel](int64_t id) {
-      auto e = new Event;
-      e->token = id;
-      channel->send(e);
-    };
+    // A request's own channel, released after its last event.
+    auto channel = std::make_shared<EventChannel>(env, info[4].As<Napi::Function>(), "litlora.decode.events");
+    request.onToken = [channel](int64_t id) { channel->token(id); };
     DecodeHost* h = host.get();  // the session (which calls these) holds the host
-    request.onDone = [channel, h](const generate::Result& r) {
-      auto e = new Event;
-      e->kind = Event::Kind::Done;
-      e->result = r;
-      h->outbox.push_back([channel, e] { channel->last(e); });
-    };
+    request.onDone = [channel, h](const generate::Result& r) { h->outbox.push_back([channel, r] { channel->done(r); }); };
     request.onError = [channel, h](std::exception_ptr error) {
-      auto e = new Event;
-      e->kind = Event::Kind::Error;
-      e->error = describeException(error, "generating tokens");
-      h->outbox.push_back([channel, e] { channel->last(e); });
+      ErrorInfo info = describeException(error, "generating tokens");
+      h->outbox.push_back([channel, info] { channel->error(info); });
     };
     host->pending.push_back(std::move(request));
     if (start) (new DecodeSession(env, model, wrap->executor(), host))->Queue();
-    Napi::Object handle = Napi::Object::New(env);
-    handle.Set("cancel", Napi::Function::New(env, [cancelled](const Napi::CallbackInfo& info) {
-      cancelled->store(true);
-      return info.Env().Undefined();
-    }, "cancel"));
-    return handle;
+    return cancelHandle(env, cancelled);
   });
 }
 

@@ -9,20 +9,12 @@
 #include "core/error.h"
 #include "core/generate.h"
 #include "errors.h"
+#include "event_channel.h"
 #include "gpt_wrap.h"
 
 namespace litlora {
 
 namespace {
-
-// One message from the worker to JS; the thread-safe function's queue keeps them in order, so "done" or
-// "error" always arrives after the last token.
-struct Event {
-  enum class Kind { Token, Done, Error } kind = Kind::Token;
-  int64_t token = 0;
-  generate::Result result;
-  ErrorInfo error;
-};
 
 std::optional<double> numberOption(const Napi::Object& o, const char* key) {
   if (!o.Has(key)) return std::nullopt;
@@ -56,73 +48,42 @@ generate::SamplingOptions parseSamplingOptions(const Napi::Object& o) {
   return s;
 }
 
-Napi::Object generationResultToJs(Napi::Env env, const generate::Result& r) {
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("reason", generate::stopReasonName(r.reason));
-  out.Set("promptTokens", static_cast<double>(r.promptTokens));
-  out.Set("generatedTokens", static_cast<double>(r.generatedTokens));
-  out.Set("emittedTokens", static_cast<double>(r.tokens.size()));
-  out.Set("prefillSeconds", r.prefillSeconds);
-  out.Set("decodeSeconds", r.decodeSeconds);
-  return out;
-}
-
 namespace {
 
 class GenerateWorker : public Napi::AsyncWorker {
  public:
   GenerateWorker(Napi::Env env, std::shared_ptr<gpt::Gpt> model, std::shared_ptr<SerialExecutor> executor,
                  std::shared_ptr<GptWrap::Lease> lease, std::vector<int64_t> prompt, generate::SamplingOptions options,
-                 Napi::ThreadSafeFunction events, std::shared_ptr<std::atomic<bool>> cancelled)
+                 std::unique_ptr<EventChannel> events, std::shared_ptr<std::atomic<bool>> cancelled)
       : Napi::AsyncWorker(env, "litlora.generate"), model_(std::move(model)), executor_(std::move(executor)),
         lease_(std::move(lease)), prompt_(std::move(prompt)), options_(std::move(options)), events_(std::move(events)),
         cancelled_(std::move(cancelled)) {}
 
   void Execute() override {
-    auto event = std::make_unique<Event>();
+    generate::Result result;
+    std::optional<ErrorInfo> error;
     try {
       // On the model's own thread, like every other operation on it (see core/serial_executor.h).
-      event->result = executor_->run([&] {
-        return generate::generate(*model_, prompt_, options_, [this](int64_t id) {
-          auto e = new Event;
-          e->token = id;
-          send(e);
-        }, cancelled_.get());
+      result = executor_->run([&] {
+        return generate::generate(*model_, prompt_, options_, [this](int64_t id) { events_->token(id); }, cancelled_.get());
       });
-      event->kind = Event::Kind::Done;
     } catch (...) {
-      event->kind = Event::Kind::Error;
-      event->error = describeException(std::current_exception(), "generating tokens");
+      error = describeException(std::current_exception(), "generating tokens");
     }
     lease_.reset();  // the model is free again before JS hears "done"
-    send(event.release());
-    events_.Release();
+    if (error) events_->error(*error);
+    else events_->done(result);
   }
 
   void OnOK() override {}
 
  private:
-  void send(Event* e) {
-    napi_status status = events_.BlockingCall(e, [](Napi::Env env, Napi::Function onEvent, Event* raw) {
-      std::unique_ptr<Event> e(raw);
-      if (env == nullptr || onEvent.IsEmpty()) return;
-      switch (e->kind) {
-        case Event::Kind::Token:
-          onEvent.Call({Napi::String::New(env, "token"), Napi::Number::New(env, static_cast<double>(e->token))});
-          break;
-        case Event::Kind::Done: onEvent.Call({Napi::String::New(env, "done"), generationResultToJs(env, e->result)}); break;
-        case Event::Kind::Error: onEvent.Call({Napi::String::New(env, "error"), makeJsError(env, e->error).Value()}); break;
-      }
-    });
-    if (status != napi_ok) delete e;  // the environment is shutting down
-  }
-
   std::shared_ptr<gpt::Gpt> model_;
   std::shared_ptr<SerialExecutor> executor_;
   std::shared_ptr<GptWrap::Lease> lease_;
   std::vector<int64_t> prompt_;
   generate::SamplingOptions options_;
-  Napi::ThreadSafeFunction events_;
+  std::unique_ptr<EventChannel> events_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
@@ -145,16 +106,10 @@ Napi::Value generateEntry(const Napi::CallbackInfo& info) {
                     "generate: prompt id " << id << " is outside [0, " << model->config().paddedVocabSize << ")");
     auto lease = wrap->lease("generate");
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
-    Napi::ThreadSafeFunction events =
-        Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "litlora.generate.events", 0, 1);
-    auto* worker = new GenerateWorker(env, model, wrap->executor(), lease, std::move(prompt), std::move(options), events, cancelled);
+    auto events = std::make_unique<EventChannel>(env, info[3].As<Napi::Function>(), "litlora.generate.events");
+    auto* worker = new GenerateWorker(env, model, wrap->executor(), lease, std::move(prompt), std::move(options), std::move(events), cancelled);
     worker->Queue();
-    Napi::Object handle = Napi::Object::New(env);
-    handle.Set("cancel", Napi::Function::New(env, [cancelled](const Napi::CallbackInfo& info) {
-      cancelled->store(true);
-      return info.Env().Undefined();
-    }, "cancel"));
-    return handle;
+    return cancelHandle(env, cancelled);
   });
 }
 

@@ -12,8 +12,6 @@ namespace litlora {
 // The sampling options of a JS options object ({temperature, topK, topP, seed, maxNewTokens, vocabLimit,
 // stopSequences}); the batched decoder (batch_decode_wrap.cc) reads requests the same way.
 generate::SamplingOptions parseSamplingOptions(const Napi::Object& options);
-// The 'done' event's value: {reason, promptTokens, generatedTokens, emittedTokens, prefillSeconds, decodeSeconds}.
-Napi::Object generationResultToJs(Napi::Env env, const generate::Result& result);
 
 void initGenerate(Napi::Env env, Napi::Object exports);
 

@@ -233,18 +233,24 @@ Napi::Value TrainWrap::restoreDtype(const Napi::CallbackInfo& info) {
   });
 }
 
-// setProcessGroup(NativeProcessGroup | null) → Promise<void>: broadcasts rank 0's LoRA weights to every rank, then
-// averages the gradients over the ranks at each optimizer step (null: one process again).
+// setProcessGroup(NativeProcessGroup | null, {overlap?, bucketBytes?}) → Promise<void>: broadcasts rank 0's LoRA
+// weights to every rank, then averages the gradients over the ranks at each optimizer step (null: one process again).
 Napi::Value TrainWrap::setProcessGroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "joining the trainer to the process group", [&]() -> Napi::Value {
     auto trainer = this->trainer("setProcessGroup");
     std::shared_ptr<distributed::ProcessGroup> group;
     if (info.Length() >= 1 && !info[0].IsNull() && !info[0].IsUndefined()) group = DistributedWrap::groupOf(info[0], "processGroup");
+    train::GradientSync sync;
+    if (info.Length() >= 2 && info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      if (o.Get("overlap").IsBoolean()) sync.overlap = o.Get("overlap").As<Napi::Boolean>().Value();
+      if (o.Get("bucketBytes").IsNumber()) sync.bucketBytes = o.Get("bucketBytes").As<Napi::Number>().Int64Value();
+    }
     auto ex = gpt()->executor();
     auto lease = gpt()->lease("setProcessGroup");
     return TorchWorker<bool>::run(
-        env, [trainer, lease, ex, group]() { return ex->run([&] { trainer->setProcessGroup(group); return true; }); },
+        env, [trainer, lease, ex, group, sync]() { return ex->run([&] { trainer->setProcessGroup(group, sync); return true; }); },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
   });
 }

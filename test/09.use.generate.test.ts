@@ -12,17 +12,9 @@ import { llamaTiny, perturbNorms, pythiaTiny, randomizeAdapter, referenceConfig,
 import type { NpyArray } from './helpers/npy.js';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runPython } from './helpers/python.js';
+import { collect } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
-
-async function collect(it: AsyncGenerator<number, GenerationStats>): Promise<{ ids: number[]; stats: GenerationStats }> {
-  const ids: number[] = [];
-  while (true) {
-    const next = await it.next();
-    if (next.done) return { ids, stats: next.value };
-    ids.push(next.value);
-  }
-}
 
 // Larger-than-init weights so that the greedy choice is well separated (init's N(0, 0.02) gives near-ties).
 async function sharpModel(config: ModelConfig, seed: number, lora?: boolean): Promise<Model> {

@@ -4,23 +4,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { binding } from '../ts/binding.js';
-import { generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate/generate.js';
+import { generateTokens, type SamplingOptions } from '../ts/generate/generate.js';
 import { Model, type ModelConfig } from '../ts/index.js';
 import { llamaTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
+import { collect, type TokenRun } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
 
-interface Run { ids: number[]; stats: GenerationStats }
-
-async function collect(it: AsyncGenerator<number, GenerationStats>, onToken?: (n: number) => void): Promise<Run> {
-  const ids: number[] = [];
-  while (true) {
-    const next = await it.next();
-    if (next.done) return { ids, stats: next.value };
-    ids.push(next.value);
-    onToken?.(ids.length);
-  }
-}
 
 // The single-request native loop (native/core/generate.cc), which decodes one request with the model's own cache.
 function alone(model: Model, prompt: number[], o: SamplingOptions): Promise<number[]> {
@@ -60,7 +50,7 @@ async function checkBatched(what: string, model: Model): Promise<void> {
   // Requests 0, 1 and 2 start together; 3, 4 and 5 join once request 0 has produced 4, 8 and 12 tokens.
   const order: string[] = [];
   const startAt = new Map([[4, 3], [8, 4], [12, 5]]);
-  const runs: Promise<Run>[] = [];
+  const runs: Promise<TokenRun>[] = [];
   const start = (i: number) => {
     runs[i] = collect(generateTokens(model, requests[i]!.prompt, requests[i]!.options), (n) => {
       if (n === 1) order.push(`first ${i}`);

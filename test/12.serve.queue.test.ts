@@ -4,26 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate/generate.js';
+import { generateTokens, type SamplingOptions } from '../ts/generate/generate.js';
 import { initCheckpoint } from '../ts/model/init.js';
 import { LitloraError, Model } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
 import { pythiaTiny } from './helpers/model.js';
 import { tempFolders } from './helpers/temp.js';
+import { collect } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
 const folders = tempFolders();
 test.after(() => folders.removeAll());
-
-async function collect(it: AsyncGenerator<number, GenerationStats>, onToken?: (n: number) => void): Promise<{ ids: number[]; stats: GenerationStats }> {
-  const ids: number[] = [];
-  while (true) {
-    const next = await it.next();
-    if (next.done) return { ids, stats: next.value };
-    ids.push(next.value);
-    onToken?.(ids.length);
-  }
-}
 
 const tiny = () => Model.fromConfig({ ...pythiaTiny, block_size: 96 }, { seed: 31 });
 

@@ -34,7 +34,12 @@ it('bad values are ERR_ARG naming the variable or field', () => {
   assert.equal(code(() => resolveDistributed({ rank: 0, worldSize: 2, masterPort: 70000 })),
     ['ERR_ARG', 'distributed.masterPort: expected an integer in 1..65535, got 70000']);
   assert.equal(resolveDistributed({ rank: 1, worldSize: 2 }),
-    { rank: 1, worldSize: 2, localRank: 1, masterAddr: '127.0.0.1', masterPort: 29500, timeoutMs: 1_800_000, backend: 'gloo' });
+    { rank: 1, worldSize: 2, localRank: 1, masterAddr: '127.0.0.1', masterPort: 29500, timeoutMs: 1_800_000, backend: 'gloo',
+      overlap: true, bucketBytes: 1 << 20 });
+  assert.equal(code(() => resolveDistributed({ rank: 0, worldSize: 2, bucketBytes: 0 })),
+    ['ERR_ARG', 'distributed.bucketBytes: expected an integer in 1..∞, got 0']);
+  assert.equal(code(() => resolveDistributed({ rank: 0, worldSize: 2, overlap: 'yes' as unknown as boolean })),
+    ['ERR_ARG', 'distributed.overlap: expected true or false, got yes']);
 });
 
 it('the global batch must split evenly over micro-batches of every rank', () => {

@@ -39,13 +39,19 @@ test.before(async () => {
 });
 test.after(() => folders.removeAll());
 
-interface Run { worldSize: number; outDir: string; maxSteps: number; resume?: boolean; saveInterval?: number; timeoutMs?: number }
+interface Run {
+  worldSize: number; outDir: string; maxSteps: number; resume?: boolean; saveInterval?: number; timeoutMs?: number;
+  overlap?: boolean; bucketBytes?: number;
+}
 
 function spec(run: Run, port: number) {
   return (rank: number) => ({
     base, dataPath, outDir: run.outDir, maxSteps: run.maxSteps, globalBatchSize: 8, microBatchSize: 2, saveInterval: run.saveInterval ?? 1,
     resume: run.resume ?? false,
-    distributed: { rank, worldSize: run.worldSize, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: run.timeoutMs ?? 30_000 },
+    distributed: {
+      rank, worldSize: run.worldSize, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: run.timeoutMs ?? 30_000,
+      overlap: run.overlap, bucketBytes: run.bucketBytes,
+    },
   });
 }
 
@@ -67,13 +73,13 @@ function assertSameAdapter(a: Record<string, number[]>, b: Record<string, number
   for (const name of Object.keys(a)) assertClose(a[name]!, b[name]!, tol, `${what} ${name}`);
 }
 
-let reference: { steps: number[]; adapter: Record<string, number[]>; valLoss: number } | null = null;
+let reference: { steps: number[]; adapter: Record<string, number[]>; valLoss: number; twoRanks: Record<string, number[]> } | null = null;
 
 it('two ranks give the one-rank run\'s step losses and final adapter; only rank 0 writes', async () => {
   const one = await train({ worldSize: 1, outDir: join(dir, 'one'), maxSteps: 4 });
   const two = await train({ worldSize: 2, outDir: join(dir, 'two'), maxSteps: 4 });
-  reference = one[0]!.result;
   const [r0, r1] = [two[0]!.result, two[1]!.result];
+  reference = { ...one[0]!.result, twoRanks: r0.adapter };
   assert.is(r0.steps.length, 4);
   assertClose(r0.steps, reference!.steps, 1e-5, 'step loss');
   assertClose([r0.valLoss], [reference!.valLoss], 1e-5, 'final validation loss');
@@ -91,6 +97,30 @@ it('two ranks give the one-rank run\'s step losses and final adapter; only rank 
   for (const [name, t] of await lora.getAll()) saved[name] = Array.from(await t.data() as Float32Array);
   await lora.close();
   assert.equal(saved, r0.adapter);
+});
+
+it('gradients averaged during the backward (overlap) and after it give the same adapter bit for bit', async () => {
+  assert.ok(reference, 'needs the first test');
+  // 256-byte buckets: each of the 4 LoRA tensors (2 layers × A, B, r=4, n_embd 64: ≥ 1 KiB each) is a bucket of its
+  // own, and the one-float "non-finite loss on a rank" flag a fifth.
+  const on = await train({ worldSize: 2, outDir: join(dir, 'overlap-on'), maxSteps: 4, overlap: true, bucketBytes: 256 });
+  const off = await train({ worldSize: 2, outDir: join(dir, 'overlap-off'), maxSteps: 4, overlap: false, bucketBytes: 256 });
+  for (const runs of [on, off]) {
+    for (const r of runs) {
+      assert.is(r.result.stats.allReduceCalls, 4);
+      assert.is(r.result.stats.buckets, 4 * 5);
+    }
+  }
+  // Every gradient bucket of the overlapped run started inside the backward (each parameter has a gradient; the flag
+  // is known after it); none without.
+  for (const r of on) assert.is(r.result.stats.overlappedBuckets, 4 * 4);
+  for (const r of off) assert.is(r.result.stats.overlappedBuckets, 0);
+  assert.equal(on[0]!.result.steps, off[0]!.result.steps);
+  assert.equal(on[0]!.result.adapter, off[0]!.result.adapter);
+  assert.equal(on[1]!.result.adapter, on[0]!.result.adapter);
+  // Two ranks sum each element in one addition, so the buckets do not change it: the default buckets' adapter too.
+  assert.equal(on[0]!.result.adapter, reference!.twoRanks);
+  assertSameAdapter(on[0]!.result.adapter, reference!.adapter, 1e-4, 'final adapter');
 });
 
 it('a step folder of two ranks resumes with one, and one of one rank with two, to the same adapter', async () => {

@@ -102,7 +102,7 @@ export interface NativeTrainer {
   state(): Promise<[string, NativeTensor][]>;
   loadState(entries: [string, NativeTensor][]): Promise<void>;
   restoreDtype(): Promise<void>;
-  setProcessGroup(group: NativeProcessGroup | null): Promise<void>;
+  setProcessGroup(group: NativeProcessGroup | null, sync?: { overlap: boolean; bucketBytes: number }): Promise<void>;
   info(): { optimizerSteps: number; fusedAdamW: boolean; precision: string };
   dispose(): void;
 }
@@ -118,7 +118,7 @@ export interface NativeProcessGroup {
   allReduceSum(values: number[]): Promise<number[]>;
   allReduceMean(tensors: NativeTensor[], bucketBytes?: number): Promise<void>;
   barrier(): Promise<void>;
-  stats(): { allReduceCalls: number; buckets: number; bytes: number; seconds: number };
+  stats(): { allReduceCalls: number; buckets: number; overlappedBuckets: number; bytes: number; seconds: number };
   dispose(): void;
 }
 

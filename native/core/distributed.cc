@@ -64,6 +64,49 @@ bool mentions(const std::string& text, std::initializer_list<const char*> needle
 
 }  // namespace
 
+std::vector<std::pair<size_t, size_t>> bucketRanges(const std::vector<at::Tensor>& tensors, int64_t bucketBytes) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t i = 0;
+  while (i < tensors.size()) {
+    int64_t bytes = tensors[i].numel() * tensors[i].element_size();
+    size_t j = i + 1;
+    while (j < tensors.size() && tensors[j].scalar_type() == tensors[i].scalar_type() && tensors[j].device() == tensors[i].device() &&
+           bytes + tensors[j].numel() * tensors[j].element_size() <= bucketBytes) {
+      bytes += tensors[j].numel() * tensors[j].element_size();
+      ++j;
+    }
+    out.emplace_back(i, j);
+    i = j;
+  }
+  return out;
+}
+
+at::Tensor flattenBucket(const std::vector<at::Tensor>& members) {
+  at::NoGradGuard noGrad;
+  std::vector<at::Tensor> flat;
+  for (const at::Tensor& t : members) flat.push_back(t.reshape({-1}));
+  return at::cat(flat);
+}
+
+void unflattenMean(at::Tensor& summed, const std::vector<at::Tensor>& members, int worldSize) {
+  at::NoGradGuard noGrad;
+  summed.div_(worldSize);
+  int64_t offset = 0;
+  for (const at::Tensor& t : members) {
+    t.copy_(summed.narrow(0, offset, t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
+void ProcessGroup::addStats(const Stats& s) {
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  stats_.allReduceCalls += s.allReduceCalls;
+  stats_.buckets += s.buckets;
+  stats_.overlappedBuckets += s.overlappedBuckets;
+  stats_.bytes += s.bytes;
+  stats_.seconds += s.seconds;
+}
+
 #ifdef LITLORA_WITH_GLOO
 
 struct ProcessGroup::Impl {
@@ -232,40 +275,41 @@ void ProcessGroup::failed(const char* what, const std::string& detail, bool time
                                      "already written are complete. Check that rank's output, then --resume.");
 }
 
+struct PendingSum {
+  c10::intrusive_ptr<c10d::Work> work;
+  std::vector<at::Tensor> buffer;
+};
+
+std::shared_ptr<PendingSum> ProcessGroup::startSum(const at::Tensor& flat) {
+  auto pending = std::make_shared<PendingSum>();
+  pending->buffer = {flat};
+  collective("averaging the gradients", [&] {
+    c10d::AllreduceOptions ar;
+    ar.reduceOp = c10d::ReduceOp::SUM;
+    pending->work = impl_->backend->allreduce(pending->buffer, ar);
+  });
+  return pending;
+}
+
+void ProcessGroup::finishSum(const std::shared_ptr<PendingSum>& pending) {
+  collective("averaging the gradients", [&] { pending->work->wait(); });
+}
+
 void ProcessGroup::allReduceMean(const std::vector<at::Tensor>& tensors, int64_t bucketBytes) {
   const auto start = std::chrono::steady_clock::now();
   at::NoGradGuard noGrad;
-  size_t i = 0;
-  while (i < tensors.size()) {
-    // One bucket: consecutive tensors of one dtype and device, up to bucketBytes (at least one tensor).
-    std::vector<at::Tensor> members{tensors[i]};
-    int64_t bytes = tensors[i].numel() * tensors[i].element_size();
-    size_t j = i + 1;
-    while (j < tensors.size() && tensors[j].scalar_type() == tensors[i].scalar_type() && tensors[j].device() == tensors[i].device() &&
-           bytes + tensors[j].numel() * tensors[j].element_size() <= bucketBytes) {
-      bytes += tensors[j].numel() * tensors[j].element_size();
-      members.push_back(tensors[j++]);
-    }
-    std::vector<at::Tensor> flat;
-    for (const at::Tensor& t : members) flat.push_back(t.reshape({-1}));
-    std::vector<at::Tensor> buffer{at::cat(flat)};
-    collective("averaging the gradients", [&] {
-      c10d::AllreduceOptions ar;
-      ar.reduceOp = c10d::ReduceOp::SUM;
-      impl_->backend->allreduce(buffer, ar)->wait();
-    });
-    buffer[0].div_(options_.worldSize);
-    int64_t offset = 0;
-    for (const at::Tensor& t : members) {
-      t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-    stats_.buckets++;
-    stats_.bytes += bytes;
-    i = j;
+  Stats add;
+  for (const auto& [first, last] : bucketRanges(tensors, bucketBytes)) {
+    const std::vector<at::Tensor> members(tensors.begin() + first, tensors.begin() + last);
+    at::Tensor flat = flattenBucket(members);
+    finishSum(startSum(flat));
+    unflattenMean(flat, members, options_.worldSize);
+    add.buckets++;
+    add.bytes += flat.numel() * flat.element_size();
   }
-  stats_.allReduceCalls++;
-  stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  add.allReduceCalls = 1;
+  add.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  addStats(add);
 }
 
 std::vector<double> ProcessGroup::allReduceSum(const std::vector<double>& values) {
@@ -304,11 +348,14 @@ void ProcessGroup::barrier() {
 #else  // no c10d Gloo in the found libtorch
 
 struct ProcessGroup::Impl {};
+struct PendingSum {};
 
 ProcessGroup::ProcessGroup(const Options& o) : options_(o) { unavailable(o.backend); }
 ProcessGroup::~ProcessGroup() = default;
 void ProcessGroup::failed(const char*, const std::string&, bool) { unavailable(options_.backend); }
 void ProcessGroup::allReduceMean(const std::vector<at::Tensor>&, int64_t) { unavailable(options_.backend); }
+std::shared_ptr<PendingSum> ProcessGroup::startSum(const at::Tensor&) { unavailable(options_.backend); }
+void ProcessGroup::finishSum(const std::shared_ptr<PendingSum>&) { unavailable(options_.backend); }
 std::vector<double> ProcessGroup::allReduceSum(const std::vector<double>&) { unavailable(options_.backend); }
 void ProcessGroup::broadcast(const std::vector<at::Tensor>&, int) { unavailable(options_.backend); }
 void ProcessGroup::barrier() { unavailable(options_.backend); }

@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace litlora::distributed {
@@ -34,11 +36,24 @@ struct Options {
 std::vector<std::string> availableBackends();
 
 struct Stats {
-  int64_t allReduceCalls = 0;  // bucketed gradient all-reduces (one per optimizer step)
+  int64_t allReduceCalls = 0;     // bucketed gradient all-reduces (one per optimizer step)
   int64_t buckets = 0;
-  int64_t bytes = 0;           // payload bytes this rank contributed to all-reduces
-  double seconds = 0;          // wall time spent in gradient all-reduces
+  int64_t overlappedBuckets = 0;  // buckets whose sum started during the backward (grad_reducer.h)
+  int64_t bytes = 0;              // payload bytes this rank contributed to all-reduces
+  double seconds = 0;             // exposed time: wall time the training thread spent averaging gradients after the
+                                  // backward (all of it without overlap; with overlap, the waits for the sums)
 };
+
+// Gradient buckets: consecutive runs of tensors (in the order given) of one dtype and device, each of at most
+// bucketBytes (at least one tensor), as index ranges [first, second).
+std::vector<std::pair<size_t, size_t>> bucketRanges(const std::vector<at::Tensor>& tensors, int64_t bucketBytes);
+// One bucket's payload: its tensors flattened into one new tensor.
+at::Tensor flattenBucket(const std::vector<at::Tensor>& members);
+// Divides the summed payload by the world size and copies it back into the bucket's tensors.
+void unflattenMean(at::Tensor& summed, const std::vector<at::Tensor>& members, int worldSize);
+
+// A sum over the ranks running in the background (c10d's asynchronous work), from ProcessGroup::startSum.
+struct PendingSum;
 
 class ProcessGroup {
  public:
@@ -56,13 +71,23 @@ class ProcessGroup {
   // Averages the tensors over ranks in place (a sum, then a division by the world size), in flattened buckets
   // of at most bucketBytes of one dtype and device each (DDP's default bucket is 25 MiB).
   void allReduceMean(const std::vector<at::Tensor>& tensors, int64_t bucketBytes = 25 << 20);
+  // The overlapped gradient path (grad_reducer.h): starts the in-place sum over the ranks of one flat tensor and
+  // returns at once. Safe to call from autograd's threads; c10d runs the sums in the order they were started, so
+  // every rank must start its sums in the same order. finishSum waits for one (ERR_DISTRIBUTED as every collective).
+  std::shared_ptr<PendingSum> startSum(const at::Tensor& flat);
+  void finishSum(const std::shared_ptr<PendingSum>& pending);
+  // Adds the counts of one averaging of the gradients done outside allReduceMean.
+  void addStats(const Stats& s);
   // Element-wise sums over ranks of host numbers (float64).
   std::vector<double> allReduceSum(const std::vector<double>& values);
   // Copies rank root's tensors into every rank's, in place.
   void broadcast(const std::vector<at::Tensor>& tensors, int root = 0);
   void barrier();
 
-  Stats stats() const { return stats_; }
+  Stats stats() const {
+    std::lock_guard<std::mutex> lock(statsMutex_);
+    return stats_;
+  }
 
  private:
   struct Impl;
@@ -72,6 +97,7 @@ class ProcessGroup {
 
   Options options_;
   std::unique_ptr<Impl> impl_;
+  mutable std::mutex statsMutex_;  // stats() is read from the JS thread while a step runs
   Stats stats_;
 };
 

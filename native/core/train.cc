@@ -14,6 +14,12 @@ namespace litlora::train {
 
 namespace {
 
+Error nonfiniteOnARank() {
+  return Error("ERR_NONFINITE", "the training loss was NaN or infinite on at least one rank in this accumulation window; the "
+                                "LoRA weights were not updated on any rank. Lower the learning rate, check the data, or use a "
+                                "float32 / bf16-mixed precision.");
+}
+
 // Autocast on `device` to bfloat16 for the lifetime of the scope (torch.autocast(device, torch.bfloat16)).
 class AutocastScope {
  public:
@@ -275,9 +281,12 @@ MicroStepResult Trainer::microStep(const at::Tensor& tokens, const at::Tensor& t
   {
     AutocastScope autocast(precision_ == Precision::Bf16Mixed, model_->device().type());
     gpt::LossResult r;
+    // The window's last backward averages gradients over the ranks as they become final; earlier ones only accumulate.
+    if (reducer_ && o.step) reducer_->arm();
     try {
       r = model_->loss(tokens, targets, /*backward=*/true, 1.0 / static_cast<double>(o.accumulateCount));
     } catch (...) {
+      if (reducer_) reducer_->disarm();
       zeroGrad(params_);  // a half-finished backward must not leak into the next window
       throw;
     }
@@ -294,7 +303,14 @@ MicroStepResult Trainer::microStep(const at::Tensor& tokens, const at::Tensor& t
                                      "use a float32 / bf16-mixed precision.");
   }
   if (!o.step) return out;
-  if (group_) {
+  if (reducer_) {
+    const bool nonfinite = reducer_->finish(windowNonfinite_ ? 1.0 : 0.0) > 0;
+    windowNonfinite_ = false;
+    if (nonfinite) {
+      zeroGrad(params_);
+      throw nonfiniteOnARank();
+    }
+  } else if (group_) {
     at::NoGradGuard noGrad;
     std::vector<at::Tensor> grads;
     for (const NamedTensor& p : params_) {
@@ -305,12 +321,10 @@ MicroStepResult Trainer::microStep(const at::Tensor& tokens, const at::Tensor& t
     at::Tensor flag = at::full({1}, windowNonfinite_ ? 1.0 : 0.0, grads.empty() ? at::TensorOptions(at::kFloat) : grads.front().options());
     grads.push_back(flag);
     windowNonfinite_ = false;
-    group_->allReduceMean(grads);
+    group_->allReduceMean(grads, sync_.bucketBytes);
     if (flag.item<double>() > 0) {
       zeroGrad(params_);
-      throw Error("ERR_NONFINITE", "the training loss was NaN or infinite on at least one rank in this accumulation window; the "
-                                   "LoRA weights were not updated on any rank. Lower the learning rate, check the data, or use a "
-                                   "float32 / bf16-mixed precision.");
+      throw nonfiniteOnARank();
     }
   }
   const double norm = clipGradNorm(params_, o.maxNorm);
@@ -387,13 +401,21 @@ void Trainer::restoreDtype() {
   optimizer_.syncStateDtype();
 }
 
-void Trainer::setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group) {
+void Trainer::setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group, GradientSync sync) {
+  LITLORA_CHECK(sync.bucketBytes >= 1, "ERR_RANGE", "distributed.bucketBytes: expected ≥ 1, got " << sync.bucketBytes);
   if (group) {
     std::vector<at::Tensor> values;
     for (const NamedTensor& p : params_) values.push_back(p.tensor.detach());
     group->broadcast(values, 0);
   }
+  reducer_.reset();
   group_ = std::move(group);
+  sync_ = sync;
+  if (group_ && sync.overlap) {
+    std::vector<at::Tensor> tensors;
+    for (const NamedTensor& p : params_) tensors.push_back(p.tensor);
+    reducer_ = std::make_unique<distributed::GradReducer>(group_, tensors, sync.bucketBytes);
+  }
   windowNonfinite_ = false;
 }
 

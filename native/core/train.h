@@ -30,6 +30,7 @@
 
 #include "distributed.h"
 #include "gpt.h"
+#include "grad_reducer.h"
 
 namespace litlora::train {
 
@@ -97,6 +98,12 @@ struct MicroStepResult {
   double gradNorm = -1;  // global grad norm before clipping, when a step was taken
 };
 
+// How a data-parallel trainer averages gradients over the ranks (Trainer::setProcessGroup).
+struct GradientSync {
+  bool overlap = true;            // each bucket as soon as the backward has finished its gradients
+  int64_t bucketBytes = 1 << 20;  // largest bucket
+};
+
 // The optimizer, precision handling and step bookkeeping for one model.
 class Trainer {
  public:
@@ -125,9 +132,11 @@ class Trainer {
 
   // Data-parallel training: copies rank 0's LoRA parameters to every rank (so that all start identical, also
   // after a resume), and from then on averages the gradients over the ranks before each optimizer step (so that
-  // the AdamW state stays identical on every rank). A non-finite loss on any rank then stops every rank at the
-  // step with ERR_NONFINITE, instead of one rank alone.
-  void setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group);
+  // the AdamW state stays identical on every rank), in buckets of at most bucketBytes: with overlap, each bucket
+  // as soon as the backward of the window's last micro-batch has finished its gradients (grad_reducer.h); without,
+  // all after that backward. A non-finite loss on any rank then stops every rank at the step with ERR_NONFINITE,
+  // instead of one rank alone.
+  void setProcessGroup(std::shared_ptr<distributed::ProcessGroup> group, GradientSync sync = {});
   const std::shared_ptr<distributed::ProcessGroup>& processGroup() const { return group_; }
 
  private:
@@ -136,6 +145,8 @@ class Trainer {
   Precision precision_;
   AdamW optimizer_;
   std::shared_ptr<distributed::ProcessGroup> group_;
+  GradientSync sync_;
+  std::unique_ptr<distributed::GradReducer> reducer_;  // overlap on; removes its hooks before group_ goes
   bool windowNonfinite_ = false;  // data-parallel: a micro-batch of this window had a non-finite loss
 };
 

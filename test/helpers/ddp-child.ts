@@ -38,13 +38,15 @@ const scenarios: Record<string, (spec: any) => Promise<unknown>> = {
     return { rank: r, averaged, sums, stats, backends: ProcessGroup.backends() };
   },
 
-  // A finetune run (one process, or one rank of several): its step losses and the final adapter's tensors.
+  // A finetune run (one process, or one rank of several): its step losses, the final adapter's tensors and the
+  // process group's gradient statistics.
   async train(spec: TrainSpec) {
     const model = await Model.load(spec.base, { lora: { r: 4, alpha: 8, dropout: 0 } });
+    const group = spec.distributed ? await ProcessGroup.join(spec.distributed) : undefined;
     const trainer = new Trainer({
       model, data: createDataModule('JSON', { json_path: spec.dataPath, prompt_style: 'alpaca', val_split_fraction: 0.2 }),
       checkpointDir: spec.base, outDir: spec.outDir, progress: 'none', seed: 42, resume: spec.resume ?? false,
-      distributed: spec.distributed,
+      distributed: group,
       train: {
         globalBatchSize: spec.globalBatchSize, microBatchSize: spec.microBatchSize, lrWarmupSteps: 1, maxSteps: spec.maxSteps,
         saveInterval: spec.saveInterval ?? null, epochs: 1,
@@ -71,7 +73,9 @@ const scenarios: Record<string, (spec: any) => Promise<unknown>> = {
     const adapter: Record<string, number[]> = {};
     for (const [name, t] of await model.adapter!.tensors()) adapter[name] = Array.from(await t.data() as Float32Array);
     model.dispose();
-    return { steps, valLoss, adapter };
+    const stats = group?.stats();
+    group?.dispose();
+    return { steps, valLoss, adapter, stats };
   },
 };
 

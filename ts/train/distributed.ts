@@ -21,10 +21,21 @@ export interface DistributedOptions {
   timeoutMs?: number;
   /** 'gloo' (CPU tensors; the default) or 'nccl' (CUDA builds). */
   backend?: 'gloo' | 'nccl';
+  /**
+   * Average each bucket of LoRA gradients while the backward still computes the earlier layers' (PyTorch DDP's
+   * overlap); false: all buckets after the backward. Both give the same adapter. Default true.
+   */
+  overlap?: boolean;
+  /**
+   * Largest gradient bucket, in bytes. Default 1 MiB (DDP's first bucket): LoRA gradients are small, and DDP's
+   * 25 MiB would hold a 7B model's q,v adapters in one bucket that starts only once the whole backward is done.
+   */
+  bucketBytes?: number;
 }
 
 export const DEFAULT_MASTER_PORT = 29500;
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
+export const DEFAULT_BUCKET_BYTES = 1 << 20;
 
 function intFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
@@ -83,10 +94,13 @@ export function resolveDistributed(o: DistributedOptions): Required<DistributedO
   const rank = int(o.rank, 'rank', 0, worldSize - 1);
   const backend = o.backend ?? 'gloo';
   if (backend !== 'gloo' && backend !== 'nccl') fail('ERR_ARG', `distributed.backend: expected 'gloo' or 'nccl', got '${String(backend)}'`);
+  const overlap = o.overlap ?? true;
+  if (typeof overlap !== 'boolean') fail('ERR_ARG', `distributed.overlap: expected true or false, got ${String(overlap)}`);
   return {
     rank, worldSize, localRank: int(o.localRank ?? rank, 'localRank', 0),
     masterAddr: o.masterAddr ?? '127.0.0.1', masterPort: int(o.masterPort ?? DEFAULT_MASTER_PORT, 'masterPort', 1, 65535),
     timeoutMs: int(o.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs', 1), backend,
+    overlap, bucketBytes: int(o.bucketBytes ?? DEFAULT_BUCKET_BYTES, 'bucketBytes', 1),
   };
 }
 
@@ -114,7 +128,14 @@ export class ProcessGroup {
   /** Element-wise sums over the ranks. */
   sum(values: number[]): Promise<number[]> { return this.native.allReduceSum(values); }
   barrier(): Promise<void> { return this.native.barrier(); }
-  /** The gradient all-reduces so far: calls, buckets, bytes this rank contributed, seconds. */
+  /** How the trainer averages gradients through this group (NativeTrainer.setProcessGroup's second argument). */
+  get gradientSync(): { overlap: boolean; bucketBytes: number } {
+    return { overlap: this.options.overlap, bucketBytes: this.options.bucketBytes };
+  }
+  /**
+   * The gradient all-reduces so far: calls, buckets (overlappedBuckets of them started during the backward), bytes
+   * this rank contributed, and the seconds the training thread spent on them after the backward (exposed time).
+   */
   stats() { return this.native.stats(); }
   dispose(): void { this.native.dispose(); }
 }

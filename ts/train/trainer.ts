@@ -131,7 +131,7 @@ export class Trainer {
       });
       const { tokenizer, gradAccum, lrMaxSteps, nt, resumedFrom, checkpoints } = setup;
       // Every rank starts from rank 0's LoRA weights (fresh, or resumed): a collective, so only once all ranks agreed.
-      if (group) await nt.setProcessGroup(group.native);
+      if (group) await nt.setProcessGroup(group.native, group.gradientSync);
       const maxSteps = t.maxSteps ?? Infinity;
       const schedule = { baseLr: this.optimizer.lr, warmupSteps: t.lrWarmupSteps, maxSteps: lrMaxSteps };
 
