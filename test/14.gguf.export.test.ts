@@ -1,7 +1,7 @@
 // convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2- and
 // GPT-NeoX-family models made by transformers with real tokenizers → litgpt folders → GGUF files that llama.cpp
 // loads and greedy-decodes to the same tokens as litlora; Q8_0 blocks byte-identical to gguf-py's quantizer.
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -98,6 +98,46 @@ print(n)`);
     const share = agreement(await llamaCppGreedy(q8, PROMPTS, N, [], greedy[family]), greedy[family]);
     assert.ok(share >= 0.95, `${family} q8_0: ${share} of litlora's greedy tokens`);
   }
+});
+
+test('q8_0: rounding ties and values just below a half are quantized as gguf-py does (half away from zero, no float32 addition)', async () => {
+  const dir = temp.make('gguf-q8-edges');
+  cpSync(dirs.llama, dir, { recursive: true });
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.gguf'))) rmSync(join(dir, f));
+  // Blocks whose scale is exactly 1 (max 127) hold ties k + 0.5 and the float32 just below 0.5; others scale them.
+  runPython(`
+import torch
+p = ${JSON.stringify(join(dir, 'lit_model.pth'))}
+sd = torch.load(p, weights_only=True)
+name = next(k for k, v in sd.items() if v.dim() == 2 and 'mlp' in k and v.shape[1] % 32 == 0)
+w = sd[name]
+below = float(torch.tensor(0.5, dtype=torch.float32).nextafter(torch.tensor(0.0)))
+edge = [127.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, below, -below, 1 + below, 3 * below, 0.0] + [i + 0.5 for i in range(18)]
+rows = torch.tensor(edge, dtype=torch.float32).repeat(w.shape[1] // 32)
+for i, scale in enumerate([1.0, 1 / 127, 3.0, 1e-3, 2 ** -20]):
+    w[i] = rows * scale
+torch.save(sd, p)
+print(name)`);
+  const f32 = join(dir, 'edges-f32.gguf'), q8 = join(dir, 'edges-q8_0.gguf');
+  await convertToGguf(dir, f32, { outtype: 'f32' });
+  await convertToGguf(dir, q8, { outtype: 'q8_0' });
+  const r = runPython(`
+from gguf import GGUFReader
+from gguf.quants import quantize
+from gguf.constants import GGMLQuantizationType as Q
+a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(q8)})
+tb = {t.name: t for t in b.tensors}
+n = 0
+for t in a.tensors:
+    u = tb[t.name]
+    if u.tensor_type != Q.Q8_0:
+        continue
+    data = np.array(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)])
+    q = quantize(data, Q.Q8_0)
+    assert (np.array(u.data).reshape(q.shape) == q).all(), t.name
+    n += 1
+print(n)`);
+  assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
 });
 
 test.run();
