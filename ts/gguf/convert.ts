@@ -23,6 +23,7 @@ import { familyOfConfig, hfConfigFromConfig, type HfConfigJson } from '../intero
 import { hfFromLitgpt, type RowPiece } from '../interop/hf_weights.js';
 import { ggufFamily, ggufTensorName, type GgufFamily } from './families.js';
 import { addVocab, ggufVocab } from './vocab.js';
+import { sentencePieceVocab } from './vocab_spm.js';
 import { GGML_TYPE, GgufMetadata, ggufHeader, Q8_0_BLOCK, type GgmlType, type GgufTensorInfo } from './writer.js';
 
 export const GGUF_OUTTYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
@@ -220,7 +221,9 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       tied: false, dtype: 'float32', bosTokenId: existingHf?.bos_token_id ?? null, eosTokenId: existingHf?.eos_token_id ?? null,
     });
     // The vocabulary is checked before any weights are merged or written.
-    const vocab = ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
+    const vocab = gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model'))
+      ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig)
+      : ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
     if (!weightsFile) {
       options.onProgress?.({ phase: 'merge' });
       mergedDir = tempSibling(join(dirname(out), mergedName));

@@ -24,6 +24,8 @@ export interface GgufFamily {
   qkvAsLitgpt: boolean;
   /** llama.cpp requires output.weight even when the head is tied to the embedding. */
   needsOutput: boolean;
+  /** set_vocab tries tokenizer.model (_set_vocab_sentencepiece) before tokenizer.json (LlamaModel, Qwen2Model). */
+  sentencePieceFirst: boolean;
   /** Hyperparameter keys, in the order the converter's set_gguf_parameters writes them. */
   parameters(md: GgufMetadata, hf: HfConfigJson, c: Config, fileType: number): void;
 }
@@ -56,7 +58,7 @@ function textModelParameters(md: GgufMetadata, arch: string, hf: HfConfigJson, f
 
 export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> = {
   llama: {
-    arch: 'llama', names: LLAMA_NAMES, permuteQk: true, qkvAsLitgpt: false, needsOutput: false,
+    arch: 'llama', names: LLAMA_NAMES, permuteQk: true, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
     parameters(md, hf, c, fileType) {
       textModelParameters(md, 'llama', hf, fileType);
       md.u32('llama.vocab_size', Number(hf.vocab_size));
@@ -64,7 +66,7 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
     },
   },
   qwen2: {
-    arch: 'qwen2', names: LLAMA_NAMES, permuteQk: false, qkvAsLitgpt: false, needsOutput: false,
+    arch: 'qwen2', names: LLAMA_NAMES, permuteQk: false, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
     parameters(md, hf, _c, fileType) {
       textModelParameters(md, 'qwen2', hf, fileType);
     },
@@ -77,7 +79,7 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
       'gpt_neox.layers.{}.attention.query_key_value': 'blk.{}.attn_qkv', 'gpt_neox.layers.{}.attention.dense': 'blk.{}.attn_output',
       'gpt_neox.layers.{}.mlp.dense_h_to_4h': 'blk.{}.ffn_up', 'gpt_neox.layers.{}.mlp.dense_4h_to_h': 'blk.{}.ffn_down',
     },
-    permuteQk: false, qkvAsLitgpt: true, needsOutput: true,
+    permuteQk: false, qkvAsLitgpt: true, needsOutput: true, sentencePieceFirst: false,
     parameters(md, hf, c) {
       // GPTNeoXModel.set_gguf_parameters: no file type, no head_count_kv.
       md.u32('gptneox.context_length', Number(hf.max_position_embeddings));
