@@ -1,4 +1,4 @@
-// convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2- and
+// convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2-, Qwen3- and
 // GPT-NeoX-family models made by transformers with real tokenizers → litgpt folders → GGUF files that llama.cpp
 // loads and greedy-decodes to the same tokens as litlora; Q8_0 blocks byte-identical to gguf-py's quantizer.
 import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { tempFolders } from './helpers/temp.js';
 const temp = tempFolders();
 test.after(() => temp.removeAll());
 
-const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
+const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'qwen3', 'gpt_neox'];
 const PROMPTS = [[5, 9, 33, 100], [1000, 7, 1999, 12, 13, 14], [42], [300, 301, 302, 303, 304, 305, 306, 307]];
 const N = 16;
 let dirs: Record<string, string> = {};
@@ -36,7 +36,7 @@ for (const family of FAMILIES) {
   test(`${family}: the f32 GGUF greedy-decodes in llama.cpp to litlora's tokens`, async () => {
     const out = join(dirs[family], 'model-f32.gguf');
     const r = await convertToGguf(dirs[family], out, { outtype: 'f32' });
-    assert.is(r.architecture, { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' }[family]);
+    assert.is(r.architecture, { llama: 'llama', qwen2: 'qwen2', qwen3: 'qwen3', gpt_neox: 'gptneox' }[family]);
     assert.ok(existsSync(out));
     assert.equal(await llamaCppGreedy(out, PROMPTS, N), greedy[family]);
   });

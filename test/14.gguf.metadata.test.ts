@@ -25,8 +25,8 @@ const temp = tempFolders();
 test.after(() => temp.removeAll());
 
 const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
-const ARCH: Record<GgufTestFamily, string> = { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' };
-const PRE: Record<GgufTestFamily, string> = { llama: 'llama-bpe', qwen2: 'qwen2', gpt_neox: 'gpt-2' };
+const ARCH: Record<GgufTestFamily, string> = { llama: 'llama', qwen2: 'qwen2', qwen3: 'qwen3', gpt_neox: 'gptneox' };
+const PRE: Record<GgufTestFamily, string> = { llama: 'llama-bpe', qwen2: 'qwen2', qwen3: 'qwen2', gpt_neox: 'gpt-2' };
 let root = '';
 let dirs: Record<string, string> = {};
 

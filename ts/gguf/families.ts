@@ -71,6 +71,15 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
       textModelParameters(md, 'qwen2', hf, fileType);
     },
   },
+  qwen3: {
+    // Qwen3Model (a Qwen2Model): per-head RMSNorms of q and k, head_dim written as key/value length.
+    arch: 'qwen3',
+    names: { ...LLAMA_NAMES, 'model.layers.{}.self_attn.q_norm': 'blk.{}.attn_q_norm', 'model.layers.{}.self_attn.k_norm': 'blk.{}.attn_k_norm' },
+    permuteQk: false, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
+    parameters(md, hf, _c, fileType) {
+      textModelParameters(md, 'qwen3', hf, fileType);
+    },
+  },
   gpt_neox: {
     arch: 'gptneox',
     names: {
