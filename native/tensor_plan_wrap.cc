@@ -75,6 +75,8 @@ tensorplan::Plan planFromJs(const Napi::Value& value) {
     out.aliasOf = stringField(jo, "aliasOf", what, false);
     out.ggml = stringField(jo, "ggml", what, false);
     out.permuteHeads = intField(jo, "permuteHeads", 0, what);
+    Napi::Value addend = jo.Get("addend");
+    if (addend.IsNumber()) out.addend = addend.As<Napi::Number>().DoubleValue();
     out.data = bytesField(jo, "data", what);
     const std::string dtype = stringField(jo, "dtype", what, false);
     if (!dtype.empty()) out.dtype = parseDtype(dtype, what + ".dtype");

@@ -199,6 +199,8 @@ export interface NativeTensorPlanOutput {
   /** .gguf only: the tensor's ggml type; llama.cpp's rotary row permutation with this many heads; or its bytes, as they are. */
   ggml?: 'f32' | 'f16' | 'bf16' | 'q8_0';
   permuteHeads?: number;
+  /** .gguf only: added in the pieces' dtype before conversion (Gemma's norm weights + 1). */
+  addend?: number;
   data?: Uint8Array;
 }
 

@@ -70,7 +70,7 @@ Planned resolve(const Plan& plan, const Output& o, std::vector<std::shared_ptr<t
   Planned p;
   p.out = &o;
   LITLORA_CHECK(!o.name.empty(), "ERR_ARG", "tensor plan: an output has no name");
-  LITLORA_CHECK(plan.format == "gguf" || (o.ggml.empty() && !o.permuteHeads && o.data.empty()), "ERR_ARG",
+  LITLORA_CHECK(plan.format == "gguf" || (o.ggml.empty() && !o.permuteHeads && o.addend == 0 && o.data.empty()), "ERR_ARG",
                 "tensor plan: '" << o.name << "' has a ggml type, a permutation or bytes of its own; only a .gguf plan writes those");
   if (!o.data.empty()) {
     p.bytes = o.data.size();
@@ -216,7 +216,7 @@ class Producer {
 
   bool stream(const Planned& p, size_t index, uint32_t& crc) {
     if (!p.out->data.empty()) return emit(Chunk{Chunk::Kind::Bytes, index, p.out->data.data(), p.out->data.size()}, crc);
-    if (p.out->permuteHeads) return streamPermuted(p, index, crc);
+    if (p.out->permuteHeads || p.out->addend != 0) return streamWhole(p, index, crc);
     const uint64_t outElement = c10::elementSize(p.dtype);
     for (const Resolved& r : p.pieces) {
       if (r.rows == 0 || r.rowElements == 0) continue;
@@ -265,16 +265,20 @@ class Producer {
     return emit(std::move(chunk), crc);
   }
 
-  // convert_hf_to_gguf's LlamaModel.permute of a Llama Q or K projection (weights or bias), which llama.cpp's
-  // rotary embedding expects: reshape(heads, 2, rows/heads/2, …).swapaxes(1, 2). The tensor is permuted whole (one
-  // projection: a few MB), then written in blocks.
-  bool streamPermuted(const Planned& p, size_t index, uint32_t& crc) {
+  // A tensor changed whole before it is written (a Q or K projection, a norm: a few MB at most), then written in
+  // blocks: convert_hf_to_gguf's `data_torch + addend` in the pieces' dtype (Gemma's norm weights + 1), and its
+  // LlamaModel.permute of a Llama Q or K projection (weights or bias), which llama.cpp's rotary embedding expects:
+  // reshape(heads, 2, rows/heads/2, …).swapaxes(1, 2).
+  bool streamWhole(const Planned& p, size_t index, uint32_t& crc) {
     std::vector<at::Tensor> parts;
     for (const Resolved& r : p.pieces) parts.push_back(r.file->get(r.name).narrow(0, r.rowStart, r.rows));
     at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts);
     const int64_t rows = t.size(0), heads = p.out->permuteHeads;
     const std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-    t = t.to(p.dtype).reshape({heads, 2, rows / heads / 2, -1}).transpose(1, 2).contiguous().reshape(shape);
+    if (p.out->addend != 0) t = t + p.out->addend;
+    t = t.to(p.dtype);
+    if (heads) t = t.reshape({heads, 2, rows / heads / 2, -1}).transpose(1, 2).contiguous().reshape(shape);
+    t = t.contiguous();
     parts.clear();
     const int64_t rowElements = rows ? t.numel() / rows : 1;
     const int64_t rowsPerBlock = std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / (static_cast<uint64_t>(rowElements) * t.element_size())));

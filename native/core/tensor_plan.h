@@ -46,6 +46,7 @@ struct Output {
   // .gguf only:
   std::string ggml;                          // "f32" | "f16" | "bf16" | "q8_0": the tensor's type in the file
   int64_t permuteHeads = 0;                  // > 0: convert_hf_to_gguf's LlamaModel.permute with this many heads
+  double addend = 0;                         // added in the pieces' dtype before any conversion (Gemma's norms + 1)
   std::string data;                          // non-empty: these bytes, as they are (no pieces)
 };
 

@@ -67,6 +67,8 @@ export interface GgufRecipe {
   pieces: RowPiece[];
   /** LlamaModel.permute with this many heads (q: n_head, k: n_query_groups). */
   permuteHeads?: number;
+  /** Added before the conversion (Gemma's norm weights: + 1). */
+  addend?: number;
 }
 
 /** The GGUF tensors of a litgpt checkpoint, in convert_hf_to_gguf's order of the HF tensors. */
@@ -77,7 +79,8 @@ export function ggufRecipes(c: Config, gg: GgufFamily, hfRecipes: { name: string
     let permuteHeads: number | undefined;
     if (gg.permuteQk && /\.attn_q\./.test(name)) permuteHeads = c.n_head;
     if (gg.permuteQk && /\.attn_k\./.test(name)) permuteHeads = c.n_query_groups;
-    return { name, pieces: r.pieces, ...(permuteHeads ? { permuteHeads } : {}) };
+    const addend = gg.gemma && r.name.endsWith('norm.weight') ? 1 : 0;
+    return { name, pieces: r.pieces, ...(permuteHeads ? { permuteHeads } : {}), ...(addend ? { addend } : {}) };
   });
 }
 
@@ -221,8 +224,8 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       tied: false, dtype: 'float32', bosTokenId: existingHf?.bos_token_id ?? null, eosTokenId: existingHf?.eos_token_id ?? null,
     });
     // The vocabulary is checked before any weights are merged or written.
-    const vocab = gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model'))
-      ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig)
+    const vocab = gg.gemma || (gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model')))
+      ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig, gg.gemma)
       : ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
     if (!weightsFile) {
       options.onProgress?.({ phase: 'merge' });
@@ -238,6 +241,10 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       const has = new Set(file.names);
       const tied = !has.has('lm_head.weight') ||
         (has.has('transformer.wte.weight') && await binding().tensorsEqual(weightsFile, 'transformer.wte.weight', 'lm_head.weight'));
+      if (gg.gemma && !tied) {
+        fail('ERR_GGUF_UNSUPPORTED', `${weightsFile}: lm_head.weight differs from the embedding; llama.cpp's ${gg.arch} computes the ` +
+          'logits with the embedding (convert_hf_to_gguf.py drops lm_head), so it would compute other logits than litlora.');
+      }
       const hfRecipes = hfFromLitgpt(config, family, tied && !gg.needsOutput);
       if (tied && gg.needsOutput && !has.has('lm_head.weight')) {
         hfRecipes.push({ name: `${family.name === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight`, pieces: [{ name: 'transformer.wte.weight' }] });
@@ -263,7 +270,7 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
         infos.push({ name: r.name, shape, type });
         outputs.push({
           name: r.name, ggml: GGML_NAME[type], pieces: r.pieces.map((p) => ({ source: 0, ...p })),
-          ...(r.permuteHeads ? { permuteHeads: r.permuteHeads } : {}),
+          ...(r.permuteHeads ? { permuteHeads: r.permuteHeads } : {}), ...(r.addend ? { addend: r.addend } : {}),
         });
       }
       const md = modelMetadata(gg, config, hfConfig, FILE_TYPE[outtype], 'model');

@@ -84,6 +84,8 @@ export interface GgufVocab {
   specialIds: [string, number][];
   addSpecial: [string, boolean][];
   chatTemplate: string | null;
+  /** tokenizer.ggml.add_space_prefix, where the converter writes it (Gemma: false). */
+  addSpacePrefix?: boolean;
 }
 
 /** SpecialVocab's ids, add_* flags and chat template (gguf-py vocab.py, the paths a real tokenizer takes). */
@@ -244,4 +246,5 @@ export function addVocab(md: GgufMetadata, v: GgufVocab): void {
   for (const [typ, id] of v.specialIds) md.u32(`tokenizer.ggml.${idKey[typ]}`, id);
   for (const [typ, flag] of v.addSpecial) md.bool(`tokenizer.ggml.add_${typ}_token`, flag);
   if (v.chatTemplate !== null) md.string('tokenizer.chat_template', v.chatTemplate);
+  if (v.addSpacePrefix !== undefined) md.bool('tokenizer.ggml.add_space_prefix', v.addSpacePrefix);
 }

@@ -7,8 +7,10 @@
 //   tokenizer_config.json's added_tokens_decoder (CONTROL when special or special-looking, else USER_DEFINED with
 //   ▁ as a space), each scored -1000; then gguf-py's SpecialVocab (vocab.ts) without a tokenizer.json's added tokens.
 //
-// litlora runs only BPE SentencePiece models (data/sentencepiece.ts); anything else is ERR_GGUF_UNSUPPORTED.
-import { readFileSync } from 'node:fs';
+// litlora runs only BPE SentencePiece models (data/sentencepiece.ts); anything else is ERR_GGUF_UNSUPPORTED. Gemma's
+// converter adds tokenizer.ggml.add_space_prefix false (llama.cpp then adds no ▁ before the text), so a Gemma model
+// whose tokenizer.model adds a dummy prefix is refused: llama.cpp would tokenize it differently.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { readSentencePieceModel } from '../data/sentencepiece.js';
@@ -18,9 +20,17 @@ import { looksSpecial, readJson, specialVocab, TOKEN_TYPE, type GgufVocab } from
 const KEPT_TYPES = new Set<number>([TOKEN_TYPE.UNKNOWN, TOKEN_TYPE.CONTROL, TOKEN_TYPE.UNUSED, TOKEN_TYPE.BYTE]);
 
 /** The GGUF vocabulary of `dir`'s tokenizer.model for a model of `vocabRows` embedding rows (see the header). */
-export function sentencePieceVocab(dir: string, vocabRows: number, hfConfig: Record<string, unknown>): GgufVocab {
+export function sentencePieceVocab(dir: string, vocabRows: number, hfConfig: Record<string, unknown>, gemma = false): GgufVocab {
   const path = join(dir, 'tokenizer.model');
+  if (!existsSync(path)) {
+    fail('ERR_GGUF_UNSUPPORTED', `${dir} has no tokenizer.model; llama.cpp's Gemma vocabulary is the SentencePiece model. ` +
+      'Copy the model\'s tokenizer.model into the folder.');
+  }
   const model = readSentencePieceModel(readFileSync(path), path);
+  if (gemma && model.addDummyPrefix) {
+    fail('ERR_GGUF_UNSUPPORTED', `${path} adds a dummy prefix (▁) before the text, which llama.cpp's Gemma vocabulary does not; ` +
+      'llama.cpp would tokenize differently from litlora.');
+  }
   if (model.modelType !== 2) {
     fail('ERR_GGUF_UNSUPPORTED', `${path} is a ${model.modelType === 1 ? 'Unigram' : `type ${model.modelType}`} SentencePiece model; ` +
       'litlora writes BPE SentencePiece tokenizers (Llama 2, TinyLlama, Mistral) to GGUF.');
@@ -53,5 +63,6 @@ export function sentencePieceVocab(dir: string, vocabRows: number, hfConfig: Rec
     const control = token.special === true || looksSpecial(token.content);
     set(Number(id), control ? token.content : token.content.replaceAll('\u2581', ' '), control ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED, configFile);
   }
-  return { model: 'llama', pre: 'default', tokens, scores, tokenTypes, merges: [], ...specialVocab(dir, {}, hfConfig) };
+  const vocab: GgufVocab = { model: 'llama', pre: 'default', tokens, scores, tokenTypes, merges: [], ...specialVocab(dir, {}, hfConfig) };
+  return gemma ? { ...vocab, addSpacePrefix: false } : vocab;
 }
