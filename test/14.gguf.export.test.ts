@@ -42,7 +42,7 @@ for (const family of FAMILIES) {
   });
 }
 
-test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; bf16 holds the f32 export\'s values rounded to bfloat16', async () => {
+test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; f16 and bf16 hold the f32 export\'s values rounded to float16 / bfloat16', async () => {
   const f16 = join(dirs.llama, 'model-f16.gguf'), bf16 = join(dirs.llama, 'model-bf16.gguf');
   await convertToGguf(dirs.llama, f16, { outtype: 'f16' });
   const share = agreement(await llamaCppGreedy(f16, PROMPTS, N, [], greedy.llama), greedy.llama);
@@ -55,16 +55,19 @@ test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; bf16 hol
 import torch
 from gguf import GGUFReader
 from gguf.constants import GGMLQuantizationType as Q
-a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(bf16)})
-tb = {t.name: t for t in b.tensors}
+a, b, h = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(bf16)}), GGUFReader(${JSON.stringify(f16)})
+tb, th = {t.name: t for t in b.tensors}, {t.name: t for t in h.tensors}
 n = 0
 for t in a.tensors:
-    u = tb[t.name]
+    u, v = tb[t.name], th[t.name]
     want = Q.F32 if len(t.shape) == 1 else Q.BF16
     assert u.tensor_type == want, (t.name, u.tensor_type)
     if want == Q.BF16:
         x = torch.from_numpy(np.array(t.data, dtype=np.float32)).to(torch.bfloat16).view(torch.int16).numpy()
         assert (np.array(u.data).view(np.int16).reshape(x.shape) == x).all(), t.name
+        assert v.tensor_type == Q.F16, (t.name, v.tensor_type)
+        y = np.array(t.data, dtype=np.float32).astype(np.float16).view(np.int16)
+        assert (np.array(v.data).view(np.int16).reshape(y.shape) == y).all(), t.name
         n += 1
 print(n)`);
   assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
@@ -100,7 +103,7 @@ print(n)`);
   }
 });
 
-test('q8_0: rounding ties and values just below a half are quantized as gguf-py does (half away from zero, no float32 addition)', async () => {
+for (const dtype of ['float32', 'bfloat16']) test(`q8_0 and f16 of ${dtype} weights: rounding ties and values just below a half are quantized as gguf-py does (half away from zero, no float32 addition); halves round as numpy`, async () => {
   const dir = temp.make('gguf-q8-edges');
   cpSync(dirs.llama, dir, { recursive: true });
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.gguf'))) rmSync(join(dir, f));
@@ -116,22 +119,25 @@ edge = [127.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, below, -below, 1 
 rows = torch.tensor(edge, dtype=torch.float32).repeat(w.shape[1] // 32)
 for i, scale in enumerate([1.0, 1 / 127, 3.0, 1e-3, 2 ** -20]):
     w[i] = rows * scale
-torch.save(sd, p)
+torch.save({k: v.to(torch.${dtype}) for k, v in sd.items()}, p)
 print(name)`);
-  const f32 = join(dir, 'edges-f32.gguf'), q8 = join(dir, 'edges-q8_0.gguf');
+  const f32 = join(dir, 'edges-f32.gguf'), q8 = join(dir, 'edges-q8_0.gguf'), f16 = join(dir, 'edges-f16.gguf');
   await convertToGguf(dir, f32, { outtype: 'f32' });
   await convertToGguf(dir, q8, { outtype: 'q8_0' });
+  await convertToGguf(dir, f16, { outtype: 'f16' });
   const r = runPython(`
 from gguf import GGUFReader
 from gguf.quants import quantize
 from gguf.constants import GGMLQuantizationType as Q
-a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(q8)})
-tb = {t.name: t for t in b.tensors}
+a, b, h = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(q8)}), GGUFReader(${JSON.stringify(f16)})
+tb, th = {t.name: t for t in b.tensors}, {t.name: t for t in h.tensors}
 n = 0
 for t in a.tensors:
-    u = tb[t.name]
+    u, v = tb[t.name], th[t.name]
     if u.tensor_type != Q.Q8_0:
         continue
+    y = np.array(t.data, dtype=np.float32).astype(np.float16).view(np.int16)
+    assert v.tensor_type == Q.F16 and (np.array(v.data).view(np.int16).reshape(y.shape) == y).all(), ('f16', t.name)
     data = np.array(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)])
     q = quantize(data, Q.Q8_0)
     assert (np.array(u.data).reshape(q.shape) == q).all(), t.name

@@ -14,5 +14,7 @@ constexpr int64_t kBlockBytes = 2 + kBlock;
 
 // Quantizes `n` values (a whole number of blocks) into n / 32 · 34 bytes at `out`.
 void quantize(const float* x, int64_t n, uint8_t* out);
+// The same from bfloat16 values (exactly their float32 values), without a float32 copy of them.
+void quantizeBf16(const uint16_t* x, int64_t n, uint8_t* out);
 
 }  // namespace litlora::q8_0

@@ -17,6 +17,7 @@
 #include "core/bounded_queue.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/half_convert.h"
 #include "core/pth.h"
 #include "core/q8_0.h"
 #include "core/safetensors.h"
@@ -236,7 +237,19 @@ class Producer {
       for (int64_t row = 0; row < r.rows; row += rowsPerBlock) {
         const int64_t n = std::min(rowsPerBlock, r.rows - row);
         at::Tensor block = t.narrow(0, row, n);
-        const bool direct = block.is_contiguous() && block.scalar_type() == p.dtype;
+        // Q8_0 quantizes bfloat16 blocks as they are (the quantizer reads them as float32).
+        const bool direct = block.is_contiguous() && (block.scalar_type() == p.dtype || (p.q8 && block.scalar_type() == at::kBFloat16));
+        if (!direct && p.dtype == at::kHalf && block.is_contiguous()) {
+          at::Tensor half = at::empty(block.sizes(), at::kHalf);
+          if (halfconvert::toHalf(block.data_ptr(), block.scalar_type(), block.numel(), static_cast<uint16_t*>(half.data_ptr()))) {
+            if (mapped) {
+              const char* start = static_cast<const char*>(block.data_ptr());
+              releasePages(start, start + block.numel() * block.element_size());
+            }
+            if (!emitBlock(p, index, std::move(half), false, crc)) return false;
+            continue;
+          }
+        }
         at::Tensor bytes = direct ? block : block.to(p.dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous).contiguous();
         if (!emitBlock(p, index, std::move(bytes), mapped && direct, crc)) return false;
       }
@@ -251,10 +264,13 @@ class Producer {
     if (!token) return false;
     if (p.q8) {
       at::Tensor q = at::empty({bytes.numel() / q8_0::kBlock * q8_0::kBlockBytes}, at::kByte);
-      q8_0::quantize(bytes.data_ptr<float>(), bytes.numel(), q.data_ptr<uint8_t>());
+      if (bytes.scalar_type() == at::kBFloat16)
+        q8_0::quantizeBf16(static_cast<const uint16_t*>(bytes.data_ptr()), bytes.numel(), q.data_ptr<uint8_t>());
+      else
+        q8_0::quantize(bytes.data_ptr<float>(), bytes.numel(), q.data_ptr<uint8_t>());
       if (release) {
         const char* start = static_cast<const char*>(bytes.data_ptr());
-        releasePages(start, start + bytes.numel() * 4);
+        releasePages(start, start + bytes.numel() * bytes.element_size());
       }
       bytes = std::move(q);
       release = false;
