@@ -42,7 +42,7 @@ if (!existsSync(join(model, 'lit_model.pth'))) {
   split.Regex = split.Regex.replace('\\p{N}{1,3}', '\\p{N}');
   writeFileSync(join(model, 'tokenizer.json'), JSON.stringify(t));
   copyFileSync(join(fixture, 'tokenizer_config.json'), join(model, 'tokenizer_config.json'));
-  await convertToLitgpt(model);
+  await convertToLitgpt(model, { modelName: 'Qwen2.5-0.5B' });
 }
 
 const rows: string[][] = [['', 'seconds', 'GB written', 'vs durable-write floor']];

@@ -27,6 +27,16 @@ int64_t intField(const Napi::Object& o, const char* key, int64_t fallback, const
   return v.As<Napi::Number>().Int64Value();
 }
 
+// A Uint8Array (or Buffer) field as bytes; "" when absent.
+std::string bytesField(const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return "";
+  LITLORA_CHECK(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array, "ERR_TYPE",
+                what << "." << key << ": expected a Uint8Array");
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+}
+
 Napi::Array arrayField(const Napi::Object& o, const char* key, const std::string& what) {
   Napi::Value v = o.Get(key);
   LITLORA_CHECK(v.IsArray(), "ERR_TYPE", what << "." << key << ": expected an array");
@@ -40,6 +50,7 @@ tensorplan::Plan planFromJs(const Napi::Value& value) {
   plan.outPath = stringField(o, "outPath", "plan");
   plan.format = stringField(o, "format", "plan");
   plan.wrap = stringField(o, "wrap", "plan", false);
+  plan.header = bytesField(o, "header", "plan");
   Napi::Array sources = arrayField(o, "sources", "plan");
   for (uint32_t i = 0; i < sources.Length(); ++i) {
     LITLORA_CHECK(sources.Get(i).IsString(), "ERR_TYPE", "plan.sources[" << i << "]: expected a path");
@@ -62,6 +73,11 @@ tensorplan::Plan planFromJs(const Napi::Value& value) {
     tensorplan::Output out;
     out.name = stringField(jo, "name", what);
     out.aliasOf = stringField(jo, "aliasOf", what, false);
+    out.ggml = stringField(jo, "ggml", what, false);
+    out.permuteHeads = intField(jo, "permuteHeads", 0, what);
+    Napi::Value addend = jo.Get("addend");
+    if (addend.IsNumber()) out.addend = addend.As<Napi::Number>().DoubleValue();
+    out.data = bytesField(jo, "data", what);
     const std::string dtype = stringField(jo, "dtype", what, false);
     if (!dtype.empty()) out.dtype = parseDtype(dtype, what + ".dtype");
     Napi::Value shape = jo.Get("shape");
@@ -71,7 +87,7 @@ tensorplan::Plan planFromJs(const Napi::Value& value) {
       for (uint32_t d = 0; d < a.Length(); ++d) dims.push_back(a.Get(d).As<Napi::Number>().Int64Value());
       out.shape = dims;
     }
-    if (out.aliasOf.empty()) {
+    if (out.aliasOf.empty() && out.data.empty()) {
       Napi::Array pieces = arrayField(jo, "pieces", what);
       for (uint32_t k = 0; k < pieces.Length(); ++k) {
         const std::string pw = what + ".pieces[" + std::to_string(k) + "]";

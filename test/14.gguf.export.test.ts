@@ -1,7 +1,7 @@
-// convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2- and
+// convert_to_gguf against llama.cpp itself (node-llama-cpp's prebuilt binary): tiny Llama-, Qwen2-, Qwen3- and
 // GPT-NeoX-family models made by transformers with real tokenizers → litgpt folders → GGUF files that llama.cpp
 // loads and greedy-decodes to the same tokens as litlora; Q8_0 blocks byte-identical to gguf-py's quantizer.
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,7 +14,7 @@ import { tempFolders } from './helpers/temp.js';
 const temp = tempFolders();
 test.after(() => temp.removeAll());
 
-const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
+const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'qwen3', 'gpt_neox'];
 const PROMPTS = [[5, 9, 33, 100], [1000, 7, 1999, 12, 13, 14], [42], [300, 301, 302, 303, 304, 305, 306, 307]];
 const N = 16;
 let dirs: Record<string, string> = {};
@@ -36,13 +36,13 @@ for (const family of FAMILIES) {
   test(`${family}: the f32 GGUF greedy-decodes in llama.cpp to litlora's tokens`, async () => {
     const out = join(dirs[family], 'model-f32.gguf');
     const r = await convertToGguf(dirs[family], out, { outtype: 'f32' });
-    assert.is(r.architecture, { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' }[family]);
+    assert.is(r.architecture, { llama: 'llama', qwen2: 'qwen2', qwen3: 'qwen3', gpt_neox: 'gptneox' }[family]);
     assert.ok(existsSync(out));
     assert.equal(await llamaCppGreedy(out, PROMPTS, N), greedy[family]);
   });
 }
 
-test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; bf16 holds the f32 export\'s values rounded to bfloat16', async () => {
+test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; f16 and bf16 hold the f32 export\'s values rounded to float16 / bfloat16', async () => {
   const f16 = join(dirs.llama, 'model-f16.gguf'), bf16 = join(dirs.llama, 'model-bf16.gguf');
   await convertToGguf(dirs.llama, f16, { outtype: 'f16' });
   const share = agreement(await llamaCppGreedy(f16, PROMPTS, N, [], greedy.llama), greedy.llama);
@@ -55,16 +55,19 @@ test('f16 agrees with litlora on ≥ 95% of greedy tokens in llama.cpp; bf16 hol
 import torch
 from gguf import GGUFReader
 from gguf.constants import GGMLQuantizationType as Q
-a, b = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(bf16)})
-tb = {t.name: t for t in b.tensors}
+a, b, h = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(bf16)}), GGUFReader(${JSON.stringify(f16)})
+tb, th = {t.name: t for t in b.tensors}, {t.name: t for t in h.tensors}
 n = 0
 for t in a.tensors:
-    u = tb[t.name]
+    u, v = tb[t.name], th[t.name]
     want = Q.F32 if len(t.shape) == 1 else Q.BF16
     assert u.tensor_type == want, (t.name, u.tensor_type)
     if want == Q.BF16:
         x = torch.from_numpy(np.array(t.data, dtype=np.float32)).to(torch.bfloat16).view(torch.int16).numpy()
         assert (np.array(u.data).view(np.int16).reshape(x.shape) == x).all(), t.name
+        assert v.tensor_type == Q.F16, (t.name, v.tensor_type)
+        y = np.array(t.data, dtype=np.float32).astype(np.float16).view(np.int16)
+        assert (np.array(v.data).view(np.int16).reshape(y.shape) == y).all(), t.name
         n += 1
 print(n)`);
   assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
@@ -98,6 +101,49 @@ print(n)`);
     const share = agreement(await llamaCppGreedy(q8, PROMPTS, N, [], greedy[family]), greedy[family]);
     assert.ok(share >= 0.95, `${family} q8_0: ${share} of litlora's greedy tokens`);
   }
+});
+
+for (const dtype of ['float32', 'bfloat16']) test(`q8_0 and f16 of ${dtype} weights: rounding ties and values just below a half are quantized as gguf-py does (half away from zero, no float32 addition); halves round as numpy`, async () => {
+  const dir = temp.make('gguf-q8-edges');
+  cpSync(dirs.llama, dir, { recursive: true });
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.gguf'))) rmSync(join(dir, f));
+  // Blocks whose scale is exactly 1 (max 127) hold ties k + 0.5 and the float32 just below 0.5; others scale them.
+  runPython(`
+import torch
+p = ${JSON.stringify(join(dir, 'lit_model.pth'))}
+sd = torch.load(p, weights_only=True)
+name = next(k for k, v in sd.items() if v.dim() == 2 and 'mlp' in k and v.shape[1] % 32 == 0)
+w = sd[name]
+below = float(torch.tensor(0.5, dtype=torch.float32).nextafter(torch.tensor(0.0)))
+edge = [127.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, below, -below, 1 + below, 3 * below, 0.0] + [i + 0.5 for i in range(18)]
+rows = torch.tensor(edge, dtype=torch.float32).repeat(w.shape[1] // 32)
+for i, scale in enumerate([1.0, 1 / 127, 3.0, 1e-3, 2 ** -20]):
+    w[i] = rows * scale
+torch.save({k: v.to(torch.${dtype}) for k, v in sd.items()}, p)
+print(name)`);
+  const f32 = join(dir, 'edges-f32.gguf'), q8 = join(dir, 'edges-q8_0.gguf'), f16 = join(dir, 'edges-f16.gguf');
+  await convertToGguf(dir, f32, { outtype: 'f32' });
+  await convertToGguf(dir, q8, { outtype: 'q8_0' });
+  await convertToGguf(dir, f16, { outtype: 'f16' });
+  const r = runPython(`
+from gguf import GGUFReader
+from gguf.quants import quantize
+from gguf.constants import GGMLQuantizationType as Q
+a, b, h = GGUFReader(${JSON.stringify(f32)}), GGUFReader(${JSON.stringify(q8)}), GGUFReader(${JSON.stringify(f16)})
+tb, th = {t.name: t for t in b.tensors}, {t.name: t for t in h.tensors}
+n = 0
+for t in a.tensors:
+    u, v = tb[t.name], th[t.name]
+    if u.tensor_type != Q.Q8_0:
+        continue
+    y = np.array(t.data, dtype=np.float32).astype(np.float16).view(np.int16)
+    assert v.tensor_type == Q.F16 and (np.array(v.data).view(np.int16).reshape(y.shape) == y).all(), ('f16', t.name)
+    data = np.array(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)])
+    q = quantize(data, Q.Q8_0)
+    assert (np.array(u.data).reshape(q.shape) == q).all(), t.name
+    n += 1
+print(n)`);
+  assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
 });
 
 test.run();

@@ -25,8 +25,8 @@ const temp = tempFolders();
 test.after(() => temp.removeAll());
 
 const FAMILIES: GgufTestFamily[] = ['llama', 'qwen2', 'gpt_neox'];
-const ARCH: Record<GgufTestFamily, string> = { llama: 'llama', qwen2: 'qwen2', gpt_neox: 'gptneox' };
-const PRE: Record<GgufTestFamily, string> = { llama: 'llama-bpe', qwen2: 'qwen2', gpt_neox: 'gpt-2' };
+const ARCH: Record<GgufTestFamily, string> = { llama: 'llama', qwen2: 'qwen2', qwen3: 'qwen3', gpt_neox: 'gptneox' };
+const PRE: Record<GgufTestFamily, string> = { llama: 'llama-bpe', qwen2: 'qwen2', qwen3: 'qwen2', gpt_neox: 'gpt-2' };
 let root = '';
 let dirs: Record<string, string> = {};
 
@@ -135,6 +135,37 @@ print(json.dumps({"type": got["general.type"], "adapter": got["adapter.type"], "
     assert.equal(await llamaCppGreedy(merged, PROMPTS, 12), want);
   });
 }
+
+test('an adapter for another base: --base (a GGUF or a litgpt folder) of another architecture or shape is ERR_ADAPTER_MISMATCH and writes nothing', async () => {
+  const lora = await loraFolder('llama', { r: 2, alpha: 4, query: true, value: true });
+  const llamaBase = join(root, 'match-llama.gguf'), qwenBase = join(root, 'match-qwen2.gguf');
+  await convertToGguf(dirs.llama, llamaBase, { outtype: 'f16' });
+  await convertToGguf(dirs.qwen2, qwenBase, { outtype: 'f16' });
+  const shallow = join(root, 'match-shallow');
+  cpSync(dirs.llama, shallow, { recursive: true });
+  const yaml = readFileSync(join(shallow, 'model_config.yaml'), 'utf8');
+  const layers = Number(/^n_layer: (\d+)$/m.exec(yaml)![1]);
+  writeFileSync(join(shallow, 'model_config.yaml'), yaml.replace(/^n_layer: \d+$/m, `n_layer: ${layers + 1}`));
+  const out = join(root, 'match-adapter.gguf');
+  const cases: [string, RegExp][] = [
+    [qwenBase, new RegExp(`general\\.architecture = llama\\), but the base ${qwenBase} has general\\.architecture = qwen2`)],
+    [shallow, new RegExp(`llama\\.block_count = ${layers}\\), but the base ${shallow} has llama\\.block_count = ${layers + 1}`)],
+  ];
+  for (const [base, message] of cases) {
+    await assertCode(() => convertLoraToGguf(lora, out, { base }), 'ERR_ADAPTER_MISMATCH', message);
+    assert.not.ok(existsSync(out), base);
+  }
+  let err = '';
+  const io = { out: () => {}, err: (t: string) => { err += t; }, cwd: root };
+  assert.is(await runCli(['convert_lora_to_gguf', lora, out, '--base', qwenBase], io), 1);
+  assert.match(err, /error \[ERR_ADAPTER_MISMATCH\]/);
+  assert.not.ok(existsSync(out));
+  // Its own base, as a GGUF or as the folder, passes.
+  await convertLoraToGguf(lora, out, { base: llamaBase });
+  assert.ok(existsSync(out));
+  await convertLoraToGguf(lora, out, { base: dirs.llama, force: true });
+  assert.equal(readdirSync(root).filter((f) => f.startsWith('.match-')), []);
+});
 
 test('CLI: convert_to_gguf writes the same file as the API; an existing file needs --force (ERR_EXISTS)', async () => {
   const out = join(root, 'cli.gguf');

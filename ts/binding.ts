@@ -196,15 +196,23 @@ export interface NativeTensorPlanOutput {
   shape?: number[];
   /** .pth only: share the storage of this earlier output (tied weights). */
   aliasOf?: string;
+  /** .gguf only: the tensor's ggml type; llama.cpp's rotary row permutation with this many heads; or its bytes, as they are. */
+  ggml?: 'f32' | 'f16' | 'bf16' | 'q8_0';
+  permuteHeads?: number;
+  /** .gguf only: added in the pieces' dtype before conversion (Gemma's norm weights + 1). */
+  addend?: number;
+  data?: Uint8Array;
 }
 
 export interface NativeTensorPlan {
   sources: string[];
   outputs: NativeTensorPlanOutput[];
   outPath: string;
-  format: 'pth' | 'safetensors';
+  format: 'pth' | 'safetensors' | 'gguf';
   wrap?: 'model';
   metadata?: Record<string, string>;
+  /** .gguf: everything before the tensor data (ts/gguf/writer.ts's ggufHeader). */
+  header?: Uint8Array;
 }
 
 /**

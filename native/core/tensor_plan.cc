@@ -13,10 +13,13 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/atomic_file.h"
 #include "core/bounded_queue.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/half_convert.h"
 #include "core/pth.h"
+#include "core/q8_0.h"
 #include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/zip.h"
@@ -46,7 +49,16 @@ struct Planned {
   at::ScalarType dtype = at::kFloat;
   std::vector<int64_t> shape;
   uint64_t bytes = 0;
+  bool q8 = false;  // .gguf Q8_0: `dtype` (float32) is what the blocks are quantized from
 };
+
+// The dtype a .gguf tensor's pieces are converted to (Q8_0 quantizes from float32).
+at::ScalarType ggmlDtype(const Output& o) {
+  if (o.ggml == "f32" || o.ggml == "q8_0") return at::kFloat;
+  if (o.ggml == "f16") return at::kHalf;
+  if (o.ggml == "bf16") return at::kBFloat16;
+  throw Error("ERR_ARG", "tensor plan: '" + o.name + "' asks for the ggml type '" + o.ggml + "'; expected f32, f16, bf16 or q8_0");
+}
 
 std::vector<int64_t> concatShape(const std::vector<Resolved>& pieces) {
   std::vector<int64_t> shape{0};
@@ -59,6 +71,13 @@ Planned resolve(const Plan& plan, const Output& o, std::vector<std::shared_ptr<t
   Planned p;
   p.out = &o;
   LITLORA_CHECK(!o.name.empty(), "ERR_ARG", "tensor plan: an output has no name");
+  LITLORA_CHECK(plan.format == "gguf" || (o.ggml.empty() && !o.permuteHeads && o.addend == 0 && o.data.empty()), "ERR_ARG",
+                "tensor plan: '" << o.name << "' has a ggml type, a permutation or bytes of its own; only a .gguf plan writes those");
+  if (!o.data.empty()) {
+    p.bytes = o.data.size();
+    return p;
+  }
+  LITLORA_CHECK(plan.format != "gguf" || !o.ggml.empty(), "ERR_ARG", "tensor plan: '" << o.name << "' has no ggml type");
   LITLORA_CHECK(!o.pieces.empty(), "ERR_ARG", "tensor plan: output '" << o.name << "' has no pieces");
   for (const Piece& piece : o.pieces) {
     LITLORA_CHECK(piece.source < plan.sources.size(), "ERR_ARG", "tensor plan: output '" << o.name << "' names source #" << piece.source);
@@ -85,13 +104,14 @@ Planned resolve(const Plan& plan, const Output& o, std::vector<std::shared_ptr<t
       LITLORA_CHECK(r.trailing == p.pieces[0].trailing, "ERR_SHAPE",
                     o.name << " joins '" << p.pieces[0].name << "' and '" << piece.name << "', whose shapes after the first dimension differ ("
                            << shapeString(p.pieces[0].trailing) << " and " << shapeString(r.trailing) << ")");
-      LITLORA_CHECK(o.dtype || r.dtype == p.pieces[0].dtype, "ERR_DTYPE",
+      LITLORA_CHECK(o.dtype || !o.ggml.empty() || r.dtype == p.pieces[0].dtype, "ERR_DTYPE",
                     o.name << " joins '" << p.pieces[0].name << "' (" << dtypeName(p.pieces[0].dtype) << ") and '" << piece.name << "' ("
                            << dtypeName(r.dtype) << "); give the output a dtype");
     }
     p.pieces.push_back(std::move(r));
   }
-  p.dtype = o.dtype.value_or(p.pieces[0].dtype);
+  p.dtype = !o.ggml.empty() ? ggmlDtype(o) : o.dtype.value_or(p.pieces[0].dtype);
+  p.q8 = o.ggml == "q8_0";
   if (p.dtype != p.pieces[0].dtype)
     for (const auto& r : p.pieces)
       LITLORA_CHECK(at::isFloatingType(r.dtype) || !at::isFloatingType(p.dtype), "ERR_DTYPE",
@@ -107,6 +127,15 @@ Planned resolve(const Plan& plan, const Output& o, std::vector<std::shared_ptr<t
     p.shape = *o.shape;
   }
   p.bytes = static_cast<uint64_t>(numel) * c10::elementSize(p.dtype);
+  if (p.q8) {
+    LITLORA_CHECK(p.shape.size() >= 2 && p.shape.back() % q8_0::kBlock == 0, "ERR_SHAPE",
+                  o.name << ": Q8_0 needs rows of a multiple of " << q8_0::kBlock << " values; its shape is " << shapeString(p.shape));
+    p.bytes = static_cast<uint64_t>(numel / q8_0::kBlock * q8_0::kBlockBytes);
+  }
+  if (o.permuteHeads) {
+    LITLORA_CHECK(o.permuteHeads > 0 && p.shape[0] % (2 * o.permuteHeads) == 0, "ERR_SHAPE",
+                  o.name << ": cannot permute " << p.shape[0] << " rows for " << o.permuteHeads << " heads (each head needs an even number of rows)");
+  }
   return p;
 }
 
@@ -187,10 +216,12 @@ class Producer {
   }
 
   bool stream(const Planned& p, size_t index, uint32_t& crc) {
+    if (!p.out->data.empty()) return emit(Chunk{Chunk::Kind::Bytes, index, p.out->data.data(), p.out->data.size()}, crc);
+    if (p.out->permuteHeads || p.out->addend != 0) return streamWhole(p, index, crc);
     const uint64_t outElement = c10::elementSize(p.dtype);
     for (const Resolved& r : p.pieces) {
       if (r.rows == 0 || r.rowElements == 0) continue;
-      if (r.dtype == p.dtype) {
+      if (r.dtype == p.dtype && !p.q8) {
         if (auto range = r.file->contiguousBytes(r.name)) {
           const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * outElement;
           if (!copy(*range, range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes, static_cast<uint64_t>(r.rows) * rowBytes,
@@ -206,16 +237,69 @@ class Producer {
       for (int64_t row = 0; row < r.rows; row += rowsPerBlock) {
         const int64_t n = std::min(rowsPerBlock, r.rows - row);
         at::Tensor block = t.narrow(0, row, n);
-        const bool direct = block.is_contiguous() && block.scalar_type() == p.dtype;
+        // Q8_0 quantizes bfloat16 blocks as they are (the quantizer reads them as float32).
+        const bool direct = block.is_contiguous() && (block.scalar_type() == p.dtype || (p.q8 && block.scalar_type() == at::kBFloat16));
+        if (!direct && p.dtype == at::kHalf && block.is_contiguous()) {
+          at::Tensor half = at::empty(block.sizes(), at::kHalf);
+          if (halfconvert::toHalf(block.data_ptr(), block.scalar_type(), block.numel(), static_cast<uint16_t*>(half.data_ptr()))) {
+            if (mapped) {
+              const char* start = static_cast<const char*>(block.data_ptr());
+              releasePages(start, start + block.numel() * block.element_size());
+            }
+            if (!emitBlock(p, index, std::move(half), false, crc)) return false;
+            continue;
+          }
+        }
         at::Tensor bytes = direct ? block : block.to(p.dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous).contiguous();
-        std::optional<int> token = tokens_.pop();
-        if (!token) return false;
-        Chunk chunk{Chunk::Kind::Bytes, index, static_cast<const char*>(bytes.data_ptr()), static_cast<uint64_t>(bytes.numel()) * outElement, *token};
-        chunk.release = mapped && direct;
-        chunk.keep = std::move(bytes);
-        if (!emit(std::move(chunk), crc)) return false;
+        if (!emitBlock(p, index, std::move(bytes), mapped && direct, crc)) return false;
       }
     }
+    return true;
+  }
+
+  // A contiguous block of `p.dtype` values, quantized first for Q8_0. `release`: its bytes are mapped file pages,
+  // dropped from this process once used.
+  bool emitBlock(const Planned& p, size_t index, at::Tensor bytes, bool release, uint32_t& crc) {
+    std::optional<int> token = tokens_.pop();
+    if (!token) return false;
+    if (p.q8) {
+      at::Tensor q = at::empty({bytes.numel() / q8_0::kBlock * q8_0::kBlockBytes}, at::kByte);
+      if (bytes.scalar_type() == at::kBFloat16)
+        q8_0::quantizeBf16(static_cast<const uint16_t*>(bytes.data_ptr()), bytes.numel(), q.data_ptr<uint8_t>());
+      else
+        q8_0::quantize(bytes.data_ptr<float>(), bytes.numel(), q.data_ptr<uint8_t>());
+      if (release) {
+        const char* start = static_cast<const char*>(bytes.data_ptr());
+        releasePages(start, start + bytes.numel() * bytes.element_size());
+      }
+      bytes = std::move(q);
+      release = false;
+    }
+    Chunk chunk{Chunk::Kind::Bytes, index, static_cast<const char*>(bytes.data_ptr()), static_cast<uint64_t>(bytes.numel()) * bytes.element_size(), *token};
+    chunk.release = release;
+    chunk.keep = std::move(bytes);
+    return emit(std::move(chunk), crc);
+  }
+
+  // A tensor changed whole before it is written (a Q or K projection, a norm: a few MB at most), then written in
+  // blocks: convert_hf_to_gguf's `data_torch + addend` in the pieces' dtype (Gemma's norm weights + 1), and its
+  // LlamaModel.permute of a Llama Q or K projection (weights or bias), which llama.cpp's rotary embedding expects:
+  // reshape(heads, 2, rows/heads/2, …).swapaxes(1, 2).
+  bool streamWhole(const Planned& p, size_t index, uint32_t& crc) {
+    std::vector<at::Tensor> parts;
+    for (const Resolved& r : p.pieces) parts.push_back(r.file->get(r.name).narrow(0, r.rowStart, r.rows));
+    at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts);
+    const int64_t rows = t.size(0), heads = p.out->permuteHeads;
+    const std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    if (p.out->addend != 0) t = t + p.out->addend;
+    t = t.to(p.dtype);
+    if (heads) t = t.reshape({heads, 2, rows / heads / 2, -1}).transpose(1, 2).contiguous().reshape(shape);
+    t = t.contiguous();
+    parts.clear();
+    const int64_t rowElements = rows ? t.numel() / rows : 1;
+    const int64_t rowsPerBlock = std::max<int64_t>(1, static_cast<int64_t>(kBlockBytes / (static_cast<uint64_t>(rowElements) * t.element_size())));
+    for (int64_t row = 0; row < rows; row += rowsPerBlock)
+      if (!emitBlock(p, index, t.narrow(0, row, std::min(rowsPerBlock, rows - row)), false, crc)) return false;
     return true;
   }
 
@@ -292,8 +376,8 @@ void pipeline(const std::vector<Planned>& planned, const std::vector<size_t>& or
 Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progress) {
   at::NoGradGuard noGrad;
   const auto start = std::chrono::steady_clock::now();
-  LITLORA_CHECK(plan.format == "pth" || plan.format == "safetensors", "ERR_ARG",
-                "tensor plan: format must be 'pth' or 'safetensors', got '" << plan.format << "'");
+  LITLORA_CHECK(plan.format == "pth" || plan.format == "safetensors" || plan.format == "gguf", "ERR_ARG",
+                "tensor plan: format must be 'pth', 'safetensors' or 'gguf', got '" << plan.format << "'");
   std::vector<std::shared_ptr<tensorfile::Reader>> files(plan.sources.size());
   std::vector<Planned> planned;
   std::unordered_map<std::string, size_t> byName;
@@ -342,6 +426,33 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
       }
     });
     writer.finish();
+  } else if (plan.format == "gguf") {
+    LITLORA_CHECK(plan.header.size() >= 24 && plan.header.size() % kGgufAlignment == 0 && plan.header.compare(0, 4, "GGUF") == 0, "ERR_ARG",
+                  "tensor plan: a .gguf needs its header (GGUF magic, padded to " << kGgufAlignment << " bytes); got " << plan.header.size() << " bytes");
+    files::AtomicFile file(plan.outPath);
+    file.write(plan.header.data(), plan.header.size());
+    for (size_t i = 0; i < planned.size(); i++) order.push_back(i);
+    static const char zeros[kGgufAlignment] = {};
+    uint64_t written = 0;
+    pipeline(planned, order, /*checksum=*/false, [&](const Chunk& c) {
+      const Planned& p = planned[c.output];
+      switch (c.kind) {
+        case Chunk::Kind::Begin:
+          written = 0;
+          break;
+        case Chunk::Kind::Bytes:
+          file.write(c.data, c.length);
+          written += c.length;
+          break;
+        case Chunk::Kind::End:
+          LITLORA_CHECK(written == p.bytes, "ERR_SHAPE", "GGUF: tensor " << p.out->name << " has " << written << " bytes of data, expected " << p.bytes);
+          file.write(zeros, (kGgufAlignment - written % kGgufAlignment) % kGgufAlignment);
+          stats.bytesWritten += p.bytes;
+          done();
+          break;
+      }
+    });
+    file.commit();
   } else {
     std::vector<safetensors::Spec> specs;
     for (const Planned& p : planned) specs.push_back({p.out->name, p.dtype, p.shape});

@@ -13,6 +13,10 @@
 //
 // An output may instead alias an earlier one (.pth only): the two names share one storage, as torch.save writes
 // litgpt's tied `lm_head.weight` = `transformer.wte.weight`.
+//
+// A .gguf (ts/gguf/): the caller's header (magic, metadata, tensor infos, padded to 32 bytes), then each output's
+// bytes as its ggml type (f32, f16, bf16, or Q8_0 quantized on the reading thread, core/q8_0.h), after llama.cpp's
+// rotary row permutation where asked, each padded to 32 bytes; or bytes the caller computed (`data`).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -39,15 +43,23 @@ struct Output {
   std::optional<at::ScalarType> dtype;       // default: the pieces' (which must then agree)
   std::optional<std::vector<int64_t>> shape; // a reshape of the concatenation (same element count)
   std::string aliasOf;                       // non-empty: share this earlier output's storage (.pth only)
+  // .gguf only:
+  std::string ggml;                          // "f32" | "f16" | "bf16" | "q8_0": the tensor's type in the file
+  int64_t permuteHeads = 0;                  // > 0: convert_hf_to_gguf's LlamaModel.permute with this many heads
+  double addend = 0;                         // added in the pieces' dtype before any conversion (Gemma's norms + 1)
+  std::string data;                          // non-empty: these bytes, as they are (no pieces)
 };
+
+constexpr uint64_t kGgufAlignment = 32;
 
 struct Plan {
   std::vector<std::string> sources;  // .pth / .bin / .safetensors files
   std::vector<Output> outputs;
   std::string outPath;
-  std::string format = "pth";        // "pth" | "safetensors"
+  std::string format = "pth";        // "pth" | "safetensors" | "gguf"
   std::string wrap;                  // .pth: "model" writes {"model": {...}}
   std::vector<std::pair<std::string, std::string>> metadata;  // .safetensors __metadata__
+  std::string header;                // .gguf: everything before the tensor data, a multiple of kGgufAlignment
 };
 
 struct Stats {

@@ -13,7 +13,7 @@ import { runPython } from './python.js';
 export const TOKENIZERS = join(packageRoot, 'test', 'fixtures', 'tokenizers');
 export const QWEN2_CHAT_TEMPLATE = "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n{{ m['content'] }}<|eot_id|>{% endfor %}";
 
-export type GgufTestFamily = 'llama' | 'qwen2' | 'gpt_neox';
+export type GgufTestFamily = 'llama' | 'qwen2' | 'qwen3' | 'gpt_neox';
 
 /**
  * Makes litgpt folders of tiny models, one per family, in `root/<family>`: llama with the Llama 3 tokenizer
@@ -21,7 +21,7 @@ export type GgufTestFamily = 'llama' | 'qwen2' | 'gpt_neox';
  * template), gpt_neox with the GPT-NeoX one. Vocabularies are the tokenizers' sizes.
  */
 export async function makeGgufModels(root: string, families: readonly GgufTestFamily[]): Promise<Record<string, string>> {
-  const vocab: Record<GgufTestFamily, number> = { llama: 2505, qwen2: 2505, gpt_neox: 2002 };
+  const vocab: Record<GgufTestFamily, number> = { llama: 2505, qwen2: 2505, qwen3: 2505, gpt_neox: 2002 };
   const dirs = Object.fromEntries(families.map((f) => [f, join(root, f)]));
   const ref = JSON.stringify(join(packageRoot, 'test', 'reference'));
   runPython(`sys.path.insert(0, ${ref})\nimport make_hf_model as m\n` +
@@ -30,7 +30,7 @@ export async function makeGgufModels(root: string, families: readonly GgufTestFa
     const src = join(TOKENIZERS, f === 'gpt_neox' ? 'neox' : 'llama3');
     copyFileSync(join(src, 'tokenizer.json'), join(dirs[f], 'tokenizer.json'));
     copyFileSync(join(src, 'tokenizer_config.json'), join(dirs[f], 'tokenizer_config.json'));
-    if (f === 'qwen2') {
+    if (f === 'qwen2' || f === 'qwen3') {
       const t = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8'));
       const split = t.pre_tokenizer.pretokenizers[0].pattern;
       split.Regex = split.Regex.replace('\\p{N}{1,3}', '\\p{N}');

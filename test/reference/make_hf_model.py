@@ -40,12 +40,12 @@ def make(family: str, shape: str, vocab_size: int = 300):
                           tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
         return Qwen2ForCausalLM(cfg)
     if family == "qwen3":  # head_dim ≠ hidden_size / heads, as in Qwen3-0.6B; q_norm / k_norm per head
-        cfg = Qwen3Config(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        cfg = Qwen3Config(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                           num_key_value_heads=2, head_dim=32, intermediate_size=96, max_position_embeddings=256,
                           tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
         return Qwen3ForCausalLM(cfg)
     if family == "gemma2":  # caps small enough to bite at this scale; a 4-token window in layers 0 and 2
-        cfg = Gemma2Config(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+        cfg = Gemma2Config(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
                            num_key_value_heads=2, head_dim=32, intermediate_size=96, max_position_embeddings=256,
                            query_pre_attn_scalar=24, sliding_window=4, attn_logit_softcapping=2.0,
                            final_logit_softcapping=3.0, tie_word_embeddings=True, rms_norm_eps=1e-6)

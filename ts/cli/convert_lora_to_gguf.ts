@@ -18,6 +18,7 @@ createContext({ lora: { adapters: [{ filePath }] } }) or llama.cpp's --lora.`,
     { name: 'output_file', type: 'path', required: true, metavar: 'OUTPUT.gguf', help: 'The GGUF adapter file to write' },
     { name: 'outtype', type: 'string', default: 'f16', choices: [...GGUF_LORA_OUTTYPES], help: 'Type of lora_a / lora_b' },
     { name: 'force', type: 'bool', default: false, help: 'Replace an existing output file' },
+    { name: 'base', type: 'path', default: null, nullable: true, metavar: 'BASE', help: 'The base model (its GGUF or litgpt folder) the adapter is for: refused unless the shapes match' },
   ],
   examples: ['litlora convert_lora_to_gguf out/finetune/lora/final out/adapter.gguf'],
   async run(args, io) {
@@ -25,6 +26,7 @@ createContext({ lora: { adapters: [{ filePath }] } }) or llama.cpp's --lora.`,
     const result = await convertLoraToGguf(args.get<string>('lora_dir'), args.get<string>('output_file'), {
       cwd: io.cwd, onProgress: progress.onProgress,
       outtype: args.get<(typeof GGUF_LORA_OUTTYPES)[number]>('outtype'), force: args.get<boolean>('force'),
+      base: args.get<string | null>('base'),
     }).finally(progress.stop);
     io.err(`Wrote the adapter of ${result.layers} layers (alpha ${result.alpha}, ${(result.bytesWritten / 1e6).toFixed(2)} MB) ` +
       `for ${result.architecture} in ${result.seconds.toFixed(2)} s\n`);

@@ -3,12 +3,14 @@
 // runs. The file is what llama.cpp's convert_hf_to_gguf.py writes for the Hugging Face folder convert_from_litgpt
 // makes of the same checkpoint: its architecture, tensor names and layouts (families.ts), hyperparameter keys,
 // and tokenizer metadata (vocab.ts); the weights in f32, f16, bf16 or Q8_0 (norms and biases stay f32, as the
-// converter keeps every 1-D tensor). Tensors are read one at a time (memory: about the largest tensor) and the
-// file appears whole under its name or not at all (writer.ts).
+// converter keeps every 1-D tensor). The header is built here (writer.ts); the tensors are streamed by the native
+// tensor plan (native/core/tensor_plan: row pieces read, converted, permuted and Q8_0-quantized on one thread while
+// the other writes; memory: a few blocks, or one Q/K projection), and the file appears whole under its name or not
+// at all.
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { binding } from '../binding.js';
+import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
 import { removeStalePartials, tempSibling } from '../io/atomic.js';
 import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
@@ -20,9 +22,9 @@ import type { ConvertProgress } from '../interop/convert_to_litgpt.js';
 import { familyOfConfig, hfConfigFromConfig, type HfConfigJson } from '../interop/hf_config.js';
 import { hfFromLitgpt, type RowPiece } from '../interop/hf_weights.js';
 import { ggufFamily, ggufTensorName, type GgufFamily } from './families.js';
-import { quantizeQ8_0 } from './quantize.js';
 import { addVocab, ggufVocab } from './vocab.js';
-import { GGML_TYPE, GgufMetadata, Q8_0_BLOCK, writeGguf, type GgmlType, type GgufTensor } from './writer.js';
+import { sentencePieceVocab } from './vocab_spm.js';
+import { GGML_TYPE, GgufMetadata, ggufHeader, Q8_0_BLOCK, type GgmlType, type GgufTensorInfo } from './writer.js';
 
 export const GGUF_OUTTYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 export type GgufOuttype = (typeof GGUF_OUTTYPES)[number];
@@ -30,6 +32,10 @@ export type GgufOuttype = (typeof GGUF_OUTTYPES)[number];
 /** gguf-py's LlamaFileType for each outtype (general.file_type). */
 const FILE_TYPE: Record<GgufOuttype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
 const GGML_OF: Record<GgufOuttype, GgmlType> = { f32: GGML_TYPE.F32, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, q8_0: GGML_TYPE.Q8_0 };
+/** The native tensor plan's name of each ggml type. */
+const GGML_NAME: Record<GgmlType, NonNullable<NativeTensorPlanOutput['ggml']>> = {
+  [GGML_TYPE.F32]: 'f32', [GGML_TYPE.F16]: 'f16', [GGML_TYPE.BF16]: 'bf16', [GGML_TYPE.Q8_0]: 'q8_0',
+};
 /** gguf-py's GGML_QUANT_VERSION. */
 const QUANT_VERSION = 2;
 
@@ -61,6 +67,8 @@ export interface GgufRecipe {
   pieces: RowPiece[];
   /** LlamaModel.permute with this many heads (q: n_head, k: n_query_groups). */
   permuteHeads?: number;
+  /** Added before the conversion (Gemma's norm weights: + 1). */
+  addend?: number;
 }
 
 /** The GGUF tensors of a litgpt checkpoint, in convert_hf_to_gguf's order of the HF tensors. */
@@ -71,7 +79,8 @@ export function ggufRecipes(c: Config, gg: GgufFamily, hfRecipes: { name: string
     let permuteHeads: number | undefined;
     if (gg.permuteQk && /\.attn_q\./.test(name)) permuteHeads = c.n_head;
     if (gg.permuteQk && /\.attn_k\./.test(name)) permuteHeads = c.n_query_groups;
-    return { name, pieces: r.pieces, ...(permuteHeads ? { permuteHeads } : {}) };
+    const addend = gg.gemma && r.name.endsWith('norm.weight') ? 1 : 0;
+    return { name, pieces: r.pieces, ...(permuteHeads ? { permuteHeads } : {}), ...(addend ? { addend } : {}) };
   });
 }
 
@@ -167,13 +176,12 @@ export function tensorType(shape: readonly number[], outtype: GgufOuttype): Ggml
   return GGML_OF[outtype];
 }
 
-/** The bytes of a tensor as `type`, from its pieces (after the row permutation). */
+/** The bytes of a small tensor (a LoRA adapter's) as f32, f16 or bf16, from its pieces (after the row permutation). */
 export async function tensorBytes(reader: PieceReader, recipe: GgufRecipe, type: GgmlType): Promise<Uint8Array> {
+  if (type === GGML_TYPE.Q8_0) fail('ERR_ARG', `${recipe.name}: Q8_0 tensors are written by the native tensor plan`);
   const dtype: Dtype = type === GGML_TYPE.F16 ? 'float16' : type === GGML_TYPE.BF16 ? 'bfloat16' : 'float32';
   const { bytes, rows } = await reader.rows(recipe.pieces, dtype);
-  const data = recipe.permuteHeads ? permuteRows(bytes, rows, recipe.permuteHeads) : bytes;
-  if (type !== GGML_TYPE.Q8_0) return data;
-  return quantizeQ8_0(new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4));
+  return recipe.permuteHeads ? permuteRows(bytes, rows, recipe.permuteHeads) : bytes;
 }
 
 /** general.* keys, the family's hyperparameters, the quantization version: the converter's order. */
@@ -216,7 +224,9 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       tied: false, dtype: 'float32', bosTokenId: existingHf?.bos_token_id ?? null, eosTokenId: existingHf?.eos_token_id ?? null,
     });
     // The vocabulary is checked before any weights are merged or written.
-    const vocab = ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
+    const vocab = gg.gemma || (gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model')))
+      ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig, gg.gemma)
+      : ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
     if (!weightsFile) {
       options.onProgress?.({ phase: 'merge' });
       mergedDir = tempSibling(join(dirname(out), mergedName));
@@ -231,6 +241,10 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       const has = new Set(file.names);
       const tied = !has.has('lm_head.weight') ||
         (has.has('transformer.wte.weight') && await binding().tensorsEqual(weightsFile, 'transformer.wte.weight', 'lm_head.weight'));
+      if (gg.gemma && !tied) {
+        fail('ERR_GGUF_UNSUPPORTED', `${weightsFile}: lm_head.weight differs from the embedding; llama.cpp's ${gg.arch} computes the ` +
+          'logits with the embedding (convert_hf_to_gguf.py drops lm_head), so it would compute other logits than litlora.');
+      }
       const hfRecipes = hfFromLitgpt(config, family, tied && !gg.needsOutput);
       if (tied && gg.needsOutput && !has.has('lm_head.weight')) {
         hfRecipes.push({ name: `${family.name === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight`, pieces: [{ name: 'transformer.wte.weight' }] });
@@ -241,27 +255,36 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
           `${[...new Set(missing)].slice(0, 6).join(', ')}. Is model_config.yaml the one of these weights?`);
       }
       const recipes = ggufRecipes(config, gg, hfRecipes);
-      const reader = new PieceReader(file);
-      const tensors: GgufTensor[] = [];
+      const infos: GgufTensorInfo[] = [];
+      const outputs: NativeTensorPlanOutput[] = [];
       if (config.rope_adjustments && family.name === 'llama') {
         const factors = llama3RopeFactors(config);
-        tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: GGML_TYPE.F32, data: async () => new Uint8Array(factors.buffer) });
+        infos.push({ name: 'rope_freqs.weight', shape: [factors.length], type: GGML_TYPE.F32 });
+        outputs.push({ name: 'rope_freqs.weight', data: new Uint8Array(factors.buffer) });
       }
       for (const r of recipes) {
-        const first = reader.info(r.pieces[0].name);
-        const rows = r.pieces.reduce((s, p) => s + (p.rows ?? reader.info(p.name).shape[0] - (p.rowStart ?? 0)), 0);
+        const first = file.info(r.pieces[0].name);
+        const rows = r.pieces.reduce((s, p) => s + (p.rows ?? file.info(p.name).shape[0] - (p.rowStart ?? 0)), 0);
         const shape = [rows, ...first.shape.slice(1)];
         const type = tensorType(shape, outtype);
-        tensors.push({ name: r.name, shape, type, data: () => tensorBytes(reader, r, type) });
+        infos.push({ name: r.name, shape, type });
+        outputs.push({
+          name: r.name, ggml: GGML_NAME[type], pieces: r.pieces.map((p) => ({ source: 0, ...p })),
+          ...(r.permuteHeads ? { permuteHeads: r.permuteHeads } : {}), ...(r.addend ? { addend: r.addend } : {}),
+        });
       }
       const md = modelMetadata(gg, config, hfConfig, FILE_TYPE[outtype], 'model');
       addVocab(md, vocab);
+      const { header, dataBytes } = ggufHeader(md, infos);
       const report = options.onProgress;
-      const stats = await writeGguf(out, md, tensors, report ? (done, total) => report({ phase: 'weights', tensors: done, total }) : undefined);
-      options.onProgress?.({ phase: 'done', tensors: stats.tensors, total: stats.tensors, bytes: stats.bytesWritten });
+      await file.close();  // the native plan opens the weights itself
+      const stats = await binding().writeTensorPlan({ sources: [weightsFile], outputs, outPath: out, format: 'gguf', header },
+        report ? (done, total) => report({ phase: 'weights', tensors: done, total }) : undefined);
+      const bytes = header.length + dataBytes;
+      options.onProgress?.({ phase: 'done', tensors: stats.tensors, total: stats.tensors, bytes });
       return {
         outputFile: out, architecture: gg.arch, outtype, merged: mergedDir !== null, tensors: stats.tensors,
-        bytesWritten: stats.bytesWritten, seconds: (performance.now() - start) / 1000,
+        bytesWritten: bytes, seconds: (performance.now() - start) / 1000,
       };
     } finally {
       await file.close();

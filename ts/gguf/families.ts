@@ -24,6 +24,13 @@ export interface GgufFamily {
   qkvAsLitgpt: boolean;
   /** llama.cpp requires output.weight even when the head is tied to the embedding. */
   needsOutput: boolean;
+  /** set_vocab tries tokenizer.model (_set_vocab_sentencepiece) before tokenizer.json (LlamaModel, Qwen2Model). */
+  sentencePieceFirst: boolean;
+  /**
+   * Gemma: the vocabulary is tokenizer.model only (add_space_prefix false), every norm weight is written + 1 (HF's
+   * RMSNorm scales by 1 + w, llama.cpp's by w), and lm_head is dropped (llama.cpp reads the embedding).
+   */
+  gemma?: boolean;
   /** Hyperparameter keys, in the order the converter's set_gguf_parameters writes them. */
   parameters(md: GgufMetadata, hf: HfConfigJson, c: Config, fileType: number): void;
 }
@@ -56,7 +63,7 @@ function textModelParameters(md: GgufMetadata, arch: string, hf: HfConfigJson, f
 
 export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> = {
   llama: {
-    arch: 'llama', names: LLAMA_NAMES, permuteQk: true, qkvAsLitgpt: false, needsOutput: false,
+    arch: 'llama', names: LLAMA_NAMES, permuteQk: true, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
     parameters(md, hf, c, fileType) {
       textModelParameters(md, 'llama', hf, fileType);
       md.u32('llama.vocab_size', Number(hf.vocab_size));
@@ -64,9 +71,43 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
     },
   },
   qwen2: {
-    arch: 'qwen2', names: LLAMA_NAMES, permuteQk: false, qkvAsLitgpt: false, needsOutput: false,
+    arch: 'qwen2', names: LLAMA_NAMES, permuteQk: false, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
     parameters(md, hf, _c, fileType) {
       textModelParameters(md, 'qwen2', hf, fileType);
+    },
+  },
+  qwen3: {
+    // Qwen3Model (a Qwen2Model): per-head RMSNorms of q and k, head_dim written as key/value length.
+    arch: 'qwen3',
+    names: { ...LLAMA_NAMES, 'model.layers.{}.self_attn.q_norm': 'blk.{}.attn_q_norm', 'model.layers.{}.self_attn.k_norm': 'blk.{}.attn_k_norm' },
+    permuteQk: false, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true,
+    parameters(md, hf, _c, fileType) {
+      textModelParameters(md, 'qwen3', hf, fileType);
+    },
+  },
+  gemma2: {
+    arch: 'gemma2',
+    names: {
+      ...LLAMA_NAMES, 'model.layers.{}.post_attention_layernorm': 'blk.{}.post_attention_norm',
+      'model.layers.{}.pre_feedforward_layernorm': 'blk.{}.ffn_norm', 'model.layers.{}.post_feedforward_layernorm': 'blk.{}.post_ffw_norm',
+    },
+    permuteQk: false, qkvAsLitgpt: false, needsOutput: false, sentencePieceFirst: true, gemma: true,
+    parameters(md, hf, c, fileType) {
+      gemma2Supported(hf, c);
+      // Gemma2Model.set_gguf_parameters.
+      md.u32('gemma2.context_length', Number(hf.max_position_embeddings));
+      md.u32('gemma2.embedding_length', Number(hf.hidden_size));
+      md.u32('gemma2.block_count', Number(hf.num_hidden_layers));
+      md.u32('gemma2.feed_forward_length', Number(hf.intermediate_size));
+      md.u32('gemma2.attention.head_count', Number(hf.num_attention_heads));
+      md.u32('gemma2.attention.head_count_kv', Number(hf.num_key_value_heads ?? hf.num_attention_heads));
+      md.f32('gemma2.attention.layer_norm_rms_epsilon', Number(hf.rms_norm_eps));
+      md.u32('gemma2.attention.key_length', Number(hf.head_dim));
+      md.u32('gemma2.attention.value_length', Number(hf.head_dim));
+      md.u32('general.file_type', fileType);
+      md.f32('gemma2.attn_logit_softcapping', Number(hf.attn_logit_softcapping));
+      md.f32('gemma2.final_logit_softcapping', Number(hf.final_logit_softcapping));
+      md.u32('gemma2.attention.sliding_window', Number(hf.sliding_window));
     },
   },
   gpt_neox: {
@@ -77,7 +118,7 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
       'gpt_neox.layers.{}.attention.query_key_value': 'blk.{}.attn_qkv', 'gpt_neox.layers.{}.attention.dense': 'blk.{}.attn_output',
       'gpt_neox.layers.{}.mlp.dense_h_to_4h': 'blk.{}.ffn_up', 'gpt_neox.layers.{}.mlp.dense_4h_to_h': 'blk.{}.ffn_down',
     },
-    permuteQk: false, qkvAsLitgpt: true, needsOutput: true,
+    permuteQk: false, qkvAsLitgpt: true, needsOutput: true, sentencePieceFirst: false,
     parameters(md, hf, c) {
       // GPTNeoXModel.set_gguf_parameters: no file type, no head_count_kv.
       md.u32('gptneox.context_length', Number(hf.max_position_embeddings));
@@ -94,6 +135,27 @@ export const GGUF_FAMILIES: Readonly<Partial<Record<HfFamilyName, GgufFamily>>> 
     },
   },
 };
+
+/**
+ * What llama.cpp's gemma2 graph computes and a litgpt Gemma 2 config could say otherwise: queries scaled by
+ * 1/sqrt(head_dim) (its 2B/9B; litgpt's attention_scores_scalar), both softcaps (its defaults stand in for none),
+ * and a window on the even layers (its fixed pattern). Anything else is ERR_GGUF_UNSUPPORTED.
+ */
+function gemma2Supported(hf: HfConfigJson, c: Config): void {
+  const problems: string[] = [];
+  if (Number(hf.query_pre_attn_scalar) !== c.head_size) {
+    problems.push(`queries scaled by 1/sqrt(${String(hf.query_pre_attn_scalar)}) instead of 1/sqrt(head_size ${c.head_size})`);
+  }
+  if (c.attention_logit_softcapping === null || c.final_logit_softcapping === null) problems.push('no attention or final logit softcapping');
+  const windows = c.sliding_window_indices ?? [];
+  if (c.sliding_window_size === null || Array.from({ length: c.n_layer }, (_, i) => (windows[i] ? 1 : 0) === (i % 2 === 0 ? 1 : 0)).includes(false)) {
+    problems.push('a sliding window on other layers than the even ones');
+  }
+  if (problems.length) {
+    fail('ERR_GGUF_UNSUPPORTED', `${c.name}: llama.cpp's gemma2 cannot run this model (${problems.join('; ')}); it would compute ` +
+      'other logits than litlora.');
+  }
+}
 
 /** The GGUF family of an HF family; ERR_GGUF_UNSUPPORTED for one without an entry. */
 export function ggufFamily(family: HfFamily, where: string): GgufFamily {

@@ -10,12 +10,17 @@
 // query_key_value module of rank N·r for GPT-NeoX (N enabled parts, see peft_export.ts), whose alpha_pattern
 // N·lora_alpha keeps the scale lora_alpha / r; one file-wide alpha cannot say that, so that module's B is
 // multiplied by N instead, which computes the same.
-import { existsSync, readFileSync } from 'node:fs';
+//
+// llama.cpp applies an adapter over any base of its architecture whose tensors have the adapted names, and fails
+// only at load time on a shape mismatch (or not at all when the shapes happen to agree). Given the base (its GGUF
+// or its litgpt folder), the adapter's model_config.yaml is checked against it first: ERR_ADAPTER_MISMATCH.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fail } from '../errors.js';
 import { removeStalePartials, tempSibling } from '../io/atomic.js';
-import { Checkpoint } from '../io/checkpoint.js';
+import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
+import type { Config } from '../model/config.js';
 import { TensorFile } from '../io/tensorfile.js';
 import type { ConvertProgress } from '../interop/convert_to_litgpt.js';
 import { familyOfConfig, hfConfigFromConfig } from '../interop/hf_config.js';
@@ -25,6 +30,7 @@ import { PEFT_CONFIG_FILE, PEFT_PREFIX, PEFT_WEIGHTS_FILE } from '../interop/pef
 import { modelMetadata, PieceReader, tensorBytes, tensorType, type GgufOuttype, type GgufRecipe } from './convert.js';
 import { ggufFamily, ggufTensorName } from './families.js';
 import { float16Bits } from './quantize.js';
+import { readGgufMetadata } from './reader.js';
 import { GGML_TYPE, writeGguf, type GgufTensor } from './writer.js';
 
 export const GGUF_LORA_OUTTYPES = ['f32', 'f16', 'bf16'] as const;
@@ -33,6 +39,8 @@ export interface ConvertLoraToGgufOptions {
   /** Type of lora_a / lora_b; default f16 (convert_lora_to_gguf.py's). */
   outtype?: (typeof GGUF_LORA_OUTTYPES)[number];
   force?: boolean;
+  /** The base model the adapter will be applied over (its GGUF file or its litgpt folder), checked before writing. */
+  base?: string | null;
   cwd?: string;
   onProgress?: (event: ConvertProgress) => void;
 }
@@ -64,6 +72,7 @@ export async function convertLoraToGguf(loraDir: string, outputFile: string, opt
   const config = checkpoint.config;
   const family = familyOfConfig(config, checkpoint.files.config);
   const gg = ggufFamily(family, checkpoint.files.config);
+  if (options.base) await checkBase(resolve(cwd, options.base), config, cwd);
   const start = performance.now();
   await removeStalePartials(dirname(out), basename(out));
   const peftName = `${basename(out)}.peft`;
@@ -123,6 +132,49 @@ export async function convertLoraToGguf(loraDir: string, outputFile: string, opt
     }
   } finally {
     await rm(peftDir, { recursive: true, force: true });
+  }
+}
+
+/** The GGUF keys an adapter's tensors depend on: the architecture and the shapes of the adapted layers. */
+const SHAPE_KEYS = ['block_count', 'embedding_length', 'feed_forward_length', 'attention.head_count', 'attention.head_count_kv',
+  'attention.key_length', 'attention.value_length'];
+
+/** The shape keys (SHAPE_KEYS, with general.architecture) a GGUF export of a model of `config` has. */
+function shapeKeysOf(config: Config, configFile: string): Map<string, unknown> {
+  const family = familyOfConfig(config, configFile);
+  const gg = ggufFamily(family, configFile);
+  const md = modelMetadata(gg, config, hfConfigFromConfig(config, family, { tied: false, dtype: 'float32' }), 0, 'model');
+  const keys = new Map<string, unknown>([['general.architecture', gg.arch]]);
+  for (const k of SHAPE_KEYS) {
+    const v = md.entries.get(`${gg.arch}.${k}`);
+    if (v) keys.set(`${gg.arch}.${k}`, v.value);
+  }
+  return keys;
+}
+
+/** ERR_ADAPTER_MISMATCH unless the base (a GGUF file or a litgpt folder) is a model of the adapter's shapes. */
+async function checkBase(base: string, config: Config, cwd: string): Promise<void> {
+  const expected = shapeKeysOf(config, 'model_config.yaml');
+  let got: Map<string, unknown>;
+  const isDir = existsSync(base) && statSync(base).isDirectory();
+  if (isDir || !existsSync(base)) {
+    const baseCheckpoint = await Checkpoint.open(extendCheckpointDir(base, cwd), { ignoreTokenizerFiles: true });
+    got = shapeKeysOf(baseCheckpoint.config, baseCheckpoint.files.config);
+  } else {
+    const md = readGgufMetadata(base);
+    got = new Map([...expected.keys()].map((k) => [k, md.get(k)]));
+    if (md.get('general.type') === 'adapter') {
+      fail('ERR_ARG', `${base} is a GGUF adapter; --base takes the base model's GGUF (litlora convert_to_gguf BASE_DIR base.gguf) or its folder.`);
+    }
+  }
+  for (const [key, want] of expected) {
+    const have = got.get(key);
+    if (have === undefined && !key.startsWith('general.')) continue;  // a key this base's family does not write
+    if (typeof have === 'bigint' ? have !== BigInt(want as number) : have !== want) {
+      fail('ERR_ADAPTER_MISMATCH', `the adapter was trained on '${config.name}' (${key} = ${String(want)}), but the base ${base} has ` +
+        `${key} = ${have === undefined ? 'nothing' : String(have)}. Convert the adapter for the base it was trained on, ` +
+        'or pass that base with --base.');
+    }
   }
 }
 

@@ -1,7 +1,5 @@
-// Q8_0 quantization exactly as llama.cpp computes it (gguf-py's quants.py, which ggml's
-// quantize_row_q8_0_ref matches): per block of 32 float32 values, d = max|x| / 127 (float32), q = round(x / d)
-// rounded half away from zero (as x · (1/d) in float32), and d stored as IEEE half (round to nearest even).
-import { Q8_0_BLOCK, Q8_0_BLOCK_BYTES } from './writer.js';
+// IEEE half rounding as numpy's astype(float16), for the small tensors written from TypeScript (LoRA adapters).
+// Q8_0 quantization of model weights is native (native/core/q8_0), on the tensor plan's reading thread.
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -29,30 +27,4 @@ export function float16Bits(value: number): number {
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;  // a carry into the exponent is the right result
   return sign | half;
-}
-
-/** Q8_0 blocks of `values` (a whole number of 32-value blocks, row after row). */
-export function quantizeQ8_0(values: Float32Array): Uint8Array {
-  const blocks = values.length / Q8_0_BLOCK;
-  const out = new Uint8Array(blocks * Q8_0_BLOCK_BYTES);
-  const view = new DataView(out.buffer);
-  const fr = Math.fround;
-  for (let b = 0; b < blocks; b++) {
-    const base = b * Q8_0_BLOCK;
-    let amax = 0;
-    for (let j = 0; j < Q8_0_BLOCK; j++) {
-      const a = Math.abs(values[base + j]);
-      if (a > amax) amax = a;
-    }
-    const d = fr(amax / 127);
-    const id = d === 0 ? 0 : fr(1 / d);
-    const o = b * Q8_0_BLOCK_BYTES;
-    view.setUint16(o, float16Bits(d), true);
-    for (let j = 0; j < Q8_0_BLOCK; j++) {
-      const v = fr(values[base + j] * id);
-      const q = v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
-      out[o + 2 + j] = q & 0xff;
-    }
-  }
-  return out;
 }

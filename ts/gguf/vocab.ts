@@ -59,12 +59,12 @@ export function preTokenizerName(tokenizer: Json): string | { reason: string } {
 }
 
 /** convert_hf_to_gguf.py's does_token_look_special. */
-function looksSpecial(t: string): boolean {
+export function looksSpecial(t: string): boolean {
   return ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(t) || (t.startsWith('<|') && t.endsWith('|>')) ||
     (t.startsWith('<｜') && t.endsWith('｜>')) || (t.startsWith('<unused') && t.endsWith('>'));
 }
 
-function readJson(path: string): Json | null {
+export function readJson(path: string): Json | null {
   if (!existsSync(path)) return null;
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
@@ -77,15 +77,19 @@ export interface GgufVocab {
   model: string;
   pre: string;
   tokens: string[];
+  /** SentencePiece's piece scores (tokenizer.ggml.model "llama"); none for BPE. */
+  scores?: number[];
   tokenTypes: number[];
   merges: string[];
   specialIds: [string, number][];
   addSpecial: [string, boolean][];
   chatTemplate: string | null;
+  /** tokenizer.ggml.add_space_prefix, where the converter writes it (Gemma: false). */
+  addSpacePrefix?: boolean;
 }
 
 /** SpecialVocab's ids, add_* flags and chat template (gguf-py vocab.py, the paths a real tokenizer takes). */
-function specialVocab(dir: string, tokenizer: Json, hfConfig: Json): Pick<GgufVocab, 'specialIds' | 'addSpecial' | 'chatTemplate'> {
+export function specialVocab(dir: string, tokenizer: Json, hfConfig: Json): Pick<GgufVocab, 'specialIds' | 'addSpecial' | 'chatTemplate'> {
   const ids = new Map<string, number>();
   const add = new Map<string, boolean>();
   let types = ['bos', 'eos', 'unk', 'sep', 'pad', 'cls', 'mask'];
@@ -227,11 +231,12 @@ export function ggufVocab(dir: string, vocabRows: number, hfConfig: Json): GgufV
   return { model: 'gpt2', pre, tokens, tokenTypes, merges, ...specialVocab(dir, tokenizer, hfConfig) };
 }
 
-/** Adds the vocabulary's keys in _set_vocab_gpt2's order. */
+/** Adds the vocabulary's keys in _set_vocab_gpt2's (and _set_vocab_sentencepiece's) order. */
 export function addVocab(md: GgufMetadata, v: GgufVocab): void {
   md.string('tokenizer.ggml.model', v.model);
   md.string('tokenizer.ggml.pre', v.pre);
   md.set('tokenizer.ggml.tokens', { type: 'string[]', value: v.tokens });
+  if (v.scores) md.set('tokenizer.ggml.scores', { type: 'f32[]', value: v.scores });
   md.set('tokenizer.ggml.token_type', { type: 'i32[]', value: v.tokenTypes });
   if (v.merges.length) md.set('tokenizer.ggml.merges', { type: 'string[]', value: v.merges });
   const idKey: Record<string, string> = {
@@ -241,4 +246,5 @@ export function addVocab(md: GgufMetadata, v: GgufVocab): void {
   for (const [typ, id] of v.specialIds) md.u32(`tokenizer.ggml.${idKey[typ]}`, id);
   for (const [typ, flag] of v.addSpecial) md.bool(`tokenizer.ggml.add_${typ}_token`, flag);
   if (v.chatTemplate !== null) md.string('tokenizer.chat_template', v.chatTemplate);
+  if (v.addSpacePrefix !== undefined) md.bool('tokenizer.ggml.add_space_prefix', v.addSpacePrefix);
 }

@@ -7,9 +7,11 @@
 //   padding to ALIGNMENT, then each tensor's data, each padded to ALIGNMENT
 //
 // Strings are a u64 byte length and UTF-8 bytes, everything little-endian. The header is built in memory (its
-// largest part is the vocabulary); tensor data is streamed one tensor at a time, the next one produced while
-// the current one is written, into a temporary sibling that is fsynced and renamed over the target, so a reader
-// (or a crash) never sees a partial file under the final name.
+// largest part is the vocabulary). A model's tensors are then streamed by the native tensor plan
+// (native/core/tensor_plan, format "gguf"); writeGguf writes small files (LoRA adapters) from TypeScript, one tensor
+// at a time, the next one produced while the current one is written. Either way the data goes into a temporary
+// sibling that is fsynced and renamed over the target, so a reader (or a crash) never sees a partial file under
+// the final name.
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fail } from '../errors.js';
