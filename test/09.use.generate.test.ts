@@ -53,6 +53,10 @@ test('greedy decoding with the KV cache equals the PyTorch reference (full forwa
       lora: true,
     },
     {
+      what: 'Mistral / Phi-3: a 4-token window in every layer (decoded 26 positions past it), partial rotary 0.75 + LoRA runtime',
+      config: { ...llamaTiny, sliding_window_size: 4, rotary_percentage: 0.75, rope_adjustments: null }, lora: true,
+    },
+    {
       what: 'OLMo 2: post norms only (no norm_1 / norm_2), q/k norms over all heads + LoRA runtime',
       config: { ...llamaTiny, norm_qk: true, norm_qk_type: 'olmo2', norm_1: false, norm_2: false, post_attention_norm: true,
         post_mlp_norm: true, rope_adjustments: null },
