@@ -102,6 +102,8 @@ gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argN
   c.attnBias = f.boolean("attnBias");
   c.lmHeadBias = f.boolean("lmHeadBias");
   c.sharedAttentionNorm = f.boolean("sharedAttentionNorm");
+  c.norm1 = f.boolean("norm1");
+  c.norm2 = f.boolean("norm2");
   c.norm = f.choice("norm", {"LayerNorm", "RMSNorm"}) == 0 ? gpt::NormKind::LayerNorm : gpt::NormKind::RMSNorm;
   c.normUnitOffset = f.boolean("normUnitOffset");
   c.normEps = f.number("normEps");
@@ -119,6 +121,8 @@ gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argN
   c.finalLogitSoftcapping = f.optionalNumber("finalLogitSoftcapping");
   c.slidingWindowSize = f.integer("slidingWindowSize");
   c.slidingWindowLayers = f.booleans("slidingWindowLayers");
+  c.ropeLocalBase = f.number("ropeLocalBase");
+  c.ropeLocalLayers = f.booleans("ropeLocalLayers");
   c.attentionScoresScalar = f.optionalNumber("attentionScoresScalar");
   static constexpr gpt::RopeScaling kScalings[] = {gpt::RopeScaling::None, gpt::RopeScaling::Linear, gpt::RopeScaling::Llama3};
   c.ropeScaling = kScalings[f.choice("ropeScaling", {"none", "linear", "llama3"})];

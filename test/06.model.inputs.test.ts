@@ -29,7 +29,7 @@ test('config fields that switch on what is not implemented are ERR_CONFIG naming
     [{ sliding_window_size: 16, sliding_window_indices: [1, 2] }, /sliding_window_indices/],
     [{ sliding_window_size: 0 }, /sliding_window_size: expected a positive number/],
     [{ attention_logit_softcapping: -1 }, /attention_logit_softcapping: expected a positive number/],
-    [{ rope_local_base_freq: 10000 }, /rope_local_base_freq/],
+    [{ rope_local_base_freq: -1 }, /rope_local_base_freq: expected a positive number/],
     [{ latent_attention: { q_lora_rank: 4 } }, /latent_attention/],
     [{ rope_interleave: true }, /rope_interleave/],
     [{ rope_adjustments: { factor: 4, beta_fast: 32, beta_slow: 1, original_max_seq_len: 64 } }, /YaRN/],

@@ -47,6 +47,19 @@ const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boo
       final_logit_softcapping: 0.3, sliding_window_size: 4, sliding_window_indices: [1, 0], rope_adjustments: null },
     lora: ALL, norms: true,
   },
+  {
+    what: 'OLMo-2-style block: no norm_1 / norm_2, post-attention and post-MLP norms, q/k norms over all heads, GQA, every target',
+    config: { ...llamaTiny, name: 'olmo2-tiny', norm_qk: true, norm_qk_type: 'olmo2', norm_1: false, norm_2: false,
+      post_attention_norm: true, post_mlp_norm: true, rope_adjustments: null },
+    lora: ALL, norms: true,
+  },
+  {
+    what: 'Gemma-3-style: q/k norms, post norms, a 4-token window in layer 0 which rotates by the local rope base, linear rope scaling in layer 1',
+    config: { ...llamaTiny, name: 'Gemma-3-tiny', mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', scale_embeddings: true,
+      attention_scores_scalar: 12, post_attention_norm: true, post_mlp_norm: true, norm_qk: true, sliding_window_size: 4,
+      sliding_window_indices: [1, 0], rope_base: 1000000, rope_adjustments: { factor: 8.0 }, rope_local_base_freq: 100, rope_indices: [1, 0] },
+    lora: ALL, norms: true,
+  },
 ];
 
 test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)', async () => {

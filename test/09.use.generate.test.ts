@@ -44,6 +44,23 @@ test('greedy decoding with the KV cache equals the PyTorch reference (full forwa
         sliding_window_size: 5, sliding_window_indices: [0, 1], rope_adjustments: null },
       lora: true,
     },
+    {
+      what: 'Mistral / Phi-3: a 4-token window in every layer (decoded 26 positions past it), partial rotary 0.75 + LoRA runtime',
+      config: { ...llamaTiny, sliding_window_size: 4, rotary_percentage: 0.75, rope_adjustments: null }, lora: true,
+    },
+    {
+      what: 'OLMo 2: post norms only (no norm_1 / norm_2), q/k norms over all heads + LoRA runtime',
+      config: { ...llamaTiny, norm_qk: true, norm_qk_type: 'olmo2', norm_1: false, norm_2: false, post_attention_norm: true,
+        post_mlp_norm: true, rope_adjustments: null },
+      lora: true,
+    },
+    {
+      what: 'Gemma 3: layer 0 a 5-token window with the local rope base (decoded past it), layer 1 global with linear rope scaling, q/k norms',
+      config: { ...llamaTiny, name: 'Gemma-3-tiny', mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh', scale_embeddings: true,
+        post_attention_norm: true, post_mlp_norm: true, norm_qk: true, sliding_window_size: 5, sliding_window_indices: [1, 0],
+        rope_base: 1000000, rope_adjustments: { factor: 8.0 }, rope_local_base_freq: 100, rope_indices: [1, 0] },
+      lora: true,
+    },
   ];
   const inputs: Record<string, NpyArray> = {};
   const ours: number[][] = [];

@@ -8,10 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model } from '../ts/index.js';
 import { configFromName } from '../ts/model/configs.js';
-import { configToYaml } from '../ts/model/config.js';
+import { configToYaml, normalizeConfig } from '../ts/model/config.js';
 import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
-import { familyOfConfig, familyOfHfConfig, hfConfigFromConfig } from '../ts/interop/hf_config.js';
+import { architectureDifferences, configInputFromHf, familyOfConfig, familyOfHfConfig, HF_FAMILIES, hfConfigFromConfig } from '../ts/interop/hf_config.js';
 import { runCli } from '../ts/cli/main.js';
 import { OutDir } from '../ts/io/outdir.js';
 import { assertCode } from './helpers/assert.js';
@@ -95,6 +95,10 @@ const FAMILIES: { family: string; layout: string; dir: string }[] = [
   { family: 'qwen2', layout: 'sharded', dir: join(root, 'qwen2') },
   { family: 'qwen3', layout: 'single', dir: join(root, 'qwen3') },
   { family: 'gemma2', layout: 'single', dir: join(root, 'gemma2') },
+  { family: 'gemma3', layout: 'single', dir: join(root, 'gemma3') },
+  { family: 'mistral', layout: 'single', dir: join(root, 'mistral') },
+  { family: 'olmo2', layout: 'single', dir: join(root, 'olmo2') },
+  { family: 'phi3', layout: 'single', dir: join(root, 'phi3') },
 ];
 let made = false;
 function ensureModels(): void {
@@ -155,7 +159,7 @@ test('convert_from_litgpt: transformers loads the folder strictly, same logits, 
   for (const [i, f] of FAMILIES.entries()) {
     if (!existsSync(join(f.dir, 'lit_model.pth'))) await convertToLitgpt(f.dir);
     const result = await convertFromLitgpt(f.dir, outs[i], { maxShardSize: f.family === 'qwen2' ? '100KB' : undefined });
-    assert.is(result.tied, f.family !== 'gpt_neox', f.family);
+    assert.is(result.tied, !['gpt_neox', 'mistral', 'olmo2', 'phi3'].includes(f.family), f.family);
   }
   assert.ok(readdirSync(outs[2]).includes('model.safetensors.index.json'), 'sharded above max_shard_size');
   const reference = hfLogits([...FAMILIES.map((f) => f.dir), ...outs]);
@@ -259,6 +263,30 @@ test('chooseConfig: Qwen3-0.6B\'s config.json is litgpt\'s Qwen3-0.6B (q/k norms
   // A Qwen3 with sliding windows is refused rather than run without them.
   assert.throws(() => chooseConfig({ ...folder, config: { ...hf, use_sliding_window: true } }, family, null),
     (e: any) => e.code === 'ERR_CONFIG' && /use_sliding_window.*Qwen3ForCausalLM/.test(e.message));
+});
+
+test('familyOfConfig: a window in every layer is Mistral (never Llama without it), Gemma 3 is Gemma3ForCausalLM, OLMo 2 Olmo2ForCausalLM; config.json reads back the same model', () => {
+  const cases: [string, string][] = [['OLMo-2-1124-7B', 'olmo2'], ['OLMo-2-1124-13B-Instruct', 'olmo2'], ['Mistral-7B-v0.1', 'mistral'], ['Mathstral-7B-v0.1', 'mistral'],
+    ['Phi-3-mini-4k-instruct', 'phi3'], ['phi-4', 'phi3'], ['Phi-4-mini-instruct', 'phi3'], ['Mistral-7B-v0.3', 'llama'],
+    ['Gemma-3-1b-it', 'gemma3'], ['Gemma-3-4b-it', 'gemma3']];
+  for (const [name, familyName] of cases) {
+    const c = configFromName(name);
+    const family = familyOfConfig(c, name);
+    assert.is(family.name, familyName, name);
+    const hf = hfConfigFromConfig(c, family, { tied: true, dtype: 'bfloat16' });
+    assert.is(familyOfHfConfig(hf, name), family, name);
+    const back = normalizeConfig({ ...configInputFromHf(hf, family, name), name: c.name }, name);
+    assert.equal(architectureDifferences(back, c), [], name);
+  }
+  // Gemma-3-4b-it's global layers scale their rope linearly; the local ones do not.
+  const gemma = hfConfigFromConfig(configFromName('Gemma-3-4b-it'), HF_FAMILIES.find((f) => f.name === 'gemma3')!, { tied: true, dtype: 'bfloat16' });
+  assert.equal(gemma.rope_parameters, { full_attention: { rope_theta: 1000000, rope_type: 'linear', factor: 8 },
+    sliding_attention: { rope_type: 'default', rope_theta: 10000 } });
+  assert.equal((gemma.layer_types as string[]).slice(0, 7), ['sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention',
+    'sliding_attention', 'full_attention', 'sliding_attention']);
+  // A window in some layers only is no architecture litlora writes.
+  const partial = normalizeConfig({ ...configFromName('Mistral-7B-v0.1'), sliding_window_indices: [0, ...new Array(31).fill(1)] });
+  assert.throws(() => familyOfConfig(partial, 'partial'), (e: any) => e.code === 'ERR_CONFIG' && /no Hugging Face architecture/.test(e.message));
 });
 
 test('convert_to_litgpt: bad input gets coded errors and leaves no file under a final name', async () => {

@@ -58,7 +58,7 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
   for (int64_t i = 0; i < c.nLayer; ++i) {
     Block& b = blocks_[i];
     const std::string p = "transformer.h." + std::to_string(i) + ".";
-    b.norm1 = makeNorm(c, options_);
+    if (c.norm1) b.norm1 = makeNorm(c, options_);
     b.qkv = makeLinear(p + "attn.qkv", c.nEmbd, c.qkvOutFeatures(), c.qkvHasBias(), options_);
     b.proj = makeLinear(p + "attn.proj", c.nHead * c.headSize, c.nEmbd, c.bias, options_);
     if (c.normQk != NormQk::None) {
@@ -67,9 +67,10 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
       b.normK = makeNorm(c, options_, full ? c.nQueryGroups * c.headSize : c.headSize);
     }
     if (c.postAttentionNorm) b.postAttentionNorm = makeNorm(c, options_);
-    if (!c.sharedAttentionNorm) b.norm2 = makeNorm(c, options_);
+    if (!c.sharedAttentionNorm && c.norm2) b.norm2 = makeNorm(c, options_);
     if (c.postMlpNorm) b.postMlpNorm = makeNorm(c, options_);
     b.slidingWindow = c.slidingWindowSize > 0 && c.slidingWindowLayers[i];
+    b.localRope = c.ropeLocalBase > 0 && c.ropeLocalLayers[i];
     if (c.mlp == MlpKind::GptNeox) {
       b.fc1 = makeLinear(p + "mlp.fc", c.nEmbd, c.intermediateSize, c.bias, options_);
     } else {
@@ -141,13 +142,23 @@ std::vector<const LinearLayer*> Gpt::linearLayers() const {
 // ---- forward ----------------------------------------------------------------------------------------
 
 // litgpt's build_rope_cache in float32: theta_i = 1/base^(2i/n) (optionally Llama-3 or linearly rescaled),
-// positions / condense_ratio, idx_theta = outer(pos, theta).repeat(1, 2).
+// positions / condense_ratio, idx_theta = outer(pos, theta).repeat(1, 2). With rope_local_base_freq, a second
+// table with that base and no rescaling (litgpt stacks the two and picks one per layer by rope_indices).
 void Gpt::ropeCache(int64_t length) {
   const int64_t n = config_.ropeNElem;
   if (cos_.defined() && cos_.size(0) >= length) return;
   length = std::min(config_.blockSize, std::max<int64_t>(length, cos_.defined() ? 2 * cos_.size(0) : 256));
   auto f32 = at::TensorOptions().dtype(at::kFloat);
-  at::Tensor theta = at::reciprocal(at::pow(config_.ropeBase, at::arange(0, n, 2, f32.dtype(at::kLong)).to(at::kFloat) / n));
+  auto thetaOf = [&](double base) {
+    return at::reciprocal(at::pow(base, at::arange(0, n, 2, f32.dtype(at::kLong)).to(at::kFloat) / n));
+  };
+  at::Tensor positions = at::arange(length, f32.dtype(at::kLong)).to(at::kFloat) / config_.ropeCondenseRatio;
+  if (config_.ropeLocalBase > 0) {
+    at::Tensor idxTheta = at::outer(positions, thetaOf(config_.ropeLocalBase)).repeat({1, 2});
+    cosLocal_ = at::cos(idxTheta).to(options_.device);
+    sinLocal_ = at::sin(idxTheta).to(options_.device);
+  }
+  at::Tensor theta = thetaOf(config_.ropeBase);
   if (config_.ropeScaling == RopeScaling::Llama3) {
     at::Tensor wavelen = at::reciprocal(theta) * (2 * M_PI);
     at::Tensor ratio = at::reciprocal(wavelen) * config_.ropeOriginalMaxSeqLen;
@@ -156,7 +167,6 @@ void Gpt::ropeCache(int64_t length) {
   } else if (config_.ropeScaling == RopeScaling::Linear) {
     theta = theta / config_.ropeFactor;
   }
-  at::Tensor positions = at::arange(length, f32.dtype(at::kLong)).to(at::kFloat) / config_.ropeCondenseRatio;
   at::Tensor idxTheta = at::outer(positions, theta).repeat({1, 2});
   cos_ = at::cos(idxTheta).to(options_.device);
   sin_ = at::sin(idxTheta).to(options_.device);
@@ -298,26 +308,29 @@ at::Tensor Gpt::mlp(Block& b, const at::Tensor& x, bool training) {
 
 at::Tensor Gpt::block(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                       std::optional<int64_t> inputPos, bool training) {
-  // Gemma 2/3's post norms apply to each branch's output before it joins the residual.
-  auto postNorm = [&](const NormLayer& n, const at::Tensor& y) { return n.weight.defined() ? norm(n, y) : y; };
-  at::Tensor normed = norm(b.norm1, x);
-  at::Tensor attn = postNorm(b.postAttentionNorm, attention(b, normed, cos, sin, inputPos, training));
+  // Gemma 2/3's post norms apply to each branch's output before it joins the residual; a norm the block does not
+  // have (no post norm, or OLMo 2's norm_1 / norm_2 = false) is litgpt's nn.Identity.
+  auto maybeNorm = [&](const NormLayer& n, const at::Tensor& y) { return n.weight.defined() ? norm(n, y) : y; };
+  at::Tensor normed = maybeNorm(b.norm1, x);
+  at::Tensor attn = maybeNorm(b.postAttentionNorm, attention(b, normed, cos, sin, inputPos, training));
   if (config_.parallelResidual) {
-    if (!config_.sharedAttentionNorm) normed = norm(b.norm2, x);
+    if (!config_.sharedAttentionNorm) normed = maybeNorm(b.norm2, x);
     at::Tensor residual = attn + x;
-    return postNorm(b.postMlpNorm, mlp(b, normed, training)) + residual;
+    return maybeNorm(b.postMlpNorm, mlp(b, normed, training)) + residual;
   }
   at::Tensor residual = attn + x;
-  return postNorm(b.postMlpNorm, mlp(b, norm(b.norm2, residual), training)) + residual;
+  return maybeNorm(b.postMlpNorm, mlp(b, maybeNorm(b.norm2, residual), training)) + residual;
 }
 
 at::Tensor Gpt::hidden(const at::Tensor& tokens, std::optional<int64_t> inputPos, bool training) {
   const int64_t start = inputPos.value_or(0), T = tokens.size(1);
   ropeCache(start + T);
   at::Tensor cos = cos_.narrow(0, start, T), sin = sin_.narrow(0, start, T);
+  at::Tensor cosLocal = cosLocal_.defined() ? cosLocal_.narrow(0, start, T) : cos;
+  at::Tensor sinLocal = sinLocal_.defined() ? sinLocal_.narrow(0, start, T) : sin;
   at::Tensor x = at::embedding(wte_, tokens);  // (B, T, C)
   if (config_.scaleEmbeddings) x = x * at::scalar_tensor(std::sqrt(static_cast<double>(config_.nEmbd)), x.options());
-  for (Block& b : blocks_) x = block(b, x, cos, sin, inputPos, training);
+  for (Block& b : blocks_) x = block(b, x, b.localRope ? cosLocal : cos, b.localRope ? sinLocal : sin, inputPos, training);
   return norm(lnF_, x);
 }
 

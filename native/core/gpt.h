@@ -79,6 +79,7 @@ struct Block {
   NormLayer normQ, normK;  // attn.norm_q / attn.norm_k, defined iff norm_qk
   NormLayer postAttentionNorm, postMlpNorm;  // defined iff post_attention_norm / post_mlp_norm
   bool slidingWindow = false;  // this layer attends within config.slidingWindowSize
+  bool localRope = false;      // this layer rotates by config.ropeLocalBase (Gemma 3's sliding layers)
   LinearLayer qkv, proj;
   LinearLayer fc1, fc2, mlpProj;  // GptNeoxMLP: fc1 = mlp.fc (fc2 unused); LLaMA/Gemma: fc_1, fc_2
   KvCache cache;
@@ -179,7 +180,8 @@ class Gpt {
   std::vector<Block> blocks_;
   NormLayer lnF_;
   LinearLayer lmHead_;
-  at::Tensor cos_, sin_;  // (length, rope_n_elem) float32
+  at::Tensor cos_, sin_;            // (length, rope_n_elem) float32
+  at::Tensor cosLocal_, sinLocal_;  // the same for ropeLocalBase; undefined without it
   // Set for the duration of a forwardRows: its rows, and which rows each runtime adapter serves.
   const std::vector<Row>* rows_ = nullptr;
   struct AdapterGroup {

@@ -36,6 +36,10 @@ void checkGptConfig(const GptConfig& c) {
   for (const auto& [field, cap] : {std::pair{"attentionLogitSoftcapping", c.attentionLogitSoftcapping},
                                    std::pair{"finalLogitSoftcapping", c.finalLogitSoftcapping}})
     LITLORA_CHECK(!cap || (std::isfinite(*cap) && *cap > 0), "ERR_CONFIG", "config field " << field << ": expected a positive number or null");
+  LITLORA_CHECK(std::isfinite(c.ropeLocalBase) && c.ropeLocalBase >= 0, "ERR_CONFIG",
+                "config field ropeLocalBase: expected 0 or a positive number, got " << c.ropeLocalBase);
+  LITLORA_CHECK(c.ropeLocalBase == 0 || static_cast<int64_t>(c.ropeLocalLayers.size()) == c.nLayer, "ERR_CONFIG",
+                "config field ropeLocalLayers: expected " << c.nLayer << " entries (one per layer), got " << c.ropeLocalLayers.size());
   LITLORA_CHECK(c.slidingWindowSize >= 0, "ERR_CONFIG", "config field slidingWindowSize: expected an integer ≥ 0, got " << c.slidingWindowSize);
   LITLORA_CHECK(c.slidingWindowSize == 0 || static_cast<int64_t>(c.slidingWindowLayers.size()) == c.nLayer, "ERR_CONFIG",
                 "config field slidingWindowLayers: expected " << c.nLayer << " entries (one per layer), got " << c.slidingWindowLayers.size());

@@ -48,6 +48,7 @@ struct GptConfig {
   bool attnBias = false;  // era C: the fused qkv has a bias if bias or attn_bias
   bool lmHeadBias = false;
   bool sharedAttentionNorm = false;
+  bool norm1 = true, norm2 = true;  // litgpt's norm_1 / norm_2: false makes the block's norm an identity (OLMo 2)
   NormKind norm = NormKind::LayerNorm;
   bool normUnitOffset = false;  // Gemma's RMSNorm: x̂ · (1 + weight)
   double normEps = 0;
@@ -64,6 +65,10 @@ struct GptConfig {
   // positions p − slidingWindowSize < j ≤ p (litgpt's sliding_window_size / sliding_window_indices). 0: none.
   int64_t slidingWindowSize = 0;
   std::vector<bool> slidingWindowLayers;  // n_layer entries when slidingWindowSize > 0
+  // Gemma 3's local rope (litgpt's rope_local_base_freq / rope_indices): the layers marked here rotate by
+  // ropeLocalBase without rope scaling; the others by ropeBase with it. 0: one rope for every layer.
+  double ropeLocalBase = 0;
+  std::vector<bool> ropeLocalLayers;  // n_layer entries when ropeLocalBase > 0
   std::optional<double> attentionScoresScalar;
   RopeScaling ropeScaling = RopeScaling::None;
   double ropeFactor = 0, ropeLowFreqFactor = 0, ropeHighFreqFactor = 0, ropeOriginalMaxSeqLen = 0;

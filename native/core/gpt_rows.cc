@@ -57,6 +57,8 @@ at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& ro
     for (int64_t t = 0; t < T; ++t) positions.push_back(r.position + t);
   at::Tensor index = at::tensor(positions, at::kLong).to(cos_.device());
   at::Tensor cos = cos_.index_select(0, index).view({B, 1, T, -1}), sin = sin_.index_select(0, index).view({B, 1, T, -1});
+  at::Tensor cosLocal = cosLocal_.defined() ? cosLocal_.index_select(0, index).view({B, 1, T, -1}) : cos;
+  at::Tensor sinLocal = sinLocal_.defined() ? sinLocal_.index_select(0, index).view({B, 1, T, -1}) : sin;
 
   std::map<int64_t, std::vector<int64_t>> byAdapter;
   for (int64_t b = 0; b < B; ++b)
@@ -77,7 +79,7 @@ at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& ro
 
   at::Tensor x = at::embedding(wte_, ids);
   if (config_.scaleEmbeddings) x = x * at::scalar_tensor(std::sqrt(static_cast<double>(config_.nEmbd)), x.options());
-  for (Block& b : blocks_) x = block(b, x, cos, sin, std::nullopt, false);
+  for (Block& b : blocks_) x = block(b, x, b.localRope ? cosLocal : cos, b.localRope ? sinLocal : sin, std::nullopt, false);
   at::Tensor h = norm(lnF_, x);
   if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
   return head(h);

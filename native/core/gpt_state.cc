@@ -69,7 +69,7 @@ std::vector<std::pair<std::string, at::Tensor*>> Gpt::baseSlots() {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = blocks_[i];
     const std::string p = "transformer.h." + std::to_string(i) + ".";
-    normSlots(b.norm1, p + "norm_1");
+    if (b.norm1.weight.defined()) normSlots(b.norm1, p + "norm_1");
     linearSlots(b.qkv);
     linearSlots(b.proj);
     if (b.normQ.weight.defined()) {  // litgpt's CausalSelfAttention registers norm_q, norm_k after proj

@@ -49,10 +49,9 @@ def forward_cached(model, idx, pos, cache):
     x = model.transformer.wte(idx)
     if c.scale_embeddings:
         x = x * torch.tensor(c.n_embd ** 0.5, dtype=x.dtype)
-    cos, sin = model.cos[pos:pos + T].to(x.dtype), model.sin[pos:pos + T].to(x.dtype)
     for i, block in enumerate(model.transformer.h):
         x_normed = block.norm_1(x)
-        x = block.residual(x, x_normed, _attention(block.attn, x_normed, cos, sin, cache.k[i], cache.v[i], pos))
+        x = block.residual(x, x_normed, _attention(block.attn, x_normed, *model.rope(i, pos, T, x.dtype), cache.k[i], cache.v[i], pos))
     return model.head(model.transformer.ln_f(x[:, -1:]))
 
 

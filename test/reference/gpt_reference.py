@@ -53,6 +53,13 @@ class Config:
         self.sliding_window_indices = kw.get("sliding_window_indices")
         if self.sliding_window_size is not None:
             self.sliding_window_indices = (self.sliding_window_indices or [1] * self.n_layer)[: self.n_layer]
+        self.norm_1 = kw.get("norm_1", True)
+        self.norm_2 = kw.get("norm_2", True)
+        # Gemma 3: the layers rope_indices marks rotate by rope_local_base_freq, without rope_adjustments.
+        self.rope_local_base_freq = kw.get("rope_local_base_freq")
+        self.rope_indices = kw.get("rope_indices")
+        if self.rope_local_base_freq is not None:
+            self.rope_indices = (self.rope_indices or [1] * self.n_layer)[: self.n_layer]
         if self.padded_vocab_size is None:
             m = self.padding_multiple
             self.padded_vocab_size = -(-self.vocab_size // m) * m
@@ -169,10 +176,11 @@ def lora_linear(config, in_f, out_f, bias, on):
     return LoRALinear(in_f, out_f, bias, config.lora_r if on else 0, config.lora_alpha, config.lora_dropout)
 
 
-def build_rope_cache(config, seq_len):
+def build_rope_cache(config, seq_len, local=False):
     n = config.rope_n_elem
-    theta = 1.0 / (config.rope_base ** (torch.arange(0, n, 2).float() / n))
-    adj = config.rope_adjustments
+    base = config.rope_local_base_freq if local else config.rope_base
+    theta = 1.0 / (base ** (torch.arange(0, n, 2).float() / n))
+    adj = None if local else config.rope_adjustments
     if adj and "low_freq_factor" in adj:
         wavelen = 2 * math.pi / theta
         ratio = adj["original_max_seq_len"] / wavelen
@@ -278,10 +286,11 @@ class Block(nn.Module):
     def __init__(self, config, block_idx=0):
         super().__init__()
         self.config = config
-        self.norm_1 = make_norm(config)
+        # litgpt: norm_1 / norm_2 = False (OLMo 2) make them nn.Identity.
+        self.norm_1 = make_norm(config) if config.norm_1 else nn.Identity()
         self.attn = CausalSelfAttention(config, block_idx)
         self.post_attention_norm = make_norm(config) if config.post_attention_norm else nn.Identity()
-        self.norm_2 = None if config.shared_attention_norm else make_norm(config)
+        self.norm_2 = None if config.shared_attention_norm else make_norm(config) if config.norm_2 else nn.Identity()
         self.mlp = MLP(config)
         self.post_mlp_norm = make_norm(config) if config.post_mlp_norm else nn.Identity()
 
@@ -315,16 +324,25 @@ class GPT(nn.Module):
         cos, sin = build_rope_cache(config, config.block_size)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
+        if config.rope_local_base_freq is not None:
+            cos, sin = build_rope_cache(config, config.block_size, local=True)
+            self.register_buffer("cos_local", cos, persistent=False)
+            self.register_buffer("sin_local", sin, persistent=False)
 
     def hidden(self, idx):
         T = idx.size(1)
         x = self.transformer.wte(idx)
         if self.config.scale_embeddings:
             x = x * torch.tensor(self.config.n_embd ** 0.5, dtype=x.dtype)
-        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
-        for block in self.transformer.h:
-            x = block(x, cos, sin)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, *self.rope(i, 0, T, x.dtype))
         return self.transformer.ln_f(x)
+
+    def rope(self, block_idx, start, T, dtype):
+        """Layer block_idx's rope rows for positions start…start+T−1: the local table where rope_indices marks it."""
+        local = self.config.rope_indices is not None and self.config.rope_indices[block_idx]
+        cos, sin = (self.cos_local, self.sin_local) if local else (self.cos, self.sin)
+        return cos[start:start + T].to(dtype), sin[start:start + T].to(dtype)
 
     def head(self, x):
         logits = self.lm_head(x)

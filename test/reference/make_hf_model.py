@@ -5,7 +5,7 @@ transformers' init and a wrong mapping cannot hide).
     make_hf_model.py FAMILY DIR [--layout single|sharded|bin] [--dtype float32|bfloat16] [--seed N]
         [--shape tiny|pythia-14m] [--vocab-size N]
 
-FAMILY: gpt_neox | llama | qwen2 | qwen3 | gemma2. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
+FAMILY: gpt_neox | llama | qwen2 | qwen3 | gemma2 | gemma3 | mistral | olmo2 | phi3. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
 model.safetensors.index.json; pytorch_model.bin (torch.save of the state dict, as transformers < 5 wrote it).
 """
 import argparse
@@ -13,7 +13,9 @@ import os
 
 import torch
 from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Gemma2Config, Gemma2ForCausalLM)
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3TextConfig,
+                          Gemma3ForCausalLM, MistralConfig, MistralForCausalLM, Olmo2Config,
+                          Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM)
 
 
 def make(family: str, shape: str, vocab_size: int = 300):
@@ -50,6 +52,30 @@ def make(family: str, shape: str, vocab_size: int = 300):
                            query_pre_attn_scalar=24, sliding_window=4, attn_logit_softcapping=2.0,
                            final_logit_softcapping=3.0, tie_word_embeddings=True, rms_norm_eps=1e-6)
         return Gemma2ForCausalLM(cfg)
+    if family == "gemma3":  # a 4-token window in layers 0 and 2, which rotate by the local base; linear scaling globally
+        cfg = Gemma3TextConfig(vocab_size=300, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                               num_key_value_heads=2, head_dim=32, intermediate_size=96, max_position_embeddings=256,
+                               query_pre_attn_scalar=24, sliding_window=4, tie_word_embeddings=True, rms_norm_eps=1e-6,
+                               layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                               rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
+        return Gemma3ForCausalLM(cfg)
+    if family == "mistral":  # a 4-token window in every layer
+        cfg = MistralConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=96, max_position_embeddings=256, sliding_window=4,
+                            tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=1000000.0)
+        return MistralForCausalLM(cfg)
+    if family == "olmo2":  # GQA, so that q_norm and k_norm differ in size
+        cfg = Olmo2Config(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          intermediate_size=96, max_position_embeddings=256, tie_word_embeddings=False, rms_norm_eps=1e-6,
+                          rope_theta=500000.0, eos_token_id=2)
+        return Olmo2ForCausalLM(cfg)
+    if family == "phi3":  # partial rotary (as Phi-4-mini), GQA, a 4-token window in every layer
+        cfg = Phi3Config(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=96, max_position_embeddings=256, original_max_position_embeddings=256,
+                         sliding_window=4, tie_word_embeddings=False, rms_norm_eps=1e-5, pad_token_id=None, eos_token_id=2,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75})
+        return Phi3ForCausalLM(cfg)
     raise SystemExit(f"unknown family {family}")
 
 

@@ -99,7 +99,8 @@ export function chooseConfig(folder: HfFolder, family: HfFamily, modelName: stri
   const org = basename(dirname(folder.dir));
   // litgpt's RMSNorm scales by (1 + weight) for a config whose name contains "Gemma" (litgpt's Config.norm_class),
   // so a Gemma model keeps that word in its name.
-  const name = family.name === 'gemma2' && !basename(folder.dir).includes('Gemma') ? `Gemma-2-${basename(folder.dir)}` : basename(folder.dir);
+  const gemma = { gemma2: 'Gemma-2-', gemma3: 'Gemma-3-' }[family.name as string];
+  const name = gemma && !basename(folder.dir).includes('Gemma') ? `${gemma}${basename(folder.dir)}` : basename(folder.dir);
   return { config: normalizeConfig({ ...input, name, hf_config: { org, name } }, where), via: 'config.json' };
 }
 

@@ -8,7 +8,7 @@
 import { fail } from '../errors.js';
 import type { Config, ConfigInput } from '../model/config.js';
 
-export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2' | 'qwen3' | 'gemma2';
+export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2' | 'qwen3' | 'gemma2' | 'gemma3' | 'mistral' | 'olmo2' | 'phi3';
 
 /** A config.json, as parsed. */
 export type HfConfigJson = Record<string, unknown>;
@@ -27,6 +27,10 @@ export const HF_FAMILIES: readonly HfFamily[] = [
   { name: 'qwen2', architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
   { name: 'qwen3', architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
   { name: 'gemma2', architecture: 'Gemma2ForCausalLM', modelType: 'gemma2' },
+  { name: 'gemma3', architecture: 'Gemma3ForCausalLM', modelType: 'gemma3_text' },
+  { name: 'mistral', architecture: 'MistralForCausalLM', modelType: 'mistral' },
+  { name: 'olmo2', architecture: 'Olmo2ForCausalLM', modelType: 'olmo2' },
+  { name: 'phi3', architecture: 'Phi3ForCausalLM', modelType: 'phi3' },
 ];
 
 /** The architectures convert_to_litgpt accepts, for messages. */
@@ -49,16 +53,32 @@ export function familyOfHfConfig(hf: HfConfigJson, where: string): HfFamily {
 /** The family a litgpt Config is written as (convert_from_litgpt); ERR_CONFIG when none fits. */
 export function familyOfConfig(c: Config, where: string): HfFamily {
   const get = (n: HfFamilyName) => HF_FAMILIES.find((f) => f.name === n)!;
-  const llamaLike = c.mlp_class_name === 'LLaMAMLP' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias;
+  const llamaLike = c.mlp_class_name === 'LLaMAMLP' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias &&
+    c.norm_1 && c.norm_2 && !c.post_attention_norm && !c.post_mlp_norm;
+  // OLMo 2 (litgpt's OLMo-2-*): no pre norms, post norms, q/k norms over all heads' channels.
+  if (c.mlp_class_name === 'LLaMAMLP' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias && !c.bias &&
+    !c.attn_bias && !c.norm_1 && !c.norm_2 && c.post_attention_norm && c.post_mlp_norm && c.norm_qk && c.norm_qk_type === 'olmo2' &&
+    c.sliding_window_size === null) {
+    return get('olmo2');
+  }
   if (!c.norm_qk) {
     if (c.mlp_class_name === 'GptNeoxMLP' && c.norm_class_name === 'LayerNorm' && c.n_query_groups === c.n_head && !c.lm_head_bias) {
       return get('gpt_neox');
     }
-    if (llamaLike) return get(!c.bias && c.attn_bias ? 'qwen2' : 'llama');
+    // A window in every layer is Mistral's (Llama has none; writing it as Llama would drop the window).
+    const everyLayerWindowed = c.sliding_window_size !== null && (c.sliding_window_indices ?? []).slice(0, c.n_layer).every((w) => w === 1);
+    // Phi-3/4 (litgpt's Phi-3*, phi-4, Phi-4-*): and any partial rotary, which only Phi3ForCausalLM expresses.
+    if (llamaLike && !c.bias && !c.attn_bias && (c.sliding_window_size === null || everyLayerWindowed) &&
+      (c.rotary_percentage !== 1 || /^phi-[34]/i.test(c.name))) {
+      return get('phi3');
+    }
+    if (llamaLike && !c.bias && !c.attn_bias && everyLayerWindowed) return get('mistral');
+    if (llamaLike && c.sliding_window_size === null) return get(!c.bias && c.attn_bias ? 'qwen2' : 'llama');
   } else if (llamaLike && c.norm_qk_type === 'default' && !c.bias) {
     return get('qwen3');
   }
   if (isGemma2(c)) return get('gemma2');
+  if (isGemma3(c)) return get('gemma3');
   fail('ERR_CONFIG', `${where}: a ${c.mlp_class_name} / ${c.norm_class_name} model (config '${c.name}') has no Hugging Face ` +
     `architecture litlora writes. It writes: ${supportedArchitectures()}.`);
 }
@@ -68,6 +88,28 @@ function isGemma2(c: Config): boolean {
   return c.mlp_class_name === 'GemmaMLP' && c.gelu_approximate === 'tanh' && c.norm_class_name === 'RMSNorm' &&
     String(c.name).includes('Gemma') && c.post_attention_norm && c.post_mlp_norm && c.scale_embeddings && !c.parallel_residual &&
     !c.bias && !c.attn_bias && !c.lm_head_bias && !c.norm_qk && c.rope_local_base_freq === null;
+}
+
+/**
+ * Gemma 3's shape in litgpt (its Gemma-3-* configs): Gemma 2's, with q/k norms per head and a local rope base in
+ * exactly the sliding-window layers (Gemma3ForCausalLM picks the rope by the layer's attention type).
+ */
+function isGemma3(c: Config): boolean {
+  const windows = JSON.stringify(c.sliding_window_indices?.slice(0, c.n_layer) ?? null);
+  return c.mlp_class_name === 'GemmaMLP' && c.gelu_approximate === 'tanh' && c.norm_class_name === 'RMSNorm' &&
+    String(c.name).includes('Gemma') && c.post_attention_norm && c.post_mlp_norm && c.scale_embeddings && !c.parallel_residual &&
+    !c.bias && !c.attn_bias && !c.lm_head_bias && c.norm_qk && c.norm_qk_type === 'default' && c.rope_local_base_freq !== null &&
+    c.sliding_window_size !== null && JSON.stringify(c.rope_indices?.slice(0, c.n_layer) ?? null) === windows;
+}
+
+/**
+ * Gemma 3's `layer_types` as 0/1 per layer (1: sliding), or, in older config.json files, its
+ * `sliding_window_pattern` (every pattern-th layer is global; transformers' default 6).
+ */
+function gemma3WindowLayers(hf: HfConfigJson, nLayer: number, where: string): number[] {
+  if (Array.isArray(hf.layer_types)) return gemma2WindowLayers(hf, nLayer, where);
+  const pattern = num(hf, 'sliding_window_pattern', where, 6);
+  return Array.from({ length: nLayer }, (_, i) => ((i + 1) % pattern === 0 ? 0 : 1));
 }
 
 /**
@@ -113,13 +155,14 @@ function ropeParameters(hf: HfConfigJson): Record<string, unknown> {
 function ropeAdjustments(rope: Record<string, unknown>, where: string): ConfigInput['rope_adjustments'] {
   const type = rope.rope_type ?? 'default';
   if (type === 'default') return null;
+  if (type === 'linear') return { factor: Number(rope.factor) };
   if (type === 'llama3') {
     return {
       factor: Number(rope.factor), low_freq_factor: Number(rope.low_freq_factor), high_freq_factor: Number(rope.high_freq_factor),
       original_max_seq_len: Number(rope.original_max_position_embeddings),
     };
   }
-  fail('ERR_CONFIG', `${where}: RoPE scaling '${String(type)}' is not one litlora runs (it runs none and 'llama3').`);
+  fail('ERR_CONFIG', `${where}: RoPE scaling '${String(type)}' is not one litlora runs (it runs none, 'linear' and 'llama3').`);
 }
 
 /** litgpt Config fields for a config.json of `family` (the shape; name and hf_config are set by the caller). */
@@ -165,9 +208,11 @@ export function configInputFromHf(hf: HfConfigJson, family: HfFamily, where: str
       sliding_window_indices: gemma2WindowLayers(hf, nLayer, where), rope_adjustments: ropeAdjustments(rope, where),
     };
   }
+  if (family.name === 'gemma3') return gemma3Input(hf, common, where);
   const act = String(hf.hidden_act ?? 'silu');
   if (act !== 'silu') fail('ERR_CONFIG', `${where}: hidden_act '${act}' is not what litlora's LLaMAMLP runs (silu).`);
-  const attnBias = family.name === 'qwen2' ? true : bool(hf, 'attention_bias', false);
+  const attnBias = family.name === 'qwen2' ? true : family.name === 'mistral' || family.name === 'phi3' ? false : bool(hf, 'attention_bias', false);
+  if (family.name === 'olmo2' && attnBias) fail('ERR_CONFIG', `${where}: an OLMo 2 with attention biases is not one litgpt describes.`);
   const mlpBias = family.name === 'qwen3' ? false : bool(hf, 'mlp_bias', false);
   if (family.name === 'llama' && attnBias !== mlpBias) {
     fail('ERR_CONFIG', `${where}: attention_bias=${attnBias} with mlp_bias=${mlpBias}; litgpt's Llama has biases on every linear or none.`);
@@ -186,6 +231,44 @@ export function configInputFromHf(hf: HfConfigJson, family: HfFamily, where: str
     rope_adjustments: ropeAdjustments(rope, where),
     // Qwen3's q_norm / k_norm: an RMSNorm over each head's head_dim channels (litgpt's norm_qk_type "default").
     ...(family.name === 'qwen3' ? { norm_qk: true } : {}),
+    // OLMo 2: q_norm / k_norm over all heads' channels before the head split; norms after attention and MLP only.
+    ...(family.name === 'olmo2' ? { norm_qk: true, norm_qk_type: 'olmo2', norm_1: false, norm_2: false, post_attention_norm: true, post_mlp_norm: true } : {}),
+    // Mistral's window (null: none) is in every layer, as litgpt's sliding_window_size alone means.
+    ...((family.name === 'mistral' || family.name === 'phi3') && hf.sliding_window !== null && hf.sliding_window !== undefined
+      ? { sliding_window_size: num(hf, 'sliding_window', where) } : {}),
+  };
+}
+
+/**
+ * Gemma 3 (Gemma3TextConfig): transformers 5 keeps each attention type's rope in rope_parameters.full_attention /
+ * .sliding_attention; older files have rope_theta, rope_local_base_freq and rope_scaling (for the global layers).
+ */
+function gemma3Input(hf: HfConfigJson, common: ConfigInput, where: string): ConfigInput {
+  const act = String(hf.hidden_activation ?? hf.hidden_act ?? 'gelu_pytorch_tanh');
+  if (act !== 'gelu_pytorch_tanh') fail('ERR_CONFIG', `${where}: hidden_activation '${act}' is not what litgpt's Gemma 3 runs (gelu_pytorch_tanh).`);
+  if (hf.attention_bias === true) fail('ERR_CONFIG', `${where}: a Gemma 3 with attention biases is not one litgpt describes.`);
+  if (hf.use_bidirectional_attention === true) fail('ERR_CONFIG', `${where}: use_bidirectional_attention is true; litgpt's Gemma 3 is causal.`);
+  const params = (hf.rope_parameters && typeof hf.rope_parameters === 'object' ? hf.rope_parameters : {}) as Record<string, unknown>;
+  const part = (key: string) => (params[key] && typeof params[key] === 'object' ? params[key] : {}) as Record<string, unknown>;
+  const scaling = (hf.rope_scaling && typeof hf.rope_scaling === 'object' ? hf.rope_scaling : {}) as Record<string, unknown>;
+  const global: Record<string, unknown> = { rope_theta: hf.rope_theta ?? 1_000_000, ...scaling, ...part('full_attention') };
+  if (global.rope_type === undefined && global.type !== undefined) global.rope_type = global.type;
+  const local: Record<string, unknown> = { rope_theta: hf.rope_local_base_freq ?? 10_000, ...part('sliding_attention') };
+  if ((local.rope_type ?? 'default') !== 'default') {
+    fail('ERR_CONFIG', `${where}: the sliding layers' RoPE scaling '${String(local.rope_type)}' is not one litgpt's Gemma 3 has (its local rope is unscaled).`);
+  }
+  const nLayer = common.n_layer as number, n_embd = common.n_embd as number, n_head = common.n_head as number;
+  const windows = gemma3WindowLayers(hf, nLayer, where);
+  const cap = (key: string) => (hf[key] === null || hf[key] === undefined ? null : num(hf, key, where));
+  return {
+    ...common, rope_base: Number(global.rope_theta), head_size: num(hf, 'head_dim', where, n_embd / n_head),
+    n_query_groups: num(hf, 'num_key_value_heads', where, n_head), rotary_percentage: 1.0, parallel_residual: false, bias: false,
+    norm_class_name: 'RMSNorm', norm_eps: num(hf, 'rms_norm_eps', where, 1e-6), mlp_class_name: 'GemmaMLP', gelu_approximate: 'tanh',
+    scale_embeddings: true, post_attention_norm: true, post_mlp_norm: true, norm_qk: true,
+    attention_scores_scalar: num(hf, 'query_pre_attn_scalar', where), attention_logit_softcapping: cap('attn_logit_softcapping'),
+    final_logit_softcapping: cap('final_logit_softcapping'), sliding_window_size: num(hf, 'sliding_window', where),
+    sliding_window_indices: windows, rope_adjustments: ropeAdjustments(global, where),
+    rope_local_base_freq: Number(local.rope_theta), rope_indices: [...windows],
   };
 }
 
@@ -198,7 +281,7 @@ export const ARCHITECTURE_FIELDS = [
   'norm_class_name', 'norm_eps', 'mlp_class_name', 'bias', 'attn_bias', 'parallel_residual', 'shared_attention_norm',
   'rotary_percentage', 'rope_base', 'rope_adjustments', 'gelu_approximate', 'lm_head_bias', 'norm_qk',
   'post_attention_norm', 'post_mlp_norm', 'sliding_window_size', 'scale_embeddings', 'norm_qk_type', 'attention_scores_scalar',
-  'attention_logit_softcapping', 'final_logit_softcapping', 'sliding_window_indices',
+  'attention_logit_softcapping', 'final_logit_softcapping', 'sliding_window_indices', 'rope_local_base_freq', 'rope_indices', 'norm_1', 'norm_2',
 ] as const;
 
 /** The architecture fields where `a` and `b` differ ([] when they run the same model). */
@@ -233,12 +316,16 @@ export function hfConfigText(hf: HfConfigJson): string {
  */
 export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied: boolean; dtype: string;
   bosTokenId?: number | null; eosTokenId?: number | null }): HfConfigJson {
-  const ropeScaling = c.rope_adjustments && c.rope_adjustments.low_freq_factor !== undefined
+  const ra = c.rope_adjustments;
+  const ropeScaling: Record<string, unknown> | null = ra && ra.low_freq_factor !== undefined
     ? {
-      rope_type: 'llama3', factor: c.rope_adjustments.factor, low_freq_factor: c.rope_adjustments.low_freq_factor,
-      high_freq_factor: c.rope_adjustments.high_freq_factor, original_max_position_embeddings: c.rope_adjustments.original_max_seq_len,
+      rope_type: 'llama3', factor: ra.factor, low_freq_factor: ra.low_freq_factor,
+      high_freq_factor: ra.high_freq_factor, original_max_position_embeddings: ra.original_max_seq_len,
     }
-    : null;
+    // A plain factor is linear scaling; only Gemma 3 writes it (its global layers').
+    : ra && family.name === 'gemma3' && Object.keys(ra).every((k) => k === 'factor' || k === 'rope_type') && ra.factor !== undefined
+      ? { rope_type: 'linear', factor: ra.factor }
+      : null;
   if (c.rope_adjustments && !ropeScaling) {
     fail('ERR_CONFIG', `config '${c.name}': rope_adjustments ${JSON.stringify(c.rope_adjustments)} have no transformers equivalent litlora writes.`);
   }
@@ -259,7 +346,7 @@ export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied:
       attention_bias: true, attention_dropout: 0.0, hidden_dropout: 0.0, rope_parameters: ropeParameters,
     };
   }
-  if (c.rotary_percentage !== 1) {
+  if (c.rotary_percentage !== 1 && family.name !== 'phi3') {
     fail('ERR_CONFIG', `config '${c.name}': rotary_percentage ${c.rotary_percentage} has no ${family.architecture} equivalent (it rotates whole heads).`);
   }
   const llamaLike: HfConfigJson = {
@@ -270,6 +357,22 @@ export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied:
   if (family.name === 'qwen3') {
     return { ...llamaLike, attention_bias: c.attn_bias, use_sliding_window: false, sliding_window: null, max_window_layers: c.n_layer };
   }
+  if (family.name === 'gemma3') {
+    const { hidden_act: _, rope_theta: __, rope_scaling: ___, ...rest } = llamaLike;
+    const windows = c.sliding_window_indices ?? new Array(c.n_layer).fill(1);
+    return {
+      ...rest, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: c.attention_scores_scalar ?? c.head_size,
+      attn_logit_softcapping: c.attention_logit_softcapping, final_logit_softcapping: c.final_logit_softcapping,
+      sliding_window: c.sliding_window_size, attention_bias: false, use_bidirectional_attention: false,
+      layer_types: windows.slice(0, c.n_layer).map((w) => (w ? 'sliding_attention' : 'full_attention')),
+      rope_parameters: {
+        full_attention: ropeParameters,
+        sliding_attention: { rope_type: 'default', rope_theta: c.rope_local_base_freq },
+      },
+      // transformers 4.x's names for the same.
+      rope_theta: c.rope_base, rope_local_base_freq: c.rope_local_base_freq, rope_scaling: ropeScaling,
+    };
+  }
   if (family.name === 'gemma2') {
     const { hidden_act: _, ...rest } = llamaLike;
     const windows = c.sliding_window_indices ?? new Array(c.n_layer).fill(1);
@@ -279,6 +382,21 @@ export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied:
       sliding_window: c.sliding_window_size, attention_bias: false,
       layer_types: windows.slice(0, c.n_layer).map((w) => (c.sliding_window_size !== null && w ? 'sliding_attention' : 'full_attention')),
     };
+  }
+  if (family.name === 'mistral') return { ...llamaLike, sliding_window: c.sliding_window_size };
+  if (family.name === 'phi3') {
+    // Phi-3's fused qkv_proj / gate_up_proj are the weights' layout only (hf_weights.ts); head_dim is hidden / heads.
+    const { head_dim: _, ...rest } = llamaLike;
+    if (c.head_size * c.n_head !== c.n_embd) fail('ERR_CONFIG', `config '${c.name}': head_size ${c.head_size} · n_head ≠ n_embd has no Phi3ForCausalLM equivalent.`);
+    if (c.rotary_percentage !== 1) ropeParameters.partial_rotary_factor = c.rotary_percentage;
+    return {
+      ...rest, sliding_window: c.sliding_window_size, partial_rotary_factor: c.rotary_percentage, pad_token_id: null,
+      original_max_position_embeddings: c.block_size, resid_pdrop: 0.0, embd_pdrop: 0.0,
+    };
+  }
+  if (family.name === 'olmo2') {
+    const { head_dim: _, ...rest } = llamaLike;
+    return { ...rest, attention_bias: false };
   }
   return { ...llamaLike, attention_bias: c.bias, mlp_bias: c.bias, pretraining_tp: 1 };
 }

@@ -25,8 +25,10 @@ export interface WeightRecipe {
 
 /** Per-layer HF names of a family's linears and norms (`{}` is the layer index). */
 interface LayerNames {
-  norm1: string; norm2: string; proj: string;
+  norm1?: string; norm2?: string; proj: string;  // OLMo 2 has neither norm_1 nor norm_2
   qkv?: string;            // GPT-NeoX's fused query_key_value
+  fusedQkv?: string;       // Phi-3's qkv_proj: litgpt's [Q|K|V] rows as they are
+  gateUp?: string;         // Phi-3's gate_up_proj: [fc_1 | fc_2] rows
   q?: string; k?: string; v?: string;
   normQ?: string; normK?: string;  // Qwen3's per-head q_norm / k_norm (litgpt's attn.norm_q / attn.norm_k)
   postAttention?: string; postMlp?: string;  // Gemma 2's norms on the attention / MLP output
@@ -55,8 +57,27 @@ const GEMMA2: LayerNames = {
   postMlp: 'model.layers.{}.post_feedforward_layernorm',
 };
 
+// Phi-3/4 (litgpt's copy_weights_phi for Phi-3): qkv_proj holds litgpt's attn.qkv rows; gate_up_proj is fc_1's rows
+// then fc_2's.
+const PHI3: LayerNames = {
+  ...LLAMA, q: undefined, k: undefined, v: undefined, fusedQkv: 'model.layers.{}.self_attn.qkv_proj',
+  gateUp: 'model.layers.{}.mlp.gate_up_proj', mlp: { proj: 'model.layers.{}.mlp.down_proj' },
+};
+
+// OLMo 2 (litgpt's copy_weights_olmo2): HF's post_attention_layernorm / post_feedforward_layernorm are litgpt's post
+// norms; q_norm / k_norm span all heads.
+const OLMO2: LayerNames = {
+  ...QWEN3, norm1: undefined, norm2: undefined, postAttention: 'model.layers.{}.post_attention_layernorm',
+  postMlp: 'model.layers.{}.post_feedforward_layernorm',
+};
+
+// Gemma 3 (litgpt's copy_weights_gemma_3): Gemma 2's names, and Qwen3's per-head q_norm / k_norm.
+const GEMMA3: LayerNames = { ...GEMMA2, normQ: QWEN3.normQ, normK: QWEN3.normK };
+
+const LAYER_NAMES: Record<HfFamily['name'], LayerNames> = { gpt_neox: NEOX, llama: LLAMA, qwen2: LLAMA, qwen3: QWEN3, gemma2: GEMMA2, gemma3: GEMMA3, mistral: LLAMA, olmo2: OLMO2, phi3: PHI3 };
+
 function layerNames(family: HfFamily): LayerNames {
-  return family.name === 'gpt_neox' ? NEOX : family.name === 'qwen3' ? QWEN3 : family.name === 'gemma2' ? GEMMA2 : LLAMA;
+  return LAYER_NAMES[family.name];
 }
 
 /** The HF names of the embedding, final norm and head. */
@@ -106,9 +127,14 @@ export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): W
   const suffixes = (what: 'qkv' | 'proj' | 'mlp' | 'norm') => (hasBias(c, what, family) ? ['weight', 'bias'] : ['weight']);
   for (let i = 0; i < c.n_layer; i++) {
     const lit = `transformer.h.${i}`;
-    for (const s of suffixes('norm')) out.push({ name: `${lit}.norm_1.${s}`, pieces: [{ name: `${at(names.norm1, i)}.${s}` }] });
+    const norm = (litName: string, hf: string | undefined) => {
+      if (hf) for (const s of suffixes('norm')) out.push({ name: `${lit}.${litName}.${s}`, pieces: [{ name: `${at(hf, i)}.${s}` }] });
+    };
+    norm('norm_1', names.norm1);
     for (const s of suffixes('qkv')) {
-      if (names.qkv) {
+      if (names.fusedQkv) {
+        out.push({ name: `${lit}.attn.qkv.${s}`, pieces: [{ name: `${at(names.fusedQkv, i)}.${s}` }] });
+      } else if (names.qkv) {
         const src = `${at(names.qkv, i)}.${s}`;
         out.push({ name: `${lit}.attn.qkv.${s}`, pieces: neoxQkvPieces(c, 'toLitgpt').map((p) => ({ name: src, ...p })) });
       } else {
@@ -122,11 +148,15 @@ export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): W
         out.push({ name: `${lit}.attn.norm_k.${s}`, pieces: [{ name: `${at(names.normK, i)}.${s}` }] });
       }
     }
-    const norm = (litName: string, hf: string | undefined) => {
-      if (hf) for (const s of suffixes('norm')) out.push({ name: `${lit}.${litName}.${s}`, pieces: [{ name: `${at(hf, i)}.${s}` }] });
-    };
     norm('post_attention_norm', names.postAttention);
     norm('norm_2', names.norm2);
+    if (names.gateUp) {
+      for (const s of suffixes('mlp')) {
+        for (const [j, litName] of ['fc_1', 'fc_2'].entries()) {
+          out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(names.gateUp, i)}.${s}`, rowStart: j * c.intermediate_size, rows: c.intermediate_size }] });
+        }
+      }
+    }
     for (const [litName, hfName] of Object.entries(names.mlp)) {
       for (const s of suffixes('mlp')) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
     }
@@ -146,7 +176,15 @@ export function hfFromLitgpt(c: Config, family: HfFamily, tied: boolean): Weight
   const sizes = qkvSizes(c);
   for (const recipe of litgptFromHf(c, family, !tied)) {
     const lit = recipe.name;
-    if (lit.includes('.attn.qkv.')) {
+    const piece = recipe.pieces[0];
+    if (recipe.pieces.length === 1 && piece.rowStart !== undefined) {
+      // A row range of a fused HF tensor (Phi-3's gate_up_proj): the HF tensor is its pieces in row order.
+      const fused = out.find((o) => o.name === piece.name);
+      if (fused) fused.pieces.push({ name: lit });
+      else out.push({ name: piece.name, pieces: [{ name: lit }] });
+      continue;
+    }
+    if (lit.includes('.attn.qkv.') && (family.name === 'gpt_neox' || recipe.pieces.length === 3)) {
       if (family.name === 'gpt_neox') {
         out.push({ name: recipe.pieces[0].name, pieces: neoxQkvPieces(c, 'toHf').map((p) => ({ name: lit, ...p })) });
       } else {
@@ -170,6 +208,8 @@ export function hfModulesOf(c: Config, family: HfFamily, litPath: string): { mod
   if (!m) return [];
   const i = Number(m[1]);
   const names = layerNames(family);
+  // A LoRA on part of Phi-3's fused qkv_proj / gate_up_proj is no module of its own.
+  if (names.fusedQkv && (m[2] === 'attn.qkv' || m[3] === 'fc_1' || m[3] === 'fc_2')) return [];
   if (m[2] === 'attn.qkv') {
     if (names.qkv) return [{ module: at(names.qkv, i) }];
     return [{ module: at(names.q!, i), part: 'q' }, { module: at(names.k!, i), part: 'k' }, { module: at(names.v!, i), part: 'v' }];

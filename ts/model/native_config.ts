@@ -2,7 +2,8 @@
 // by native/config_wrap.cc) made from a normalized litgpt Config and LoRA settings.
 //
 // This is where litlora decides which of litgpt's features its GPT implements: the Pythia / GPT-NeoX, Llama and
-// Gemma-style dense models, with query/key norms (Qwen3), Gemma 2's post norms, softcapping and sliding windows.
+// Gemma-style dense models, with query/key norms (Qwen3), Gemma 2's post norms, softcapping and sliding windows, and
+// Gemma 3's local rope base in the layers rope_indices marks, and OLMo 2's blocks without pre norms.
 // A field that switches on anything else (MoE, a local rope base, latent attention, …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
 // to stay memory-safe (positive sizes, divisibility).
 import { fail } from '../errors.js';
@@ -26,6 +27,9 @@ export interface NativeGptConfig {
   attnBias: boolean;
   lmHeadBias: boolean;
   sharedAttentionNorm: boolean;
+  /** litgpt's norm_1 / norm_2: false makes that norm an identity (OLMo 2 has only post norms). */
+  norm1: boolean;
+  norm2: boolean;
   norm: 'LayerNorm' | 'RMSNorm';
   /** Gemma's RMSNorm scales by (1 + weight). */
   normUnitOffset: boolean;
@@ -47,6 +51,9 @@ export interface NativeGptConfig {
   /** 0: no sliding window; else the window, in the layers where slidingWindowLayers is true (n_layer entries). */
   slidingWindowSize: number;
   slidingWindowLayers: boolean[];
+  /** 0: one rope base; else the layers where ropeLocalLayers is true (n_layer entries) rotate by this base, unscaled. */
+  ropeLocalBase: number;
+  ropeLocalLayers: boolean[];
   /** null: 1/√head_size. */
   attentionScoresScalar: number | null;
   ropeScaling: 'none' | 'linear' | 'llama3';
@@ -80,12 +87,8 @@ const NO_OPS: [keyof Config, (v: unknown) => boolean, string][] = [
   ['n_expert_groups', nullOrZero, 'grouped expert routing'],
   ['n_topk_groups', nullOrZero, 'grouped expert routing'],
   ['n_topk_scores_per_group', nullOrZero, 'grouped expert routing'],
-  ['norm_1', (v) => v === true, 'a block without its first norm'],
-  ['norm_2', (v) => v === true, 'a block without its second norm'],
   ['latent_attention', (v) => v === null, 'multi-head latent attention'],
   ['rope_interleave', (v) => v === false, 'interleaved rotary embeddings'],
-  ['rope_local_base_freq', (v) => v === null, 'a separate local rope base'],
-  ['rope_indices', (v) => v === null, 'per-layer rope selection'],
 ];
 
 const ROPE_ADJUSTMENT_KEYS = ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_seq_len', 'beta_fast', 'beta_slow',
@@ -125,14 +128,14 @@ function ropeScaling(adjustments: Config['rope_adjustments']): RopeFields {
 }
 
 /**
- * litgpt's check_indicator_and_length for sliding_window_indices: one 0/1 per layer (a longer list is cut to
- * n_layer, as litgpt does); all layers when only sliding_window_size is given. [] without a window.
+ * litgpt's check_indicator_and_length for sliding_window_indices and rope_indices: one 0/1 per layer (a longer
+ * list is cut to n_layer, as litgpt does); all layers when only the size / base is given. [] without one.
  */
-function slidingWindowLayers(c: Config): boolean[] {
-  if (c.sliding_window_size === null) return [];
-  const indices = c.sliding_window_indices ?? new Array(c.n_layer).fill(1);
+function layerIndicator(c: Config, field: 'sliding_window_indices' | 'rope_indices', on: boolean): boolean[] {
+  if (!on) return [];
+  const indices = c[field] ?? new Array(c.n_layer).fill(1);
   if (indices.length < c.n_layer || !indices.every((v) => v === 0 || v === 1)) {
-    fail('ERR_CONFIG', `config field sliding_window_indices: expected ${c.n_layer} entries (one per layer) of 0 or 1, got ` +
+    fail('ERR_CONFIG', `config field ${field}: expected ${c.n_layer} entries (one per layer) of 0 or 1, got ` +
       `${JSON.stringify(indices)}.`);
   }
   return indices.slice(0, c.n_layer).map((v) => v === 1);
@@ -162,6 +165,11 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
     const v = c[field];
     if (v !== null && !(typeof v === 'number' && v > 0)) fail('ERR_CONFIG', `config field ${field}: expected a positive number or null, got ${show(v)}.`);
   }
+  // litgpt indexes a second (local) rope table by rope_indices; without rope_local_base_freq there is none.
+  if (c.rope_local_base_freq === null && c.rope_indices !== null) unsupported('rope_indices', c.rope_indices, 'per-layer rope selection without a local rope base');
+  if (c.rope_local_base_freq !== null && !(c.rope_local_base_freq > 0)) {
+    fail('ERR_CONFIG', `config field rope_local_base_freq: expected a positive number or null, got ${show(c.rope_local_base_freq)}.`);
+  }
   if (c.attention_scores_scalar !== null && !(c.attention_scores_scalar > 0)) {
     fail('ERR_CONFIG', `config field attention_scores_scalar: expected a positive integer or null, got ${c.attention_scores_scalar}.`);
   }
@@ -180,6 +188,8 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
     attnBias: c.attn_bias,
     lmHeadBias: c.lm_head_bias,
     sharedAttentionNorm: c.shared_attention_norm,
+    norm1: c.norm_1,
+    norm2: c.norm_2,
     norm: c.norm_class_name,
     normUnitOffset: c.norm_class_name === 'RMSNorm' && String(c.name).includes('Gemma'),
     normEps: c.norm_eps,
@@ -194,7 +204,9 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
     attentionLogitSoftcapping: c.attention_logit_softcapping,
     finalLogitSoftcapping: c.final_logit_softcapping,
     slidingWindowSize: c.sliding_window_size ?? 0,
-    slidingWindowLayers: slidingWindowLayers(c),
+    slidingWindowLayers: layerIndicator(c, 'sliding_window_indices', c.sliding_window_size !== null),
+    ropeLocalBase: c.rope_local_base_freq ?? 0,
+    ropeLocalLayers: layerIndicator(c, 'rope_indices', c.rope_local_base_freq !== null),
     attentionScoresScalar: c.attention_scores_scalar,
     ...ropeScaling(c.rope_adjustments),
     lora: { ...(lora ?? LORA_CONFIG_DEFAULTS) },
