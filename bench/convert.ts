@@ -7,9 +7,9 @@
 // Each run is its own process (so its peak RSS, VmHWM, and its start-up are its own); ours and PyTorch alternate,
 // and every rep also times the disk's durable-write floor for as many bytes as ours wrote (the faster of two writes). The inputs are read once
 // before the runs and stay warm in the page cache for both sides (nothing is dropped from it). Each run writes where
-// no earlier output is (the previous rep's is deleted first, untimed, for both sides): replacing a 1 GB file costs
-// ext4 ~0.2 s of freeing the old file's blocks inside the rename, which a first conversion does not pay and the write
-// floor does not include. The table has
+// no earlier output is (the previous rep's is deleted first, untimed, for both sides, and the deletion synced to the
+// disk: harness.ts removeAndSettle): replacing a 1 GB file costs ext4 ~0.2 s of freeing the old file's blocks inside
+// the rename, and a deletion's discards stall the next writes, neither of which the write floor includes. The table has
 // medians; the outputs are compared bit for bit with each other (and the round trip with the transformers-made
 // weights), and the bench exits 1 when they differ, so a fast but wrong conversion cannot pass.
 //
@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../ts/addon_loader.js';
 import { buildInfo, getNumThreads } from '../ts/index.js';
 import { referencePython } from '../test/helpers/python.js';
-import { machineName, markdownTable, median, runJsonChild, writeFloorSeconds } from './harness.js';
+import { machineName, markdownTable, median, removeAndSettle, runJsonChild, writeFloorSeconds } from './harness.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -93,9 +93,9 @@ async function direction(title: string, spec: { ours: string[]; baseline: string
   let bytes = 0;
   console.log(`\n${title}`);
   for (let i = 0; i < reps; i++) {
-    rmSync(spec.oursOut, { recursive: true, force: true });
+    removeAndSettle(spec.oursOut);
     const o = runJsonChild<Run>(process.execPath, [join(packageRoot, 'bench', 'convert_child.mjs'), ...spec.ours]);
-    rmSync(spec.baselineOut, { recursive: true, force: true });
+    removeAndSettle(spec.baselineOut);
     const t = runJsonChild<Run>(python, [join(packageRoot, 'bench', 'convert_baseline.py'), ...spec.baseline, baselineConfig]);
     bytes = bytesOf(spec.oursOut);
     // The faster of two back-to-back writes: on this kind of VM the first big write after a process has freed ~1 GB

@@ -20,8 +20,19 @@ export function runJsonChild<T>(cmd: string, args: string[]): T & { wall: number
 }
 
 /**
+ * Deletes `path` (a file or folder) and waits until the deletion has reached the disk. The bench machines mount ext4
+ * with `discard`: freeing 1 GB makes the next journal commit send the disk a discard of every freed block, which on
+ * their virtual disks took up to ~14 s, stalling whatever wrote next — one measured conversion, seemingly at random
+ * (bench:convert's first reps, 2026-12-02). `sync` makes that commit happen here, untimed, for every side alike.
+ */
+export function removeAndSettle(path: string): void {
+  rmSync(path, { recursive: true, force: true });
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
+/**
  * The floor of any tool that writes `bytes` durably to the disk holding `file`: the seconds to write as many
- * bytes in 16 MB blocks and fsync them. The file is removed afterwards.
+ * bytes in 16 MB blocks and fsync them. The file is removed afterwards (removeAndSettle: untimed).
  */
 export function writeFloorSeconds(file: string, bytes: number): number {
   const t0 = performance.now();
@@ -31,7 +42,7 @@ export function writeFloorSeconds(file: string, bytes: number): number {
   fsyncSync(fd);
   closeSync(fd);
   const seconds = (performance.now() - t0) / 1000;
-  rmSync(file);
+  removeAndSettle(file);
   return seconds;
 }
 

@@ -18,6 +18,8 @@ import { assertCode } from './helpers/assert.js';
 import { randomizeAdapter } from './helpers/model.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
+import { collect } from './helpers/tokens.js';
+import { generateTokens } from '../ts/generate/generate.js';
 import { BYTES_DIR } from './helpers/tiny_train.js';
 import { packageRoot } from '../ts/addon_loader.js';
 
@@ -121,6 +123,34 @@ test('convert_to_litgpt: every family and file layout gives transformers\' logit
     assert.equal(events.at(-1), { phase: 'done', modelName: result.config.name, tensors: result.tensors, total: result.tensors, bytes: result.bytesWritten });
     assert.ok(existsSync(join(f.dir, 'lit_model.pth')) && existsSync(join(f.dir, 'model_config.yaml')), f.family);
     assertRelClose(await litLogits(f.dir), reference.logits[i], `${f.family} (${f.layout})`);
+  }
+});
+
+test('convert_to_litgpt: every family\'s KV-cache greedy decode equals transformers\' generate token for token, past the sliding window', async () => {
+  ensureModels();
+  for (const f of FAMILIES) if (!existsSync(join(f.dir, 'lit_model.pth'))) await convertToLitgpt(f.dir);
+  const NEW = 24;  // the windowed families (Gemma 2/3, Mistral, Phi-3) have 4-token windows: the decode runs far past them
+  const r = runPython(`
+import torch, json
+from transformers import AutoModelForCausalLM
+torch.set_num_threads(2)
+out_ids = []
+for d in ${JSON.stringify(FAMILIES.map((f) => f.dir))}:
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
+    with torch.no_grad():
+        ids = model.generate(torch.tensor([[${TOKENS.join(',')}]]), max_new_tokens=${NEW}, min_new_tokens=${NEW}, do_sample=False,
+                             eos_token_id=None, pad_token_id=0)
+    out_ids.append(ids[0, ${TOKENS.length}:].tolist())
+print(json.dumps(out_ids))`);
+  const expected = JSON.parse(r.stdout.trim().split('\n').pop()!) as number[][];
+  for (const [i, f] of FAMILIES.entries()) {
+    const model = await Model.load(f.dir);
+    try {
+      const { ids } = await collect(generateTokens(model, TOKENS, { temperature: 0, topK: null, stopTokens: [], vocabLimit: null, maxNewTokens: NEW }));
+      assert.equal(ids, expected[i], `${f.family}: litlora's greedy decode against transformers' generate`);
+    } finally {
+      model.dispose();
+    }
   }
 });
 
