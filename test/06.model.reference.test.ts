@@ -1,10 +1,11 @@
 // The native GPT against the plain-PyTorch reference (test/reference/gpt_reference.py): logits, loss and
-// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA), with q/k norms.
+// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA), with q/k norms,
+// and litgpt's LLaMAMoE (top-k routing, LoRA on the router and every expert).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose } from './helpers/assert.js';
-import { llamaTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, moeTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
@@ -46,6 +47,14 @@ const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boo
       attention_scores_scalar: 12, post_attention_norm: true, post_mlp_norm: true, attention_logit_softcapping: 0.5,
       final_logit_softcapping: 0.3, sliding_window_size: 4, sliding_window_indices: [1, 0], rope_adjustments: null },
     lora: ALL, norms: true,
+  },
+  { what: 'Mixtral-style LLaMAMoE: 4 experts, top-2, LoRA on every target (the router and each expert\'s fc_1/fc_2/proj)',
+    config: moeTiny, lora: ALL },
+  {
+    what: 'Qwen3-MoE-style LLaMAMoE: norm_qk, moe_intermediate_size 24, top-3 of 4, routed_scaling_factor 2.5, mlp+q+v',
+    config: { ...moeTiny, name: 'qwen3-moe-tiny', norm_qk: true, head_size: 16, moe_intermediate_size: 24, n_expert_per_token: 3,
+      routed_scaling_factor: 2.5 },
+    lora: { r: 2, alpha: 4, dropout: 0, query: true, value: true, mlp: true }, norms: true,
   },
 ];
 
