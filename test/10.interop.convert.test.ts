@@ -95,6 +95,8 @@ const FAMILIES: { family: string; layout: string; dir: string }[] = [
   { family: 'qwen2', layout: 'sharded', dir: join(root, 'qwen2') },
   { family: 'qwen3', layout: 'single', dir: join(root, 'qwen3') },
   { family: 'gemma2', layout: 'single', dir: join(root, 'gemma2') },
+  { family: 'mixtral', layout: 'single', dir: join(root, 'mixtral') },
+  { family: 'qwen3_moe', layout: 'sharded', dir: join(root, 'qwen3_moe') },
 ];
 let made = false;
 function ensureModels(): void {

@@ -5,6 +5,7 @@
 //   * Llama / Qwen2: cat(q_proj, k_proj, v_proj) (weights and biases), as litgpt's copy_weights_hf_llama does;
 //   * GPT-NeoX: `query_key_value` holds per-head [q_h, k_h, v_h] rows; litgpt's qkv_reassemble regroups them
 //     into [all q | all k | all v].
+// LLaMAMoE (Mixtral, Qwen3-MoE): the router and every expert's three linears, each a whole tensor renamed.
 // The names and row layouts follow litgpt's convert_hf_checkpoint.py / convert_lit_checkpoint.py (the versions
 // in Lightning-AI/litgpt of 2026-06).
 import type { Config } from '../model/config.js';
@@ -55,7 +56,23 @@ const GEMMA2: LayerNames = {
   postMlp: 'model.layers.{}.post_feedforward_layernorm',
 };
 
-function layerNames(family: HfFamily): LayerNames {
+// litgpt's LLaMAMoE under `module` (copy_weights_hf_llama): the router `gate`, and each expert's fc_1 / fc_2 / proj
+// as HF's per-expert linears (Mixtral: w1 / w3 / w2; Qwen3-MoE: gate_proj / up_proj / down_proj).
+function moeNames(module: string, expert: Record<'fc_1' | 'fc_2' | 'proj', string>, nExpert: number): Record<string, string> {
+  const out: Record<string, string> = { gate: `${module}.gate` };
+  for (let e = 0; e < nExpert; e++) {
+    for (const [lit, hf] of Object.entries(expert)) out[`experts.${e}.${lit}`] = `${module}.experts.${e}.${hf}`;
+  }
+  return out;
+}
+
+function layerNames(family: HfFamily, c: Config): LayerNames {
+  if (family.name === 'mixtral') {
+    return { ...LLAMA, mlp: moeNames('model.layers.{}.block_sparse_moe', { fc_1: 'w1', fc_2: 'w3', proj: 'w2' }, c.n_expert) };
+  }
+  if (family.name === 'qwen3_moe') {
+    return { ...QWEN3, mlp: moeNames('model.layers.{}.mlp', { fc_1: 'gate_proj', fc_2: 'up_proj', proj: 'down_proj' }, c.n_expert) };
+  }
   return family.name === 'gpt_neox' ? NEOX : family.name === 'qwen3' ? QWEN3 : family.name === 'gemma2' ? GEMMA2 : LLAMA;
 }
 
@@ -100,7 +117,7 @@ function hasBias(c: Config, what: 'qkv' | 'proj' | 'mlp' | 'norm', family: HfFam
  * transformer.wte.weight, as litgpt's converter stores it.
  */
 export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): WeightRecipe[] {
-  const names = layerNames(family);
+  const names = layerNames(family, c);
   const top = hfTopNames(family);
   const out: WeightRecipe[] = [{ name: 'transformer.wte.weight', pieces: [{ name: top.wte }] }];
   const suffixes = (what: 'qkv' | 'proj' | 'mlp' | 'norm') => (hasBias(c, what, family) ? ['weight', 'bias'] : ['weight']);
@@ -128,7 +145,8 @@ export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): W
     norm('post_attention_norm', names.postAttention);
     norm('norm_2', names.norm2);
     for (const [litName, hfName] of Object.entries(names.mlp)) {
-      for (const s of suffixes('mlp')) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
+      const mlpSuffixes = litName === 'gate' ? ['weight'] : suffixes('mlp');  // litgpt's router has no bias
+      for (const s of mlpSuffixes) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
     }
     norm('post_mlp_norm', names.postMlp);
   }
@@ -166,10 +184,10 @@ export function hfFromLitgpt(c: Config, family: HfFamily, tied: boolean): Weight
 /** The HF module(s) of a litgpt linear layer path (`transformer.h.3.attn.qkv`, `…mlp.fc_1`, `lm_head`), for adapters. */
 export function hfModulesOf(c: Config, family: HfFamily, litPath: string): { module: string; part?: 'q' | 'k' | 'v' }[] {
   if (litPath === 'lm_head') return [{ module: hfTopNames(family).lmHead.replace(/\.weight$/, '') }];
-  const m = /^transformer\.h\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.(\w+))$/.exec(litPath);
+  const m = /^transformer\.h\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.([\w.]+))$/.exec(litPath);
   if (!m) return [];
   const i = Number(m[1]);
-  const names = layerNames(family);
+  const names = layerNames(family, c);
   if (m[2] === 'attn.qkv') {
     if (names.qkv) return [{ module: at(names.qkv, i) }];
     return [{ module: at(names.q!, i), part: 'q' }, { module: at(names.k!, i), part: 'k' }, { module: at(names.v!, i), part: 'v' }];
