@@ -8,10 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model } from '../ts/index.js';
 import { configFromName } from '../ts/model/configs.js';
-import { configToYaml } from '../ts/model/config.js';
+import { configToYaml, normalizeConfig, type ConfigInput } from '../ts/model/config.js';
 import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
-import { familyOfConfig, familyOfHfConfig, hfConfigFromConfig } from '../ts/interop/hf_config.js';
+import { architectureDifferences, familyOfConfig, familyOfHfConfig, hfConfigFromConfig } from '../ts/interop/hf_config.js';
 import { runCli } from '../ts/cli/main.js';
 import { OutDir } from '../ts/io/outdir.js';
 import { assertCode } from './helpers/assert.js';
@@ -261,6 +261,44 @@ test('chooseConfig: Qwen3-0.6B\'s config.json is litgpt\'s Qwen3-0.6B (q/k norms
   // A Qwen3 with sliding windows is refused rather than run without them.
   assert.throws(() => chooseConfig({ ...folder, config: { ...hf, use_sliding_window: true } }, family, null),
     (e: any) => e.code === 'ERR_CONFIG' && /use_sliding_window.*Qwen3ForCausalLM/.test(e.message));
+});
+
+test('chooseConfig: Mixtral-8x7B\'s and Qwen3-30B-A3B\'s config.json are litgpt\'s LLaMAMoE entries; written back the same; unroutable variants refused', () => {
+  // The hub's config.json of each (the fields litlora reads), and litgpt's entry of that name.
+  const mixtral = {
+    architectures: ['MixtralForCausalLM'], model_type: 'mixtral', hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 32000, max_position_embeddings: 32768, rms_norm_eps: 1e-5,
+    rope_theta: 1000000, tie_word_embeddings: false, hidden_act: 'silu', num_local_experts: 8, num_experts_per_tok: 2,
+    sliding_window: null,
+  };
+  const qwen = {
+    architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', hidden_size: 2048, num_hidden_layers: 48, num_attention_heads: 32,
+    num_key_value_heads: 4, head_dim: 128, intermediate_size: 6144, moe_intermediate_size: 768, vocab_size: 151936,
+    max_position_embeddings: 40960, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: false, hidden_act: 'silu',
+    attention_bias: false, num_experts: 128, num_experts_per_tok: 8, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [],
+    use_sliding_window: false, sliding_window: null,
+  };
+  const litgpt = (JSON.parse(readFileSync(join(packageRoot, 'test', 'fixtures', 'litgpt', 'config_names.json'), 'utf8')) as
+    { configs: ConfigInput[] }).configs;
+  for (const [name, hf] of [['Mixtral-8x7B-v0.1', mixtral], ['Qwen3-30B-A3B', qwen]] as const) {
+    const family = familyOfHfConfig(hf, 'config.json');
+    const folder = { dir: `/m/${name}`, config: hf, configPath: `/m/${name}/config.json`, files: [], tensors: new Map() };
+    const chosen = chooseConfig(folder, family, null).config;
+    assert.equal(architectureDifferences(chosen, normalizeConfig(litgpt.find((c) => c.name === name)!)), [], name);
+    const back = hfConfigFromConfig(chosen, familyOfConfig(chosen, name), { tied: false, dtype: 'bfloat16' });
+    for (const [k, v] of Object.entries(hf)) assert.equal(back[k], v, `${name}: ${k}`);
+  }
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ ...qwen, norm_topk_prob: false }, /norm_topk_prob is false; litgpt's LLaMAMoE always normalises/],
+    [{ ...qwen, decoder_sparse_step: 2 }, /decoder_sparse_step \/ mlp_only_layers make some layers dense/],
+    [{ ...qwen, mlp_only_layers: [0] }, /decoder_sparse_step \/ mlp_only_layers make some layers dense/],
+    [{ ...mixtral, sliding_window: 4096 }, /sliding_window 4096; litgpt's MixtralForCausalLM configs attend without a window/],
+  ];
+  for (const [hf, message] of refused) {
+    const folder = { dir: '/m/x', config: hf, configPath: '/m/x/config.json', files: [], tensors: new Map() };
+    assert.throws(() => chooseConfig(folder, familyOfHfConfig(hf, 'config.json'), null),
+      (e: any) => e.code === 'ERR_CONFIG' && message.test(e.message), String(message));
+  }
 });
 
 test('convert_to_litgpt: bad input gets coded errors and leaves no file under a final name', async () => {
