@@ -3,7 +3,7 @@
 // and litgpt's LLaMAMoE (top-k routing, LoRA on the router and every expert).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Model, type LoraOptions, type ModelConfig } from '../ts/index.js';
+import { Model, Tensor, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose } from './helpers/assert.js';
 import { llamaTiny, moeTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
@@ -11,7 +11,8 @@ import { runPython } from './helpers/python.js';
 
 const ALL: LoraOptions = { r: 4, alpha: 8, dropout: 0, query: true, key: true, value: true, projection: true, mlp: true, head: true };
 
-const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boolean }[] = [
+// tiedRouter: every router weight zero, so all experts tie for every token and top-k's tie order alone picks them.
+const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boolean; tiedRouter?: boolean }[] = [
   { what: 'Pythia, MHA, LoRA on every target', config: pythiaTiny, lora: ALL },
   {
     what: 'Pythia, shared attention norm, tanh gelu, lm_head bias, q+v',
@@ -56,6 +57,11 @@ const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boo
       routed_scaling_factor: 2.5 },
     lora: { r: 2, alpha: 4, dropout: 0, query: true, value: true, mlp: true }, norms: true,
   },
+  {
+    what: 'LLaMAMoE with a zero router (every expert ties): the experts torch.topk picks, LoRA on q+v+proj',
+    config: { ...moeTiny, n_expert: 6, n_expert_per_token: 3 },
+    lora: { r: 2, alpha: 4, dropout: 0, query: true, value: true, projection: true }, tiedRouter: true,
+  },
 ];
 
 test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)', async () => {
@@ -66,6 +72,11 @@ test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)'
     const model = await Model.fromConfig(c.config, { seed: 10 + i, lora: c.lora });
     await randomizeAdapter(model, 100 * i);
     if (c.norms) await perturbNorms(model, 1000 * i);
+    if (c.tiedRouter) {
+      const all = new Map(await model.stateDict());
+      for (const [name, t] of all) if (name.endsWith('.mlp.gate.weight')) all.set(name, Tensor.from(new Float32Array(t.numel), t.shape));
+      await model.loadStateDict(all);
+    }
     const vocab = Number(model.config.vocab_size);
     const { tokens, targets } = randomTokens(2, 12, vocab, 7 + i, 5);
     const shape = [2, 12];
