@@ -2,6 +2,7 @@
 // loaded base, each request naming its adapter; a batch mixes rows of different adapters (per-row adapter index).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate/generate.js';
 import { initCheckpoint } from '../ts/model/init.js';
@@ -120,6 +121,12 @@ test('a LLaMAMoE base: adapters on the router and every expert, per row (tokens 
   const base = await ids(generateTokens(merged.get(null)!, prompts[0]!, { ...GREEDY, maxNewTokens: 14 }));
   assert.not.equal(expected[0], base);
   for (const m of merged.values()) await m.dispose();
+  // An adapter trained with another top-k has the same shapes but routes otherwise: refused, naming the field.
+  const topk = join(moeRun, 'top3');
+  cpSync(join(moeRun, 'one'), topk, { recursive: true });
+  const yaml = join(topk, 'model_config.yaml');
+  writeFileSync(yaml, readFileSync(yaml, 'utf8').replace(/\nn_expert_per_token: 2\n/, '\nn_expert_per_token: 3\n'));
+  await assertCode(() => model.adapters.add('top3', topk), 'ERR_ADAPTER_MISMATCH', /n_expert_per_token 3 \(this base: 2\)/);
   await model.dispose();
 });
 
