@@ -69,7 +69,8 @@ function show(v: unknown): string {
 
 function unsupported(field: string, value: unknown, what: string): never {
   fail('ERR_CONFIG', `config field ${field} = ${show(value)} switches on ${what}, which litlora does not implement; only the ` +
-    'Pythia/GPT-NeoX, Llama, Qwen3 and Gemma-style dense models are supported. Use a model without it.');
+    'Pythia/GPT-NeoX, Llama, Qwen3 and Gemma-style dense models and LLaMAMoE (Mixtral, Qwen3-MoE) are supported. ' +
+    'Use a model without it.');
 }
 
 const nullOrZero = (v: unknown) => v === null || v === 0;
