@@ -8,7 +8,7 @@
 // alike instead of one whole run. Reported: tokens/s of the median step and of the fastest step per side
 // (the fastest is the least disturbed by other processes: load only ever adds time), and peak RSS.
 //
-// Flags: --reps N (timed steps per side, default 6), --models 14m,70m[,tiny-llama][,qwen3-0.6b], --threads N (default 2),
+// Flags: --reps N (timed steps per side, default 6), --models 14m,70m[,tiny-llama][,qwen3-0.6b][,qwen3-moe-small], --threads N (default 2),
 // --device cpu|cuda, --dtype float32|bfloat16. On a GPU: `--models tiny-llama --device cuda --dtype bfloat16`
 // (tiny-llama-1.1b's config, bf16-true on both sides; PyTorch's torch.cuda.max_memory_allocated is printed).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -35,6 +35,12 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
   'qwen3-0.6b': { name: 'Qwen3-0.6B', block_size: 40960, vocab_size: 151643, padded_vocab_size: 151936, n_layer: 28, n_head: 16,
     n_embd: 1024, n_query_groups: 8, rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm',
     mlp_class_name: 'LLaMAMLP', intermediate_size: 3072, norm_eps: 1e-6, rope_base: 1000000, head_size: 128, norm_qk: true },
+  // A scaled-down Qwen3-MoE (litgpt's LLaMAMoE: 32 experts, top-4, norm_qk): the routing and per-expert gathers at a size
+  // a 2-core machine steps through in seconds.
+  'qwen3-moe-small': { name: 'qwen3-moe-small', block_size: 4096, vocab_size: 32000, padded_vocab_size: 32000, n_layer: 4, n_head: 8,
+    n_embd: 512, n_query_groups: 4, rotary_percentage: 1.0, parallel_residual: false, bias: false, norm_class_name: 'RMSNorm',
+    mlp_class_name: 'LLaMAMoE', intermediate_size: 1536, moe_intermediate_size: 256, n_expert: 32, n_expert_per_token: 4,
+    norm_eps: 1e-6, rope_base: 1000000, head_size: 64, norm_qk: true },
 };
 const LORA = LORA_DEFAULTS; // litgpt finetune lora's defaults
 const BATCH = 4, TIME = 256;

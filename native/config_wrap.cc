@@ -107,8 +107,8 @@ gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argN
   c.norm = f.choice("norm", {"LayerNorm", "RMSNorm"}) == 0 ? gpt::NormKind::LayerNorm : gpt::NormKind::RMSNorm;
   c.normUnitOffset = f.boolean("normUnitOffset");
   c.normEps = f.number("normEps");
-  static constexpr gpt::MlpKind kMlps[] = {gpt::MlpKind::GptNeox, gpt::MlpKind::LLaMA, gpt::MlpKind::Gemma};
-  c.mlp = kMlps[f.choice("mlp", {"GptNeoxMLP", "LLaMAMLP", "GemmaMLP"})];
+  static constexpr gpt::MlpKind kMlps[] = {gpt::MlpKind::GptNeox, gpt::MlpKind::LLaMA, gpt::MlpKind::Gemma, gpt::MlpKind::LLaMAMoE};
+  c.mlp = kMlps[f.choice("mlp", {"GptNeoxMLP", "LLaMAMLP", "GemmaMLP", "LLaMAMoE"})];
   c.geluTanh = f.boolean("geluTanh");
   c.ropeCondenseRatio = f.number("ropeCondenseRatio");
   c.ropeBase = f.number("ropeBase");
@@ -130,6 +130,10 @@ gpt::GptConfig gptConfigFromJs(const Napi::Value& value, const std::string& argN
   c.ropeLowFreqFactor = f.number("ropeLowFreqFactor");
   c.ropeHighFreqFactor = f.number("ropeHighFreqFactor");
   c.ropeOriginalMaxSeqLen = f.number("ropeOriginalMaxSeqLen");
+  c.nExpert = f.integer("nExpert");
+  c.nExpertPerToken = f.integer("nExpertPerToken");
+  c.moeIntermediateSize = f.integer("moeIntermediateSize");
+  c.routedScalingFactor = f.number("routedScalingFactor");
   const FieldReader l = f.object("lora");
   c.lora.r = l.integer("r");
   c.lora.alpha = l.number("alpha");

@@ -14,13 +14,13 @@ import {
 } from '../ts/model/config.js';
 import {
   initCheckpoint, LORA_DEFAULTS, loraSettings, mergeLora, Model, OutDir, synthetic, Tensor, TensorFile, writeHyperparameters,
-  type Hyperparameters, type LoraSettings,
+  type Hyperparameters, type LoraSettings, type ModelConfig,
 } from '../ts/index.js';
 import { LORA_CONFIG_DEFAULTS, LORA_FIELDS, loraToKeys } from '../ts/model/lora_settings.js';
 import { adaptedLayers } from '../ts/model/lora_placement.js';
 import { nativeGptConfig } from '../ts/model/native_config.js';
 import { assertCode } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
+import { llamaTiny, moeTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
 import { tempFolders } from './helpers/temp.js';
 
 const folders = tempFolders();
@@ -173,7 +173,12 @@ test('native code takes one typed struct: what the TS layer did not make is ERR_
 test('features the GPT does not implement are refused in TS, before native code, naming the field', async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ n_expert: 8, n_expert_per_token: 2 }, /^config field n_expert = 8 switches on a mixture of experts/],
-    [{ mlp_class_name: 'LLaMAMoE', intermediate_size: 64 }, /^config field mlp_class_name = 'LLaMAMoE' switches on a mixture of experts/],
+    [{ mlp_class_name: 'LLaMAMoE', intermediate_size: 64 }, /^config field n_expert: LLaMAMoE needs a positive number of experts, got 0\./],
+    [{ mlp_class_name: 'LLaMAMoE', n_expert: 4, n_expert_per_token: 5 },
+      /^config field n_expert_per_token: LLaMAMoE needs 1 ≤ n_expert_per_token ≤ n_expert \(4\), got 5\./],
+    [{ mlp_class_name: 'LLaMAMoE', n_expert: 4, n_expert_per_token: 0 }, /^config field n_expert_per_token: .* got 0\./],
+    [{ mlp_class_name: 'LLaMAMoE', n_expert: 4, n_expert_per_token: 2, n_shared_expert: 1 },
+      /^config field n_shared_expert = 1 switches on shared experts/],
     [{ rope_indices: [1, 0] }, /^config field rope_indices = a list switches on per-layer rope selection without a local rope base/],
     [{ rope_local_base_freq: 10000, rope_indices: [1] }, /^config field rope_indices: expected 2 entries/],
     [{ sliding_window_size: 16, sliding_window_indices: [1] }, /^config field sliding_window_indices: expected 2 entries/],
@@ -188,17 +193,24 @@ test('features the GPT does not implement are refused in TS, before native code,
   }
 });
 
-test('the model and the streaming merge place LoRA alike: every target on a GQA Llama merges to the model\'s own merge', async () => {
-  const base = join(root, 'checkpoints', 'llama');
+test('the model and the streaming merge place LoRA alike: every target on a GQA Llama and on a LLaMAMoE merges to the model\'s own merge', async () => {
+  for (const [what, config, mlp] of [['llama', llamaTiny, ['mlp.fc_1', 'mlp.fc_2', 'mlp.proj']],
+    ['moe', moeTiny, ['mlp.gate', 'mlp.experts.0.fc_1', 'mlp.experts.3.fc_2', 'mlp.experts.3.proj']]] as const) {
+    await checkStreamMerge(what, config, mlp);
+  }
+});
+
+async function checkStreamMerge(what: string, config: ModelConfig, mlp: readonly string[]): Promise<void> {
+  const base = join(root, 'checkpoints', what);
   const all: LoraSettings = { r: 2, alpha: 3, dropout: 0, query: true, key: true, value: true, projection: true, mlp: true, head: true };
-  await initCheckpoint({ outDir: base, config: llamaTiny, seed: 2 });
+  await initCheckpoint({ outDir: base, config, seed: 2 });
   const model = await Model.load(base, { lora: all, mode: 'runtime' });
   await randomizeAdapter(model, 11);
   const adapter = await model.adapter!.tensors();
   assert.equal(adaptedLayers(adapter.keys()), ['query/key/value', 'projection', 'mlp', 'head']);
-  assert.ok(['mlp.fc_1', 'mlp.fc_2', 'mlp.proj'].every((m) => adapter.has(`transformer.h.0.${m}.lora_A`)), [...adapter.keys()].join());
-  const dir = join(root, 'llama-out', 'final');
-  await new OutDir(join(root, 'llama-out')).writeLoraCheckpoint(dir, {
+  assert.ok(mlp.every((m) => adapter.has(`transformer.h.0.${m}.lora_A`)), [...adapter.keys()].join());
+  const dir = join(root, `${what}-out`, 'final');
+  await new OutDir(join(root, `${what}-out`)).writeLoraCheckpoint(dir, {
     loraTensors: adapter, config: model.config as never, tokenizerFrom: base, promptStyle: { class_path: 'litgpt.prompts.Alpaca' },
     hyperparameters: { checkpoint_dir: base, precision: null, ...loraToKeys(all) },
   });
@@ -212,14 +224,14 @@ test('the model and the streaming merge place LoRA alike: every target on a GQA 
       const v = await t.data({ raw: true });
       return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
     };
-    for (const [name, t] of expected) assert.ok((await bytes(await file.get(name))).equals(await bytes(t)), `${name} differs`);
+    for (const [name, t] of expected) assert.ok((await bytes(await file.get(name))).equals(await bytes(t)), `${what}: ${name} differs`);
   } finally {
     await file.close();
   }
   model.dispose();
   // hyperparameters.yaml as litlora writes it records every setting under litgpt's names.
   assert.match(readFileSync(join(dir, 'hyperparameters.yaml'), 'utf8'), /lora_r: 2\nlora_alpha: 3\nlora_dropout: 0\.0\nlora_query: true\n/);
-  rmSync(join(root, 'llama-out'), { recursive: true, force: true });
-});
+  rmSync(join(root, `${what}-out`), { recursive: true, force: true });
+}
 
 test.run();

@@ -1,16 +1,18 @@
 // The native GPT against the plain-PyTorch reference (test/reference/gpt_reference.py): logits, loss and
-// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA), with q/k norms.
+// the gradient of every lora_* parameter, for small random configs of both families (MHA, GQA, MQA), with q/k norms,
+// and litgpt's LLaMAMoE (top-k routing, LoRA on the router and every expert).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Model, type LoraOptions, type ModelConfig } from '../ts/index.js';
+import { Model, Tensor, type LoraOptions, type ModelConfig } from '../ts/index.js';
 import { assertClose } from './helpers/assert.js';
-import { llamaTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, moeTiny, perturbNorms, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
 const ALL: LoraOptions = { r: 4, alpha: 8, dropout: 0, query: true, key: true, value: true, projection: true, mlp: true, head: true };
 
-const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boolean }[] = [
+// tiedRouter: every router weight zero, so all experts tie for every token and top-k's tie order alone picks them.
+const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boolean; tiedRouter?: boolean }[] = [
   { what: 'Pythia, MHA, LoRA on every target', config: pythiaTiny, lora: ALL },
   {
     what: 'Pythia, shared attention norm, tanh gelu, lm_head bias, q+v',
@@ -60,6 +62,19 @@ const cases: { what: string; config: ModelConfig; lora: LoraOptions; norms?: boo
       sliding_window_indices: [1, 0], rope_base: 1000000, rope_adjustments: { factor: 8.0 }, rope_local_base_freq: 100, rope_indices: [1, 0] },
     lora: ALL, norms: true,
   },
+  { what: 'Mixtral-style LLaMAMoE: 4 experts, top-2, LoRA on every target (the router and each expert\'s fc_1/fc_2/proj)',
+    config: moeTiny, lora: ALL },
+  {
+    what: 'Qwen3-MoE-style LLaMAMoE: norm_qk, moe_intermediate_size 24, top-3 of 4, routed_scaling_factor 2.5, mlp+q+v',
+    config: { ...moeTiny, name: 'qwen3-moe-tiny', norm_qk: true, head_size: 16, moe_intermediate_size: 24, n_expert_per_token: 3,
+      routed_scaling_factor: 2.5 },
+    lora: { r: 2, alpha: 4, dropout: 0, query: true, value: true, mlp: true }, norms: true,
+  },
+  {
+    what: 'LLaMAMoE with a zero router (every expert ties): the experts torch.topk picks, LoRA on q+v+proj',
+    config: { ...moeTiny, n_expert: 6, n_expert_per_token: 3 },
+    lora: { r: 2, alpha: 4, dropout: 0, query: true, value: true, projection: true }, tiedRouter: true,
+  },
 ];
 
 test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)', async () => {
@@ -70,6 +85,11 @@ test('logits, loss and every lora_* gradient match the PyTorch reference (fp32)'
     const model = await Model.fromConfig(c.config, { seed: 10 + i, lora: c.lora });
     await randomizeAdapter(model, 100 * i);
     if (c.norms) await perturbNorms(model, 1000 * i);
+    if (c.tiedRouter) {
+      const all = new Map(await model.stateDict());
+      for (const [name, t] of all) if (name.endsWith('.mlp.gate.weight')) all.set(name, Tensor.from(new Float32Array(t.numel), t.shape));
+      await model.loadStateDict(all);
+    }
     const vocab = Number(model.config.vocab_size);
     const { tokens, targets } = randomTokens(2, 12, vocab, 7 + i, 5);
     const shape = [2, 12];

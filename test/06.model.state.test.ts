@@ -6,8 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Model, Tensor, TensorFile, relayoutQkvFile, saveTensors, type LoraOptions, type ModelConfig } from '../ts/index.js';
+import { normalizeConfig } from '../ts/model/config.js';
+import { baseParameters } from '../ts/model/init.js';
 import { assertClose, assertCode } from './helpers/assert.js';
-import { llamaTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
+import { llamaTiny, moeTiny, pythiaTiny, randomTokens, randomizeAdapter, referenceConfig, referenceImport, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 
@@ -49,6 +51,34 @@ test('a LoRA model keeps litgpt names: base keys as a plain GPT, lora_* keys per
   llama.dispose();
 });
 
+test('a LLaMAMoE keeps litgpt names: mlp.gate and mlp.experts.E.fc_1/fc_2/proj, LoRA on each with lora_mlp; init lists the same', async () => {
+  const config: ModelConfig = { ...moeTiny, n_layer: 1, n_expert: 2, moe_intermediate_size: 24 };
+  const model = await Model.fromConfig(config, { lora: { r: 2, query: false, value: false, mlp: true } });
+  const base = [...(await model.stateDict())].map(([n, t]) => `${n}:${t.shape.join('x')}`);
+  assert.equal(base, [
+    'lm_head.weight:96x32', 'transformer.wte.weight:96x32', 'transformer.h.0.norm_1.weight:32',
+    'transformer.h.0.attn.qkv.weight:64x32', 'transformer.h.0.attn.proj.weight:32x32', 'transformer.h.0.norm_2.weight:32',
+    'transformer.h.0.mlp.gate.weight:2x32',
+    'transformer.h.0.mlp.experts.0.fc_1.weight:24x32', 'transformer.h.0.mlp.experts.0.fc_2.weight:24x32',
+    'transformer.h.0.mlp.experts.0.proj.weight:32x24',
+    'transformer.h.0.mlp.experts.1.fc_1.weight:24x32', 'transformer.h.0.mlp.experts.1.fc_2.weight:24x32',
+    'transformer.h.0.mlp.experts.1.proj.weight:32x24',
+    'transformer.ln_f.weight:32',
+  ]);
+  assert.equal(baseParameters(normalizeConfig(config)).map(([n, s]) => `${n}:${s.join('x')}`), base);
+  const lora = [...(await model.adapter!.tensors())].map(([n, t]) => `${n}:${t.shape.join('x')}`);
+  assert.equal(lora, [
+    'transformer.h.0.mlp.gate.lora_A:2x32', 'transformer.h.0.mlp.gate.lora_B:2x2',
+    'transformer.h.0.mlp.experts.0.fc_1.lora_A:2x32', 'transformer.h.0.mlp.experts.0.fc_1.lora_B:24x2',
+    'transformer.h.0.mlp.experts.0.fc_2.lora_A:2x32', 'transformer.h.0.mlp.experts.0.fc_2.lora_B:24x2',
+    'transformer.h.0.mlp.experts.0.proj.lora_A:2x24', 'transformer.h.0.mlp.experts.0.proj.lora_B:32x2',
+    'transformer.h.0.mlp.experts.1.fc_1.lora_A:2x32', 'transformer.h.0.mlp.experts.1.fc_1.lora_B:24x2',
+    'transformer.h.0.mlp.experts.1.fc_2.lora_A:2x32', 'transformer.h.0.mlp.experts.1.fc_2.lora_B:24x2',
+    'transformer.h.0.mlp.experts.1.proj.lora_A:2x24', 'transformer.h.0.mlp.experts.1.proj.lora_B:32x2',
+  ]);
+  model.dispose();
+});
+
 test('mergedStateDict = a plain GPT state dict (keys, shapes, dtypes) holding W + alpha/r·B·A as litgpt merges', async () => {
   for (const [config, lora] of [[pythiaTiny, ALL], [llamaTiny, { ...ALL, key: false, head: false }]] as [ModelConfig, LoraOptions][]) {
     const model = await Model.fromConfig(config, { lora, seed: 3 });
@@ -82,7 +112,13 @@ for k, v in model.state_dict().items():
 });
 
 test('merge() and unmerge(): merged logits equal runtime logits; a plain GPT loaded with mergedStateDict agrees', async () => {
-  const model = await Model.fromConfig(llamaTiny, { lora: { ...ALL, key: false }, seed: 4 });
+  for (const config of [llamaTiny, moeTiny]) await checkMerge(config);
+});
+
+// One model's merge round trip; the LLaMAMoE's router LoRA can change which experts a token picks, so merged and
+// runtime agree only if the router's merged weights do.
+async function checkMerge(config: ModelConfig): Promise<void> {
+  const model = await Model.fromConfig(config, { lora: { ...ALL, key: false }, seed: 4 });
   await randomizeAdapter(model, 9);
   const { tokens } = randomTokens(1, 10, 96, 2);
   const runtime = await logitsOf(model, tokens);
@@ -93,7 +129,7 @@ test('merge() and unmerge(): merged logits equal runtime logits; a plain GPT loa
   assert.is(adapter.merged, true);
   await adapter.merge(); // idempotent
   assertClose(await logitsOf(model, tokens), runtime, { rtol: 1e-5, atol: 1e-5, what: 'merged logits' });
-  const plain = await Model.fromStateDict(llamaTiny, await model.mergedStateDict());
+  const plain = await Model.fromStateDict(config, await model.mergedStateDict());
   assertClose(await logitsOf(plain, tokens), runtime, { rtol: 1e-5, atol: 1e-5, what: 'plain GPT with merged weights' });
   await assertCode(() => model.loss(tokens, tokens, { backward: true }), 'ERR_ARG', /unmerge/);
   await adapter.unmerge();
@@ -103,7 +139,7 @@ test('merge() and unmerge(): merged logits equal runtime logits; a plain GPT loa
   assertClose(await logitsOf(model, tokens), runtime, { rtol: 1e-5, atol: 1e-5, what: 'unmerged logits' });
   model.dispose();
   plain.dispose();
-});
+}
 
 // litgpt ≤ 0.5.4 files: `attn.attn` keys with per-group interleaved [q…q k v] rows (written here by Python).
 const LEGACY_PY = `

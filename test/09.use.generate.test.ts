@@ -8,7 +8,7 @@ import { Tokenizer } from '../ts/data/tokenizer.js';
 import { generate, generateText, generateTokens, type GenerationStats, type SamplingOptions, type TextGenerateOptions } from '../ts/generate/generate.js';
 import { LitloraError, Model, type ModelConfig } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
-import { llamaTiny, perturbNorms, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
+import { llamaTiny, moeTiny, perturbNorms, pythiaTiny, randomizeAdapter, referenceConfig, toNpy } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runPython } from './helpers/python.js';
@@ -61,6 +61,7 @@ test('greedy decoding with the KV cache equals the PyTorch reference (full forwa
         rope_base: 1000000, rope_adjustments: { factor: 8.0 }, rope_local_base_freq: 100, rope_indices: [1, 0] },
       lora: true,
     },
+    { what: 'LLaMAMoE (top-2 of 4 experts) + LoRA runtime on the router and experts', config: moeTiny, lora: true },
   ];
   const inputs: Record<string, NpyArray> = {};
   const ours: number[][] = [];

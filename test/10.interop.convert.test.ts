@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Model } from '../ts/index.js';
 import { configFromName } from '../ts/model/configs.js';
-import { configToYaml, normalizeConfig } from '../ts/model/config.js';
+import { configToYaml, normalizeConfig, type ConfigInput } from '../ts/model/config.js';
 import { chooseConfig, convertToLitgpt, type ConvertProgress } from '../ts/interop/convert_to_litgpt.js';
 import { convertFromLitgpt, parseShardSize } from '../ts/interop/convert_from_litgpt.js';
 import { architectureDifferences, configInputFromHf, familyOfConfig, familyOfHfConfig, HF_FAMILIES, hfConfigFromConfig } from '../ts/interop/hf_config.js';
@@ -101,6 +101,8 @@ const FAMILIES: { family: string; layout: string; dir: string }[] = [
   { family: 'mistral', layout: 'single', dir: join(root, 'mistral') },
   { family: 'olmo2', layout: 'single', dir: join(root, 'olmo2') },
   { family: 'phi3', layout: 'single', dir: join(root, 'phi3') },
+  { family: 'mixtral', layout: 'single', dir: join(root, 'mixtral') },
+  { family: 'qwen3_moe', layout: 'sharded', dir: join(root, 'qwen3_moe') },
 ];
 let made = false;
 function ensureModels(): void {
@@ -317,6 +319,44 @@ test('familyOfConfig: a window in every layer is Mistral (never Llama without it
   // A window in some layers only is no architecture litlora writes.
   const partial = normalizeConfig({ ...configFromName('Mistral-7B-v0.1'), sliding_window_indices: [0, ...new Array(31).fill(1)] });
   assert.throws(() => familyOfConfig(partial, 'partial'), (e: any) => e.code === 'ERR_CONFIG' && /no Hugging Face architecture/.test(e.message));
+});
+
+test('chooseConfig: Mixtral-8x7B\'s and Qwen3-30B-A3B\'s config.json are litgpt\'s LLaMAMoE entries; written back the same; unroutable variants refused', () => {
+  // The hub's config.json of each (the fields litlora reads), and litgpt's entry of that name.
+  const mixtral = {
+    architectures: ['MixtralForCausalLM'], model_type: 'mixtral', hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 8, intermediate_size: 14336, vocab_size: 32000, max_position_embeddings: 32768, rms_norm_eps: 1e-5,
+    rope_theta: 1000000, tie_word_embeddings: false, hidden_act: 'silu', num_local_experts: 8, num_experts_per_tok: 2,
+    sliding_window: null,
+  };
+  const qwen = {
+    architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', hidden_size: 2048, num_hidden_layers: 48, num_attention_heads: 32,
+    num_key_value_heads: 4, head_dim: 128, intermediate_size: 6144, moe_intermediate_size: 768, vocab_size: 151936,
+    max_position_embeddings: 40960, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: false, hidden_act: 'silu',
+    attention_bias: false, num_experts: 128, num_experts_per_tok: 8, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [],
+    use_sliding_window: false, sliding_window: null,
+  };
+  const litgpt = (JSON.parse(readFileSync(join(packageRoot, 'test', 'fixtures', 'litgpt', 'config_names.json'), 'utf8')) as
+    { configs: ConfigInput[] }).configs;
+  for (const [name, hf] of [['Mixtral-8x7B-v0.1', mixtral], ['Qwen3-30B-A3B', qwen]] as const) {
+    const family = familyOfHfConfig(hf, 'config.json');
+    const folder = { dir: `/m/${name}`, config: hf, configPath: `/m/${name}/config.json`, files: [], tensors: new Map() };
+    const chosen = chooseConfig(folder, family, null).config;
+    assert.equal(architectureDifferences(chosen, normalizeConfig(litgpt.find((c) => c.name === name)!)), [], name);
+    const back = hfConfigFromConfig(chosen, familyOfConfig(chosen, name), { tied: false, dtype: 'bfloat16' });
+    for (const [k, v] of Object.entries(hf)) assert.equal(back[k], v, `${name}: ${k}`);
+  }
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ ...qwen, norm_topk_prob: false }, /norm_topk_prob is false; litgpt's LLaMAMoE always normalises/],
+    [{ ...qwen, decoder_sparse_step: 2 }, /decoder_sparse_step \/ mlp_only_layers make some layers dense/],
+    [{ ...qwen, mlp_only_layers: [0] }, /decoder_sparse_step \/ mlp_only_layers make some layers dense/],
+    [{ ...mixtral, sliding_window: 4096 }, /sliding_window 4096; litgpt's MixtralForCausalLM configs attend without a window/],
+  ];
+  for (const [hf, message] of refused) {
+    const folder = { dir: '/m/x', config: hf, configPath: '/m/x/config.json', files: [], tensors: new Map() };
+    assert.throws(() => chooseConfig(folder, familyOfHfConfig(hf, 'config.json'), null),
+      (e: any) => e.code === 'ERR_CONFIG' && message.test(e.message), String(message));
+  }
 });
 
 test('convert_to_litgpt: bad input gets coded errors and leaves no file under a final name', async () => {

@@ -15,11 +15,12 @@ import { packageRoot } from '../ts/addon_loader.js';
 import { runCli } from '../ts/cli/main.js';
 import { Model, OutDir, Tensor, TensorFile, convertLoraToPeft, convertPeftToLora, normalizeLora, saveTensors, type LoraOptions } from '../ts/index.js';
 import { convertToLitgpt } from '../ts/interop/convert_to_litgpt.js';
+import { initCheckpoint } from '../ts/model/init.js';
 import { readHyperparameters } from '../ts/io/hyperparameters.js';
 import { readConfig } from '../ts/model/config.js';
 import { loraToKeys } from '../ts/model/lora_settings.js';
 import { assertCode, seededRandom } from './helpers/assert.js';
-import { randomizeAdapter } from './helpers/model.js';
+import { moeTiny, randomizeAdapter } from './helpers/model.js';
 import type { NpyArray } from './helpers/npy.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
@@ -334,6 +335,32 @@ test('refused: DoRA, per-module ranks, a module outside litgpt\'s targets, an ad
   await assertCode(() => convertPeftToLora(empty, { checkpointDir: baseDir('llama'), outDir: join(root, 'refused', 'y') }),
     'ERR_CHECKPOINT_MISSING', /has no adapter_model\.safetensors/);
   await assertCode(() => convertLoraToPeft(baseDir('llama'), join(root, 'refused', 'z')), 'ERR_CHECKPOINT_MISSING', /no lit_model\.pth\.lora/);
+});
+
+test('refused: LoRA on a LLaMAMoE\'s router and experts (no PEFT form for transformers 5\'s fused experts), both ways; nothing is written', async () => {
+  const base = join(root, 'base', 'moe');
+  await initCheckpoint({ outDir: base, config: moeTiny, seed: 3 });
+  const model = await Model.load(base, { lora: ALL });
+  const loraDir = join(root, 'lit', 'moe-all');
+  await new OutDir(join(root, 'lit')).writeLoraCheckpoint(loraDir, {
+    loraTensors: await model.adapter!.tensors(), config: model.config, tokenizerFrom: base,
+    hyperparameters: { checkpoint_dir: base, precision: null, ...loraToKeys(normalizeLora(ALL)) } as never,
+  });
+  await model.dispose();
+  const out = join(root, 'refused', 'moe-export');
+  await assertCode(() => convertLoraToPeft(loraDir, out), 'ERR_CONFIG', /lora_mlp puts LoRA on LLaMAMoE's router and every expert/);
+  assert.not.ok(existsSync(out), 'export: nothing written');
+  const peft = join(root, 'refused', 'moe-peft');
+  mkdirSync(peft, { recursive: true });
+  writeFileSync(join(peft, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['w1'] }));
+  await saveTensors(join(peft, 'adapter_model.safetensors'), new Map([
+    ['base_model.model.model.layers.0.block_sparse_moe.experts.1.w1.lora_A.weight', Tensor.from(new Float32Array(2 * 32), [2, 32])],
+    ['base_model.model.model.layers.0.block_sparse_moe.experts.1.w1.lora_B.weight', Tensor.from(new Float32Array(48 * 2), [48, 2])],
+  ]));
+  const imported = join(root, 'refused', 'moe-import');
+  await assertCode(() => convertPeftToLora(peft, { checkpointDir: base, outDir: imported }), 'ERR_CONFIG',
+    /adapts model\.layers\.0\.block_sparse_moe\.experts\.1\.w1, a router or expert of a mixture of experts/);
+  assert.not.ok(existsSync(imported), 'import: nothing written');
 });
 
 test('CLI: convert_lora_to_peft and convert_peft_to_lora; an existing output is kept unless --force', async () => {

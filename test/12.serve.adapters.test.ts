@@ -2,12 +2,13 @@
 // loaded base, each request naming its adapter; a batch mixes rows of different adapters (per-row adapter index).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateTokens, type GenerationStats, type SamplingOptions } from '../ts/generate/generate.js';
 import { initCheckpoint } from '../ts/model/init.js';
 import { Model, OutDir, type Hyperparameters, type LoraOptions } from '../ts/index.js';
 import { assertCode } from './helpers/assert.js';
-import { randomizeAdapter } from './helpers/model.js';
+import { moeTiny, randomizeAdapter } from './helpers/model.js';
 import { tempFolders } from './helpers/temp.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
@@ -95,6 +96,37 @@ test('a mixed batch (base, one, two, one) equals each request alone', async () =
   for (const r of mix) alone.push(await ids(generateTokens(model, r.prompt, { ...GREEDY, maxNewTokens: r.n, adapter: r.adapter })));
   const together = await Promise.all(mix.map((r) => ids(generateTokens(model, r.prompt, { ...GREEDY, maxNewTokens: r.n, adapter: r.adapter }))));
   for (const [i, r] of mix.entries()) assert.equal(together[i], alone[i], `request ${i} (${r.adapter ?? 'base'})`);
+  await model.dispose();
+});
+
+test('a LLaMAMoE base: adapters on the router and every expert, per row (tokens routed apart), equal their merged folders', async () => {
+  const moeBase = join(root, 'checkpoints', 'moe'), moeRun = join(root, 'moe-out');
+  await initCheckpoint({ outDir: moeBase, config: { ...moeTiny, vocab_size: 400, padded_vocab_size: 400 }, seed: 8 });
+  await writeLoraFolder(join(moeRun, 'one'), moeBase, ONE, 11);
+  await writeLoraFolder(join(moeRun, 'two'), moeBase, { ...TWO, mlp: true }, 12);
+  const model = await Model.load(moeBase);
+  await model.adapters.add('one', join(moeRun, 'one'));
+  await model.adapters.add('two', join(moeRun, 'two'));
+  const mix: { prompt: number[]; adapter: string | null; n: number }[] = [
+    { prompt: prompts[0]!, adapter: 'one', n: 14 }, { prompt: prompts[1]!, adapter: null, n: 10 },
+    { prompt: prompts[2]!, adapter: 'two', n: 12 }, { prompt: prompts[1]!, adapter: 'one', n: 8 },
+  ];
+  const merged = new Map<string | null, Model>();
+  for (const name of [null, 'one', 'two']) merged.set(name, await Model.load(name ? join(moeRun, name) : moeBase));
+  const expected: number[][] = [];
+  for (const r of mix) expected.push(await ids(generateTokens(merged.get(r.adapter)!, r.prompt, { ...GREEDY, maxNewTokens: r.n })));
+  const together = await Promise.all(mix.map((r) => ids(generateTokens(model, r.prompt, { ...GREEDY, maxNewTokens: r.n, adapter: r.adapter }))));
+  for (const [i, r] of mix.entries()) assert.equal(together[i], expected[i], `request ${i} (${r.adapter ?? 'base'}) vs its merged folder`);
+  // The adapters change the text (the check above is not the base four times).
+  const base = await ids(generateTokens(merged.get(null)!, prompts[0]!, { ...GREEDY, maxNewTokens: 14 }));
+  assert.not.equal(expected[0], base);
+  for (const m of merged.values()) await m.dispose();
+  // An adapter trained with another top-k has the same shapes but routes otherwise: refused, naming the field.
+  const topk = join(moeRun, 'top3');
+  cpSync(join(moeRun, 'one'), topk, { recursive: true });
+  const yaml = join(topk, 'model_config.yaml');
+  writeFileSync(yaml, readFileSync(yaml, 'utf8').replace(/\nn_expert_per_token: 2\n/, '\nn_expert_per_token: 3\n'));
+  await assertCode(() => model.adapters.add('top3', topk), 'ERR_ADAPTER_MISMATCH', /n_expert_per_token 3 \(this base: 2\)/);
   await model.dispose();
 });
 

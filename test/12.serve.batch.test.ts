@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { binding } from '../ts/binding.js';
 import { generateTokens, type SamplingOptions } from '../ts/generate/generate.js';
 import { Model, type ModelConfig } from '../ts/index.js';
-import { llamaTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
+import { llamaTiny, moeTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
 import { collect, type TokenRun } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
@@ -83,6 +83,15 @@ test('the same for a GQA llama with a runtime LoRA adapter of its own', async ()
   });
   await randomizeAdapter(model, 154, 0.3);
   await checkBatched('llama', model);
+  await model.dispose();
+});
+
+test('the same for a LLaMAMoE (top-2 of 4 experts, each row\'s tokens routed apart) with LoRA on the router and experts', async () => {
+  const model = await Model.fromConfig({ ...moeTiny, block_size: 96 } as ModelConfig, {
+    seed: 24, lora: { r: 4, alpha: 8, dropout: 0, query: true, value: true, mlp: true, head: true },
+  });
+  await randomizeAdapter(model, 155, 0.3);
+  await checkBatched('moe', model);
   await model.dispose();
 });
 

@@ -194,6 +194,11 @@ test('bad input: an unsupported tokenizer or model is refused with ERR_GGUF_UNSU
       t.added_tokens.push({ id: 9000, content: '<|extra|>', special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
       writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(t));
     }, /token id 9000, but the model's embedding has 2505 rows/],
+    ['moe', (d) => {  // a Mixtral (LLaMAMoE): llama.cpp's expert tensors (ffn_*_exps) are not written yet
+      const yaml = readFileSync(join(d, 'model_config.yaml'), 'utf8').replace(/mlp_class_name: \w+/, 'mlp_class_name: LLaMAMoE')
+        .replace(/\nn_expert: 0\n/, '\nn_expert: 4\n').replace(/\nn_expert_per_token: 0\n/, '\nn_expert_per_token: 2\n');
+      writeFileSync(join(d, 'model_config.yaml'), yaml);
+    }, /litlora does not write MixtralForCausalLM models to GGUF yet/],
     ['arch', (d) => {
       const yaml = readFileSync(join(d, 'model_config.yaml'), 'utf8').replace(/mlp_class_name: \w+/, 'mlp_class_name: GemmaMLP');
       writeFileSync(join(d, 'model_config.yaml'), yaml);

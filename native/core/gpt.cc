@@ -71,6 +71,17 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
     if (c.postMlpNorm) b.postMlpNorm = makeNorm(c, options_);
     b.slidingWindow = c.slidingWindowSize > 0 && c.slidingWindowLayers[i];
     b.localRope = c.ropeLocalBase > 0 && c.ropeLocalLayers[i];
+    if (c.mlp == MlpKind::LLaMAMoE) {  // litgpt's LLaMAMoE: a bias-free router, experts as LLaMAMLP(moe_intermediate_size)
+      b.gate = makeLinear(p + "mlp.gate", c.nEmbd, c.nExpert, false, options_);
+      b.experts.resize(c.nExpert);
+      for (int64_t e = 0; e < c.nExpert; ++e) {
+        const std::string x = p + "mlp.experts." + std::to_string(e) + ".";
+        b.experts[e].fc1 = makeLinear(x + "fc_1", c.nEmbd, c.moeIntermediateSize, c.bias, options_);
+        b.experts[e].fc2 = makeLinear(x + "fc_2", c.nEmbd, c.moeIntermediateSize, c.bias, options_);
+        b.experts[e].proj = makeLinear(x + "proj", c.moeIntermediateSize, c.nEmbd, c.bias, options_);
+      }
+      continue;
+    }
     if (c.mlp == MlpKind::GptNeox) {
       b.fc1 = makeLinear(p + "mlp.fc", c.nEmbd, c.intermediateSize, c.bias, options_);
     } else {
@@ -127,9 +138,12 @@ void Gpt::initialise(uint64_t seed, bool base) {
 
 std::vector<LinearLayer*> Gpt::linearLayers() {
   std::vector<LinearLayer*> out{&lmHead_};
-  for (Block& b : blocks_)
-    for (LinearLayer* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.mlpProj})
+  for (Block& b : blocks_) {
+    for (LinearLayer* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2, &b.mlpProj, &b.gate})
       if (l->weight.defined()) out.push_back(l);
+    for (Expert& e : b.experts)
+      for (LinearLayer* l : {&e.fc1, &e.fc2, &e.proj}) out.push_back(l);
+  }
   return out;
 }
 
@@ -201,7 +215,7 @@ at::Tensor Gpt::norm(const NormLayer& n, const at::Tensor& x) const {
   return (normed * w).to(x.scalar_type());
 }
 
-at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training) const {
+at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training, const at::Tensor& tokenRows) const {
   at::Tensor y;
   if (!l.hasLora() || l.merged) {
     y = row_linear::linear(x, l.weight, l.bias);
@@ -214,7 +228,7 @@ at::Tensor Gpt::linear(const LinearLayer& l, const at::Tensor& x, bool training)
     y = loraLinear(x, l.weight, l.bias, l.loraA, l.loraB, call);
   }
   if (adapterGroups_.empty() || l.adapters.empty()) return y;
-  return addRowAdapters(l, x, std::move(y));
+  return addRowAdapters(l, x, std::move(y), tokenRows);
 }
 
 namespace {
@@ -299,11 +313,51 @@ at::Tensor Gpt::attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Te
 }
 
 at::Tensor Gpt::mlp(Block& b, const at::Tensor& x, bool training) {
+  if (config_.mlp == MlpKind::LLaMAMoE) return moe(b, x, training);
   const char* approx = config_.geluTanh ? "tanh" : "none";
   if (config_.mlp == MlpKind::GptNeox) return linear(b.mlpProj, at::gelu(linear(b.fc1, x, training), approx), training);
   at::Tensor a = linear(b.fc1, x, training), g = linear(b.fc2, x, training);
   at::Tensor act = config_.mlp == MlpKind::LLaMA ? at::silu(a) : at::gelu(a, approx);
   return linear(b.mlpProj, act * g, training);
+}
+
+// litgpt's LLaMAMoE.forward: router logits → top-k (at::topk, so ties pick what torch.topk picks) → softmax over
+// those k logits in float32, cast back (× routed_scaling_factor); each token's output is Σ prob · expert(x) over its
+// k experts, added in expert order as litgpt's loop adds them. Each expert runs once over the tokens routed to it
+// (gathered, then index_add'ed back), never over all tokens. Differentiable (the gate's and experts' LoRA train).
+at::Tensor Gpt::moe(Block& b, const at::Tensor& x, bool training) {
+  const GptConfig& c = config_;
+  const int64_t k = c.nExpertPerToken;
+  at::Tensor flat = x.reshape({-1, x.size(-1)});  // (B·T, C)
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(flat.device());
+  at::Tensor tokenRows;
+  if (!adapterGroups_.empty()) tokenRows = at::arange(flat.size(0), longs).div(x.size(1), "floor");
+  at::Tensor router = linear(b.gate, flat, training, tokenRows);  // (B·T, n_expert)
+  auto [topLogits, indices] = at::topk(router, k);               // (B·T, k)
+  at::Tensor probs = at::softmax(topLogits, 1, at::kFloat).to(flat.scalar_type());
+  if (c.routedScalingFactor != 1.0) probs = probs * c.routedScalingFactor;
+  // The (token, slot) pairs grouped by expert; within an expert the tokens ascend, as litgpt's torch.where gives them.
+  at::Tensor expertOf = indices.reshape({-1});
+  at::Tensor order = std::get<1>(at::sort(expertOf, /*stable=*/true, 0, false));
+  at::Tensor tokenOf = order.div(k, "floor");
+  at::Tensor weightOf = probs.reshape({-1}).index_select(0, order).unsqueeze(1);
+  at::Tensor counts = at::bincount(expertOf, {}, c.nExpert).cpu();
+  const int64_t* count = counts.data_ptr<int64_t>();
+  at::Tensor y = at::zeros_like(flat);
+  int64_t offset = 0;
+  for (int64_t e = 0; e < c.nExpert; ++e) {
+    const int64_t n = count[e];
+    if (n == 0) continue;
+    at::Tensor tokens = tokenOf.narrow(0, offset, n);
+    at::Tensor weights = weightOf.narrow(0, offset, n);
+    offset += n;
+    at::Tensor xe = flat.index_select(0, tokens);
+    at::Tensor rows = tokenRows.defined() ? tokenRows.index_select(0, tokens) : at::Tensor();
+    Expert& ex = b.experts[e];
+    at::Tensor h = at::silu(linear(ex.fc1, xe, training, rows)) * linear(ex.fc2, xe, training, rows);
+    y.index_add_(0, tokens, (weights * linear(ex.proj, h, training, rows)).to(y.scalar_type()));
+  }
+  return y.view(x.sizes());
 }
 
 at::Tensor Gpt::block(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

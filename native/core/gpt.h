@@ -74,6 +74,11 @@ struct Row {
   int64_t adapter = -1;
 };
 
+// One expert of a LLaMAMoE layer: a LLaMAMLP (transformer.h.N.mlp.experts.E.fc_1, fc_2, proj).
+struct Expert {
+  LinearLayer fc1, fc2, proj;
+};
+
 struct Block {
   NormLayer norm1, norm2;
   NormLayer normQ, normK;  // attn.norm_q / attn.norm_k, defined iff norm_qk
@@ -82,6 +87,8 @@ struct Block {
   bool localRope = false;      // this layer rotates by config.ropeLocalBase (Gemma 3's sliding layers)
   LinearLayer qkv, proj;
   LinearLayer fc1, fc2, mlpProj;  // GptNeoxMLP: fc1 = mlp.fc (fc2 unused); LLaMA/Gemma: fc_1, fc_2
+  LinearLayer gate;                // LLaMAMoE: the router mlp.gate (fc1, fc2, mlpProj unused)
+  std::vector<Expert> experts;     // LLaMAMoE: mlp.experts.0 … n_expert − 1
   KvCache cache;
 };
 
@@ -159,14 +166,17 @@ class Gpt {
   at::Tensor attention(Block& b, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                        std::optional<int64_t> inputPos, bool training);
   at::Tensor mlp(Block& b, const at::Tensor& x, bool training);
+  at::Tensor moe(Block& b, const at::Tensor& x, bool training);
   at::Tensor norm(const NormLayer& n, const at::Tensor& x) const;
-  at::Tensor linear(const LinearLayer& l, const at::Tensor& x, bool training) const;
+  // tokenRows: for an input of flattened tokens (the MoE's router and experts), each token's row in the batch, so
+  // that forwardRows' per-row adapters reach the right tokens; undefined when x's dim 0 is the batch row.
+  at::Tensor linear(const LinearLayer& l, const at::Tensor& x, bool training, const at::Tensor& tokenRows = {}) const;
   void ropeCache(int64_t length);
   at::Tensor checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const;
   at::Tensor attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
   at::Tensor head(const at::Tensor& h) const;
   at::Tensor attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Tensor v, int64_t start, bool cached) const;
-  at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y) const;
+  at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y, const at::Tensor& tokenRows) const;
   void initialise(uint64_t seed, bool base);
   std::vector<LinearLayer*> linearLayers();
   std::vector<const LinearLayer*> linearLayers() const;

@@ -43,6 +43,14 @@ void checkGptConfig(const GptConfig& c) {
   LITLORA_CHECK(c.slidingWindowSize >= 0, "ERR_CONFIG", "config field slidingWindowSize: expected an integer ≥ 0, got " << c.slidingWindowSize);
   LITLORA_CHECK(c.slidingWindowSize == 0 || static_cast<int64_t>(c.slidingWindowLayers.size()) == c.nLayer, "ERR_CONFIG",
                 "config field slidingWindowLayers: expected " << c.nLayer << " entries (one per layer), got " << c.slidingWindowLayers.size());
+  if (c.mlp == MlpKind::LLaMAMoE) {
+    positive("nExpert", c.nExpert);
+    positive("moeIntermediateSize", c.moeIntermediateSize);
+    LITLORA_CHECK(c.nExpertPerToken >= 1 && c.nExpertPerToken <= c.nExpert, "ERR_CONFIG",
+                  "config field nExpertPerToken: expected 1 ≤ nExpertPerToken ≤ nExpert (" << c.nExpert << "), got " << c.nExpertPerToken);
+    LITLORA_CHECK(std::isfinite(c.routedScalingFactor), "ERR_CONFIG",
+                  "config field routedScalingFactor: expected a finite number, got " << c.routedScalingFactor);
+  }
   const LoraSettings& l = c.lora;
   LITLORA_CHECK(l.r >= 0, "ERR_CONFIG", "config field lora.r: expected an integer ≥ 0, got " << l.r);
   LITLORA_CHECK(std::isfinite(l.alpha), "ERR_CONFIG", "config field lora.alpha: expected a finite number, got " << l.alpha);

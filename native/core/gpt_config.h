@@ -14,7 +14,8 @@
 namespace litlora::gpt {
 
 enum class NormKind { LayerNorm, RMSNorm };
-enum class MlpKind { GptNeox, LLaMA, Gemma };
+// LLaMAMoE: a router (mlp.gate) picks nExpertPerToken of nExpert LLaMAMLP experts per token (litgpt's LLaMAMoE).
+enum class MlpKind { GptNeox, LLaMA, Gemma, LLaMAMoE };
 enum class RopeScaling { None, Linear, Llama3 };
 // litgpt's norm_qk / norm_qk_type: no q/k norm, one per head over head_size after the head split ("default",
 // Qwen3), or one over all heads' channels before it ("olmo2").
@@ -72,6 +73,10 @@ struct GptConfig {
   std::optional<double> attentionScoresScalar;
   RopeScaling ropeScaling = RopeScaling::None;
   double ropeFactor = 0, ropeLowFreqFactor = 0, ropeHighFreqFactor = 0, ropeOriginalMaxSeqLen = 0;
+  // LLaMAMoE only (0 otherwise): the experts, how many each token uses, each expert's intermediate size (litgpt's
+  // moe_intermediate_size, else intermediate_size) and the factor on the routing weights (routed_scaling_factor).
+  int64_t nExpert = 0, nExpertPerToken = 0, moeIntermediateSize = 0;
+  double routedScalingFactor = 1;
   LoraSettings lora;
 
   int64_t qPerKv() const { return nHead / nQueryGroups; }

@@ -105,14 +105,21 @@ at::Tensor Gpt::attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, c
   return y.transpose(1, 2).reshape({B, T, c.nHead * hs});
 }
 
-at::Tensor Gpt::addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y) const {
+// x's dim 0 is the batch row, or (tokenRows defined) a token of row tokenRows[i]: the MoE's router and experts see
+// flattened, gathered tokens, so a group's tokens are those whose row is in the group.
+at::Tensor Gpt::addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y, const at::Tensor& tokenRows) const {
   for (const AdapterGroup& g : adapterGroups_) {
     if (g.adapter >= static_cast<int64_t>(l.adapters.size())) continue;
     const AdapterLora& a = l.adapters[g.adapter];
     if (!a.A.defined()) continue;
-    at::Tensor xg = g.rows.defined() ? x.index_select(0, g.rows) : x;
+    at::Tensor which = g.rows;
+    if (which.defined() && tokenRows.defined()) {
+      which = at::isin(tokenRows, g.rows).nonzero().squeeze(1);
+      if (which.numel() == 0) continue;
+    }
+    at::Tensor xg = which.defined() ? x.index_select(0, which) : x;
     at::Tensor delta = at::linear(at::linear(xg, a.A), a.placedB).mul_(a.scaling);
-    if (g.rows.defined()) y.index_add_(0, g.rows, delta);
+    if (which.defined()) y.index_add_(0, which, delta);
     else y.add_(delta);
   }
   return y;

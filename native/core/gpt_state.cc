@@ -80,6 +80,9 @@ std::vector<std::pair<std::string, at::Tensor*>> Gpt::baseSlots() {
     if (b.norm2.weight.defined()) normSlots(b.norm2, p + "norm_2");
     for (LinearLayer* l : {&b.fc1, &b.fc2, &b.mlpProj})
       if (l->weight.defined()) linearSlots(*l);
+    if (b.gate.weight.defined()) linearSlots(b.gate);
+    for (Expert& e : b.experts)
+      for (LinearLayer* l : {&e.fc1, &e.fc2, &e.proj}) linearSlots(*l);
     if (b.postMlpNorm.weight.defined()) normSlots(b.postMlpNorm, p + "post_mlp_norm");
   }
   normSlots(lnF_, "transformer.ln_f");

@@ -13,7 +13,15 @@ std::vector<LoraPlacement> loraPlacements(const GptConfig& c) {
     if (l.query || l.key || l.value)
       out.push_back({p + "attn.qkv", c.nEmbd, c.qkvOutFeatures(), qkvLoraLayout(c.nHead, c.nQueryGroups, c.headSize, enable)});
     if (l.projection) out.push_back({p + "attn.proj", c.nHead * c.headSize, c.nEmbd, std::nullopt});
-    if (l.mlp) {
+    if (l.mlp && c.mlp == MlpKind::LLaMAMoE) {  // litgpt's lora.LLaMAMoE: the router and every expert's LLaMAMLP
+      out.push_back({p + "mlp.gate", c.nEmbd, c.nExpert, std::nullopt});
+      for (int64_t e = 0; e < c.nExpert; ++e) {
+        const std::string x = p + "mlp.experts." + std::to_string(e) + ".";
+        out.push_back({x + "fc_1", c.nEmbd, c.moeIntermediateSize, std::nullopt});
+        out.push_back({x + "fc_2", c.nEmbd, c.moeIntermediateSize, std::nullopt});
+        out.push_back({x + "proj", c.moeIntermediateSize, c.nEmbd, std::nullopt});
+      }
+    } else if (l.mlp) {
       if (c.mlp == MlpKind::GptNeox) {
         out.push_back({p + "mlp.fc", c.nEmbd, c.intermediateSize, std::nullopt});
       } else {

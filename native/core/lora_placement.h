@@ -4,6 +4,7 @@
 //   query / key / value → transformer.h.N.attn.qkv, one fused layer over the enabled q/k/v parts (QkvLoraLayout)
 //   projection          → transformer.h.N.attn.proj
 //   mlp                 → every MLP linear: mlp.fc, mlp.proj (GptNeoxMLP); mlp.fc_1, mlp.fc_2, mlp.proj (LLaMA, Gemma)
+//                         LLaMAMoE: the router mlp.gate and every expert's mlp.experts.E.fc_1, fc_2, proj
 //   head                → lm_head
 //
 // The model (Gpt's constructor) and the streaming merge (merge.cc) both place LoRA with loraPlacements, so an

@@ -19,6 +19,12 @@ export const llamaTiny: ModelConfig = {
   rope_adjustments: { factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_seq_len: 16 },
 };
 
+/** Mixtral-shaped: litgpt's LLaMAMoE with 4 experts, 2 per token, experts intermediate_size wide. */
+export const moeTiny: ModelConfig = {
+  ...llamaTiny, name: 'moe-tiny', mlp_class_name: 'LLaMAMoE', n_expert: 4, n_expert_per_token: 2, rope_adjustments: null,
+  rope_base: 1000000,
+};
+
 /** Sets every lora_* tensor to random values (B is zero after init, which would hide LoRA from every check). */
 export async function randomizeAdapter(model: Model, seed: number, scale = 0.2): Promise<void> {
   const adapter = model.adapter!;

@@ -38,6 +38,10 @@ class Config:
         self.mlp_class_name = kw.get("mlp_class_name", "GptNeoxMLP")
         self.gelu_approximate = kw.get("gelu_approximate", "none")
         self.intermediate_size = kw.get("intermediate_size") or 4 * self.n_embd
+        self.n_expert = kw.get("n_expert", 0)
+        self.n_expert_per_token = kw.get("n_expert_per_token", 0)
+        self.moe_intermediate_size = kw.get("moe_intermediate_size")
+        self.routed_scaling_factor = kw.get("routed_scaling_factor", 1.0)
         self.rope_condense_ratio = kw.get("rope_condense_ratio", 1)
         self.rope_base = kw.get("rope_base", 10000)
         self.rope_adjustments = kw.get("rope_adjustments")
@@ -263,23 +267,52 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, intermediate_size=None):
         super().__init__()
         self.config = config
         c, on = config, config.lora_mlp
+        size = intermediate_size or c.intermediate_size
         if c.mlp_class_name == "GptNeoxMLP":
-            self.fc = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
+            self.fc = lora_linear(c, c.n_embd, size, c.bias, on)
         else:
-            self.fc_1 = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
-            self.fc_2 = lora_linear(c, c.n_embd, c.intermediate_size, c.bias, on)
-        self.proj = lora_linear(c, c.intermediate_size, c.n_embd, c.bias, on)
+            self.fc_1 = lora_linear(c, c.n_embd, size, c.bias, on)
+            self.fc_2 = lora_linear(c, c.n_embd, size, c.bias, on)
+        self.proj = lora_linear(c, size, c.n_embd, c.bias, on)
 
     def forward(self, x):
         kind, approx = self.config.mlp_class_name, self.config.gelu_approximate
         if kind == "GptNeoxMLP":
             return self.proj(F.gelu(self.fc(x), approximate=approx))
-        act = F.silu(self.fc_1(x)) if kind == "LLaMAMLP" else F.gelu(self.fc_1(x), approximate=approx)
+        act = F.silu(self.fc_1(x)) if kind in ("LLaMAMLP", "LLaMAMoE") else F.gelu(self.fc_1(x), approximate=approx)
         return self.proj(act * self.fc_2(x))
+
+
+class LLaMAMoE(nn.Module):
+    """litgpt's LLaMAMoE (model.py; lora.py puts LoRA on the gate and every expert when lora_mlp), its forward as
+    litgpt writes it: top-k of the router logits, softmax over those k, the expert loop with masked token sets."""
+
+    def __init__(self, config):
+        super().__init__()
+        c, on = config, config.lora_mlp
+        self.config = config
+        self.gate = lora_linear(c, c.n_embd, c.n_expert, False, on)
+        self.experts = nn.ModuleList(MLP(config, c.moe_intermediate_size) for _ in range(c.n_expert))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        x = x.view(-1, C)
+        router = self.gate(x)
+        probs, indices = torch.topk(router, self.config.n_expert_per_token)
+        probs = probs.softmax(dim=1, dtype=torch.float).to(dtype=x.dtype)
+        if self.config.routed_scaling_factor != 1.0:
+            probs = probs * self.config.routed_scaling_factor
+        masks = indices.unsqueeze(-1) == torch.arange(self.config.n_expert, device=x.device)
+        masks = masks.permute(2, 0, 1)
+        y = torch.zeros_like(x)
+        for mask, expert in zip(masks, self.experts):
+            token_idx, expert_idx = torch.where(mask)
+            y[token_idx] += probs[token_idx, expert_idx, None] * expert(x[token_idx])
+        return y.view(B, T, C)
 
 
 class Block(nn.Module):
@@ -291,7 +324,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config, block_idx)
         self.post_attention_norm = make_norm(config) if config.post_attention_norm else nn.Identity()
         self.norm_2 = None if config.shared_attention_norm else make_norm(config) if config.norm_2 else nn.Identity()
-        self.mlp = MLP(config)
+        self.mlp = LLaMAMoE(config) if config.mlp_class_name == "LLaMAMoE" else MLP(config)
         self.post_mlp_norm = make_norm(config) if config.post_mlp_norm else nn.Identity()
 
     def residual(self, x, x_normed, attention_output):
@@ -391,7 +424,7 @@ def lora_model_name(config, plain):
         if plain.endswith(suffix):
             module = plain[: -len(suffix)]
             last = module.rsplit(".", 1)[-1]
-            if last in ("qkv", "proj", "fc", "fc_1", "fc_2", "lm_head"):
+            if last in ("qkv", "proj", "fc", "fc_1", "fc_2", "gate", "lm_head"):
                 return f"{module}.linear{suffix}"
     return plain
 

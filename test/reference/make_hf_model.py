@@ -5,7 +5,8 @@ transformers' init and a wrong mapping cannot hide).
     make_hf_model.py FAMILY DIR [--layout single|sharded|bin] [--dtype float32|bfloat16] [--seed N]
         [--shape tiny|pythia-14m] [--vocab-size N]
 
-FAMILY: gpt_neox | llama | qwen2 | qwen3 | gemma2 | gemma3 | mistral | olmo2 | phi3. The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
+FAMILY: gpt_neox | llama | qwen2 | qwen3 | gemma2 | gemma3 | mistral | olmo2 | phi3 | mixtral | qwen3_moe (the last two without
+`bin`: transformers 5 fuses their experts in state_dict()). The layouts: model.safetensors; model-0000i-of-0000n.safetensors with
 model.safetensors.index.json; pytorch_model.bin (torch.save of the state dict, as transformers < 5 wrote it).
 """
 import argparse
@@ -15,7 +16,8 @@ import torch
 from transformers import (GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3TextConfig,
                           Gemma3ForCausalLM, MistralConfig, MistralForCausalLM, Olmo2Config,
-                          Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM)
+                          Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM, MixtralConfig, MixtralForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 
 def make(family: str, shape: str, vocab_size: int = 300):
@@ -76,6 +78,18 @@ def make(family: str, shape: str, vocab_size: int = 300):
                          sliding_window=4, tie_word_embeddings=False, rms_norm_eps=1e-5, pad_token_id=None, eos_token_id=2,
                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75})
         return Phi3ForCausalLM(cfg)
+    if family == "mixtral":  # 4 experts, top-2, each intermediate_size wide
+        cfg = MixtralConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=48, num_local_experts=4, num_experts_per_tok=2,
+                            max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                            rope_theta=1000000.0, sliding_window=None)
+        return MixtralForCausalLM(cfg)
+    if family == "qwen3_moe":  # q/k norms, head_dim ≠ hidden / heads, 4 experts of moe_intermediate_size, top-3
+        cfg = Qwen3MoeConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, head_dim=32, intermediate_size=96, moe_intermediate_size=40,
+                             num_experts=4, num_experts_per_tok=3, norm_topk_prob=True, max_position_embeddings=256,
+                             tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0)
+        return Qwen3MoeForCausalLM(cfg)
     raise SystemExit(f"unknown family {family}")
 
 

@@ -8,7 +8,8 @@
 import { fail } from '../errors.js';
 import type { Config, ConfigInput } from '../model/config.js';
 
-export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2' | 'qwen3' | 'gemma2' | 'gemma3' | 'mistral' | 'olmo2' | 'phi3';
+export type HfFamilyName = 'gpt_neox' | 'llama' | 'qwen2' | 'qwen3' | 'gemma2' | 'gemma3' | 'mistral' | 'olmo2' | 'phi3' | 'mixtral' |
+  'qwen3_moe';
 
 /** A config.json, as parsed. */
 export type HfConfigJson = Record<string, unknown>;
@@ -31,6 +32,8 @@ export const HF_FAMILIES: readonly HfFamily[] = [
   { name: 'mistral', architecture: 'MistralForCausalLM', modelType: 'mistral' },
   { name: 'olmo2', architecture: 'Olmo2ForCausalLM', modelType: 'olmo2' },
   { name: 'phi3', architecture: 'Phi3ForCausalLM', modelType: 'phi3' },
+  { name: 'mixtral', architecture: 'MixtralForCausalLM', modelType: 'mixtral' },
+  { name: 'qwen3_moe', architecture: 'Qwen3MoeForCausalLM', modelType: 'qwen3_moe' },
 ];
 
 /** The architectures convert_to_litgpt accepts, for messages. */
@@ -61,6 +64,10 @@ export function familyOfConfig(c: Config, where: string): HfFamily {
     c.sliding_window_size === null) {
     return get('olmo2');
   }
+  const moe = c.mlp_class_name === 'LLaMAMoE' && c.norm_class_name === 'RMSNorm' && !c.parallel_residual && !c.lm_head_bias && !c.bias &&
+    !c.attn_bias && c.routed_scaling_factor === 1 && !c.n_shared_expert && c.sliding_window_size === null;
+  if (moe && !c.norm_qk) return get('mixtral');
+  if (moe && c.norm_qk_type === 'default') return get('qwen3_moe');
   if (!c.norm_qk) {
     if (c.mlp_class_name === 'GptNeoxMLP' && c.norm_class_name === 'LayerNorm' && c.n_query_groups === c.n_head && !c.lm_head_bias) {
       return get('gpt_neox');
@@ -211,6 +218,7 @@ export function configInputFromHf(hf: HfConfigJson, family: HfFamily, where: str
   if (family.name === 'gemma3') return gemma3Input(hf, common, where);
   const act = String(hf.hidden_act ?? 'silu');
   if (act !== 'silu') fail('ERR_CONFIG', `${where}: hidden_act '${act}' is not what litlora's LLaMAMLP runs (silu).`);
+  if (family.name === 'mixtral' || family.name === 'qwen3_moe') return moeConfigInput(hf, family, where, common);
   const attnBias = family.name === 'qwen2' ? true : family.name === 'mistral' || family.name === 'phi3' ? false : bool(hf, 'attention_bias', false);
   if (family.name === 'olmo2' && attnBias) fail('ERR_CONFIG', `${where}: an OLMo 2 with attention biases is not one litgpt describes.`);
   const mlpBias = family.name === 'qwen3' ? false : bool(hf, 'mlp_bias', false);
@@ -273,6 +281,41 @@ function gemma3Input(hf: HfConfigJson, common: ConfigInput, where: string): Conf
 }
 
 /**
+ * Mixtral and Qwen3-MoE as litgpt's LLaMAMoE: softmax over the top-k router logits, which is what both compute
+ * (Mixtral renormalises its top-k softmax; Qwen3-MoE does when norm_topk_prob is true, as its released configs
+ * set). Sliding windows, dense layers between the sparse ones and unnormalised top-k are refused.
+ */
+function moeConfigInput(hf: HfConfigJson, family: HfFamily, where: string, common: ConfigInput): ConfigInput {
+  const nExpert = num(hf, hf.num_experts !== undefined ? 'num_experts' : 'num_local_experts', where);
+  const qwen = family.name === 'qwen3_moe';
+  if (hf.sliding_window !== undefined && hf.sliding_window !== null && (!qwen || hf.use_sliding_window === true)) {
+    fail('ERR_CONFIG', `${where}: sliding_window ${JSON.stringify(hf.sliding_window)}; litgpt's ${family.architecture} configs attend ` +
+      'without a window and litlora converts only those. Set sliding_window to null.');
+  }
+  if (qwen) {
+    if (hf.norm_topk_prob !== true) {
+      fail('ERR_CONFIG', `${where}: norm_topk_prob is ${JSON.stringify(hf.norm_topk_prob ?? false)}; litgpt's LLaMAMoE always normalises ` +
+        'the top-k routing weights (a softmax over the chosen experts), so only norm_topk_prob: true converts.');
+    }
+    const onlyLayers = hf.mlp_only_layers;
+    if (num(hf, 'decoder_sparse_step', where, 1) !== 1 || (Array.isArray(onlyLayers) && onlyLayers.length > 0)) {
+      fail('ERR_CONFIG', `${where}: decoder_sparse_step / mlp_only_layers make some layers dense; litgpt's LLaMAMoE has experts in ` +
+        'every layer, so only decoder_sparse_step 1 with no mlp_only_layers converts.');
+    }
+  }
+  const n_head = Number(common.n_head), n_embd = Number(common.n_embd);
+  return {
+    ...common, head_size: num(hf, 'head_dim', where, n_embd / n_head), n_query_groups: num(hf, 'num_key_value_heads', where, n_head),
+    rotary_percentage: 1.0, parallel_residual: false, bias: false, attn_bias: qwen ? bool(hf, 'attention_bias', false) : false,
+    norm_class_name: 'RMSNorm', norm_eps: num(hf, 'rms_norm_eps', where, qwen ? 1e-6 : 1e-5), mlp_class_name: 'LLaMAMoE',
+    rope_adjustments: ropeAdjustments(ropeParameters(hf), where), n_expert: nExpert,
+    n_expert_per_token: num(hf, 'num_experts_per_tok', where),
+    // Mixtral's experts are intermediate_size wide (litgpt leaves moe_intermediate_size unset); Qwen3-MoE's are not.
+    ...(qwen ? { norm_qk: true, moe_intermediate_size: num(hf, 'moe_intermediate_size', where) } : {}),
+  };
+}
+
+/**
  * The fields of a litgpt Config that decide what the weights compute: two configs with the same values here
  * run the same model (name, hf_config, vocab_size of the tokenizer and block_size do not).
  */
@@ -282,6 +325,7 @@ export const ARCHITECTURE_FIELDS = [
   'rotary_percentage', 'rope_base', 'rope_adjustments', 'gelu_approximate', 'lm_head_bias', 'norm_qk',
   'post_attention_norm', 'post_mlp_norm', 'sliding_window_size', 'scale_embeddings', 'norm_qk_type', 'attention_scores_scalar',
   'attention_logit_softcapping', 'final_logit_softcapping', 'sliding_window_indices', 'rope_local_base_freq', 'rope_indices', 'norm_1', 'norm_2',
+  'n_expert', 'n_expert_per_token', 'moe_intermediate_size',
 ] as const;
 
 /** The architecture fields where `a` and `b` differ ([] when they run the same model). */
@@ -302,7 +346,7 @@ export function architectureDifferences(a: Config, b: Config): string[] {
 
 // config.json fields that transformers' config classes type as float and check strictly (a JSON 30 is refused
 // where 30.0 is expected); JSON.stringify writes whole numbers without the point, so these get it back.
-const FLOAT_FIELDS = ['attn_logit_softcapping', 'final_logit_softcapping'];
+const FLOAT_FIELDS = ['attn_logit_softcapping', 'final_logit_softcapping', 'router_jitter_noise'];
 
 /** config.json's text: JSON.stringify's, with FLOAT_FIELDS written as floats (30.0), as Python's json writes them. */
 export function hfConfigText(hf: HfConfigJson): string {
@@ -372,6 +416,19 @@ export function hfConfigFromConfig(c: Config, family: HfFamily, options: { tied:
       // transformers 4.x's names for the same.
       rope_theta: c.rope_base, rope_local_base_freq: c.rope_local_base_freq, rope_scaling: ropeScaling,
     };
+  }
+  // litgpt's Mixtral / Qwen3-MoE (LLaMAMoE, top-k then softmax = Qwen3-MoE's norm_topk_prob: true), both generations'
+  // expert-count key (transformers 5 reads num_experts as num_local_experts).
+  const experts = { num_experts_per_tok: c.n_expert_per_token, num_local_experts: c.n_expert, output_router_logits: false,
+    router_aux_loss_coef: 0.001 };
+  if (family.name === 'mixtral') {
+    return { ...llamaLike, ...experts, intermediate_size: c.moe_intermediate_size ?? c.intermediate_size, sliding_window: null,
+      router_jitter_noise: 0.0 };
+  }
+  if (family.name === 'qwen3_moe') {
+    return { ...llamaLike, ...experts, num_experts: c.n_expert, moe_intermediate_size: c.moe_intermediate_size ?? c.intermediate_size,
+      norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [], attention_bias: c.attn_bias, use_sliding_window: false,
+      sliding_window: null, max_window_layers: c.n_layer };
   }
   if (family.name === 'gemma2') {
     const { hidden_act: _, ...rest } = llamaLike;

@@ -5,6 +5,7 @@
 //   * Llama / Qwen2: cat(q_proj, k_proj, v_proj) (weights and biases), as litgpt's copy_weights_hf_llama does;
 //   * GPT-NeoX: `query_key_value` holds per-head [q_h, k_h, v_h] rows; litgpt's qkv_reassemble regroups them
 //     into [all q | all k | all v].
+// LLaMAMoE (Mixtral, Qwen3-MoE): the router and every expert's three linears, each a whole tensor renamed.
 // The names and row layouts follow litgpt's convert_hf_checkpoint.py / convert_lit_checkpoint.py (the versions
 // in Lightning-AI/litgpt of 2026-06).
 import type { Config } from '../model/config.js';
@@ -74,9 +75,29 @@ const OLMO2: LayerNames = {
 // Gemma 3 (litgpt's copy_weights_gemma_3): Gemma 2's names, and Qwen3's per-head q_norm / k_norm.
 const GEMMA3: LayerNames = { ...GEMMA2, normQ: QWEN3.normQ, normK: QWEN3.normK };
 
-const LAYER_NAMES: Record<HfFamily['name'], LayerNames> = { gpt_neox: NEOX, llama: LLAMA, qwen2: LLAMA, qwen3: QWEN3, gemma2: GEMMA2, gemma3: GEMMA3, mistral: LLAMA, olmo2: OLMO2, phi3: PHI3 };
+// Mixtral and Qwen3-MoE: Llama's and Qwen3's attention names; their MLP names depend on the expert count (layerNames).
+const LAYER_NAMES: Record<HfFamily['name'], LayerNames> = {
+  gpt_neox: NEOX, llama: LLAMA, qwen2: LLAMA, qwen3: QWEN3, gemma2: GEMMA2, gemma3: GEMMA3, mistral: LLAMA, olmo2: OLMO2, phi3: PHI3,
+  mixtral: LLAMA, qwen3_moe: QWEN3,
+};
 
-function layerNames(family: HfFamily): LayerNames {
+// litgpt's LLaMAMoE under `module` (copy_weights_hf_llama): the router `gate`, and each expert's fc_1 / fc_2 / proj
+// as HF's per-expert linears (Mixtral: w1 / w3 / w2; Qwen3-MoE: gate_proj / up_proj / down_proj).
+function moeNames(module: string, expert: Record<'fc_1' | 'fc_2' | 'proj', string>, nExpert: number): Record<string, string> {
+  const out: Record<string, string> = { gate: `${module}.gate` };
+  for (let e = 0; e < nExpert; e++) {
+    for (const [lit, hf] of Object.entries(expert)) out[`experts.${e}.${lit}`] = `${module}.experts.${e}.${hf}`;
+  }
+  return out;
+}
+
+function layerNames(family: HfFamily, c: Config): LayerNames {
+  if (family.name === 'mixtral') {
+    return { ...LLAMA, mlp: moeNames('model.layers.{}.block_sparse_moe', { fc_1: 'w1', fc_2: 'w3', proj: 'w2' }, c.n_expert) };
+  }
+  if (family.name === 'qwen3_moe') {
+    return { ...QWEN3, mlp: moeNames('model.layers.{}.mlp', { fc_1: 'gate_proj', fc_2: 'up_proj', proj: 'down_proj' }, c.n_expert) };
+  }
   return LAYER_NAMES[family.name];
 }
 
@@ -121,7 +142,7 @@ function hasBias(c: Config, what: 'qkv' | 'proj' | 'mlp' | 'norm', family: HfFam
  * transformer.wte.weight, as litgpt's converter stores it.
  */
 export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): WeightRecipe[] {
-  const names = layerNames(family);
+  const names = layerNames(family, c);
   const top = hfTopNames(family);
   const out: WeightRecipe[] = [{ name: 'transformer.wte.weight', pieces: [{ name: top.wte }] }];
   const suffixes = (what: 'qkv' | 'proj' | 'mlp' | 'norm') => (hasBias(c, what, family) ? ['weight', 'bias'] : ['weight']);
@@ -158,7 +179,8 @@ export function litgptFromHf(c: Config, family: HfFamily, hasLmHead: boolean): W
       }
     }
     for (const [litName, hfName] of Object.entries(names.mlp)) {
-      for (const s of suffixes('mlp')) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
+      const mlpSuffixes = litName === 'gate' ? ['weight'] : suffixes('mlp');  // litgpt's router has no bias
+      for (const s of mlpSuffixes) out.push({ name: `${lit}.mlp.${litName}.${s}`, pieces: [{ name: `${at(hfName, i)}.${s}` }] });
     }
     norm('post_mlp_norm', names.postMlp);
   }
@@ -204,10 +226,10 @@ export function hfFromLitgpt(c: Config, family: HfFamily, tied: boolean): Weight
 /** The HF module(s) of a litgpt linear layer path (`transformer.h.3.attn.qkv`, `…mlp.fc_1`, `lm_head`), for adapters. */
 export function hfModulesOf(c: Config, family: HfFamily, litPath: string): { module: string; part?: 'q' | 'k' | 'v' }[] {
   if (litPath === 'lm_head') return [{ module: hfTopNames(family).lmHead.replace(/\.weight$/, '') }];
-  const m = /^transformer\.h\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.(\w+))$/.exec(litPath);
+  const m = /^transformer\.h\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.([\w.]+))$/.exec(litPath);
   if (!m) return [];
   const i = Number(m[1]);
-  const names = layerNames(family);
+  const names = layerNames(family, c);
   // A LoRA on part of Phi-3's fused qkv_proj / gate_up_proj is no module of its own.
   if (names.fusedQkv && (m[2] === 'attn.qkv' || m[3] === 'fc_1' || m[3] === 'fc_2')) return [];
   if (m[2] === 'attn.qkv') {

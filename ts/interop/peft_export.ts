@@ -147,6 +147,11 @@ export async function convertLoraToPeft(loraDir: string, outputDir: string, opti
   const settings = adapterLoraSettings(checkpoint.hyperparameters ?? {}, where, checkpoint.files.lora);
   const config = checkpoint.config;
   const family = familyOfConfig(config, checkpoint.files.config);
+  if (config.mlp_class_name === 'LLaMAMoE' && settings.mlp) {
+    fail('ERR_CONFIG', `${where}: lora_mlp puts LoRA on LLaMAMoE's router and every expert; transformers 5 holds a layer's experts ` +
+      'as fused 3-D parameters, not the per-expert Linear modules a PEFT LoRA adapts, so PEFT cannot express it. Merge the ' +
+      'adapter instead (merge_lora, then convert_from_litgpt), or train it without lora_mlp.');
+  }
 
   const tensors = new Map<string, Tensor>();
   const targets: string[] = [];

@@ -164,6 +164,11 @@ function placeModules(names: string[], config: Config, family: HfFamily, file: s
       fail('ERR_CHECKPOINT_FORMAT', `${file} holds ${name}, which is no LoRA tensor of a PEFT LoRA adapter ` +
         '(base_model.model.<module>.lora_A.weight / .lora_B.weight).');
     }
+    if (config.mlp_class_name === 'LLaMAMoE' && /\.(block_sparse_moe|mlp)\.(gate|experts)(\.|$)/.test(m[1])) {
+      fail('ERR_CONFIG', `${file} adapts ${m[1]}, a router or expert of a mixture of experts; litlora reads PEFT LoRA on attention ` +
+        'and the head of LLaMAMoE models only (litgpt\'s expert LoRA has no PEFT form that transformers 5 loads). Merge that ' +
+        'adapter into the model with PEFT, then convert_to_litgpt the merged model.');
+    }
     const place = places.get(m[1]);
     if (!place) { outside.add(m[1]); continue; }
     const entry = found.get(m[1]) ?? { place };

@@ -32,6 +32,7 @@ export interface AdaptersHost {
 const SHAPE_FIELDS = [
   'padded_vocab_size', 'n_layer', 'n_head', 'n_embd', 'n_query_groups', 'head_size', 'intermediate_size', 'mlp_class_name',
   'norm_class_name', 'bias', 'lm_head_bias', 'rotary_percentage', 'parallel_residual', 'shared_attention_norm',
+  'n_expert', 'n_expert_per_token', 'moe_intermediate_size',  // LLaMAMoE: top-k changes the routing, not a shape
 ] as const;
 
 export class ModelAdapters {

@@ -63,7 +63,8 @@ export interface InitResult {
 export function baseParameters(config: Config): [string, number[]][] {
   const c = config;
   const unsupported: string[] = [];
-  if (c.mlp_class_name === 'LLaMAMoE' || c.n_expert > 0) unsupported.push('mixture of experts (LLaMAMoE)');
+  if (c.mlp_class_name !== 'LLaMAMoE' && c.n_expert > 0) unsupported.push('mixture of experts (n_expert without LLaMAMoE)');
+  if (c.n_shared_expert) unsupported.push('shared experts');
   if (c.latent_attention) unsupported.push('latent_attention');
   if (unsupported.length) {
     fail('ERR_CONFIG', `litlora init cannot make weights for ${c.name || 'this config'}: ${unsupported.join(', ')} ` +
@@ -93,7 +94,15 @@ export function baseParameters(config: Config): [string, number[]][] {
     }
     if (c.post_attention_norm) norm(`${h}.post_attention_norm`);
     if (c.norm_2 && !c.shared_attention_norm) norm(`${h}.norm_2`);
-    if (c.mlp_class_name === 'GptNeoxMLP') {
+    if (c.mlp_class_name === 'LLaMAMoE') {  // litgpt's LLaMAMoE: the router, then each expert's LLaMAMLP
+      const size = c.moe_intermediate_size ?? c.intermediate_size;
+      linear(`${h}.mlp.gate`, c.n_expert, c.n_embd, false);
+      for (let e = 0; e < c.n_expert; e++) {
+        linear(`${h}.mlp.experts.${e}.fc_1`, size, c.n_embd, c.bias);
+        linear(`${h}.mlp.experts.${e}.fc_2`, size, c.n_embd, c.bias);
+        linear(`${h}.mlp.experts.${e}.proj`, c.n_embd, size, c.bias);
+      }
+    } else if (c.mlp_class_name === 'GptNeoxMLP') {
       linear(`${h}.mlp.fc`, c.intermediate_size, c.n_embd, c.bias);
       linear(`${h}.mlp.proj`, c.n_embd, c.intermediate_size, c.bias);
     } else {

@@ -10,7 +10,7 @@ export type LoraLayerKind = 'qkv' | 'projection' | 'mlp' | 'head';
 export const LAYER_TARGETS: Readonly<Record<LoraLayerKind, readonly LoraTarget[]>> = {
   qkv: ['query', 'key', 'value'], // the fused transformer.h.N.attn.qkv (attn.attn in litgpt ≤ 0.5.4)
   projection: ['projection'], // transformer.h.N.attn.proj
-  mlp: ['mlp'], // transformer.h.N.mlp.fc / fc_1 / fc_2 / proj
+  mlp: ['mlp'], // transformer.h.N.mlp.fc / fc_1 / fc_2 / proj; LLaMAMoE: mlp.gate, mlp.experts.E.fc_1 / fc_2 / proj
   head: ['head'], // lm_head
 };
 

@@ -3,8 +3,8 @@
 //
 // This is where litlora decides which of litgpt's features its GPT implements: the Pythia / GPT-NeoX, Llama and
 // Gemma-style dense models, with query/key norms (Qwen3), Gemma 2's post norms, softcapping and sliding windows, and
-// Gemma 3's local rope base in the layers rope_indices marks, and OLMo 2's blocks without pre norms.
-// A field that switches on anything else (MoE, a local rope base, latent attention, …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
+// Gemma 3's local rope base in the layers rope_indices marks, OLMo 2's blocks without pre norms, and LLaMAMoE (Mixtral,
+// Qwen3-MoE). A field that switches on anything else (shared or grouped experts, latent attention, …) is ERR_CONFIG naming it — never silently different math. Native code only re-checks the invariants it needs
 // to stay memory-safe (positive sizes, divisibility).
 import { fail } from '../errors.js';
 import type { Config } from './config.js';
@@ -34,7 +34,7 @@ export interface NativeGptConfig {
   /** Gemma's RMSNorm scales by (1 + weight). */
   normUnitOffset: boolean;
   normEps: number;
-  mlp: 'GptNeoxMLP' | 'LLaMAMLP' | 'GemmaMLP';
+  mlp: 'GptNeoxMLP' | 'LLaMAMLP' | 'GemmaMLP' | 'LLaMAMoE';
   /** gelu_approximate == 'tanh'. */
   geluTanh: boolean;
   ropeCondenseRatio: number;
@@ -61,6 +61,11 @@ export interface NativeGptConfig {
   ropeLowFreqFactor: number;
   ropeHighFreqFactor: number;
   ropeOriginalMaxSeqLen: number;
+  /** LLaMAMoE (0 otherwise): experts, experts per token, each expert's intermediate size, the routing weights' factor. */
+  nExpert: number;
+  nExpertPerToken: number;
+  moeIntermediateSize: number;
+  routedScalingFactor: number;
   /** r = 0: no LoRA layers. */
   lora: LoraSettings;
 }
@@ -71,10 +76,36 @@ function show(v: unknown): string {
 
 function unsupported(field: string, value: unknown, what: string): never {
   fail('ERR_CONFIG', `config field ${field} = ${show(value)} switches on ${what}, which litlora does not implement; only the ` +
-    'Pythia/GPT-NeoX, Llama, Qwen3 and Gemma-style dense models are supported. Use a model without it.');
+    'Pythia/GPT-NeoX, Llama, Qwen3 and Gemma-style dense models and LLaMAMoE (Mixtral, Qwen3-MoE) are supported. ' +
+    'Use a model without it.');
 }
 
 const nullOrZero = (v: unknown) => v === null || v === 0;
+
+// The fields LLaMAMoE (litgpt's top-k router over LLaMAMLP experts) reads; NO_OPS refuses them on other MLPs.
+const MOE_FIELDS: readonly (keyof Config)[] = ['n_expert', 'n_expert_per_token', 'moe_intermediate_size'];
+
+type MoeFields = Pick<NativeGptConfig, 'nExpert' | 'nExpertPerToken' | 'moeIntermediateSize' | 'routedScalingFactor'>;
+
+/** LLaMAMoE's sizes, checked as litgpt's model needs them (moe_intermediate_size null: the experts use intermediate_size). */
+function moeFields(c: Config): MoeFields {
+  if (c.mlp_class_name !== 'LLaMAMoE') return { nExpert: 0, nExpertPerToken: 0, moeIntermediateSize: 0, routedScalingFactor: 1 };
+  const positive = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  if (!positive(c.n_expert)) fail('ERR_CONFIG', `config field n_expert: LLaMAMoE needs a positive number of experts, got ${show(c.n_expert)}.`);
+  if (!positive(c.n_expert_per_token) || c.n_expert_per_token > c.n_expert) {
+    fail('ERR_CONFIG', `config field n_expert_per_token: LLaMAMoE needs 1 ≤ n_expert_per_token ≤ n_expert (${c.n_expert}), got ` +
+      `${show(c.n_expert_per_token)}.`);
+  }
+  if (c.moe_intermediate_size !== null && !positive(c.moe_intermediate_size)) {
+    fail('ERR_CONFIG', `config field moe_intermediate_size: expected a positive integer or null (then intermediate_size), got ` +
+      `${show(c.moe_intermediate_size)}.`);
+  }
+  if (!Number.isFinite(c.routed_scaling_factor)) {
+    fail('ERR_CONFIG', `config field routed_scaling_factor: expected a finite number, got ${show(c.routed_scaling_factor)}.`);
+  }
+  return { nExpert: c.n_expert, nExpertPerToken: c.n_expert_per_token, moeIntermediateSize: c.moe_intermediate_size ?? c.intermediate_size,
+    routedScalingFactor: c.routed_scaling_factor };
+}
 
 // Fields whose other values switch on what litlora's GPT does not implement: the values that keep its math, and
 // what the others would switch on. In this order, so that the field a user set is named before one derived from it.
@@ -148,8 +179,10 @@ function layerIndicator(c: Config, field: 'sliding_window_indices' | 'rope_indic
  */
 export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | null): NativeGptConfig {
   const c = config;
-  for (const [field, isNoOp, what] of NO_OPS) if (!isNoOp(c[field])) unsupported(field, c[field], what);
-  if (c.mlp_class_name === 'LLaMAMoE') unsupported('mlp_class_name', c.mlp_class_name, 'a mixture of experts');
+  const moe = c.mlp_class_name === 'LLaMAMoE';
+  for (const [field, isNoOp, what] of NO_OPS) {
+    if (!(moe && MOE_FIELDS.includes(field)) && !isNoOp(c[field])) unsupported(field, c[field], what);
+  }
   if (!c.parallel_residual && c.shared_attention_norm) {
     fail('ERR_CONFIG', 'config fields parallel_residual = false with shared_attention_norm = true: litgpt does not implement this ' +
       'combination either. Set shared_attention_norm to false, or parallel_residual to true.');
@@ -209,6 +242,7 @@ export function nativeGptConfig(config: Config, lora: Readonly<LoraSettings> | n
     ropeLocalLayers: layerIndicator(c, 'rope_indices', c.rope_local_base_freq !== null),
     attentionScoresScalar: c.attention_scores_scalar,
     ...ropeScaling(c.rope_adjustments),
+    ...moeFields(c),
     lora: { ...(lora ?? LORA_CONFIG_DEFAULTS) },
   };
 }
