@@ -326,6 +326,10 @@ Napi::Value GptWrap::info(const Napi::CallbackInfo& info) {
     out.Set("dtype", dtypeName(model->dtype()));
     out.Set("device", deviceName(model->device()));
     out.Set("busy", busy_->load());
+    std::vector<int64_t> slots = model->kvCacheSlots();
+    Napi::Array kvSlots = Napi::Array::New(env, slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) kvSlots.Set(static_cast<uint32_t>(i), static_cast<double>(slots[i]));
+    out.Set("kvCacheSlots", kvSlots);
     return out;
   });
 }

@@ -130,6 +130,42 @@ test('KV cache: prefill, chunked prefill and one-token steps give the logits of 
   }
 });
 
+test('sliding-window KV cache: a ring of window slots; prefill and chunks longer than the window and steps past it give the full forward\'s logits', async () => {
+  const cases: { what: string; config: ModelConfig; slots: number[] }[] = [
+    { what: 'a 4-token window in layer 0 only', config: { ...llamaTiny, sliding_window_size: 4, sliding_window_indices: [1, 0] }, slots: [4, 30] },
+    { what: 'a 5-token window in every layer, softcapped scores', config: { ...llamaTiny, sliding_window_size: 5, attention_logit_softcapping: 0.5, rope_adjustments: null }, slots: [5, 5] },
+  ];
+  for (const c of cases) {
+    const model = await Model.fromConfig(c.config, { seed: 4, lora: { r: 2, query: true, value: true, dropout: 0 } });
+    await randomizeAdapter(model, 5);
+    assert.equal(model.handle.info().kvCacheSlots, [0, 0], `${c.what}: no cache yet`);
+    const L = 28;
+    const { tokens } = randomTokens(2, L, 90, 7);
+    const fullLogits = await model.forward(tokens, { shape: [2, L] });
+    const V = fullLogits.shape[2]!;
+    const full = (await fullLogits.data()) as Float32Array;
+    await model.setKvCache(2, 30);
+    assert.equal(model.handle.info().kvCacheSlots, c.slots, `${c.what}: a sliding layer holds min(maxLength, window) positions`);
+    const slice = (from: number, to: number) => {
+      const out = new Int32Array(2 * (to - from));
+      for (let b = 0; b < 2; b++) out.set(tokens.subarray(b * L + from, b * L + to), b * (to - from));
+      return out;
+    };
+    // A 7-token prefill, a 6-token chunk at 7 (the ring has wrapped), a 2-token chunk, then single tokens to 27.
+    const pieces: [number, number][] = [[0, 7], [7, 13], [13, 15]];
+    for (let t = 15; t < L; t++) pieces.push([t, t + 1]);
+    for (const [from, to] of pieces) {
+      const T = to - from;
+      const got = (await (await model.forward(slice(from, to), { shape: [2, T], inputPos: from })).data()) as Float32Array;
+      for (let b = 0; b < 2; b++) for (let t = 0; t < T; t++) {
+        assertClose(got.subarray((b * T + t) * V, (b * T + t + 1) * V), full.subarray((b * L + from + t) * V, (b * L + from + t + 1) * V),
+          { rtol: 1e-4, atol: 1e-5, what: `${c.what}: position ${from + t}` });
+      }
+    }
+    model.dispose();
+  }
+});
+
 test('bfloat16 model: forward and LoRA backward run, logits near the float32 ones', async () => {
   const f32 = await Model.fromConfig(llamaTiny, { seed: 5, lora: { r: 2, dropout: 0 } });
   const bf16 = await Model.fromStateDict(llamaTiny, await f32.stateDict(), { dtype: 'bfloat16', lora: { r: 2, dropout: 0 } });

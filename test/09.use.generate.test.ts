@@ -12,7 +12,7 @@ import { llamaTiny, moeTiny, perturbNorms, pythiaTiny, randomizeAdapter, referen
 import type { NpyArray } from './helpers/npy.js';
 import { packageRoot } from '../ts/addon_loader.js';
 import { runPython } from './helpers/python.js';
-import { collect } from './helpers/tokens.js';
+import { collect, greedyFullForward } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
 
@@ -101,6 +101,22 @@ print(json.dumps(res))
     assert.ok(ref[i].margin > 1e-4, `${c.what}: the reference's top-2 margin ${ref[i].margin} is too small for an exact comparison`);
     assert.equal(ours[i], ref[i].tokens, `${c.what}: tokens vs reference`);
     assert.equal(ref[i].cached, ref[i].tokens, `${c.what}: the reference's own KV-cache loop agrees`);
+  }
+});
+
+test('sliding-window decode: a sliding layer\'s KV cache holds only its window, and greedy tokens equal the full forward\'s', async () => {
+  const cases: { what: string; config: ModelConfig; slots: number[] }[] = [
+    { what: 'Mistral-type: a 4-token window in every layer', config: { ...llamaTiny, sliding_window_size: 4, rope_adjustments: null }, slots: [4, 4] },
+    { what: 'Gemma-type: a 6-token window in layer 0, layer 1 global', config: { ...llamaTiny, sliding_window_size: 6, sliding_window_indices: [1, 0] }, slots: [6, 46] },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const model = await sharpModel(c.config, 31 + i, true);
+    const prompt = [5, 17, 3, 40, 22, 9, 1];  // longer than either window: the prefill itself wraps the ring
+    const n = 40;  // positions 0..46: several windows past the first
+    const got = await collect(generateTokens(model, prompt, { ...GREEDY, maxNewTokens: n }));
+    assert.equal(got.ids, await greedyFullForward(model, prompt, n), `${c.what}: tokens vs a full forward per step`);
+    assert.equal(model.handle.info().kvCacheSlots, c.slots, `${c.what}: KV cache slots per layer`);
+    model.dispose();
   }
 });
 

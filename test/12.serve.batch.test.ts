@@ -7,7 +7,7 @@ import { binding } from '../ts/binding.js';
 import { generateTokens, type SamplingOptions } from '../ts/generate/generate.js';
 import { Model, type ModelConfig } from '../ts/index.js';
 import { llamaTiny, moeTiny, pythiaTiny, randomizeAdapter } from './helpers/model.js';
-import { collect, type TokenRun } from './helpers/tokens.js';
+import { collect, greedyFullForward, type TokenRun } from './helpers/tokens.js';
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: null, stopTokens: [], vocabLimit: null };
 
@@ -92,6 +92,22 @@ test('the same for a LLaMAMoE (top-2 of 4 experts, each row\'s tokens routed apa
   });
   await randomizeAdapter(model, 155, 0.3);
   await checkBatched('moe', model);
+  await model.dispose();
+});
+
+test('sliding-window layers: rows decoded together past the window equal each alone and a full forward; their caches hold the window only', async () => {
+  const model = await Model.fromConfig({ ...llamaTiny, block_size: 96, sliding_window_size: 4, sliding_window_indices: [1, 0] } as ModelConfig, {
+    seed: 24, lora: { r: 4, alpha: 8, dropout: 0, query: true, value: true, mlp: true, head: true },
+  });
+  await randomizeAdapter(model, 155, 0.3);
+  await checkBatched('sliding window', model);
+  for (const i of [0, 4]) {
+    const r = requests[i]!;
+    assert.equal(await alone(model, r.prompt, r.options), await greedyFullForward(model, r.prompt, r.options.maxNewTokens!),
+      `request ${i}: the cached decode equals a full forward per step`);
+  }
+  // The longest request reaches position 36 (13 prompt tokens + 24 new, the last not forwarded): layer 1 keeps all.
+  assert.equal(model.handle.info().kvCacheSlots, [4, 36]);
   await model.dispose();
 });
 

@@ -81,6 +81,8 @@ export interface NativeGpt {
   info(): {
     parameterCount: number; loraParameterCount: number; merged: boolean; hasLora: boolean; legacyQkvAdapter: boolean;
     dtype: string; device: string; busy: boolean;
+    /** Per layer, the most positions a KV cache of this model has allocated there (a sliding layer: ≤ its window). */
+    kvCacheSlots: number[];
   };
   dispose(): void;
 }

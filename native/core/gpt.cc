@@ -91,6 +91,8 @@ Gpt::Gpt(GptConfig config, GptOptions options) : config_(std::move(config)), opt
     b.mlpProj = makeLinear(p + "mlp.proj", c.intermediateSize, c.nEmbd, c.bias, options_);
   }
   lnF_ = makeNorm(c, options_);
+  kvSlotsPeak_ = std::make_unique<std::atomic<int64_t>[]>(c.nLayer);
+  for (int64_t i = 0; i < c.nLayer; ++i) kvSlotsPeak_[i].store(0);
   std::map<std::string, LinearLayer*> byPath;
   for (LinearLayer* l : linearLayers()) byPath[l->path] = l;
   for (const LoraPlacement& place : loraPlacements(c)) {
@@ -268,32 +270,81 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
   if (rows_) return linear(b.proj, attendRows(b, q, k, v), training);
 
   const int64_t start = inputPos.value_or(0);
-  if (inputPos) {
-    b.cache.k.narrow(0, 0, B).narrow(2, start, T).copy_(k);
-    b.cache.v.narrow(0, 0, B).narrow(2, start, T).copy_(v);
-    k = b.cache.k.narrow(0, 0, B).narrow(2, 0, start + T);
-    v = b.cache.v.narrow(0, 0, B).narrow(2, 0, start + T);
-  }
-  at::Tensor y = attend(b, q, k, v, start, inputPos.has_value());
+  KvSpan kv{k, v, 0};
+  if (inputPos) kv = cacheAppend(b, {b.cache.k.narrow(0, 0, B), b.cache.v.narrow(0, 0, B)}, k, v, start);
+  at::Tensor y = attend(b, q, kv, start, inputPos.has_value());
   y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
   return linear(b.proj, y, training);
 }
 
-// q (B, nh, T, hs) at positions start.., against keys and values (B, nqg, start + T, hs) → (B, nh, T, hs).
-// Query i (at start + i) sees keys j ≤ start + i, and in a sliding-window layer only the last slidingWindowSize
-// of them. A plain causal forward needs no mask tensor, nor does a one-token decode step (`cached`, T = 1) whose
-// window reaches back to position 0; softcapping computes the scores itself, so it always takes one. Shared by the
-// batch forward (Gpt::attention) and the per-row decode of continuous batching (Gpt::attendRows).
-at::Tensor Gpt::attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Tensor v, int64_t start, bool cached) const {
+// The slots a layer's cache needs for a sequence of up to maxLen positions: a sliding layer never looks further
+// back than its window, so it keeps only that many (litgpt's build_kv_cache: min(max_seq_length, window)).
+int64_t Gpt::cacheSlots(const Block& b, int64_t maxLen) const {
+  return b.slidingWindow ? std::min(maxLen, config_.slidingWindowSize) : maxLen;
+}
+
+KvCache Gpt::newLayerCache(size_t layer, int64_t batch, int64_t maxLen) const {
+  const int64_t slots = cacheSlots(blocks_[layer], maxLen);
+  int64_t peak = kvSlotsPeak_[layer].load();
+  while (peak < slots && !kvSlotsPeak_[layer].compare_exchange_weak(peak, slots)) {
+    // a failed exchange reloaded `peak`: retry only while ours is still the larger
+  }
+  const std::vector<int64_t> shape{batch, config_.nQueryGroups, slots, config_.headSize};
+  return {at::zeros(shape, paramOptions(options_)), at::zeros(shape, paramOptions(options_))};
+}
+
+std::vector<int64_t> Gpt::kvCacheSlots() const {
+  std::vector<int64_t> out(blocks_.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = kvSlotsPeak_[i].load();
+  return out;
+}
+
+// While positions fit the slots (always, in a full layer), position p is slot p and the span is slots 0..start+T−1.
+// Once a sliding layer's ring wraps, the span is the positions it still holds (the last `slots` before start),
+// gathered into position order, then the new ones; the ring then keeps the last `slots` of those new positions.
+// A prefill longer than the window so attends over all of its own keys, and the mask (Gpt::attend) limits each
+// query to its window.
+KvSpan Gpt::cacheAppend(const Block& b, const KvCache& cache, const at::Tensor& k, const at::Tensor& v, int64_t start) const {
+  const int64_t slots = cache.k.size(2), T = k.size(2), end = start + T;
+  if (end <= slots) {
+    cache.k.narrow(2, start, T).copy_(k);
+    cache.v.narrow(2, start, T).copy_(v);
+    return {cache.k.narrow(2, 0, end), cache.v.narrow(2, 0, end), 0};
+  }
+  LITLORA_CHECK(b.slidingWindow, "ERR_RANGE",
+                "KV cache: positions " << start << ".." << end - 1 << " do not fit the layer's cache of " << slots << " positions");
+  auto longs = at::TensorOptions().dtype(at::kLong).device(cache.k.device());
+  const int64_t first = std::max<int64_t>(0, start - slots);
+  KvSpan span{k, v, start};
+  if (first < start) {
+    at::Tensor held = at::arange(first, start, longs).remainder(slots);
+    span = {at::cat({cache.k.index_select(2, held), k}, 2), at::cat({cache.v.index_select(2, held), v}, 2), first};
+  }
+  const int64_t keep = std::min(T, slots);
+  at::Tensor into = at::arange(end - keep, end, longs).remainder(slots);
+  cache.k.index_copy_(2, into, k.narrow(2, T - keep, keep));
+  cache.v.index_copy_(2, into, v.narrow(2, T - keep, keep));
+  return span;
+}
+
+// q (B, nh, T, hs) at positions start.., against keys and values (B, nqg, ·, hs) at positions kv.first..start+T−1
+// → (B, nh, T, hs). Query i (at start + i) sees keys j ≤ start + i, and in a sliding-window layer only the last
+// slidingWindowSize of them. A plain causal forward needs no mask tensor, nor does a one-token decode step
+// (`cached`, T = 1) whose window reaches back to position 0; softcapping computes the scores itself, so it always
+// takes one. A span that starts after position 0 comes from a wrapped sliding-window ring, where start + T exceeds
+// the window, so it always has a mask. Shared by the batch forward (Gpt::attention) and the per-row decode of
+// continuous batching (Gpt::attendRows).
+at::Tensor Gpt::attend(const Block& b, const at::Tensor& q, const KvSpan& kv, int64_t start, bool cached) const {
   const GptConfig& c = config_;
   const int64_t T = q.size(2);
+  at::Tensor k = kv.k, v = kv.v;
   const bool windowed = b.slidingWindow && start + T > c.slidingWindowSize;
   const bool softcap = c.attentionLogitSoftcapping.has_value();
   at::Tensor mask;
   if (windowed || softcap || (start > 0 && T > 1)) {
     auto longs = at::TensorOptions().dtype(at::kLong).device(q.device());
     at::Tensor rows = at::arange(T, longs).unsqueeze(1) + start;
-    at::Tensor cols = at::arange(start + T, longs).unsqueeze(0);
+    at::Tensor cols = at::arange(kv.first, start + T, longs).unsqueeze(0);
     mask = cols.le(rows);
     if (b.slidingWindow) mask = mask.logical_and(rows - cols < c.slidingWindowSize);
   }
@@ -444,10 +495,7 @@ void Gpt::setKvCache(int64_t batch, int64_t maxLen) {
   LITLORA_CHECK(batch >= 1 && maxLen >= 1 && maxLen <= config_.blockSize, "ERR_RANGE",
                 "setKvCache: expected batch ≥ 1 and 1 ≤ maxLength ≤ block_size (" << config_.blockSize << "), got batch "
                                                                                   << batch << ", maxLength " << maxLen);
-  for (Block& b : blocks_) {
-    b.cache.k = at::zeros({batch, config_.nQueryGroups, maxLen, config_.headSize}, paramOptions(options_));
-    b.cache.v = at::zeros({batch, config_.nQueryGroups, maxLen, config_.headSize}, paramOptions(options_));
-  }
+  for (size_t i = 0; i < blocks_.size(); ++i) blocks_[i].cache = newLayerCache(i, batch, maxLen);
   cacheBatch_ = batch;
   cacheLen_ = maxLen;
   headWorkspace_ = at::Tensor();  // generation has no use for the training loss's logits buffer

@@ -10,7 +10,9 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,14 +58,24 @@ struct NormLayer {
   at::Tensor weight, bias;
 };
 
+// One layer's keys (after rope) and values. A full layer holds every position p at slot p: (batch, n_query_groups,
+// maxLen, head_size). A sliding-window layer holds only the last min(maxLen, window) positions, as litgpt's
+// build_kv_cache sizes it, in a ring: position p at slot p % slots (Gpt::cacheAppend). Keys are stored after rope,
+// so a slot's contents do not depend on where in the ring it sits.
 struct KvCache {
-  at::Tensor k, v;  // (batch, n_query_groups, maxLen, head_size)
+  at::Tensor k, v;
+};
+
+// What one step attends over: keys and values in position order, the first at position `first`.
+struct KvSpan {
+  at::Tensor k, v;
+  int64_t first = 0;
 };
 
 // One sequence's own KV cache for a batched forward (forwardRows): a KvCache of batch 1 per block.
 struct RowCache {
   std::vector<KvCache> layers;
-  int64_t length = 0;  // positions it holds
+  int64_t length = 0;  // positions the sequence may reach (a sliding layer's ring holds fewer)
 };
 
 // One row of a batched forward: its tokens sit at position…position+T−1 of its own cache; `adapter` is the index
@@ -121,6 +133,9 @@ class Gpt {
 
   void setKvCache(int64_t batch, int64_t maxLen);
   void clearKvCache();
+  // Per layer, the most positions a KV cache of this model (setKvCache or newRowCache) has allocated in that layer:
+  // maxLen for a full layer, at most the window for a sliding one. Safe to read while a forward runs.
+  std::vector<int64_t> kvCacheSlots() const;
 
   // ---- many sequences at once (gpt_rows.cc; the batched decoder's forward) ----
   // A cache for one sequence of up to maxLen positions.
@@ -175,7 +190,13 @@ class Gpt {
   at::Tensor checkedTokens(const at::Tensor& tokens, std::optional<int64_t> inputPos) const;
   at::Tensor attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
   at::Tensor head(const at::Tensor& h) const;
-  at::Tensor attend(const Block& b, const at::Tensor& q, at::Tensor k, at::Tensor v, int64_t start, bool cached) const;
+  at::Tensor attend(const Block& b, const at::Tensor& q, const KvSpan& kv, int64_t start, bool cached) const;
+  // The layer's cache slots for a sequence of up to maxLen positions, and that cache (zeros, of `batch` rows).
+  int64_t cacheSlots(const Block& b, int64_t maxLen) const;
+  KvCache newLayerCache(size_t layer, int64_t batch, int64_t maxLen) const;
+  // Stores k, v (B, nqg, T, hs) at positions start.. in `cache` (views of the layer's cache for these rows) and
+  // returns the keys and values positions start..start+T−1 attend over.
+  KvSpan cacheAppend(const Block& b, const KvCache& cache, const at::Tensor& k, const at::Tensor& v, int64_t start) const;
   at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y, const at::Tensor& tokenRows) const;
   void initialise(uint64_t seed, bool base);
   std::vector<LinearLayer*> linearLayers();
@@ -201,6 +222,8 @@ class Gpt {
   std::vector<AdapterGroup> adapterGroups_;
   std::vector<std::string> adapterNames_;  // by index; "" marks a freed index
   int64_t cacheBatch_ = 0, cacheLen_ = 0;
+  // kvCacheSlots' per-layer maxima; atomic because info() reads them while the decoding thread allocates caches.
+  std::unique_ptr<std::atomic<int64_t>[]> kvSlotsPeak_;
   // The training loss's logits buffer on the CPU (headCrossEntropy's workspace: up to 256 MB), kept between
   // steps: a fresh one each step made the kernel fault in and zero its pages again, ~45 ms per pythia-70m step.
   at::Tensor headWorkspace_;

@@ -25,11 +25,7 @@ RowCache Gpt::newRowCache(int64_t maxLen) const {
   LITLORA_CHECK(maxLen >= 1 && maxLen <= config_.blockSize, "ERR_RANGE",
                 "a sequence cache of " << maxLen << " positions does not fit the model's block_size " << config_.blockSize);
   RowCache cache;
-  auto options = at::TensorOptions().dtype(options_.dtype).device(options_.device);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    cache.layers.push_back({at::zeros({1, config_.nQueryGroups, maxLen, config_.headSize}, options),
-                            at::zeros({1, config_.nQueryGroups, maxLen, config_.headSize}, options)});
-  }
+  for (size_t i = 0; i < blocks_.size(); ++i) cache.layers.push_back(newLayerCache(i, 1, maxLen));
   cache.length = maxLen;
   return cache;
 }
@@ -95,11 +91,9 @@ at::Tensor Gpt::attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, c
   outputs.reserve(B);
   for (int64_t r = 0; r < B; ++r) {
     const Row& row = (*rows_)[r];
-    KvCache& cache = row.cache->layers[layer];
     const int64_t pos = row.position;
-    cache.k.narrow(2, pos, T).copy_(k.narrow(0, r, 1));
-    cache.v.narrow(2, pos, T).copy_(v.narrow(0, r, 1));
-    outputs.push_back(attend(b, q.narrow(0, r, 1), cache.k.narrow(2, 0, pos + T), cache.v.narrow(2, 0, pos + T), pos, /*cached=*/true));
+    KvSpan kv = cacheAppend(b, row.cache->layers[layer], k.narrow(0, r, 1), v.narrow(0, r, 1), pos);
+    outputs.push_back(attend(b, q.narrow(0, r, 1), kv, pos, /*cached=*/true));
   }
   at::Tensor y = B == 1 ? outputs[0] : at::cat(outputs, 0);  // (B, nh, T, hs)
   return y.transpose(1, 2).reshape({B, T, c.nHead * hs});
