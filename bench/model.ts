@@ -165,7 +165,7 @@ async function compare(model: string, reps: number, threads: number, device: str
     const t = await theirs.ask('step');
     if (i >= 2) { row.ours.push(o.ms); row.theirs.push(t.ms); }
     row.losses = [o.loss, t.loss];
-    process.stderr.write(`[bench:model] pythia-${model} step ${i + 1}/${reps + 2}: litlora ${o.ms.toFixed(0)} ms, PyTorch ${t.ms.toFixed(0)} ms\n`);
+    process.stderr.write(`[bench:model] ${CONFIGS[model]!.name} step ${i + 1}/${reps + 2}: litlora ${o.ms.toFixed(0)} ms, PyTorch ${t.ms.toFixed(0)} ms\n`);
   }
   row.oursPeak = (await ours.ask('done')).peakRssMb;
   const done = await theirs.ask('done');
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const [o, t, ob, tb] = [tps(r.ours), tps(r.theirs), best(r.ours), best(r.theirs)];
-    console.log(`| pythia-${r.model} | ${o.toFixed(0)} / ${ob.toFixed(0)} | ${t.toFixed(0)} / ${tb.toFixed(0)} | ` +
+    console.log(`| ${CONFIGS[r.model]!.name} | ${o.toFixed(0)} / ${ob.toFixed(0)} | ${t.toFixed(0)} / ${tb.toFixed(0)} | ` +
       `${(o / t).toFixed(2)}× / ${(ob / tb).toFixed(2)}× | ${r.oursPeak.toFixed(0)} MB | ${r.theirsPeak.toFixed(0)} MB | ` +
       `${(r.oursPeak / r.theirsPeak).toFixed(2)}× | ${(r.oursPeak - r.oursBase).toFixed(0)} MB | ${(r.theirsPeak - r.theirsBase).toFixed(0)} MB |`);
     if (r.theirsCudaPeak !== null) console.log(`  (${r.model}: PyTorch torch.cuda.max_memory_allocated ${r.theirsCudaPeak.toFixed(0)} MB)`);
