@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { convertToGguf } from '../ts/gguf/convert.js';
-import { Model } from '../ts/index.js';
 import { agreement, litloraGreedy, llamaCppGreedy, makeGgufModels, type GgufTestFamily } from './helpers/gguf.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
@@ -23,12 +22,7 @@ const greedy: Record<string, number[][]> = {};
 test.before(async () => {
   dirs = await makeGgufModels(temp.make('gguf'), FAMILIES);
   for (const f of FAMILIES) {
-    const model = await Model.load(dirs[f]);
-    try {
-      greedy[f] = await litloraGreedy(model, PROMPTS, N);
-    } finally {
-      model.dispose();
-    }
+    greedy[f] = await litloraGreedy(dirs[f], PROMPTS, N);
   }
 });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Llama, LlamaModel, Token } from 'node-llama-cpp';
 import { packageRoot } from '../../ts/addon_loader.js';
 import { convertToLitgpt } from '../../ts/interop/convert_to_litgpt.js';
-import { Model, generateTokens } from '../../ts/index.js';
+import { Model, generateTokens, type LoadOptions } from '../../ts/index.js';
 import { runPython } from './python.js';
 
 export const TOKENIZERS = join(packageRoot, 'test', 'fixtures', 'tokenizers');
@@ -51,14 +51,19 @@ export function llamaCpp(): Promise<Llama> {
 }
 
 /** litlora's greedy tokens after each prompt (no early stop). */
-export async function litloraGreedy(model: Model, prompts: readonly number[][], n: number): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const p of prompts) {
-    const tokens: number[] = [];
-    for await (const t of generateTokens(model, p, { maxNewTokens: n, temperature: 0, stopTokens: [], vocabLimit: null })) tokens.push(t as number);
-    out.push(tokens);
+export async function litloraGreedy(dir: string, prompts: readonly number[][], n: number, options?: LoadOptions): Promise<number[][]> {
+  const model = await Model.load(dir, options);
+  try {
+    const out: number[][] = [];
+    for (const p of prompts) {
+      const tokens: number[] = [];
+      for await (const t of generateTokens(model, p, { maxNewTokens: n, temperature: 0, stopTokens: [], vocabLimit: null })) tokens.push(t as number);
+      out.push(tokens);
+    }
+    return out;
+  } finally {
+    model.dispose();
   }
-  return out;
 }
 
 /**
