@@ -1,7 +1,6 @@
 // Runs the ranks of a data-parallel test as child processes (test/helpers/ddp-child.ts), each under a hard
 // timeout (SIGKILL) so that nothing can hang the suite, and reads what each printed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 const CHILD = join(import.meta.dirname, 'ddp-child.ts');
@@ -18,17 +17,8 @@ export interface RankOutcome {
   ms: number;
 }
 
-/** A TCP port that was free a moment ago (the rendezvous port of one test). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port that was free a moment ago (the rendezvous port of one test): the launcher's own. */
+export { freePort } from '../../ts/cli/launch.js';
 
 export interface RankHandle {
   child: ChildProcess;

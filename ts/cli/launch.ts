@@ -28,8 +28,8 @@ export interface LaunchOptions {
 
 const GRACE_MS = 5000;
 
-/** A port that was free a moment ago on this machine (one-node runs without MASTER_PORT). */
-async function freePort(): Promise<number> {
+/** @internal A port that was free a moment ago on this machine (one-node runs without MASTER_PORT; the tests' ranks). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
