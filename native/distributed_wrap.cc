@@ -136,7 +136,7 @@ Napi::Value DistributedWrap::barrier(const Napi::CallbackInfo& info) {
   });
 }
 
-// stats() → {allReduceCalls, buckets, overlappedBuckets, bytes, seconds}: the gradient all-reduces so far (for bench:ddp).
+// stats() → {allReduceCalls, buckets, overlappedBuckets, bytes, seconds, lastWaitStart}: the gradient all-reduces so far (for bench:ddp).
 Napi::Value DistributedWrap::stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, "reading the process group's statistics", [&]() -> Napi::Value {
@@ -147,6 +147,7 @@ Napi::Value DistributedWrap::stats(const Napi::CallbackInfo& info) {
     out.Set("overlappedBuckets", static_cast<double>(s.overlappedBuckets));
     out.Set("bytes", static_cast<double>(s.bytes));
     out.Set("seconds", s.seconds);
+    out.Set("lastWaitStart", s.lastWaitStart);
     return out;
   });
 }

@@ -26,6 +26,9 @@ it('two ranks average tensors over Gloo in buckets, sum numbers and meet at a ba
     assert.is(r.stats.buckets, 3);
     assert.is(r.stats.bytes, 24 + 20 + 8);
     assert.is(r.stats.allReduceCalls, 1);
+    // The all-reduce began inside the call, on the machine's monotonic clock (bench:ddp compares it between ranks).
+    assert.ok(r.before <= r.stats.lastWaitStart && r.stats.lastWaitStart <= r.after, `${r.before} ${r.stats.lastWaitStart} ${r.after}`);
+    assert.ok(r.stats.seconds > 0 && r.stats.seconds <= r.after - r.before, String(r.stats.seconds));
   }
 });
 

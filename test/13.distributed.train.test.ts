@@ -81,6 +81,9 @@ it('two ranks give the one-rank run\'s step losses and final adapter; only rank 
   const [r0, r1] = [two[0]!.result, two[1]!.result];
   reference = { ...one[0]!.result, twoRanks: r0.adapter };
   assert.is(r0.steps.length, 4);
+  // Default 1 MiB buckets: these 4 small LoRA tensors share one, and the one-float "non-finite loss on a rank" flag
+  // is a second, per step.
+  assert.is(r0.stats.buckets, 4 * 2);
   assertClose(r0.steps, reference!.steps, 1e-5, 'step loss');
   assertClose([r0.valLoss], [reference!.valLoss], 1e-5, 'final validation loss');
   assertSameAdapter(r0.adapter, reference!.adapter, 1e-4, 'final adapter');

@@ -120,7 +120,7 @@ export interface NativeProcessGroup {
   allReduceSum(values: number[]): Promise<number[]>;
   allReduceMean(tensors: NativeTensor[], bucketBytes?: number): Promise<void>;
   barrier(): Promise<void>;
-  stats(): { allReduceCalls: number; buckets: number; overlappedBuckets: number; bytes: number; seconds: number };
+  stats(): { allReduceCalls: number; buckets: number; overlappedBuckets: number; bytes: number; seconds: number; lastWaitStart: number };
   dispose(): void;
 }
 

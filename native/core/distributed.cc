@@ -105,6 +105,7 @@ void ProcessGroup::addStats(const Stats& s) {
   stats_.overlappedBuckets += s.overlappedBuckets;
   stats_.bytes += s.bytes;
   stats_.seconds += s.seconds;
+  stats_.lastWaitStart = s.lastWaitStart;
 }
 
 #ifdef LITLORA_WITH_GLOO
@@ -309,6 +310,7 @@ void ProcessGroup::allReduceMean(const std::vector<at::Tensor>& tensors, int64_t
   }
   add.allReduceCalls = 1;
   add.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  add.lastWaitStart = std::chrono::duration<double>(start.time_since_epoch()).count();
   addStats(add);
 }
 

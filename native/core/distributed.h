@@ -42,6 +42,11 @@ struct Stats {
   int64_t bytes = 0;              // payload bytes this rank contributed to all-reduces
   double seconds = 0;             // exposed time: wall time the training thread spent averaging gradients after the
                                   // backward (all of it without overlap; with overlap, the waits for the sums)
+  // When the latest exposed wait began (this rank's backward had ended), in seconds of the steady clock, which is
+  // CLOCK_MONOTONIC and so comparable between the processes of one machine: bench:ddp takes from each rank's wait
+  // the part spent waiting for the other rank to finish its backward (ranks sharing two cores drift apart), which
+  // is skew, not communication.
+  double lastWaitStart = 0;
 };
 
 // Gradient buckets: consecutive runs of tensors (in the order given) of one dtype and device, each of at most

@@ -122,6 +122,7 @@ double GradReducer::finish(double flag) {
   add.bytes += flagSum.numel() * flagSum.element_size();
   add.allReduceCalls = 1;
   add.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  add.lastWaitStart = std::chrono::duration<double>(start.time_since_epoch()).count();
   group_->addStats(add);
   return flagSum.item<double>() / group_->worldSize();
 }

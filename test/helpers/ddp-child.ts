@@ -29,13 +29,16 @@ const scenarios: Record<string, (spec: any) => Promise<unknown>> = {
       Tensor.from(Float32Array.from({ length: 5 }, (_, i) => r * 10 + i), [5]),
       Tensor.from(Float64Array.from([r + 0.5]), [1]),
     ];
+    // process.hrtime reads CLOCK_MONOTONIC, the clock of stats().lastWaitStart.
+    const before = Number(process.hrtime.bigint()) / 1e9;
     await group.native.allReduceMean(tensors.map((t) => t.handle), spec.bucketBytes);
+    const after = Number(process.hrtime.bigint()) / 1e9;
     const averaged = await Promise.all(tensors.map(async (t) => Array.from(await t.data() as Float32Array | Float64Array)));
     const sums = await group.sum([r, 1, 2.5 * r]);
     await group.barrier();
     const stats = group.stats();
     group.dispose();
-    return { rank: r, averaged, sums, stats, backends: ProcessGroup.backends() };
+    return { rank: r, averaged, sums, stats, backends: ProcessGroup.backends(), before, after };
   },
 
   // A finetune run (one process, or one rank of several): its step losses, the final adapter's tensors and the
