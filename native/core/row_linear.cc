@@ -33,10 +33,20 @@ void rowsPortable(const float* W, const float* x, const float* b, float* y, int6
 // On the 2-core EPYC VM the one-row case read a 50304 × 512 head at 42 GB/s, against 28–31 GB/s for four
 // interleaved W rows (with or without software prefetch) and 45–51 GB/s for a plain sum over the same bytes.
 // R ≤ 3: 12 accumulators plus the W vector fill the 16 ymm registers.
+// With `prefetch`, each W row first asks for the next `prefetch->linesPerRow` cache lines of what comes after.
+struct Prefetch {
+  const char* next;
+  const char* end;
+  int64_t linesPerRow;
+};
+
 template <int R>
 LITLORA_AVX2 void rowsAvx2(const float* W, const float* x, const float* b, float* y, int64_t n0, int64_t n1, int64_t K,
-                           int64_t N) {
+                           int64_t N, Prefetch* prefetch = nullptr) {
   for (int64_t n = n0; n < n1; ++n) {
+    if (prefetch)
+      for (int64_t i = 0; i < prefetch->linesPerRow && prefetch->next < prefetch->end; ++i, prefetch->next += 64)
+        _mm_prefetch(prefetch->next, _MM_HINT_T1);
     const float* w = W + n * K;
     __m256 a[R][4];
     for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();
@@ -66,12 +76,22 @@ LITLORA_AVX2 void rowsAvx2All(const float* W, const float* x, const float* b, fl
   // The W rows are visited in blocks small enough to stay in L1 while every group of x rows reads them.
   constexpr int64_t kBlockBytes = 16 << 10;
   const int64_t block = std::max<int64_t>(1, kBlockBytes / static_cast<int64_t>(K * sizeof(float)));
+  const int64_t groups = (M + 2) / 3;
   for (int64_t lo = n0; lo < n1; lo += block) {
     const int64_t hi = std::min(n1, lo + block);
+    // Only the first group reads a block from memory; while the others multiply it from L1 the memory would sit
+    // idle, so they prefetch the next block into L2, spread evenly over their W rows. On the 2-core EPYC VM
+    // (2026-12-02, one thread) a 16-row product of a 50304 × 512 head took 37.7 ms without and 25.2 ms with it,
+    // near the 23.5 ms the same product takes with W in cache.
+    const char* next = reinterpret_cast<const char*>(W + hi * K);
+    const char* nextEnd = reinterpret_cast<const char*>(W + std::min(n1, hi + block) * K);
+    const int64_t visits = (groups - 1) * (hi - lo);
+    Prefetch prefetch{next, nextEnd, visits > 0 ? ((nextEnd - next + 63) / 64 + visits - 1) / visits : 0};
+    Prefetch* later = nullptr;
     int64_t m = 0;
-    for (; m + 3 <= M; m += 3) rowsAvx2<3>(W, x + m * K, b, y + m * N, lo, hi, K, N);
-    if (M - m == 2) rowsAvx2<2>(W, x + m * K, b, y + m * N, lo, hi, K, N);
-    else if (M - m == 1) rowsAvx2<1>(W, x + m * K, b, y + m * N, lo, hi, K, N);
+    for (; m + 3 <= M; m += 3, later = &prefetch) rowsAvx2<3>(W, x + m * K, b, y + m * N, lo, hi, K, N, later);
+    if (M - m == 2) rowsAvx2<2>(W, x + m * K, b, y + m * N, lo, hi, K, N, later);
+    else if (M - m == 1) rowsAvx2<1>(W, x + m * K, b, y + m * N, lo, hi, K, N, later);
   }
 }
 #endif
