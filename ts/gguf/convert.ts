@@ -8,18 +8,17 @@
 // the other writes; memory: a few blocks, or one Q/K projection), and the file appears whole under its name or not
 // at all.
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
-import { removeStalePartials, tempSibling } from '../io/atomic.js';
+import { removeStalePartials } from '../io/atomic.js';
 import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
 import { TensorFile, type TensorInfo } from '../io/tensorfile.js';
-import { mergeLora } from '../model/merge.js';
 import type { Config } from '../model/config.js';
 import { dtypeBytes, type Dtype } from '../tensor.js';
 import type { ConvertProgress } from '../interop/convert_to_litgpt.js';
 import { familyOfConfig, hfConfigFromConfig, type HfConfigJson } from '../interop/hf_config.js';
+import { withFullWeights } from '../interop/full_weights.js';
 import { hfFromLitgpt, type RowPiece } from '../interop/hf_weights.js';
 import { ggufFamily, ggufTensorName, type GgufFamily } from './families.js';
 import { addVocab, ggufVocab } from './vocab.js';
@@ -214,25 +213,16 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
   const start = performance.now();
   await removeStalePartials(dirname(out), basename(out));
 
-  let weightsFile = checkpoint.files.model;
-  let mergedDir: string | null = null;
-  const mergedName = `${basename(out)}.merging`;
-  await removeStalePartials(dirname(out), mergedName);
-  try {
-    const existingHf = checkpoint.files.hfConfig ? JSON.parse(readFileSync(checkpoint.files.hfConfig, 'utf8')) : null;
-    const hfConfig = hfConfigFromConfig(config, family, {
-      tied: false, dtype: 'float32', bosTokenId: existingHf?.bos_token_id ?? null, eosTokenId: existingHf?.eos_token_id ?? null,
-    });
-    // The vocabulary is checked before any weights are merged or written.
-    const vocab = gg.gemma || (gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model')))
-      ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig, gg.gemma)
-      : ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
-    if (!weightsFile) {
-      options.onProgress?.({ phase: 'merge' });
-      mergedDir = tempSibling(join(dirname(out), mergedName));
-      const merged = await mergeLora(checkpoint.dir, { outDir: mergedDir, pretrainedCheckpointDir: options.pretrainedCheckpointDir, cwd });
-      weightsFile = merged.outFile;
-    }
+  const existingHf = checkpoint.files.hfConfig ? JSON.parse(readFileSync(checkpoint.files.hfConfig, 'utf8')) : null;
+  const hfConfig = hfConfigFromConfig(config, family, {
+    tied: false, dtype: 'float32', bosTokenId: existingHf?.bos_token_id ?? null, eosTokenId: existingHf?.eos_token_id ?? null,
+  });
+  // The vocabulary is checked before any weights are merged or written.
+  const vocab = gg.gemma || (gg.sentencePieceFirst && existsSync(join(checkpoint.dir, 'tokenizer.model')))
+    ? sentencePieceVocab(checkpoint.dir, config.padded_vocab_size, hfConfig, gg.gemma)
+    : ggufVocab(checkpoint.dir, config.padded_vocab_size, hfConfig);
+  const merging = { pretrainedCheckpointDir: options.pretrainedCheckpointDir, cwd, onMerge: () => options.onProgress?.({ phase: 'merge' }) };
+  return withFullWeights(checkpoint, out, merging, async (weightsFile, merged) => {
     const file = await TensorFile.open(weightsFile);
     try {
       if (file.names.some((n) => n.includes('.attn.attn.'))) {
@@ -283,13 +273,11 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       const bytes = header.length + dataBytes;
       options.onProgress?.({ phase: 'done', tensors: stats.tensors, total: stats.tensors, bytes });
       return {
-        outputFile: out, architecture: gg.arch, outtype, merged: mergedDir !== null, tensors: stats.tensors,
+        outputFile: out, architecture: gg.arch, outtype, merged, tensors: stats.tensors,
         bytesWritten: bytes, seconds: (performance.now() - start) / 1000,
       };
     } finally {
       await file.close();
     }
-  } finally {
-    if (mergedDir) await rm(mergedDir, { recursive: true, force: true });
-  }
+  });
 }

@@ -11,17 +11,16 @@
 //     temporary lit_model.pth next to the output, streamed, removed afterwards);
 //   * the output folder appears whole or not at all (io/outdir.ts); an existing one is replaced only with `force`.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { binding, type NativeTensorPlanOutput } from '../binding.js';
 import { fail } from '../errors.js';
-import { copyFileAtomic, removeStalePartials, tempSibling, writeFileAtomic } from '../io/atomic.js';
+import { copyFileAtomic, writeFileAtomic } from '../io/atomic.js';
 import { Checkpoint, extendCheckpointDir } from '../io/checkpoint.js';
 import { writeCheckpointFolder, type FolderFile } from '../io/outdir.js';
 import { TensorFile } from '../io/tensorfile.js';
-import { mergeLora } from '../model/merge.js';
 import { dtypeBytes, type Dtype } from '../tensor.js';
 import { familyOfConfig, hfConfigFromConfig, hfConfigText } from './hf_config.js';
+import { withFullWeights } from './full_weights.js';
 import { hfFromLitgpt } from './hf_weights.js';
 import { CONVERT_DTYPES, type ConvertProgress } from './convert_to_litgpt.js';
 
@@ -123,17 +122,8 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
   const start = performance.now();
 
   // A LoRA-only folder is merged first, streamed, into a hidden folder next to the output.
-  let weightsFile = checkpoint.files.model;
-  let mergedDir: string | null = null;
-  const mergedName = `${basename(out)}.merging`;
-  await removeStalePartials(dirname(out), mergedName);
-  try {
-    if (!weightsFile) {
-      options.onProgress?.({ phase: 'merge' });
-      mergedDir = tempSibling(join(dirname(out), mergedName));
-      const merged = await mergeLora(checkpoint.dir, { outDir: mergedDir, pretrainedCheckpointDir: options.pretrainedCheckpointDir, cwd });
-      weightsFile = merged.outFile;
-    }
+  const merging = { pretrainedCheckpointDir: options.pretrainedCheckpointDir, cwd, onMerge: () => options.onProgress?.({ phase: 'merge' }) };
+  return withFullWeights(checkpoint, out, merging, async (weightsFile, merged) => {
     const file = await TensorFile.open(weightsFile);
     let infos;
     try {
@@ -208,11 +198,9 @@ export async function convertFromLitgpt(checkpointDir: string, outputDir: string
     options.onProgress?.({ phase: 'done', tensors, total: recipes.length, bytes: bytesWritten });
     return {
       outputDir: out, architecture: family.architecture, weightFiles: names.map((n) => join(out, n)), tied,
-      merged: mergedDir !== null, tensors, bytesWritten, seconds: (performance.now() - start) / 1000,
+      merged, tensors, bytesWritten, seconds: (performance.now() - start) / 1000,
     };
-  } finally {
-    if (mergedDir) await rm(mergedDir, { recursive: true, force: true });
-  }
+  });
 }
 
 function minimalGenerationConfig(hf: Record<string, unknown>): Record<string, unknown> {
