@@ -18,7 +18,7 @@ void DecodeHost::run(gpt::Gpt& model) {
         pending.pop_front();
       }
     }
-    for (auto& request : taken) engine.admit(std::move(request));
+    if (!taken.empty()) engine.admit(std::move(taken));
     const bool more = engine.step();
     if (!more) {
       std::unique_lock<std::mutex> lock(mutex);

@@ -9,6 +9,7 @@ Napi::Object generationResultToJs(Napi::Env env, const generate::Result& r) {
   out.Set("generatedTokens", static_cast<double>(r.generatedTokens));
   out.Set("emittedTokens", static_cast<double>(r.tokens.size()));
   out.Set("prefillSeconds", r.prefillSeconds);
+  out.Set("prefillRows", static_cast<double>(r.prefillRows));
   out.Set("decodeSeconds", r.decodeSeconds);
   return out;
 }

@@ -66,6 +66,9 @@ async function checkBatched(what: string, model: Model): Promise<void> {
     assert.is(r.stats.reason, 'max_new_tokens');
     assert.is(r.stats.generatedTokens, requests[i]!.options.maxNewTokens);
   }
+  // Requests 0–2 arrived together (prompts of 7, 3 and 13 tokens), whether or not the decoder took them in one
+  // forward; a sliding window shorter than 13 positions forbids padding them to one length.
+  if (model.config.sliding_window_size) assert.equal(all.slice(0, 3).map((r) => r.stats.prefillRows), [1, 1, 1], `${what}: prefill rows`);
   // Joined mid-stream: request 3 began while request 0 was still decoding; request 1 (9 tokens) left early.
   assert.ok(order.indexOf('first 3') < order.indexOf('end 0'), order.join(', '));
   assert.ok(order.indexOf('end 1') < order.indexOf('end 0'), order.join(', '));
@@ -108,6 +111,24 @@ test('sliding-window layers: rows decoded together past the window equal each al
   }
   // The longest request reaches position 36 (13 prompt tokens + 24 new, the last not forwarded): layer 1 keeps all.
   assert.equal(model.handle.info().kvCacheSlots, [4, 36]);
+  await model.dispose();
+});
+
+test('16 prompts arriving at once are prefilled together, padded to one length, and each equals it alone', async () => {
+  const model = await Model.fromConfig({ ...pythiaTiny, block_size: 96 }, { seed: 25 });
+  const prompts = Array.from({ length: 16 }, (_, i) => Array.from({ length: 3 + (i * 5) % 11 }, (_, t) => (7 * t + 13 * i + 3) % 90));
+  const options = (i: number): SamplingOptions => (i % 3 === 0 ? { temperature: 0.8, topK: 10, seed: 40 + i, maxNewTokens: 12, stopTokens: [] }
+    : { ...GREEDY, maxNewTokens: 12 });
+  const solo: number[][] = [];
+  for (const [i, p] of prompts.entries()) solo.push(await alone(model, p, options(i)));
+  const runs = await Promise.all(prompts.map((p, i) => collect(generateTokens(model, p, options(i)))));
+  for (const [i, r] of runs.entries()) assert.equal(r.ids, solo[i], `request ${i} equals it alone`);
+  // Prompts of 3–13 tokens: the decoder takes whatever has arrived each time it looks, so the first one or few may
+  // be prefilled before the rest arrive; the rest share forwards (each a group of rows, at least half of whose
+  // padded tokens are their own).
+  const forwards = runs.reduce((n, r) => n + 1 / r.stats.prefillRows, 0);
+  assert.ok(forwards <= 8, `16 prompts took ${forwards.toFixed(1)} forwards (${runs.map((r) => r.stats.prefillRows)})`);
+  assert.ok(runs.every((r) => r.stats.prefillRows >= 1 && r.stats.prefillRows <= 16));
   await model.dispose();
 });
 

@@ -18,36 +18,94 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 Engine::Engine(gpt::Gpt& model, int64_t maxRows) : model_(model), maxRows_(std::max<int64_t>(1, maxRows)) {}
 
 void Engine::admit(Request request) {
-  LITLORA_CHECK(freeRows() > 0, "ERR_ARG", "batch decode: every row is taken");
+  std::vector<Request> one;
+  one.push_back(std::move(request));
+  admit(std::move(one));
+}
+
+void Engine::admit(std::vector<Request> requests) {
+  LITLORA_CHECK(static_cast<int64_t>(requests.size()) <= freeRows(), "ERR_ARG",
+                "batch decode: " << requests.size() << " requests for " << freeRows() << " free rows");
+  std::vector<std::unique_ptr<RowState>> ready;
+  for (Request& request : requests)
+    if (auto row = prepare(std::move(request))) ready.push_back(std::move(row));
+  // Longest first, so that each group pads to its first prompt.
+  std::stable_sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) { return a->request.prompt.size() > b->request.prompt.size(); });
+  const int64_t window = model_.config().slidingWindowSize;
+  for (size_t first = 0; first < ready.size();) {
+    const int64_t padded = static_cast<int64_t>(ready[first]->request.prompt.size());
+    int64_t own = padded;
+    size_t last = first + 1;
+    if (window <= 0 || padded <= window) {
+      for (; last < ready.size(); ++last) {
+        const int64_t length = static_cast<int64_t>(ready[last]->request.prompt.size());
+        const int64_t count = static_cast<int64_t>(last - first) + 1;
+        if (count * padded > kPrefillTokens || 2 * (own + length) < count * padded) break;
+        own += length;
+      }
+    }
+    prefill(ready, first, last, padded);
+    first = last;
+  }
+}
+
+std::unique_ptr<Engine::RowState> Engine::prepare(Request request) {
   auto row = std::make_unique<RowState>();
   row->request = std::move(request);
   row->start = Clock::now();
   const Request& r = row->request;
   try {
-    at::NoGradGuard noGrad;
     const int64_t promptLength = static_cast<int64_t>(r.prompt.size());
     row->result.promptTokens = promptLength;
     generate::checkOptions(model_, promptLength, r.options);
     if (r.cancelled && r.cancelled->load()) {  // cancelled while it waited: no work for it
       row->result.reason = generate::StopReason::Cancelled;
       finish(*row);
-      return;
+      return nullptr;
     }
-    // The cache generate() allocates: the prompt, then every sampled token but the last.
-    const int64_t blockSize = model_.config().blockSize;
-    const int64_t cacheLength = std::min(blockSize, promptLength + r.options.maxNewTokens - 1);
-    row->cache = model_.newRowCache(std::max(cacheLength, promptLength));
     row->generator = at::make_generator<at::CPUGeneratorImpl>(r.options.seed);
-    at::Tensor prompt = at::tensor(r.prompt, at::kLong).view({1, promptLength});
-    std::vector<gpt::Row> one{{&row->cache, 0, r.adapter}};
-    row->logits = model_.forwardRows(prompt, one, /*lastOnly=*/true).reshape({-1});
-    row->position = promptLength;
   } catch (...) {
-    row->cache = gpt::RowCache{};
     if (r.onError) r.onError(std::current_exception());
+    return nullptr;
+  }
+  return row;
+}
+
+void Engine::prefill(std::vector<std::unique_ptr<RowState>>& ready, size_t first, size_t last, int64_t padded) {
+  at::NoGradGuard noGrad;
+  const int64_t G = static_cast<int64_t>(last - first);
+  try {
+    at::Tensor tokens = at::zeros({G, padded}, at::kLong);  // padding: token 0, which only padding attends to
+    std::vector<gpt::Row> views(G);
+    std::vector<int64_t> lengths(G);
+    const int64_t blockSize = model_.config().blockSize;
+    for (int64_t g = 0; g < G; ++g) {
+      RowState& row = *ready[first + g];
+      const Request& r = row.request;
+      const int64_t promptLength = static_cast<int64_t>(r.prompt.size());
+      // The cache generate() allocates (the prompt, then every sampled token but the last), and room for the padding.
+      const int64_t cacheLength = std::min(blockSize, promptLength + r.options.maxNewTokens - 1);
+      row.cache = model_.newRowCache(std::max({cacheLength, promptLength, padded}));
+      tokens[g].narrow(0, 0, promptLength).copy_(at::tensor(r.prompt, at::kLong));
+      views[g] = {&row.cache, 0, r.adapter};
+      lengths[g] = promptLength;
+    }
+    at::Tensor logits = model_.forwardRows(tokens, views, /*lastOnly=*/true, lengths).view({G, -1});
+    for (int64_t g = 0; g < G; ++g) {
+      RowState& row = *ready[first + g];
+      row.logits = logits.select(0, g);
+      row.position = lengths[g];
+      row.result.prefillRows = G;
+    }
+  } catch (...) {
+    const std::exception_ptr error = std::current_exception();
+    for (size_t i = first; i < last; ++i) {
+      ready[i]->cache = gpt::RowCache{};
+      if (ready[i]->request.onError) ready[i]->request.onError(error);
+    }
     return;
   }
-  rows_.push_back(std::move(row));
+  for (size_t i = first; i < last; ++i) rows_.push_back(std::move(ready[i]));
 }
 
 bool Engine::advance(RowState& row) {

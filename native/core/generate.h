@@ -43,6 +43,7 @@ struct Result {
   int64_t promptTokens = 0;
   int64_t generatedTokens = 0;   // model steps taken after the prompt (stop tokens included)
   double prefillSeconds = 0;     // the prompt's forward and the first sample
+  int64_t prefillRows = 1;       // prompts in that forward (the batched decoder prefills prompts that arrive together)
   double decodeSeconds = 0;      // every later step
 };
 

@@ -142,7 +142,11 @@ class Gpt {
   RowCache newRowCache(int64_t maxLen) const;
   // tokens (B, T): row b's tokens continue rows[b] at its position in its own cache (attention runs per row, so
   // each row computes what a batch-1 forward over its cache computes). Returns logits (B, T or 1, V).
-  at::Tensor forwardRows(const at::Tensor& tokens, const std::vector<Row>& rows, bool lastOnly);
+  // `lengths` (B, optional): row b's first lengths[b] tokens are its own and the rest padding at the end, which
+  // attention's causal mask keeps from the row's tokens (its cache slots are overwritten as the row goes on);
+  // lastOnly then takes each row's logits at its last own token.
+  at::Tensor forwardRows(const at::Tensor& tokens, const std::vector<Row>& rows, bool lastOnly,
+                         const std::vector<int64_t>& lengths = {});
 
   // Runtime adapters: LoRA tensors (litgpt's lora_* names) under the LoRA settings `lora`, kept beside the base
   // weights and added per row by forwardRows. A tensor set that does not fit this model's shapes under those

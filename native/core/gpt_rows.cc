@@ -30,7 +30,7 @@ RowCache Gpt::newRowCache(int64_t maxLen) const {
   return cache;
 }
 
-at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& rows, bool lastOnly) {
+at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& rows, bool lastOnly, const std::vector<int64_t>& lengths) {
   at::NoGradGuard noGrad;
   LITLORA_CHECK(tokens.dim() == 2 && tokens.size(0) == static_cast<int64_t>(rows.size()), "ERR_SHAPE",
                 "forwardRows: expected tokens (" << rows.size() << ", time), got " << shapeString(tokens.sizes()));
@@ -44,6 +44,9 @@ at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& ro
                   "ERR_ADAPTER_NOT_FOUND", "forwardRows: no adapter at index " << r.adapter);
     end = std::max(end, r.position + T);
   }
+  LITLORA_CHECK(lengths.empty() || lengths.size() == rows.size(), "ERR_SHAPE",
+                "forwardRows: " << lengths.size() << " lengths for " << rows.size() << " rows");
+  for (int64_t n : lengths) LITLORA_CHECK(n >= 1 && n <= T, "ERR_RANGE", "forwardRows: a row length of " << n << " for " << T << " tokens");
   at::Tensor ids = checkedTokens(tokens, std::nullopt);
   ropeCache(end);
   // Row b's rope rows are its own positions: (B, 1, T, n), broadcast over the heads as (T, n) is for one row.
@@ -77,7 +80,13 @@ at::Tensor Gpt::forwardRows(const at::Tensor& tokens, const std::vector<Row>& ro
   if (config_.scaleEmbeddings) x = x * at::scalar_tensor(std::sqrt(static_cast<double>(config_.nEmbd)), x.options());
   for (Block& b : blocks_) x = block(b, x, b.localRope ? cosLocal : cos, b.localRope ? sinLocal : sin, std::nullopt, false);
   at::Tensor h = norm(lnF_, x);
-  if (lastOnly) h = h.narrow(1, h.size(1) - 1, 1);
+  if (lastOnly && !lengths.empty()) {
+    std::vector<int64_t> last(B);
+    for (int64_t b = 0; b < B; ++b) last[b] = b * T + lengths[b] - 1;
+    h = h.reshape({B * T, -1}).index_select(0, at::tensor(last, at::kLong).to(h.device())).view({B, 1, -1});
+  } else if (lastOnly) {
+    h = h.narrow(1, h.size(1) - 1, 1);
+  }
   return head(h);
 }
 

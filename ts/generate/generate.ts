@@ -60,6 +60,8 @@ export interface GenerationStats {
   emittedTokens: number;
   /** The prompt's forward and the first token. */
   prefillSeconds: number;
+  /** Prompts in that forward: the batched decoder prefills prompts that arrive together in one (0: cancelled before). */
+  prefillRows: number;
   /** Every later token. */
   decodeSeconds: number;
   /** (generatedTokens − 1) / decodeSeconds: the decode speed with the KV cache. */
@@ -137,7 +139,8 @@ export async function* generateTokens(model: Model, prompt: ArrayLike<number>, o
     w?.();
   };
   const cancelledStats = (): GenerationStats =>
-    ({ reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, decodeSeconds: 0, decodeTokensPerSecond: 0 });
+    ({ reason: 'cancelled', promptTokens: ids.length, generatedTokens: 0, emittedTokens: 0, prefillSeconds: 0, prefillRows: 0, decodeSeconds: 0,
+      decodeTokensPerSecond: 0 });
   if (options.signal?.aborted) return cancelledStats();
   let handle: NativeGeneration | null = null;
   let started = false;  // submitted to the decoder (else still waiting in the model's queue, or refused)
