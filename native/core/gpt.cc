@@ -12,6 +12,7 @@
 #include "error.h"
 #include "gpt_loss.h"
 #include "lora_placement.h"
+#include "decode_attention.h"
 #include "row_linear.h"
 
 namespace litlora::gpt {
@@ -272,9 +273,25 @@ at::Tensor Gpt::attention(Block& b, const at::Tensor& x, const at::Tensor& cos, 
   const int64_t start = inputPos.value_or(0);
   KvSpan kv{k, v, 0};
   if (inputPos) kv = cacheAppend(b, {b.cache.k.narrow(0, 0, B), b.cache.v.narrow(0, 0, B)}, k, v, start);
+  if (inputPos && T == 1) {  // a decode step: the same kernel as the batched decoder's rows (decode_attention.h)
+    std::vector<decode_attention::Keys> rows;
+    for (int64_t r = 0; r < B; ++r) rows.push_back({kv.k.narrow(0, r, 1), kv.v.narrow(0, r, 1), kv.first});
+    if (decode_attention::applies(q, rows))
+      return linear(b.proj, decode_attention::attend(q, rows, decodeOptions(b)).transpose(1, 2).reshape({B, T, c.nHead * hs}), training);
+  }
   at::Tensor y = attend(b, q, kv, start, inputPos.has_value());
   y = y.transpose(1, 2).reshape({B, T, c.nHead * hs});
   return linear(b.proj, y, training);
+}
+
+decode_attention::Options Gpt::decodeOptions(const Block& b) const {
+  const GptConfig& c = config_;
+  decode_attention::Options o;
+  o.scale = 1.0 / std::sqrt(c.attentionScoresScalar.value_or(static_cast<double>(c.headSize)));
+  o.softcap = c.attentionLogitSoftcapping;
+  o.window = b.slidingWindow ? c.slidingWindowSize : 0;
+  o.qPerKv = c.qPerKv();
+  return o;
 }
 
 // The slots a layer's cache needs for a sequence of up to maxLen positions: a sliding layer never looks further

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "decode_attention.h"
 #include "gpt_config.h"
 #include "gpt_lora.h"
 
@@ -201,6 +202,8 @@ class Gpt {
   // Stores k, v (B, nqg, T, hs) at positions start.. in `cache` (views of the layer's cache for these rows) and
   // returns the keys and values positions start..start+T−1 attend over.
   KvSpan cacheAppend(const Block& b, const KvCache& cache, const at::Tensor& k, const at::Tensor& v, int64_t start) const;
+  // The block's attention settings for core/decode_attention (scale, soft-capping, window, query groups).
+  decode_attention::Options decodeOptions(const Block& b) const;
   at::Tensor addRowAdapters(const LinearLayer& l, const at::Tensor& x, at::Tensor y, const at::Tensor& tokenRows) const;
   void initialise(uint64_t seed, bool base);
   std::vector<LinearLayer*> linearLayers();

@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 
+#include "decode_attention.h"
 #include "error.h"
 #include "gpt.h"
 #include "lora_placement.h"
@@ -96,6 +97,22 @@ at::Tensor Gpt::attendRows(Block& b, const at::Tensor& q, const at::Tensor& k, c
   const GptConfig& c = config_;
   const int64_t B = q.size(0), T = q.size(2), hs = c.headSize;
   const size_t layer = static_cast<size_t>(&b - blocks_.data());
+  if (T == 1) {  // a decode step: every row's heads in one parallel loop (decode_attention.h)
+    std::vector<decode_attention::Keys> keys;
+    keys.reserve(B);
+    for (int64_t r = 0; r < B; ++r) {
+      const Row& row = (*rows_)[r];
+      KvSpan kv = cacheAppend(b, row.cache->layers[layer], k.narrow(0, r, 1), v.narrow(0, r, 1), row.position);
+      keys.push_back({kv.k, kv.v, kv.first});
+    }
+    if (decode_attention::applies(q, keys))
+      return decode_attention::attend(q, keys, decodeOptions(b)).transpose(1, 2).reshape({B, T, c.nHead * hs});
+    std::vector<at::Tensor> outputs;
+    for (int64_t r = 0; r < B; ++r)
+      outputs.push_back(attend(b, q.narrow(0, r, 1), {keys[r].k, keys[r].v, keys[r].first}, (*rows_)[r].position, /*cached=*/true));
+    at::Tensor y = B == 1 ? outputs[0] : at::cat(outputs, 0);
+    return y.transpose(1, 2).reshape({B, T, c.nHead * hs});
+  }
   std::vector<at::Tensor> outputs;
   outputs.reserve(B);
   for (int64_t r = 0; r < B; ++r) {
