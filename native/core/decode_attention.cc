@@ -52,12 +52,27 @@ LITLORA_AVX2 void scoresAvx2(const float* q, const float* k, int64_t kStep, int6
   }
 }
 
-// out = Σ_j p[j]·v_j over [j0, L), with AVX2, in the order of j.
+// out = Σ_j p[j]·v_j over [j0, L), with AVX2, in the order of j: up to 64 channels at a time, one accumulator
+// each, so that the accumulations do not wait on one another.
 LITLORA_AVX2 void weightedSumAvx2(const float* p, const float* v, int64_t vStep, int64_t j0, int64_t L, int64_t hs, float* out) {
-  for (int64_t d = 0; d < hs; d += 8) {
-    __m256 o = _mm256_setzero_ps();
-    for (int64_t j = j0; j < L; ++j) o = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * vStep + d), o);
-    _mm256_storeu_ps(out + d, o);
+  for (int64_t d0 = 0; d0 < hs; d0 += 64) {
+    const int n = static_cast<int>(std::min<int64_t>(8, (hs - d0) / 8));
+    __m256 o[8];
+    for (int b = 0; b < 8; ++b) o[b] = _mm256_setzero_ps();
+    if (n == 8) {
+      for (int64_t j = j0; j < L; ++j) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        const float* vj = v + j * vStep + d0;
+        for (int b = 0; b < 8; ++b) o[b] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * b), o[b]);
+      }
+    } else {
+      for (int64_t j = j0; j < L; ++j) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        const float* vj = v + j * vStep + d0;
+        for (int b = 0; b < n; ++b) o[b] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * b), o[b]);
+      }
+    }
+    for (int b = 0; b < n; ++b) _mm256_storeu_ps(out + d0 + 8 * b, o[b]);
   }
 }
 #endif
