@@ -99,10 +99,12 @@ void Engine::prefill(std::vector<std::unique_ptr<RowState>>& ready, size_t first
     }
   } catch (...) {
     const std::exception_ptr error = std::current_exception();
-    for (size_t i = first; i < last; ++i) {
-      ready[i]->cache = gpt::RowCache{};
-      if (ready[i]->request.onError) ready[i]->request.onError(error);
+    for (size_t i = first; i < last; ++i) ready[i]->cache = gpt::RowCache{};
+    if (G > 1) {  // each alone, so that only the request that fails (out of memory, say) gets the error
+      for (size_t i = first; i < last; ++i) prefill(ready, i, i + 1, static_cast<int64_t>(ready[i]->request.prompt.size()));
+      return;
     }
+    if (ready[first]->request.onError) ready[first]->request.onError(error);
     return;
   }
   for (size_t i = first; i < last; ++i) rows_.push_back(std::move(ready[i]));

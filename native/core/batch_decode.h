@@ -78,7 +78,8 @@ class Engine {
   // A row for the request with its options checked and its generator seeded; null when it ended already
   // (cancelled while it waited, or bad options: its onDone / onError has been called).
   std::unique_ptr<RowState> prepare(Request request);
-  // One forward over rows [first, last) of `ready` (prompts of at most `padded` tokens), which then join rows_.
+  // One forward over rows [first, last) of `ready` (prompts of at most `padded` tokens), which then join rows_;
+  // if a group's forward fails, each of its rows is prefilled alone.
   void prefill(std::vector<std::unique_ptr<RowState>>& ready, size_t first, size_t last, int64_t padded);
   // Samples one token; returns true when the row is finished (its onDone has been called).
   bool advance(RowState& row);
