@@ -60,6 +60,7 @@ std::unique_ptr<Engine::RowState> Engine::prepare(Request request) {
     generate::checkOptions(model_, promptLength, r.options);
     if (r.cancelled && r.cancelled->load()) {  // cancelled while it waited: no work for it
       row->result.reason = generate::StopReason::Cancelled;
+      row->result.prefillRows = 0;  // no prompt forward ran, as GenerationStats says of a request cancelled before it
       finish(*row);
       return nullptr;
     }
