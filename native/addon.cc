@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/mkl_vendor.h"
 #include "distributed_wrap.h"
 #include "errors.h"
 #include "batch_decode_wrap.h"
@@ -34,6 +35,11 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   out.Set("cuda", false);
 #endif
   out.Set("cudaDeviceCount", compat::cudaDeviceCount());
+  const MklVendorAnswer mkl = mklVendorAnswer();
+  Napi::Object mklOut = Napi::Object::New(env);
+  mklOut.Set("answersIntel", mkl.intel);
+  mklOut.Set("queries", static_cast<double>(mkl.queries));
+  out.Set("mklVendorCheck", mklOut);
   return out;
 }
 

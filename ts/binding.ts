@@ -154,7 +154,8 @@ export interface NativeInternals {
 /** @internal Every export of the addon. */
 export interface NativeBinding {
   // The addon itself (native/addon.cc)
-  buildInfo(): { torchVersion: string; torchCmakeVersion?: string; cuda: boolean; cudaDeviceCount: number };
+  buildInfo(): { torchVersion: string; torchCmakeVersion?: string; cuda: boolean; cudaDeviceCount: number;
+    mklVendorCheck: MklVendorCheck };
   setNumThreads(n: number): void;
   getNumThreads(): number;
   /** The class native errors are made of, constructed with (code, message) (native/errors.cc). */
@@ -306,8 +307,18 @@ export function getNumThreads(): number {
   return binding().getNumThreads();
 }
 
+/**
+ * MKL (libtorch's CPU BLAS) picks kernels by CPU vendor as well as by instruction set; the addon answers its vendor
+ * check (native/core/mkl_vendor.cc) so that a non-Intel CPU with AVX2 and FMA gets MKL's AVX2 kernels.
+ * `answersIntel`: what the addon answers (false with LITLORA_MKL_VENDOR_CHECK=1 or without AVX2/FMA); `queries`: how
+ * many times MKL has asked (0 before the first GEMM, or where libtorch has no MKL).
+ */
+export interface MklVendorCheck { answersIntel: boolean; queries: number }
+
 /** What the loaded addon was built with, what it sees, and which file it was loaded from (`addon`). */
-export function buildInfo(): { torchVersion: string; cuda: boolean; cudaDeviceCount: number; addon: string } {
+export function buildInfo(): { torchVersion: string; cuda: boolean; cudaDeviceCount: number; addon: string;
+  mklVendorCheck: MklVendorCheck } {
   const info = binding().buildInfo();
-  return { torchVersion: info.torchVersion, cuda: info.cuda, cudaDeviceCount: info.cudaDeviceCount, addon: loadedFrom };
+  return { torchVersion: info.torchVersion, cuda: info.cuda, cudaDeviceCount: info.cudaDeviceCount, addon: loadedFrom,
+    mklVendorCheck: info.mklVendorCheck };
 }

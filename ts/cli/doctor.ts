@@ -74,6 +74,9 @@ the addon does not load.`,
       const info = buildInfo();
       loaded = true;
       row('addon', `loads: ${info.addon} (Torch ${info.torchVersion}, ${info.cuda ? `CUDA, ${info.cudaDeviceCount} device(s)` : 'CPU'})`);
+      row('MKL', info.mklVendorCheck.answersIntel
+        ? 'its kernels chosen by CPU features (the addon answers MKL\'s vendor check; LITLORA_MKL_VENDOR_CHECK=1 keeps MKL\'s answer)'
+        : 'its own vendor check (LITLORA_MKL_VENDOR_CHECK=1, or no AVX2/FMA)');
     } catch (e) {
       row('addon', 'does not load');
       missing.push(`the native addon: ${(e as Error).message.split('\n').slice(0, 6).join('\n    ')}`);
