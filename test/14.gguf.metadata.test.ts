@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { packageRoot } from '../ts/addon_loader.js';
 import { convertToGguf } from '../ts/gguf/convert.js';
 import { convertLoraToGguf } from '../ts/gguf/lora.js';
+import { GGML_TYPE, GgufMetadata, writeGguf } from '../ts/gguf/writer.js';
 import { convertFromLitgpt } from '../ts/interop/convert_from_litgpt.js';
 import { Model, OutDir, normalizeLora, readConfig } from '../ts/index.js';
 import { runCli } from '../ts/cli/main.js';
@@ -227,6 +228,29 @@ import('${join(packageRoot, 'ts', 'gguf', 'writer.ts')}').then(async (w) => {
   await convertToGguf(dirs.llama, out, { outtype: 'f32' });
   assert.ok(existsSync(out));
   assert.equal(readdirSync(root).filter((f) => f.startsWith('.killed.gguf.tmp-')), [], 'the next export removed the dead writer\'s partial');
+});
+
+test('header strings: UTF-8 of 1 to 4 bytes, a lone surrogate and a long string read back by gguf-py as written', async () => {
+  const strings = ['', 'plain', 'Ġhello Ċ', 'ü ß', '€ 中文', '😀 emoji 𝄞', 'lone \ud800 surrogate', 'tail \udc00', 'é'.repeat(400_000)];
+  const md = new GgufMetadata().string('general.architecture', 'llama');
+  strings.forEach((s, i) => md.string(`test.s${i}`, s));
+  md.set('test.list', { type: 'string[]', value: strings });
+  md.set('test.big', { type: 'u64', value: 2 ** 40 + 7 });
+  const out = join(root, 'strings.gguf');
+  await writeGguf(out, md, [{ name: 't', shape: [2, 32], type: GGML_TYPE.F32, data: async () => new Uint8Array(256) }]);
+  const r = runPython(`
+import json, sys
+sys.path.insert(0, ${REF})
+import gguf_expected as g
+got, tensors = g.read(${JSON.stringify(out)})
+print(json.dumps({"fields": {k: v for k, v in got.items() if k.startswith("test.")}, "tensors": tensors}))`);
+  const got = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  // What UTF-8 holds of each string: a lone surrogate becomes U+FFFD, as Buffer.from and TextEncoder write it.
+  const expected = strings.map((s) => Buffer.from(s, 'utf8').toString('utf8'));
+  strings.forEach((_, i) => assert.is(got.fields[`test.s${i}`], expected[i], `test.s${i}`));
+  assert.equal(got.fields['test.list'], expected);
+  assert.is(got.fields['test.big'], 2 ** 40 + 7);
+  assert.equal(got.tensors, [['t', [32, 2], 'F32']]);
 });
 
 test.run();
