@@ -5,7 +5,9 @@ import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { binding, type NativeTensorPlanOutput } from '../ts/binding.js';
 import { convertToGguf } from '../ts/gguf/convert.js';
+import { GGML_TYPE, GgufMetadata, ggufHeader, type GgmlType, type GgufTensorInfo } from '../ts/gguf/writer.js';
 import { agreement, litloraGreedy, llamaCppGreedy, makeGgufModels, type GgufTestFamily } from './helpers/gguf.js';
 import { runPython } from './helpers/python.js';
 import { tempFolders } from './helpers/temp.js';
@@ -138,6 +140,65 @@ for t in a.tensors:
     n += 1
 print(n)`);
   assert.ok(Number(r.stdout.trim()) >= 7, r.stdout);
+});
+
+test('the tensor plan: q8_0, f16, bf16 and f32 of float32, bfloat16 and float16 tensors (whole, several chunks, odd block counts, row pieces) equal gguf-py\'s and numpy\'s', async () => {
+  const dir = temp.make('gguf-plan');
+  const src = join(dir, 'w.safetensors'), out = join(dir, 'plan.gguf');
+  // 1, 9, 15 and 8643 blocks of 32: the quantizer's groups of 8 blocks and their remainders, and 67 × 4128 values
+  // more than one 256 KB read of each dtype.
+  const SHAPES: [number, number][] = [[1, 32], [3, 96], [5, 96], [67, 4128]];
+  const DTYPES = ['float32', 'bfloat16', 'float16'];
+  runPython(`
+import torch
+from safetensors.torch import save_file
+g = torch.Generator().manual_seed(3)
+t = {}
+for dt in ${JSON.stringify(DTYPES)}:
+    for rows, cols in ${JSON.stringify(SHAPES)}:
+        t[f"{dt}.{rows}x{cols}"] = (torch.randn(rows, cols, generator=g) * 0.05).to(getattr(torch, dt))
+save_file(t, ${JSON.stringify(src)})`);
+  const infos: GgufTensorInfo[] = [], outputs: NativeTensorPlanOutput[] = [];
+  const TYPES = { q8_0: GGML_TYPE.Q8_0, f16: GGML_TYPE.F16, bf16: GGML_TYPE.BF16, f32: GGML_TYPE.F32 } as const;
+  for (const dt of DTYPES) {
+    for (const [ggml, type] of Object.entries(TYPES) as [keyof typeof TYPES, GgmlType][]) {
+      for (const [rows, cols] of SHAPES) {
+        infos.push({ name: `${dt}.${rows}x${cols}.${ggml}`, shape: [rows, cols], type });
+        outputs.push({ name: `${dt}.${rows}x${cols}.${ggml}`, ggml, pieces: [{ source: 0, name: `${dt}.${rows}x${cols}` }] });
+      }
+      // Rows 1-2 of the 3 × 96 tensor, then the 5 × 96 one.
+      infos.push({ name: `${dt}.pieces.${ggml}`, shape: [7, 96], type });
+      outputs.push({ name: `${dt}.pieces.${ggml}`, ggml, pieces: [{ source: 0, name: `${dt}.3x96`, rowStart: 1, rows: 2 }, { source: 0, name: `${dt}.5x96` }] });
+    }
+  }
+  const { header } = ggufHeader(new GgufMetadata().string('general.architecture', 'llama'), infos);
+  await binding().writeTensorPlan({ sources: [src], outputs, outPath: out, format: 'gguf', header });
+  const r = runPython(`
+import torch
+from safetensors.torch import load_file
+from gguf import GGUFReader
+from gguf.quants import quantize
+from gguf.constants import GGMLQuantizationType as Q
+src = load_file(${JSON.stringify(src)})
+n = 0
+for t in GGUFReader(${JSON.stringify(out)}).tensors:
+    dt, what, ggml = t.name.split(".")
+    x = torch.cat([src[f"{dt}.3x96"][1:3], src[f"{dt}.5x96"]]) if what == "pieces" else src[f"{dt}.{what}"]
+    x32 = x.float().numpy()  # every value of the three dtypes exactly
+    got = np.array(t.data)
+    if ggml == "q8_0":
+        want = quantize(x32, Q.Q8_0)
+    elif ggml == "f16":
+        want = x32.astype(np.float16)
+    elif ggml == "bf16":
+        want = torch.from_numpy(x32).to(torch.bfloat16).view(torch.int16).numpy()
+        got = got.view(np.int16)
+    else:
+        want = x32
+    assert got.tobytes() == want.tobytes(), t.name
+    n += 1
+print(n)`);
+  assert.is(Number(r.stdout.trim()), DTYPES.length * 4 * (SHAPES.length + 1));
 });
 
 test.run();
