@@ -113,4 +113,20 @@ test('a real process: out_dir in a folder that takes no new entries (/proc) is E
   assert.match(init.stderr, /^litlora init: error \[ERR_IO\]: cannot write the checkpoint folder \/proc\/litlora-test \(mkdir \/proc\/\.litlora-test\.tmp-[^)]+\): no such file or directory \(ENOENT\)\. [^\n]*\n$/);
 });
 
+test('a disk too small for a GGUF export: ERR_IO before any tensor is written; the user\'s file there is untouched', () => {
+  // A 16 KB tmpfs (the export is ~0.1 MB) in a mount namespace of the CLI's own (root can make one; elsewhere the test says why it skips).
+  if (spawnSync('unshare', ['-m', 'true']).status !== 0) {
+    console.log('  skipped: unshare -m (a private mount namespace) is not allowed here');
+    return;
+  }
+  const mnt = temp.make('smallfs');
+  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const litlora = [process.execPath, ...cliProcessArgs(['convert_to_gguf', 'base', join(mnt, 'm.gguf'), '--outtype', 'f32', '--force'])].map(q).join(' ');
+  const script = `mount -t tmpfs -o size=16k none ${q(mnt)} && printf 'the user\\047s file\\n' > ${q(join(mnt, 'm.gguf'))} && ` +
+    `${litlora}; echo "exit=$?"; cat ${q(join(mnt, 'm.gguf'))}; ls -A ${q(mnt)}`;
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { cwd: dir, encoding: 'utf8' });
+  assert.match(r.stderr, /^litlora convert_to_gguf: error \[ERR_IO\]: writing \S+m\.gguf needs \d+ bytes, more than the disk has free: free some space \(or choose another disk\) and run again; the previous file, if any, is unchanged\n$/);
+  assert.is(r.stdout, 'exit=1\nthe user\'s file\nm.gguf\n', 'the user\'s file as it was, no partial left beside it');
+});
+
 test.run();

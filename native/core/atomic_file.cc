@@ -78,6 +78,21 @@ void AtomicFile::write(const void* data, uint64_t length) {
   }
 }
 
+void AtomicFile::reserve(uint64_t bytes) {
+#ifdef __linux__
+  // fallocate itself, not posix_fallocate: where the file system has no fallocate, glibc's posix_fallocate would
+  // write zeros over the whole length first, doubling the writes. Such a file system writes as it goes.
+  if (bytes == 0 || ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0) return;
+  if (errno == ENOSPC) {
+    throw Error("ERR_IO", "writing " + path_ + " needs " + std::to_string(bytes) +
+                              " bytes, more than the disk has free: free some space (or choose another disk) and run again; "
+                              "the previous file, if any, is unchanged");
+  }
+#else
+  (void)bytes;
+#endif
+}
+
 // Starts the disk writing of what was written so far without waiting for it, so that the fsync in
 // commit() finds most of the file already on disk: the disk works while we produce the rest.
 void AtomicFile::startWriteback() {

@@ -18,6 +18,10 @@ class AtomicFile {
 
   void write(const void* data, uint64_t length);
   void pwrite(const void* data, uint64_t length, uint64_t offset);
+  // Allocates `bytes` on the disk for the file before it is written, where the file system can (fallocate): a
+  // disk too small fails at once (ERR_IO) instead of after most of the bytes are written, and the file gets its
+  // extents in one piece.
+  void reserve(uint64_t bytes);
   uint64_t position() const { return position_; }
   void commit();
   const std::string& path() const { return path_; }

@@ -153,19 +153,27 @@ void releasePages(const void* begin, const void* end) {
 // 0.46–0.52 s through a 128 KB buffer (as cp does) and 0.83–2.0 s through 4 MB blocks (dd bs=4M).
 constexpr uint64_t kCopyBytes = uint64_t(256) << 10;
 
+// Reads exactly `length` bytes at `offset` of `fd` into `into` (pread from the page cache; nothing is mapped).
+void readFully(int fd, char* into, uint64_t length, uint64_t offset, const std::string& what) {
+  uint64_t got = 0;
+  while (got < length) {
+    ssize_t n = ::pread(fd, into + got, static_cast<size_t>(length - got), static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    LITLORA_CHECK(n > 0, n < 0 ? "ERR_IO" : "ERR_CHECKPOINT_FORMAT",
+                  what << ": reading its bytes failed (" << (n < 0 ? std::strerror(errno) : "the file ends early: truncated since it was opened?") << ")");
+    got += static_cast<uint64_t>(n);
+  }
+}
+
 // Copies [offset, offset + length) of a file to `sink` through a reused buffer (no map: nothing becomes resident).
 template <typename Sink>
 void copyRange(const tensorfile::Reader::ByteRange& range, uint64_t offset, uint64_t length, const std::string& what, Sink&& sink) {
   static thread_local std::vector<char> buffer(kCopyBytes);
-  uint64_t done = 0;
-  while (done < length) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyBytes, length - done));
-    ssize_t n = ::pread(range.fd, buffer.data(), want, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    LITLORA_CHECK(n > 0, n < 0 ? "ERR_IO" : "ERR_CHECKPOINT_FORMAT",
-                  what << ": reading its bytes failed (" << (n < 0 ? std::strerror(errno) : "the file ends early: truncated since it was opened?") << ")");
-    sink(buffer.data(), static_cast<uint64_t>(n));
-    done += static_cast<uint64_t>(n);
+  for (uint64_t done = 0; done < length;) {
+    const uint64_t want = std::min<uint64_t>(kCopyBytes, length - done);
+    readFully(range.fd, buffer.data(), want, offset + done, what);
+    sink(buffer.data(), want);
+    done += want;
   }
 }
 
@@ -221,12 +229,17 @@ class Producer {
     const uint64_t outElement = c10::elementSize(p.dtype);
     for (const Resolved& r : p.pieces) {
       if (r.rows == 0 || r.rowElements == 0) continue;
-      if (r.dtype == p.dtype && !p.q8) {
-        if (auto range = r.file->contiguousBytes(r.name)) {
-          const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * outElement;
-          if (!copy(*range, range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes, static_cast<uint64_t>(r.rows) * rowBytes,
-                    r.file->path() + ": '" + r.name + "'", index, crc))
-            return false;
+      if (auto range = r.file->contiguousBytes(r.name)) {
+        const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
+        const uint64_t offset = range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes;
+        const int64_t elements = r.rows * r.rowElements;
+        const std::string what = r.file->path() + ": '" + r.name + "'";
+        if (r.dtype == p.dtype && !p.q8) {
+          if (!copy(*range, offset, static_cast<uint64_t>(r.rows) * rowBytes, what, index, crc)) return false;
+          continue;
+        }
+        if (!p.q8 || elements % q8_0::kBlock == 0) {
+          if (!convert(p, *range, offset, elements, r.dtype, what, index, crc)) return false;
           continue;
         }
       }
@@ -311,16 +324,52 @@ class Producer {
       if (!token) return false;
       char* buffer = buffers_[static_cast<size_t>(*token)].data();
       const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyBytes, length - done));
-      size_t got = 0;
-      while (got < want) {
-        ssize_t n = ::pread(range.fd, buffer + got, want - got, static_cast<off_t>(offset + done + got));
-        if (n < 0 && errno == EINTR) continue;
-        LITLORA_CHECK(n > 0, n < 0 ? "ERR_IO" : "ERR_CHECKPOINT_FORMAT",
-                      what << ": reading its bytes failed (" << (n < 0 ? std::strerror(errno) : "the file ends early: truncated since it was opened?") << ")");
-        got += static_cast<size_t>(n);
-      }
+      readFully(range.fd, buffer, want, offset + done, what);
       if (!emit(Chunk{Chunk::Kind::Bytes, index, buffer, want, *token}, crc)) return false;
       done += want;
+    }
+    return true;
+  }
+
+  // `elements` values of the dtype `from` at `offset` of a file, converted to the output's type (or quantized to
+  // Q8_0) a pooled buffer at a time: pread into this thread's source buffer, then converted into the pooled one,
+  // both small enough to stay in L2. As for plain copies, nothing of the source is mapped into this process (no
+  // page faults, no MADV_DONTNEED after each block), and the chunks are the copies' size, so the writer sees one
+  // stream of 256 KB pieces whatever the conversion.
+  bool convert(const Planned& p, const tensorfile::Reader::ByteRange& range, uint64_t offset, int64_t elements, at::ScalarType from,
+               const std::string& what, size_t index, uint32_t& crc) {
+    const uint64_t inSize = c10::elementSize(from);
+    const bool viaFloat = p.q8 && from != at::kFloat && from != at::kBFloat16;  // Q8_0 of f16 (or f64) values
+    const uint64_t widest = std::max<uint64_t>({inSize, p.q8 ? uint64_t(2) : c10::elementSize(p.dtype), viaFloat ? uint64_t(4) : 0});
+    int64_t step = static_cast<int64_t>(kCopyBytes / widest);
+    if (p.q8) step -= step % q8_0::kBlock;
+    static thread_local std::vector<char> source(kCopyBytes);
+    static thread_local std::vector<float> floats;
+    for (int64_t done = 0; done < elements; done += step) {
+      const int64_t n = std::min(step, elements - done);
+      readFully(range.fd, source.data(), static_cast<uint64_t>(n) * inSize, offset + static_cast<uint64_t>(done) * inSize, what);
+      std::optional<int> token = tokens_.pop();
+      if (!token) return false;
+      char* out = buffers_[static_cast<size_t>(*token)].data();
+      uint64_t outBytes = 0;
+      if (p.q8) {
+        uint8_t* q = reinterpret_cast<uint8_t*>(out);
+        if (from == at::kBFloat16) {
+          q8_0::quantizeBf16(reinterpret_cast<const uint16_t*>(source.data()), n, q);
+        } else if (from == at::kFloat) {
+          q8_0::quantize(reinterpret_cast<const float*>(source.data()), n, q);
+        } else {
+          floats.resize(static_cast<size_t>(n));
+          at::from_blob(floats.data(), {n}, at::kFloat).copy_(at::from_blob(source.data(), {n}, from));
+          q8_0::quantize(floats.data(), n, q);
+        }
+        outBytes = static_cast<uint64_t>(n / q8_0::kBlock * q8_0::kBlockBytes);
+      } else {
+        outBytes = static_cast<uint64_t>(n) * c10::elementSize(p.dtype);
+        if (p.dtype != at::kHalf || !halfconvert::toHalf(source.data(), from, n, reinterpret_cast<uint16_t*>(out)))
+          at::from_blob(out, {n}, p.dtype).copy_(at::from_blob(source.data(), {n}, from));
+      }
+      if (!emit(Chunk{Chunk::Kind::Bytes, index, out, outBytes, *token}, crc)) return false;
     }
     return true;
   }
@@ -430,6 +479,9 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
     LITLORA_CHECK(plan.header.size() >= 24 && plan.header.size() % kGgufAlignment == 0 && plan.header.compare(0, 4, "GGUF") == 0, "ERR_ARG",
                   "tensor plan: a .gguf needs its header (GGUF magic, padded to " << kGgufAlignment << " bytes); got " << plan.header.size() << " bytes");
     files::AtomicFile file(plan.outPath);
+    uint64_t total = plan.header.size();
+    for (const Planned& p : planned) total += p.bytes + (kGgufAlignment - p.bytes % kGgufAlignment) % kGgufAlignment;
+    file.reserve(total);
     file.write(plan.header.data(), plan.header.size());
     for (size_t i = 0; i < planned.size(); i++) order.push_back(i);
     static const char zeros[kGgufAlignment] = {};
@@ -452,6 +504,7 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
           break;
       }
     });
+    LITLORA_CHECK(file.position() == total, "ERR_SHAPE", "GGUF: wrote " << file.position() << " bytes, expected " << total);
     file.commit();
   } else {
     std::vector<safetensors::Spec> specs;

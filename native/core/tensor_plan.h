@@ -4,9 +4,10 @@
 // dtype, written to a .pth or a .safetensors:
 //
 //   for each output tensor, in the writer's order:
-//     for each piece: read its rows (pread from the page cache into small pooled buffers when the bytes are stored
-//       as they are needed; else blocks of ~4 MB of the mapped tensor, converted to the output dtype, each block's
-//       pages dropped from this process after its write), so resident memory never holds a whole tensor
+//     for each piece: read its rows (pread from the page cache into small pooled buffers when the file stores the
+//       tensor's bytes contiguously, as they are or converted to the output dtype / quantized buffer by buffer;
+//       else blocks of ~4 MB of the mapped tensor, converted, each block's pages dropped from this process after
+//       its write), so resident memory never holds a whole tensor
 //   the reading (and the .pth CRC-32) runs on a second thread, a few buffers ahead of the writes on the calling
 //   thread (core/bounded_queue.h), so that both cores work
 //   finish(): the writer fsyncs and renames over the target (atomic)
@@ -16,7 +17,8 @@
 //
 // A .gguf (ts/gguf/): the caller's header (magic, metadata, tensor infos, padded to 32 bytes), then each output's
 // bytes as its ggml type (f32, f16, bf16, or Q8_0 quantized on the reading thread, core/q8_0.h), after llama.cpp's
-// rotary row permutation where asked, each padded to 32 bytes; or bytes the caller computed (`data`).
+// rotary row permutation where asked, each padded to 32 bytes; or bytes the caller computed (`data`). The whole
+// file's size is allocated on the disk first (a disk too small fails before any tensor is written).
 #pragma once
 
 #include <ATen/ATen.h>
