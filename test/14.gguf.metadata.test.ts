@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { packageRoot } from '../ts/addon_loader.js';
 import { convertToGguf } from '../ts/gguf/convert.js';
 import { convertLoraToGguf } from '../ts/gguf/lora.js';
+import { addVocab, ggufVocab } from '../ts/gguf/vocab.js';
 import { GGML_TYPE, GgufMetadata, writeGguf } from '../ts/gguf/writer.js';
 import { convertFromLitgpt } from '../ts/interop/convert_from_litgpt.js';
 import { Model, OutDir, normalizeLora, readConfig } from '../ts/index.js';
@@ -251,6 +252,61 @@ print(json.dumps({"fields": {k: v for k, v in got.items() if k.startswith("test.
   assert.equal(got.fields['test.list'], expected);
   assert.is(got.fields['test.big'], 2 ** 40 + 7);
   assert.equal(got.tensors, [['t', [32, 2], 'F32']]);
+});
+
+test('a vocabulary of Qwen2\'s size (151,936 rows: ~151.6k tokens and ~149k merges) is written as convert_hf_to_gguf.py writes it', async () => {
+  // The llama3 fixture grown to Qwen2's size: each new token an earlier one and one byte-level character, with
+  // its merge; the special tokens moved past them (ids 151643…, as Qwen2's).
+  const dir = temp.make('gguf-bigvocab');
+  copyFileSync(join(TOKENIZERS, 'llama3', 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  runPython(`
+import json
+t = json.load(open(${JSON.stringify(join(TOKENIZERS, 'llama3', 'tokenizer.json'))}))
+vocab, merges = t["model"]["vocab"], t["model"]["merges"]
+target = 151643
+singles = [k for k in sorted(vocab, key=vocab.get) if len(k) == 1]
+for tok in sorted(vocab, key=vocab.get):
+    for c in singles:
+        if len(vocab) == target:
+            break
+        if tok + c not in vocab:
+            vocab[tok + c] = len(vocab)
+            merges.append([tok, c])
+moved = {}
+for i, a in enumerate(t["added_tokens"]):
+    moved[a["id"]] = target + i
+    a["id"] = target + i
+def remap(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("ids"), list):
+            node["ids"] = [moved.get(i, i) for i in node["ids"]]
+        for v in node.values():
+            remap(v)
+    elif isinstance(node, list):
+        for v in node:
+            remap(v)
+remap(t["post_processor"])
+json.dump(t, open(${JSON.stringify(join(dir, 'tokenizer.json'))}, "w"), ensure_ascii=False)`);
+  const vocab = ggufVocab(dir, 151936, {});
+  assert.is(vocab.tokens.length, 151936);
+  const md = new GgufMetadata().string('general.architecture', 'qwen2');
+  addVocab(md, vocab);
+  const out = join(dir, 'vocab.gguf');
+  await writeGguf(out, md, [{ name: 't', shape: [1, 32], type: GGML_TYPE.F32, data: async () => new Uint8Array(128) }]);
+  const r = runPython(`
+import json, sys
+sys.path.insert(0, ${REF})
+import gguf, gguf_expected as g
+got, _ = g.read(${JSON.stringify(out)})
+tokens, types = g.vocab_base(${JSON.stringify(dir)}, 151936)
+special = gguf.SpecialVocab(${JSON.stringify(dir)}, load_merges=True)
+assert len(special.merges) > 148000, len(special.merges)
+assert got["tokenizer.ggml.tokens"] == tokens, "tokens"
+assert got["tokenizer.ggml.token_type"] == types, "token types"
+assert got["tokenizer.ggml.merges"] == list(special.merges), "merges"
+assert got["tokenizer.ggml.bos_token_id"] == special.special_token_ids["bos"] == 151643, "bos"
+print(len(tokens), len(special.merges))`);
+  assert.match(r.stdout, /^151936 1\d{5}\n$/);
 });
 
 test.run();

@@ -200,7 +200,10 @@ export function ggufVocab(dir: string, vocabRows: number, hfConfig: Json): GgufV
     byId.set(a.id, a.content);
     added.set(a.id, a);
   }
-  const maxId = Math.max(-1, ...byId.keys());
+  // A loop, not Math.max(...ids): spreading a real vocabulary (Llama 3's 128k ids, Qwen2's 151k) as arguments
+  // overflows V8's stack.
+  let maxId = -1;
+  for (const id of byId.keys()) if (id > maxId) maxId = id;
   if (maxId >= vocabRows) {
     fail('ERR_GGUF_UNSUPPORTED', `${path} has token id ${maxId}, but the model's embedding has ${vocabRows} rows; ` +
       'is this the tokenizer of these weights?');
