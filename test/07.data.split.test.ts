@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createDataModule, Tokenizer } from '../ts/index.js';
-import { EpochShuffler, randomSplit, splitLengths } from '../ts/data/random.js';
+import { distributedOrder, EpochShuffler, randomSplit, splitLengths } from '../ts/data/random.js';
 import { runPython } from './helpers/python.js';
 
 const CASES: [n: number, fraction: number, seed: number][] = [
@@ -39,6 +39,27 @@ print(json.dumps(res))`;
   const e2 = s.order(2).slice();
   assert.equal(s.order(0), new EpochShuffler(50, 1).order(0));
   assert.equal(s.order(2), e2);
+});
+
+test('a data-parallel rank\'s order equals PyTorch\'s DistributedSampler, past 120k samples too (padding without spreading the permutation)', () => {
+  const CASES: [n: number, world: number, epoch: number, shuffle: boolean][] = [[10, 3, 0, true], [10, 4, 2, false], [200_001, 4, 1, true], [150_001, 2, 0, false]];
+  const torch = JSON.parse(runPython(`
+import json
+from torch.utils.data import DistributedSampler
+res = []
+for n, world, epoch, shuffle in json.loads(${JSON.stringify(JSON.stringify(CASES))}):
+    ranks = []
+    for rank in range(world):
+        s = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=42)
+        s.set_epoch(epoch)
+        ranks.append(list(s))
+    res.append(ranks)
+print(json.dumps(res))`).stdout);
+  CASES.forEach(([n, world, epoch, shuffle], i) => {
+    for (let rank = 0; rank < world; rank++) {
+      assert.equal(distributedOrder(n, epoch, { rank, worldSize: world, seed: 42 }, shuffle), torch[i][rank], `n=${n} world=${world} rank=${rank}`);
+    }
+  });
 });
 
 test('a JSON module: the same seed gives the same split and batches; another seed another split', async () => {

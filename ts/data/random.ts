@@ -130,7 +130,8 @@ export function distributedOrder(n: number, epoch: number, shard: Shard, shuffle
   const padding = total - n;
   if (padding > 0 && n > 0) {
     const repeated: number[] = [];
-    while (repeated.length < padding) repeated.push(...indices);
+    // Element by element: push(...indices) overflows V8's stack past ~120k samples.
+    for (let i = 0; repeated.length < padding; i = (i + 1) % indices.length) repeated.push(indices[i]!);
     indices = indices.concat(repeated.slice(0, padding));
   }
   const out: number[] = [];
