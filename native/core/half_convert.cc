@@ -7,18 +7,17 @@ namespace litlora::halfconvert {
 #if defined(__x86_64__)
 namespace {
 
-__attribute__((target("avx2,f16c"))) void fromFloat(const float* x, int64_t n, uint16_t* out) {
+LITLORA_AVX2_F16C void fromFloat(const float* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
   for (; i < n; i++) out[i] = static_cast<uint16_t>(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
-__attribute__((target("avx2,f16c"))) void fromBf16(const uint16_t* x, int64_t n, uint16_t* out) {
+LITLORA_AVX2_F16C void fromBf16(const uint16_t* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))), 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(avx2::loadBf16(x + i), _MM_FROUND_TO_NEAREST_INT));
   }
   for (; i < n; i++) {
     const uint32_t u = static_cast<uint32_t>(x[i]) << 16;
@@ -28,17 +27,12 @@ __attribute__((target("avx2,f16c"))) void fromBf16(const uint16_t* x, int64_t n,
   }
 }
 
-bool haveF16c() {
-  static const bool have = avx2::available() && __builtin_cpu_supports("f16c");
-  return have;
-}
-
 }  // namespace
 #endif
 
 bool toHalf(const void* x, at::ScalarType from, int64_t n, uint16_t* out) {
 #if defined(__x86_64__)
-  if (!haveF16c()) return false;
+  if (!avx2::f16cAvailable()) return false;
   if (from == at::kFloat) {
     fromFloat(static_cast<const float*>(x), n, out);
     return true;

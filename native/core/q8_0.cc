@@ -86,7 +86,7 @@ LITLORA_AVX2 inline void storeQuants(const __m256 v[4], __m256 vid, uint8_t* out
 }
 
 // Eight blocks: v[b * 4 + k] holds values 8k … 8k + 7 of block b.
-__attribute__((target("avx2,fma,f16c"))) inline void groupAvx2(const __m256 v[kGroup * 4], uint8_t* out) {
+LITLORA_AVX2_F16C inline void groupAvx2(const __m256 v[kGroup * 4], uint8_t* out) {
   __m256 m[kGroup];
   for (int b = 0; b < kGroup; b++) m[b] = absMax4(v + 4 * b);
   // Lane b of amax: block b's maximum (three rounds of pairwise maxima, then the two 128-bit halves).
@@ -118,19 +118,16 @@ LITLORA_AVX2 inline void blockAvx2(const __m256 v[4], uint8_t* out) {
   storeQuants(v, _mm256_set1_ps(id), out + 2);
 }
 
-LITLORA_AVX2 inline void loadBf16(const uint16_t* x, __m256 v[4]) {
-  for (int k = 0; k < 4; k++) {
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 8 * k)));
-    v[k] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-  }
+LITLORA_AVX2 inline void loadBlockBf16(const uint16_t* x, __m256 v[4]) {
+  for (int k = 0; k < 4; k++) v[k] = avx2::loadBf16(x + 8 * k);
 }
 
-LITLORA_AVX2 inline void loadF32(const float* x, __m256 v[4]) {
+LITLORA_AVX2 inline void loadBlockF32(const float* x, __m256 v[4]) {
   for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
 }
 
 template <typename T, void (*Load)(const T*, __m256*)>
-__attribute__((target("avx2,fma,f16c"))) void quantizeAvx2(const T* x, int64_t n, uint8_t* out) {
+LITLORA_AVX2_F16C void quantizeAvx2(const T* x, int64_t n, uint8_t* out) {
   const int64_t blocks = n / kBlock;
   int64_t b = 0;
   for (; b + kGroup <= blocks; b += kGroup, x += kGroup * kBlock, out += kGroup * kBlockBytes) {
@@ -144,11 +141,6 @@ __attribute__((target("avx2,fma,f16c"))) void quantizeAvx2(const T* x, int64_t n
     blockAvx2(v, out);
   }
 }
-
-bool haveF16c() {
-  static const bool have = avx2::available() && __builtin_cpu_supports("f16c");
-  return have;
-}
 #endif
 
 }  // namespace
@@ -156,7 +148,7 @@ bool haveF16c() {
 void quantize(const float* x, int64_t n, uint8_t* out) {
   LITLORA_CHECK(n % kBlock == 0, "ERR_SHAPE", "Q8_0 needs a multiple of " << kBlock << " values, got " << n);
 #if defined(__x86_64__)
-  if (haveF16c()) return quantizeAvx2<float, loadF32>(x, n, out);
+  if (avx2::f16cAvailable()) return quantizeAvx2<float, loadBlockF32>(x, n, out);
 #endif
   for (int64_t b = 0; b < n / kBlock; b++) blockScalar(x + b * kBlock, out + b * kBlockBytes);
 }
@@ -164,7 +156,7 @@ void quantize(const float* x, int64_t n, uint8_t* out) {
 void quantizeBf16(const uint16_t* x, int64_t n, uint8_t* out) {
   LITLORA_CHECK(n % kBlock == 0, "ERR_SHAPE", "Q8_0 needs a multiple of " << kBlock << " values, got " << n);
 #if defined(__x86_64__)
-  if (haveF16c()) return quantizeAvx2<uint16_t, loadBf16>(x, n, out);
+  if (avx2::f16cAvailable()) return quantizeAvx2<uint16_t, loadBlockBf16>(x, n, out);
 #endif
   float block[kBlock];
   for (int64_t b = 0; b < n / kBlock; b++) {
