@@ -31,8 +31,9 @@ void rowsPortable(const float* W, const float* x, const float* b, float* y, int6
 // so a row of x computes the same bits whether it is decoded alone or in a batch. Per step of 8 columns the tile
 // loads R + C vectors for R·C FMAs: 7 loads per 12 FMAs at R = 3, C = 4 (12 accumulators, 3 x vectors and the W
 // vector fill the 16 ymm registers). The previous kernel (one W row, four accumulators along k per x row) loaded
-// 16 per 12 and was bound by the loads: a 16-row product of the 50304 × 512 head took 18.7 ms on two threads of
-// the 2-core EPYC VM, against ~9 ms here (2026-12-02).
+// 16 per 12 and was bound by the loads where W is in cache; on the 2-core EPYC VM (2026-12-02, evening, two
+// threads) a 16-row product of the 50304 × 512 head took 9.3–9.5 ms here against 10.1–10.5 ms with it, and 16
+// concurrent decodes of pythia-70m ran 5.4–7.5× one request alone against 5.1–6.0×.
 // With `prefetch`, each tile first asks for the next `prefetch->linesPerTile` cache lines of what comes after.
 struct Prefetch {
   const char* next;
@@ -72,8 +73,7 @@ LITLORA_AVX2 inline void tileAvx2(const float* W, const float* x, const float* b
   // K = 512 (2026-12-02).
   for (int r = 0; r < R; ++r) {
     float out[4];
-    _mm_storeu_ps(out, C == 4 ? sum4(acc[r][0], acc[r][C > 1 ? 1 : 0], acc[r][C > 2 ? 2 : 0], acc[r][C > 3 ? 3 : 0])
-                              : sum4(acc[r][0], acc[r][0], acc[r][0], acc[r][0]));
+    _mm_storeu_ps(out, sum4(acc[r][0], acc[r][C > 1 ? 1 : 0], acc[r][C > 2 ? 2 : 0], acc[r][C > 3 ? 3 : 0]));
     const float* xr = x + r * K;
     for (int c = 0; c < C; ++c) {
       float s = out[c];

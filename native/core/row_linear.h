@@ -4,9 +4,10 @@
 // At one row a linear layer is a matrix-vector product whose speed is the speed of streaming W from memory.
 // MKL's sgemm/sgemv (what at::linear calls) reads a 50304 × 512 fp32 head at ~17 GB/s on the 2-core EPYC VMs
 // litlora is measured on, where a plain sum over the same bytes runs at 45–51 GB/s. This kernel reads W once as
-// a sequential stream, row by row (AVX2 FMA where the CPU has it), split across the intra-op threads. (Until the addon was built with OpenMP, at::parallel_for
-// ran everything on the calling thread; using both cores raised batch-1 decoding another 1.3–1.4×.) The sums are
-// those of any fp32 dot product in another order: results differ from MKL's by float32 rounding only.
+// a sequential stream, row by row (AVX2 FMA where the CPU has it), split across the intra-op threads. (Until the
+// addon was built with OpenMP, at::parallel_for ran everything on the calling thread; using both cores raised
+// batch-1 decoding another 1.3–1.4×.) The sums are those of any fp32 dot product in another order: results differ
+// from MKL's by float32 rounding only.
 // With a few rows, MKL's sgemm copies (packs) W for every call and reads it again per panel, which on that VM made
 // a 16-row product of the head cost ~3× the one-row product; here W is read once, in blocks that stay in L1 while
 // tiles of 3 rows of x by 4 rows of W multiply them, and every row gets the same bits it gets alone (so batching

@@ -85,7 +85,7 @@ const pad = (n: number) => (GGUF_ALIGNMENT - (n % GGUF_ALIGNMENT)) % GGUF_ALIGNM
  * A growable little-endian byte buffer for the header. A vocabulary is ~150k tokens and as many merges, each a
  * short string: strings are UTF-8-encoded here in a loop over their UTF-16 units (no Buffer per string, no
  * native call; a lone surrogate goes through Buffer.write, which writes U+FFFD as Buffer.from does), and u64s as
- * two u32 halves (no BigInt). That takes a Qwen-sized header from ~200 ms to ~20 ms: the header is built
+ * two u32 halves (no BigInt). That took a Qwen-sized header from ~200 ms to ~35 ms (2026-12-02): the header is built
  * before the first tensor byte can be written, so its time adds to the whole export's.
  */
 class ByteWriter {
