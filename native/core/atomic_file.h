@@ -3,12 +3,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace litlora::files {
 
 // A file written to a temp file next to `path` and moved over it by commit() after an fsync. Until then
-// `path` is untouched; destroying an uncommitted AtomicFile removes the temp file.
+// `path` is untouched; destroying an uncommitted AtomicFile removes the temp file. A large file is made durable as
+// it grows (fdatasync on a thread of its own, see atomic_file.cc), so that the disk flushes the first bytes while the
+// writer produces the rest and commit() waits only for the last ones.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& path);
@@ -28,14 +31,16 @@ class AtomicFile {
   const std::string& tempPath() const { return tempPath_; }
 
  private:
+  class Syncer;
   [[noreturn]] void fail(const std::string& what) const;
-  void startWriteback();
+  void wrote(uint64_t bytes);
   std::string path_;
   std::string tempPath_;
   int fd_ = -1;
   uint64_t position_ = 0;
-  uint64_t writebackFrom_ = 0;
-  uint64_t pwrittenSince_ = 0;  // pwrite bytes since the last writeback start
+  uint64_t unsynced_ = 0;         // bytes written since the Syncer was last asked to sync
+  std::unique_ptr<Syncer> syncer_;  // started once a file grows past kSyncStep bytes; none for small files
+  bool noSyncer_ = false;           // its thread could not be started: commit()'s fsync does all the work
   uint64_t faultsAtStart_ = 0;  // mapped_guard::faults() when the file was started
   bool committed_ = false;
 };
