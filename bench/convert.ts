@@ -101,7 +101,7 @@ async function direction(title: string, spec: { ours: string[]; baseline: string
     // The faster of two back-to-back writes: on this kind of VM the first big write after a process has freed ~1 GB
     // (the PyTorch child just did) runs at the speed of fresh page allocation, 2–5× slower than the disk allows.
     const floorFile = join(outDir, 'write-floor.bin');
-    const f = Math.min(writeFloorSeconds(floorFile, bytes), writeFloorSeconds(floorFile, bytes));
+    const f = Math.min(await writeFloorSeconds(floorFile, bytes), await writeFloorSeconds(floorFile, bytes));
     ours.push(o); torch.push(t); floors.push(f);
     console.log(`  rep ${i + 1}: ours ${o.wall.toFixed(2)} s (conversion ${o.seconds.toFixed(2)} s), peak RSS ${mb(o.maxrss_kb)} | ` +
       `PyTorch ${t.wall.toFixed(2)} s (conversion ${t.seconds.toFixed(2)} s, of which fsync ${t.fsync_seconds!.toFixed(2)} s), ` +

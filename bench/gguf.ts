@@ -61,7 +61,7 @@ for (const outtype of ['f16', 'q8_0'] as GgufOuttype[]) {
     const r = await convertToGguf(model, out, { outtype });
     bytes = statSync(out).size;
     const floorFile = join(dir, 'write-floor.bin');
-    floor = Math.min(writeFloorSeconds(floorFile, bytes), writeFloorSeconds(floorFile, bytes));
+    floor = Math.min(await writeFloorSeconds(floorFile, bytes), await writeFloorSeconds(floorFile, bytes));
     seconds.push(r.seconds);
     ratios.push(floor / r.seconds);
     console.log(`  ${outtype} rep ${i + 1}: export ${r.seconds.toFixed(2)} s, floor ${floor.toFixed(2)} s`);

@@ -1,7 +1,7 @@
 // What the process-per-run benches (bench:merge, bench:convert) share: running one measured child, medians,
 // the disk's durable-write floor and the markdown table they print.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { packageRoot } from '../ts/addon_loader.js';
 
@@ -31,19 +31,37 @@ export function removeAndSettle(path: string): void {
 }
 
 /**
- * The floor of any tool that writes `bytes` durably to the disk holding `file`: the seconds to write as many
- * bytes in 16 MB blocks and fsync them. The file is removed afterwards (removeAndSettle: untimed).
+ * The floor of any tool that writes `bytes` durably to the disk holding `file`: the seconds to write as many bytes and
+ * make them durable, the faster of two ways. One writes them in 16 MB blocks, then fsyncs (as cp does). The other
+ * writes 4 MB blocks and keeps one fdatasync running on a libuv thread whenever 8 MB more were written, then fsyncs
+ * (as litlora's AtomicFile does): on the bench VMs' virtual disks the flush is what costs, and flushing as it goes was
+ * the faster way (2026-12-03, 529 MB: 0.53–0.57 s against 0.64–0.67 s). The file is removed after each
+ * (removeAndSettle: untimed).
  */
-export function writeFloorSeconds(file: string, bytes: number): number {
-  const t0 = performance.now();
-  const fd = openSync(file, 'w');
-  const block = Buffer.alloc(16 << 20, 1);
-  for (let done = 0; done < bytes; done += block.length) writeSync(fd, block, 0, Math.min(block.length, bytes - done));
-  fsyncSync(fd);
-  closeSync(fd);
-  const seconds = (performance.now() - t0) / 1000;
-  removeAndSettle(file);
-  return seconds;
+export async function writeFloorSeconds(file: string, bytes: number): Promise<number> {
+  const timed = async (blockBytes: number, syncEvery: number) => {
+    const block = Buffer.alloc(blockBytes, 1);
+    const t0 = performance.now();
+    const fd = openSync(file, 'w');
+    let inFlight: Promise<void> | null = null, unsynced = 0;
+    for (let done = 0; done < bytes; done += block.length) {
+      const n = Math.min(block.length, bytes - done);
+      writeSync(fd, block, 0, n);
+      unsynced += n;
+      if (syncEvery && unsynced >= syncEvery && !inFlight) {
+        unsynced = 0;
+        inFlight = new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve()))).then(() => { inFlight = null; });
+      }
+      if (syncEvery) await new Promise(setImmediate);  // lets a finished fdatasync's callback run
+    }
+    fsyncSync(fd);
+    await inFlight;
+    closeSync(fd);
+    const seconds = (performance.now() - t0) / 1000;
+    removeAndSettle(file);
+    return seconds;
+  };
+  return Math.min(await timed(16 << 20, 0), await timed(4 << 20, 8 << 20));
 }
 
 /** A markdown table with padded columns; the first row is the header. */

@@ -89,7 +89,7 @@ for (let i = 0; i < reps; i++) {
 // The floor: writing as many bytes to the same disk, durably (what any merge that writes the file must pay).
 const floorFile = join(dir, 'write-floor.bin');
 const floors: number[] = [];
-for (let i = 0; i < reps; i++) floors.push(writeFloorSeconds(floorFile, size));
+for (let i = 0; i < reps; i++) floors.push(await writeFloorSeconds(floorFile, size));
 
 // Same result? (PyTorch's way adds (B@A)·s in float32 exactly as litlora does.)
 const check = spawnSync(python, ['-c', `import torch, json
