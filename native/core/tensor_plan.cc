@@ -20,6 +20,7 @@
 #include "core/half_convert.h"
 #include "core/pth.h"
 #include "core/q8_0.h"
+#include "core/read_ahead.h"
 #include "core/safetensors.h"
 #include "core/tensorfile.h"
 #include "core/zip.h"
@@ -184,6 +185,8 @@ void copyRange(const tensorfile::Reader::ByteRange& range, uint64_t offset, uint
 // halves cost about the same (0.2–0.3 s each per GB), so doing them one after the other cost ~1.5× the disk's
 // durable-write floor. 8 MB in flight (32 × 256 KB) lets the reader run ahead while the writer waits on the disk's
 // writeback; 2 MB stalled it (a Qwen2.5-0.5B conversion took ~1.0 s instead of ~0.8 s), 16 MB gained nothing.
+// The reader's sources are read ahead 64 MB (files::ReadAhead): a page missing from the page cache would otherwise be
+// read when the reader gets there, queued behind the output's flushes (Syncer in atomic_file.cc).
 constexpr size_t kInFlight = 32;  // chunks between the threads: 32 × 256 KB buffers (or ≤ 4 MB converted blocks)
 
 // One event of the stream, in the writer's order.
@@ -207,6 +210,17 @@ class Producer {
   // Streams the outputs in `order`; returns early (quietly) when the consumer closed the queues.
   void run(const std::vector<size_t>& order) {
     at::NoGradGuard noGrad;
+    // Every piece's source bytes in the order they are read, for the read-ahead.
+    for (size_t index : order) {
+      const Planned& p = planned_[index];
+      if (!p.out->aliasOf.empty() || !p.out->data.empty()) continue;
+      for (const Resolved& r : p.pieces) {
+        auto range = r.file->contiguousBytes(r.name);
+        const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
+        if (range) readAhead_.add(range->fd, range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes, sourceBytes(r));
+        else readAhead_.add(-1, 0, sourceBytes(r));
+      }
+    }
     for (size_t index : order) {
       if (!chunks_.push(Chunk{Chunk::Kind::Begin, index})) return;
       uint32_t crc = 0;
@@ -218,6 +232,17 @@ class Producer {
   }
 
  private:
+  static uint64_t sourceBytes(const Resolved& r) {
+    return static_cast<uint64_t>(r.rows) * static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
+  }
+
+  // Starts the piece `r`: the read-ahead learns where the reading is; pieceStart_ is its first byte's position.
+  void beginPiece(const Resolved& r) {
+    pieceStart_ = position_;
+    readAhead_.reached(pieceStart_);
+    position_ += sourceBytes(r);
+  }
+
   bool emit(Chunk chunk, uint32_t& crc) {
     if (checksum_) crc = zip::crc32(crc, chunk.data, static_cast<size_t>(chunk.length));
     return chunks_.push(std::move(chunk));
@@ -229,6 +254,7 @@ class Producer {
     const uint64_t outElement = c10::elementSize(p.dtype);
     for (const Resolved& r : p.pieces) {
       if (r.rows == 0 || r.rowElements == 0) continue;
+      beginPiece(r);
       if (auto range = r.file->contiguousBytes(r.name)) {
         const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
         const uint64_t offset = range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes;
@@ -300,7 +326,10 @@ class Producer {
   // reshape(heads, 2, rows/heads/2, …).swapaxes(1, 2).
   bool streamWhole(const Planned& p, size_t index, uint32_t& crc) {
     std::vector<at::Tensor> parts;
-    for (const Resolved& r : p.pieces) parts.push_back(r.file->get(r.name).narrow(0, r.rowStart, r.rows));
+    for (const Resolved& r : p.pieces) {
+      beginPiece(r);
+      parts.push_back(r.file->get(r.name).narrow(0, r.rowStart, r.rows));
+    }
     at::Tensor t = parts.size() == 1 ? parts[0] : at::cat(parts);
     const int64_t rows = t.size(0), heads = p.out->permuteHeads;
     const std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
@@ -325,8 +354,9 @@ class Producer {
       char* buffer = buffers_[static_cast<size_t>(*token)].data();
       const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyBytes, length - done));
       readFully(range.fd, buffer, want, offset + done, what);
-      if (!emit(Chunk{Chunk::Kind::Bytes, index, buffer, want, *token}, crc)) return false;
       done += want;
+      readAhead_.reached(pieceStart_ + done);
+      if (!emit(Chunk{Chunk::Kind::Bytes, index, buffer, want, *token}, crc)) return false;
     }
     return true;
   }
@@ -348,6 +378,7 @@ class Producer {
     for (int64_t done = 0; done < elements; done += step) {
       const int64_t n = std::min(step, elements - done);
       readFully(range.fd, source.data(), static_cast<uint64_t>(n) * inSize, offset + static_cast<uint64_t>(done) * inSize, what);
+      readAhead_.reached(pieceStart_ + static_cast<uint64_t>(done + n) * inSize);
       std::optional<int> token = tokens_.pop();
       if (!token) return false;
       char* out = buffers_[static_cast<size_t>(*token)].data();
@@ -379,6 +410,9 @@ class Producer {
   BoundedQueue<int>& tokens_;
   BoundedQueue<Chunk>& chunks_;
   std::vector<std::vector<char>>& buffers_;
+  files::ReadAhead readAhead_;
+  uint64_t position_ = 0;    // source bytes of the pieces begun so far, in reading order
+  uint64_t pieceStart_ = 0;  // position_ where the current piece begins
 };
 
 // Runs `consume(chunk)` on this thread for every chunk a Producer makes of `order` on another; either side's error
