@@ -89,7 +89,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * short string: strings are UTF-8-encoded here in a loop over their UTF-16 units (no Buffer per string, no
  * native call; a lone surrogate goes through Buffer.write, which writes U+FFFD as Buffer.from does), their lengths
  * and u64s written as bytes (no BigInt), number arrays copied as typed arrays, and the buffer sized up front
- * (sizeHint). That took a Qwen-sized header from ~200 ms to ~35 ms (2026-12-02), then to ~12 ms (2026-12-03): the
+ * (sizeHint). That took a Qwen-sized header from ~200 ms to ~35 ms (2026-12-02), then to ~8 ms (2026-12-03, median of 25): the
  * header is built before the first tensor byte can be written, so its time adds to the whole export's.
  */
 class ByteWriter {
@@ -184,6 +184,7 @@ function headerSizeHint(metadata: GgufMetadata, tensors: readonly GgufTensorInfo
   return n;
 }
 
+/** The header (through the padding before the data) and each tensor's offset in the data section. */
 export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorInfo[]): { header: Buffer; offsets: number[]; dataBytes: number } {
   const w = new ByteWriter(headerSizeHint(metadata, tensors));
   w.u32(0x46554747);  // "GGUF"
