@@ -218,8 +218,7 @@ class Producer {
       if (!p.out->aliasOf.empty() || !p.out->data.empty()) continue;
       for (const Resolved& r : p.pieces) {
         auto range = r.file->contiguousBytes(r.name);
-        const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
-        if (range) readAhead_.add(range->fd, range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes, sourceBytes(r));
+        if (range) readAhead_.add(range->fd, firstByte(r, *range), sourceBytes(r));
         else readAhead_.add(-1, 0, sourceBytes(r));
       }
     }
@@ -234,8 +233,11 @@ class Producer {
   }
 
  private:
-  static uint64_t sourceBytes(const Resolved& r) {
-    return static_cast<uint64_t>(r.rows) * static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
+  static uint64_t rowBytes(const Resolved& r) { return static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype); }
+  static uint64_t sourceBytes(const Resolved& r) { return static_cast<uint64_t>(r.rows) * rowBytes(r); }
+  // Where the piece's rows begin in its file.
+  static uint64_t firstByte(const Resolved& r, const tensorfile::Reader::ByteRange& range) {
+    return range.offset + static_cast<uint64_t>(r.rowStart) * rowBytes(r);
   }
 
   // Starts the piece `r`: the read-ahead learns where the reading is; pieceStart_ is its first byte's position.
@@ -258,12 +260,11 @@ class Producer {
       if (r.rows == 0 || r.rowElements == 0) continue;
       beginPiece(r);
       if (auto range = r.file->contiguousBytes(r.name)) {
-        const uint64_t rowBytes = static_cast<uint64_t>(r.rowElements) * c10::elementSize(r.dtype);
-        const uint64_t offset = range->offset + static_cast<uint64_t>(r.rowStart) * rowBytes;
+        const uint64_t offset = firstByte(r, *range);
         const int64_t elements = r.rows * r.rowElements;
         const std::string what = r.file->path() + ": '" + r.name + "'";
         if (r.dtype == p.dtype && !p.q8) {
-          if (!copy(*range, offset, static_cast<uint64_t>(r.rows) * rowBytes, what, index, crc)) return false;
+          if (!copy(*range, offset, sourceBytes(r), what, index, crc)) return false;
           continue;
         }
         if (!p.q8 || elements % q8_0::kBlock == 0) {
@@ -432,7 +433,7 @@ class Producer {
   files::ReadAhead readAhead_;
   uint64_t position_ = 0;    // source bytes of the pieces begun so far, in reading order
   uint64_t pieceStart_ = 0;  // position_ where the current piece begins
-  uint64_t converted_ = 0;   // blocks converted so far (Q8_0 alternates who quantizes)
+  uint64_t converted_ = 0;   // bfloat16 blocks read for Q8_0 so far: the odd ones the writer quantizes
 };
 
 // Runs `consume(chunk)` on this thread for every chunk a Producer makes of `order` on another; either side's error
