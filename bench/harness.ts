@@ -1,5 +1,5 @@
 // What the process-per-run benches (bench:merge, bench:convert) share: running one measured child, medians,
-// the disk's durable-write floor and the markdown table they print.
+// the disk's durable-write floor (bench:gguf's too) and the markdown table they print.
 import { spawnSync } from 'node:child_process';
 import { closeSync, fdatasync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';

@@ -29,7 +29,8 @@ constexpr uint64_t kWritePiece = 64u << 20;
 // of a Q8_0 export (0.4 s of work between them) then fsynced took 1.03–1.13 s; starting the writeback every 64 MB
 // (sync_file_range, SYNC_FILE_RANGE_WRITE) 0.98–0.99 s; an fdatasync every 64 MB on a second thread 0.66–0.68 s,
 // as fast as writing the same bytes with no work between the pieces (0.65–0.71 s). A Q8_0 export of a Qwen2.5-0.5B
-// (0.53 GB) against the disk's floor, four rounds of five: a step of 8 MB 0.78–0.80× median, 64 MB 0.71–0.75×.
+// (0.53 GB) against the disk's floor, two rounds of four: a step of 8 MB 0.795–0.80× median, 64 MB 0.705–0.745×;
+// later, against 32 MB: 0.76× against 0.74× (seven pairs).
 constexpr uint64_t kSyncStep = 8u << 20;
 
 std::string folderOf(const std::string& path) {

@@ -1,7 +1,7 @@
 // llama.cpp's Q8_0 blocks, exactly as gguf-py's quants.py (and ggml's quantize_row_q8_0_ref) compute them: per
 // block of 32 float32 values, d = max|x| / 127 (float32), q = round(x · (1/d)) rounded half away from zero, and d
-// stored as IEEE half (round to nearest even) before the 32 int8s. GGUF export (core/tensor_plan) quantizes half the blocks on
-// its reading thread and half on the calling thread, which writes them.
+// stored as IEEE half (round to nearest even) before the 32 int8s. GGUF export (core/tensor_plan) quantizes half
+// the blocks on its reading thread and half on the calling thread, which writes them.
 #pragma once
 
 #include <cstddef>
