@@ -15,7 +15,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import type { GgufMetadata } from './writer.js';
+import { encodeTokens, scanBpeTokenizerJson } from './tokenizer_json.js';
+import type { EncodedStrings, GgufMetadata } from './writer.js';
 
 /** gguf-py's TokenType. */
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -35,13 +36,17 @@ function preTokenizers(pre: Json | null): Json[] {
   return pre.type === 'Sequence' ? (pre.pretokenizers ?? []) : [pre];
 }
 
-/** The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, or a reason it has none. */
-export function preTokenizerName(tokenizer: Json): string | { reason: string } {
+/**
+ * The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, or a reason it has none. `mergeCount`:
+ * how many merges model.merges has, where the object was parsed without them.
+ */
+export function preTokenizerName(tokenizer: Json, mergeCount?: number): string | { reason: string } {
   const parts = preTokenizers(tokenizer.pre_tokenizer ?? null);
   const kinds = parts.map((p) => p.type).join(' + ') || 'none';
   const byteLevel = parts.filter((p) => p.type === 'ByteLevel');
   if (byteLevel.length !== 1) return { reason: `the pre-tokenizer is ${kinds}, not byte-level` };
   const merges = tokenizer.model?.merges;
+  const noMerges = mergeCount !== undefined ? mergeCount === 0 : Array.isArray(merges) && merges.length === 0;
   // GPT-2's own regex inside ByteLevel (GPT-2, GPT-NeoX/Pythia, OLMo, SmolLM's after its digit split).
   if (parts.length === 1 && byteLevel[0].use_regex !== false) return 'gpt-2';
   if (parts.length === 2 && parts[0].type === 'Digits' && parts[0].individual_digits === true && byteLevel[0].use_regex !== false) {
@@ -54,7 +59,7 @@ export function preTokenizerName(tokenizer: Json): string | { reason: string } {
     return { reason: `its split regex ${JSON.stringify(regex ?? parts[0].pattern)} is not one llama.cpp implements` };
   }
   // Bytes with no merges (litlora init's tokenizer): any byte-level split gives the same tokens.
-  if (parts.length === 1 && Array.isArray(merges) && merges.length === 0) return 'gpt-2';
+  if (parts.length === 1 && noMerges) return 'gpt-2';
   return { reason: `the pre-tokenizer ${kinds} is not one llama.cpp implements` };
 }
 
@@ -66,8 +71,12 @@ export function looksSpecial(t: string): boolean {
 
 export function readJson(path: string): Json | null {
   if (!existsSync(path)) return null;
+  return parseJson(path, readFileSync(path, 'utf8'));
+}
+
+function parseJson(path: string, text: string): Json {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
     fail('ERR_CHECKPOINT_FORMAT', `${path} is not valid JSON (${(e as Error).message}); restore the tokenizer files of the model.`);
   }
@@ -76,11 +85,12 @@ export function readJson(path: string): Json | null {
 export interface GgufVocab {
   model: string;
   pre: string;
-  tokens: string[];
+  /** By id; already GGUF-encoded where read from a tokenizer.json's bytes (tokenizer_json.ts). */
+  tokens: readonly string[] | EncodedStrings;
   /** SentencePiece's piece scores (tokenizer.ggml.model "llama"); none for BPE. */
   scores?: number[];
-  tokenTypes: number[];
-  merges: string[];
+  tokenTypes: ArrayLike<number>;
+  merges: readonly string[] | EncodedStrings;
   specialIds: [string, number][];
   addSpecial: [string, boolean][];
   chatTemplate: string | null;
@@ -178,36 +188,64 @@ export function specialVocab(dir: string, tokenizer: Json, hfConfig: Json): Pick
  */
 export function ggufVocab(dir: string, vocabRows: number, hfConfig: Json): GgufVocab {
   const path = join(dir, 'tokenizer.json');
-  const tokenizer = readJson(path);
-  if (!tokenizer) {
+  if (!existsSync(path)) {
     fail('ERR_GGUF_UNSUPPORTED', `${dir} has no tokenizer.json; llama.cpp needs the tokenizer inside the GGUF file. ` +
       'Copy the model\'s tokenizer.json (and tokenizer_config.json) into the folder.');
   }
+  const bytes = readFileSync(path);
+  // The vocabulary and merges straight from the bytes where the file is plain (nearly always); else JSON.parse.
+  const scan = scanBpeTokenizerJson(bytes);
+  const tokenizer = scan ? scan.rest : parseJson(path, bytes.toString('utf8'));
   const model = tokenizer.model ?? {};
   if (model.type !== 'BPE' || model.byte_fallback === true) {
     fail('ERR_GGUF_UNSUPPORTED', `${path}: a ${model.type ?? 'unknown'}${model.byte_fallback ? ' (byte-fallback, SentencePiece-style)' : ''} ` +
       'tokenizer; litlora writes byte-level BPE tokenizers (GPT-2, GPT-NeoX, Llama 3, Qwen2, SmolLM) to GGUF.');
   }
-  const pre = preTokenizerName(tokenizer);
+  const pre = preTokenizerName(tokenizer, scan?.merges.length);
   if (typeof pre !== 'string') {
     fail('ERR_GGUF_UNSUPPORTED', `${path}: ${pre.reason}; llama.cpp would split text differently from this tokenizer. ` +
       'Known: GPT-2 byte-level, Llama 3 and Qwen2 split regexes, SmolLM digits.');
   }
-  const byId = new Map<number, string>();
-  for (const [text, id] of Object.entries(model.vocab ?? {})) byId.set(Number(id), text);
   const added = new Map<number, Json>();
-  for (const a of (tokenizer.added_tokens ?? []) as Json[]) {
-    byId.set(a.id, a.content);
-    added.set(a.id, a);
+  for (const a of (tokenizer.added_tokens ?? []) as Json[]) added.set(a.id, a);
+  if (!scan) return { model: 'gpt2', pre, ...bpeTokens(path, model, added, vocabRows), ...specialVocab(dir, tokenizer, hfConfig) };
+
+  let maxId = scan.maxId;
+  for (const id of added.keys()) if (id > maxId) maxId = id;
+  checkMaxId(path, maxId, vocabRows);
+  // Added tokens take their ids' places, as in bpeTokens.
+  const texts = new Map<number, string>();
+  const tokenTypes = new Int32Array(vocabRows);
+  for (let id = 0; id < vocabRows; id++) {
+    tokenTypes[id] = id < scan.start.length && scan.start[id] >= 0 ? TOKEN_TYPE.NORMAL : TOKEN_TYPE.UNUSED;
   }
-  // A loop, not Math.max(...ids): spreading a real vocabulary (Llama 3's 128k ids, Qwen2's 151k) as arguments
-  // overflows V8's stack.
-  let maxId = -1;
-  for (const id of byId.keys()) if (id > maxId) maxId = id;
+  for (const [id, a] of added) {
+    const t: string = a.content;
+    const control = a.special || looksSpecial(t);
+    texts.set(id, control ? t : t.replaceAll('\u2581', ' '));
+    tokenTypes[id] = control ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
+  }
+  const tokens = encodeTokens(scan, vocabRows, texts);
+  return { model: 'gpt2', pre, tokens, tokenTypes, merges: scan.merges, ...specialVocab(dir, tokenizer, hfConfig) };
+}
+
+function checkMaxId(path: string, maxId: number, vocabRows: number): void {
   if (maxId >= vocabRows) {
     fail('ERR_GGUF_UNSUPPORTED', `${path} has token id ${maxId}, but the model's embedding has ${vocabRows} rows; ` +
       'is this the tokenizer of these weights?');
   }
+}
+
+/** Tokens, types and merges of a tokenizer.json parsed by JSON.parse (what scanBpeTokenizerJson leaves to it). */
+function bpeTokens(path: string, model: Json, added: Map<number, Json>, vocabRows: number): Pick<GgufVocab, 'tokens' | 'tokenTypes' | 'merges'> {
+  const byId = new Map<number, string>();
+  for (const [text, id] of Object.entries(model.vocab ?? {})) byId.set(Number(id), text);
+  for (const [id, a] of added) byId.set(id, a.content);
+  // A loop, not Math.max(...ids): spreading a real vocabulary (Llama 3's 128k ids, Qwen2's 151k) as arguments
+  // overflows V8's stack.
+  let maxId = -1;
+  for (const id of byId.keys()) if (id > maxId) maxId = id;
+  checkMaxId(path, maxId, vocabRows);
   const tokens: string[] = [], tokenTypes: number[] = [];
   for (let i = 0; i < vocabRows; i++) {
     let t = byId.get(i);
@@ -231,7 +269,7 @@ export function ggufVocab(dir: string, vocabRows: number, hfConfig: Json): GgufV
   const rawMerges: unknown[] = Array.isArray(model.merges) ? model.merges : [];
   const merges = rawMerges.map((m) => (typeof m === 'string' ? m
     : (m as string[]).map((part) => [...part].map((c) => (c === ' ' ? String.fromCharCode(32 + 256) : c)).join('')).join(' ')));
-  return { model: 'gpt2', pre, tokens, tokenTypes, merges, ...specialVocab(dir, tokenizer, hfConfig) };
+  return { tokens, tokenTypes, merges };
 }
 
 /** Adds the vocabulary's keys in _set_vocab_gpt2's (and _set_vocab_sentencepiece's) order. */

@@ -35,8 +35,16 @@ const VT = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRI
 export type GgufScalar =
   | { type: 'u32'; value: number } | { type: 'i32'; value: number } | { type: 'f32'; value: number }
   | { type: 'bool'; value: boolean } | { type: 'string'; value: string } | { type: 'u64'; value: number };
+/**
+ * Strings already in GGUF's encoding (each a u64 byte length and its UTF-8 bytes, one after another): a
+ * vocabulary read from a tokenizer.json's bytes (tokenizer_json.ts) goes into the header without a JS string per token.
+ */
+export class EncodedStrings {
+  constructor(readonly length: number, readonly bytes: Uint8Array) {}
+}
+
 export type GgufArray =
-  | { type: 'string[]'; value: readonly string[] } | { type: 'i32[]'; value: ArrayLike<number> }
+  | { type: 'string[]'; value: readonly string[] | EncodedStrings } | { type: 'i32[]'; value: ArrayLike<number> }
   | { type: 'f32[]'; value: ArrayLike<number> };
 export type GgufValue = GgufScalar | GgufArray;
 
@@ -154,6 +162,7 @@ class ByteWriter {
     this.#buf.set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength), this.length);
     this.length += typed.byteLength;
   }
+  raw(bytes: Uint8Array): void { this.#room(bytes.length); this.#buf.set(bytes, this.length); this.length += bytes.length; }
   zeros(n: number): void { this.#room(n); this.#buf.fill(0, this.length, this.length + n); this.length += n; }
   bytes(): Buffer { return this.#buf.subarray(0, this.length); }
 }
@@ -166,7 +175,11 @@ function writeValue(w: ByteWriter, v: GgufValue): void {
     case 'u64': w.u32(VT.U64); w.u64(v.value); return;
     case 'bool': w.u32(VT.BOOL); w.u8(v.value ? 1 : 0); return;
     case 'string': w.u32(VT.STRING); w.string(v.value); return;
-    case 'string[]': w.u32(VT.ARRAY); w.u32(VT.STRING); w.u64(v.value.length); for (const s of v.value) w.string(s); return;
+    case 'string[]':
+      w.u32(VT.ARRAY); w.u32(VT.STRING); w.u64(v.value.length);
+      if (v.value instanceof EncodedStrings) w.raw(v.value.bytes);
+      else for (const s of v.value) w.string(s);
+      return;
     case 'i32[]': w.u32(VT.ARRAY); w.u32(VT.I32); w.u64(v.value.length); w.numbers(v.value, 'i32'); return;
     case 'f32[]': w.u32(VT.ARRAY); w.u32(VT.F32); w.u64(v.value.length); w.numbers(v.value, 'f32'); return;
   }
@@ -178,7 +191,10 @@ function headerSizeHint(metadata: GgufMetadata, tensors: readonly GgufTensorInfo
   for (const [key, v] of metadata.entries) {
     n += 32 + key.length;
     if (v.type === 'string') n += v.value.length;
-    else if (v.type === 'string[]') for (const s of v.value) n += 8 + s.length;
+    else if (v.type === 'string[]') {
+      if (v.value instanceof EncodedStrings) n += v.value.bytes.length;
+      else for (const s of v.value) n += 8 + s.length;
+    }
     else if (v.type === 'i32[]' || v.type === 'f32[]') n += 4 * v.value.length;
   }
   return n;
