@@ -17,6 +17,7 @@
 #include "tensor_plan_wrap.h"
 #include "tensor_wrap.h"
 #include "tensorfile_wrap.h"
+#include "tokenizer_json_wrap.h"
 #include "train_wrap.h"
 
 namespace litlora {
@@ -85,6 +86,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initBatchDecode(env, exports);
   initMerge(env, exports);
   initTensorPlan(env, exports);
+  initTokenizerJson(env, exports);
   TrainWrap::init(env, exports, internals);
   DistributedWrap::init(env, exports);
   exports.Set("internals", internals);

@@ -184,6 +184,8 @@ export interface NativeBinding {
   // Rewriting tensor files by a plan, streamed (native/tensor_plan_wrap.cc; ts/interop/)
   writeTensorPlan(plan: NativeTensorPlan, onProgress?: (done: number, total: number) => void): Promise<{ tensors: number; bytesWritten: number; seconds: number }>;
   tensorsEqual(path: string, a: string, b: string): Promise<boolean>;
+  scanBpeTokenizerJson(bytes: Uint8Array): NativeBpeScan | null;
+  encodeGgufTokens(tokenBytes: Uint8Array, start: Int32Array, length: Int32Array, rows: number, overrideIds: Int32Array, overrideTexts: string[]): Buffer;
   // Training (native/train_wrap.cc)
   NativeTrainer: NativeTrainerClass;
   // Data-parallel training over c10d (native/distributed_wrap.cc)
@@ -207,6 +209,20 @@ export interface NativeTensorPlanOutput {
   data?: Uint8Array;
 }
 
+/** A tokenizer.json's model.vocab and model.merges read from its bytes (native/core/tokenizer_json.h). */
+export interface NativeBpeScan {
+  /** The file's text with model.vocab as {} and model.merges as []. */
+  rest: string;
+  /** model.vocab's tokens (UTF-8), one after another; token `id` is [start[id], start[id] + length[id]), start -1 for none. */
+  tokenBytes: Buffer;
+  start: Int32Array;
+  length: Int32Array;
+  maxId: number;
+  /** GGUF strings (u64 byte length, bytes) one after another. */
+  merges: Buffer;
+  mergeCount: number;
+}
+
 export interface NativeTensorPlan {
   sources: string[];
   outputs: NativeTensorPlanOutput[];
@@ -225,7 +241,7 @@ export interface NativeTensorPlan {
 export const NATIVE_SURFACE = {
   exports: ['buildInfo', 'setNumThreads', 'getNumThreads', 'setErrorClass', 'NativeTensor', 'NativeTensorFile', 'saveTensors',
     'loraForward', 'loraBackward', 'loraMerge', 'loraUnmerge', 'NativeGpt', 'gptQkvReassemble', 'generate',
-    'decodeSubmit', 'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'NativeTrainer', 'NativeProcessGroup', 'internals'],
+    'decodeSubmit', 'mergeLoraFiles', 'writeTensorPlan', 'tensorsEqual', 'scanBpeTokenizerJson', 'encodeGgufTokens', 'NativeTrainer', 'NativeProcessGroup', 'internals'],
   internals: ['loraDropoutMask', 'loraReferenceGrads', 'loraLinearForward', 'loraSynchronize', 'loraDenseFloor', 'loraPath',
     'tensorChecksum', 'adamwSteps'],
   classes: {
