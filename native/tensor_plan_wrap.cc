@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "async.h"
 #include "convert.h"
@@ -27,12 +28,30 @@ int64_t intField(const Napi::Object& o, const char* key, int64_t fallback, const
   return v.As<Napi::Number>().Int64Value();
 }
 
-// A Uint8Array (or Buffer) field as bytes; "" when absent.
+bool isUint8Array(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+}
+
+// A Uint8Array (or Buffer) field as bytes, or an array of them one after the other; "" when absent.
 std::string bytesField(const Napi::Object& o, const char* key, const std::string& what) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return "";
-  LITLORA_CHECK(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array, "ERR_TYPE",
-                what << "." << key << ": expected a Uint8Array");
+  if (v.IsArray()) {
+    Napi::Array parts = v.As<Napi::Array>();
+    std::vector<Napi::Uint8Array> arrays;
+    size_t size = 0;
+    for (uint32_t i = 0; i < parts.Length(); i++) {
+      Napi::Value part = parts.Get(i);
+      LITLORA_CHECK(isUint8Array(part), "ERR_TYPE", what << "." << key << "[" << i << "]: expected a Uint8Array");
+      arrays.push_back(part.As<Napi::Uint8Array>());
+      size += arrays.back().ByteLength();
+    }
+    std::string bytes;
+    bytes.reserve(size);
+    for (const auto& a : arrays) bytes.append(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+    return bytes;
+  }
+  LITLORA_CHECK(isUint8Array(v), "ERR_TYPE", what << "." << key << ": expected a Uint8Array or an array of them");
   Napi::Uint8Array a = v.As<Napi::Uint8Array>();
   return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
 }
@@ -136,7 +155,7 @@ Napi::Value writeTensorPlan(const Napi::CallbackInfo& info) {
       channel->fn.Unref(env);  // progress reports never keep Node alive on their own
     }
     return TorchWorker<tensorplan::Stats>::run(
-        env, [plan, channel]() {
+        env, [plan = std::move(plan), channel]() {  // moved: a GGUF header holds megabytes of vocabulary
           if (!channel) return tensorplan::write(plan);
           return tensorplan::write(plan, [&channel](int64_t done, int64_t total) { channel->report(done, total); });
         },

@@ -230,8 +230,8 @@ export interface NativeTensorPlan {
   format: 'pth' | 'safetensors' | 'gguf';
   wrap?: 'model';
   metadata?: Record<string, string>;
-  /** .gguf: everything before the tensor data (ts/gguf/writer.ts's ggufHeader). */
-  header?: Uint8Array;
+  /** .gguf: everything before the tensor data (ts/gguf/writer.ts's ggufHeaderParts), in one array or parts. */
+  header?: Uint8Array | Uint8Array[];
 }
 
 /**

@@ -23,7 +23,7 @@ import { hfFromLitgpt, type RowPiece } from '../interop/hf_weights.js';
 import { ggufFamily, ggufTensorName, type GgufFamily } from './families.js';
 import { addVocab, ggufVocab } from './vocab.js';
 import { sentencePieceVocab } from './vocab_spm.js';
-import { GGML_TYPE, GgufMetadata, ggufHeader, Q8_0_BLOCK, type GgmlType, type GgufTensorInfo } from './writer.js';
+import { GGML_TYPE, GgufMetadata, ggufHeaderParts, Q8_0_BLOCK, type GgmlType, type GgufTensorInfo } from './writer.js';
 
 export const GGUF_OUTTYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 export type GgufOuttype = (typeof GGUF_OUTTYPES)[number];
@@ -265,12 +265,12 @@ export async function convertToGguf(checkpointDir: string, outputFile: string, o
       }
       const md = modelMetadata(gg, config, hfConfig, FILE_TYPE[outtype], 'model');
       addVocab(md, vocab);
-      const { header, dataBytes } = ggufHeader(md, infos);
+      const { parts: header, length: headerBytes, dataBytes } = ggufHeaderParts(md, infos);
       const report = options.onProgress;
       await file.close();  // the native plan opens the weights itself
       const stats = await binding().writeTensorPlan({ sources: [weightsFile], outputs, outPath: out, format: 'gguf', header },
         report ? (done, total) => report({ phase: 'weights', tensors: done, total }) : undefined);
-      const bytes = header.length + dataBytes;
+      const bytes = headerBytes + dataBytes;
       options.onProgress?.({ phase: 'done', tensors: stats.tensors, total: stats.tensors, bytes });
       return {
         outputFile: out, architecture: gg.arch, outtype, merged, tensors: stats.tensors,

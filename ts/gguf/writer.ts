@@ -89,6 +89,9 @@ export function ggmlBytes(shape: readonly number[], type: GgmlType): number {
 
 const pad = (n: number) => (GGUF_ALIGNMENT - (n % GGUF_ALIGNMENT)) % GGUF_ALIGNMENT;
 
+/** Raw arrays of at least this many bytes are header parts of their own instead of being copied (a vocabulary's). */
+const RAW_PART_BYTES = 1 << 20;
+
 /** True where typed arrays are little-endian (x86-64, arm64): their bytes can then be copied into the header as they are. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -98,34 +101,46 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * native call; a lone surrogate goes through Buffer.write, which writes U+FFFD as Buffer.from does), their lengths
  * and u64s written as bytes (no BigInt), number arrays copied as typed arrays, and the buffer sized up front
  * (sizeHint). That took a Qwen-sized header from ~200 ms to ~35 ms (2026-12-02), then to ~8 ms (2026-12-03, median of 25): the
- * header is built before the first tensor byte can be written, so its time adds to the whole export's.
+ * header is built before the first tensor byte can be written, so its time adds to the whole export's. A vocabulary
+ * read from tokenizer.json's bytes arrives encoded (EncodedStrings) and is not copied at all: the header is a list
+ * of parts (parts()), those arrays among them, which the native writer writes one after the other (freshly
+ * allocated memory is slow to touch on the bench VMs: each copy of a Qwen-sized vocabulary's ~9 MB cost milliseconds).
  */
 class ByteWriter {
   #buf: Buffer;
+  #at = 0;           // where the next byte goes in #buf
+  #segment = 0;      // where #buf's bytes not yet in #parts begin
+  #parts: Uint8Array[] = [];
+  /** Bytes written so far. */
   length = 0;
   constructor(sizeHint: number) {
     this.#buf = Buffer.allocUnsafe(Math.max(1 << 16, sizeHint));
   }
+  /** Room for `n` more bytes at #at (the pending segment moves to a larger buffer). */
   #room(n: number): void {
-    if (this.length + n <= this.#buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.length + n));
-    this.#buf.copy(next, 0, 0, this.length);
+    if (this.#at + n <= this.#buf.length) return;
+    const pending = this.#at - this.#segment;
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, pending + n));
+    this.#buf.copy(next, 0, this.#segment, this.#at);
     this.#buf = next;
+    this.#segment = 0;
+    this.#at = pending;
   }
-  u8(v: number): void { this.#room(1); this.#buf[this.length++] = v; }
-  u32(v: number): void { this.#room(4); this.#buf.writeUInt32LE(v >>> 0, this.length); this.length += 4; }
-  i32(v: number): void { this.#room(4); this.#buf.writeInt32LE(v | 0, this.length); this.length += 4; }
-  f32(v: number): void { this.#room(4); this.#buf.writeFloatLE(v, this.length); this.length += 4; }
+  u8(v: number): void { this.#room(1); this.#buf[this.#at++] = v; this.length++; }
+  u32(v: number): void { this.#room(4); this.#buf.writeUInt32LE(v >>> 0, this.#at); this.#at += 4; this.length += 4; }
+  i32(v: number): void { this.#room(4); this.#buf.writeInt32LE(v | 0, this.#at); this.#at += 4; this.length += 4; }
+  f32(v: number): void { this.#room(4); this.#buf.writeFloatLE(v, this.#at); this.#at += 4; this.length += 4; }
   u64(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) fail('ERR_ARG', `GGUF: ${v} is not a u64 this writer can hold (0 … 2^53 - 1)`);
     this.#room(8);
-    this.#buf.writeUInt32LE(v % 0x100000000, this.length);
-    this.#buf.writeUInt32LE(Math.floor(v / 0x100000000), this.length + 4);
+    this.#buf.writeUInt32LE(v % 0x100000000, this.#at);
+    this.#buf.writeUInt32LE(Math.floor(v / 0x100000000), this.#at + 4);
+    this.#at += 8;
     this.length += 8;
   }
   string(s: string): void {
     this.#room(8 + 3 * s.length);  // UTF-8 takes at most 3 bytes per UTF-16 unit
-    const buf = this.#buf, start = this.length + 8;
+    const buf = this.#buf, start = this.#at + 8;
     let at = start;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
@@ -149,7 +164,8 @@ class ByteWriter {
     buf[len + 2] = (n >>> 16) & 0xff;
     buf[len + 3] = n >>> 24;
     buf[len + 4] = buf[len + 5] = buf[len + 6] = buf[len + 7] = 0;
-    this.length = at;
+    this.length += at - this.#at;
+    this.#at = at;
   }
   /** The values as i32 or f32 items, little-endian. */
   numbers(values: ArrayLike<number>, type: 'i32' | 'f32'): void {
@@ -158,13 +174,30 @@ class ByteWriter {
       return;
     }
     const typed = type === 'i32' ? Int32Array.from(values) : Float32Array.from(values);
-    this.#room(typed.byteLength);
-    this.#buf.set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength), this.length);
-    this.length += typed.byteLength;
+    this.raw(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
   }
-  raw(bytes: Uint8Array): void { this.#room(bytes.length); this.#buf.set(bytes, this.length); this.length += bytes.length; }
-  zeros(n: number): void { this.#room(n); this.#buf.fill(0, this.length, this.length + n); this.length += n; }
-  bytes(): Buffer { return this.#buf.subarray(0, this.length); }
+  /** `bytes` as they are; a large array becomes a part of its own (not copied: the caller leaves it unchanged). */
+  raw(bytes: Uint8Array): void {
+    if (bytes.length >= RAW_PART_BYTES) {
+      this.#cut();
+      this.#parts.push(bytes);
+    } else {
+      this.#room(bytes.length);
+      this.#buf.set(bytes, this.#at);
+      this.#at += bytes.length;
+    }
+    this.length += bytes.length;
+  }
+  zeros(n: number): void { this.#room(n); this.#buf.fill(0, this.#at, this.#at + n); this.#at += n; this.length += n; }
+  #cut(): void {
+    if (this.#at > this.#segment) this.#parts.push(this.#buf.subarray(this.#segment, this.#at));
+    this.#segment = this.#at;
+  }
+  /** The bytes written, in order, as parts (large raw arrays among them as they were given). */
+  parts(): Uint8Array[] {
+    this.#cut();
+    return this.#parts;
+  }
 }
 
 function writeValue(w: ByteWriter, v: GgufValue): void {
@@ -177,7 +210,7 @@ function writeValue(w: ByteWriter, v: GgufValue): void {
     case 'string': w.u32(VT.STRING); w.string(v.value); return;
     case 'string[]':
       w.u32(VT.ARRAY); w.u32(VT.STRING); w.u64(v.value.length);
-      if (v.value instanceof EncodedStrings) w.raw(v.value.bytes);
+      if (v.value instanceof EncodedStrings) w.raw(v.value.bytes);  // a part of its own, not copied
       else for (const s of v.value) w.string(s);
       return;
     case 'i32[]': w.u32(VT.ARRAY); w.u32(VT.I32); w.u64(v.value.length); w.numbers(v.value, 'i32'); return;
@@ -192,8 +225,7 @@ function headerSizeHint(metadata: GgufMetadata, tensors: readonly GgufTensorInfo
     n += 32 + key.length;
     if (v.type === 'string') n += v.value.length;
     else if (v.type === 'string[]') {
-      if (v.value instanceof EncodedStrings) n += v.value.bytes.length;
-      else for (const s of v.value) n += 8 + s.length;
+      if (!(v.value instanceof EncodedStrings)) for (const s of v.value) n += 8 + s.length;  // else a part of its own
     }
     else if (v.type === 'i32[]' || v.type === 'f32[]') n += 4 * v.value.length;
   }
@@ -202,6 +234,15 @@ function headerSizeHint(metadata: GgufMetadata, tensors: readonly GgufTensorInfo
 
 /** The header (through the padding before the data) and each tensor's offset in the data section. */
 export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorInfo[]): { header: Buffer; offsets: number[]; dataBytes: number } {
+  const { parts, offsets, dataBytes } = ggufHeaderParts(metadata, tensors);
+  return { header: Buffer.concat(parts), offsets, dataBytes };
+}
+
+/**
+ * ggufHeader as parts to write one after the other (`length` bytes in all): a vocabulary already encoded
+ * (EncodedStrings) is one of them as it is, so that its megabytes are not copied into the header first.
+ */
+export function ggufHeaderParts(metadata: GgufMetadata, tensors: readonly GgufTensorInfo[]): { parts: Uint8Array[]; length: number; offsets: number[]; dataBytes: number } {
   const w = new ByteWriter(headerSizeHint(metadata, tensors));
   w.u32(0x46554747);  // "GGUF"
   w.u32(GGUF_VERSION);
@@ -227,7 +268,7 @@ export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorI
     offset += bytes + pad(bytes);
   }
   w.zeros(pad(w.length));
-  return { header: w.bytes(), offsets, dataBytes: offset };
+  return { parts: w.parts(), length: w.length, offsets, dataBytes: offset };
 }
 
 export interface GgufWriteStats {
