@@ -1,6 +1,8 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <random>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "core/mapped_guard.h"
@@ -148,6 +151,35 @@ void AtomicFile::write(const void* data, uint64_t length) {
     length -= static_cast<uint64_t>(n);
     position_ += static_cast<uint64_t>(n);
     wrote(static_cast<uint64_t>(n));
+  }
+}
+
+void AtomicFile::write(const struct iovec* pieces, size_t count) {
+  std::vector<struct iovec> rest(pieces, pieces + count);
+  size_t next = 0;
+  while (next < rest.size()) {
+    if (rest[next].iov_len == 0) {
+      next++;
+      continue;
+    }
+    const int n = static_cast<int>(std::min<size_t>(rest.size() - next, IOV_MAX));
+    ssize_t done = ::writev(fd_, rest.data() + next, n);
+    if (done < 0) {
+      if (errno == EINTR) continue;
+      fail("write");
+    }
+    position_ += static_cast<uint64_t>(done);
+    wrote(static_cast<uint64_t>(done));
+    for (size_t left = static_cast<size_t>(done); left > 0;) {
+      if (left >= rest[next].iov_len) {
+        left -= rest[next].iov_len;
+        next++;
+      } else {
+        rest[next].iov_base = static_cast<char*>(rest[next].iov_base) + left;
+        rest[next].iov_len -= left;
+        left = 0;
+      }
+    }
   }
 }
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+struct iovec;
+
 namespace litlora::files {
 
 // A file written to a temp file next to `path` and moved over it by commit() after an fsync. Until then
@@ -20,6 +22,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void write(const void* data, uint64_t length);
+  // The pieces one after the other, in as few system calls as the kernel takes (writev).
+  void write(const struct iovec* pieces, size_t count);
   void pwrite(const void* data, uint64_t length, uint64_t offset);
   // Allocates `bytes` on the disk for the file before it is written, where the file system can (fallocate): a
   // disk too small fails at once (ERR_IO) instead of after most of the bytes are written, and the file gets its

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 namespace litlora {
 
@@ -42,6 +43,20 @@ class BoundedQueue {
     items_.pop_front();
     changed_.notify_all();
     return value;
+  }
+
+  // Moves up to `most` of the items already queued into `out`, without waiting; how many it moved. A queue closed
+  // with an error rethrows it, as pop does.
+  size_t popQueued(std::vector<T>& out, size_t most) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    size_t n = 0;
+    for (; n < most && !items_.empty(); n++) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    if (n) changed_.notify_all();
+    return n;
   }
 
   void close(std::exception_ptr error = nullptr) {

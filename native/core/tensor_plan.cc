@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -436,10 +437,17 @@ class Producer {
   uint64_t converted_ = 0;   // bfloat16 blocks read for Q8_0 so far: the odd ones the writer quantizes
 };
 
-// Runs `consume(chunk)` on this thread for every chunk a Producer makes of `order` on another; either side's error
-// stops the other and is rethrown here.
-template <typename Consume>
-void pipeline(const std::vector<Planned>& planned, const std::vector<size_t>& order, bool checksum, Consume&& consume) {
+// Chunks taken at a time by the writing thread, as many as are already queued (at least one): their writes go to
+// the kernel together (`flush`, a GGUF's writev). On the 2-core EPYC VM, writing 504 MB in 136 KB pieces (a Q8_0
+// export's chunks) cost 0.13 s of a core one piece per call and 0.09 s eight per call (larger page-cache folios,
+// fewer calls), 2026-12-03.
+constexpr size_t kBatch = 8;
+
+// Runs `consume(chunk)` on this thread for every chunk a Producer makes of `order` on another, then `flush()` after
+// each batch of them (the chunks' bytes stay valid until then); either side's error stops the other and is
+// rethrown here.
+template <typename Consume, typename Flush>
+void pipeline(const std::vector<Planned>& planned, const std::vector<size_t>& order, bool checksum, Consume&& consume, Flush&& flush) {
   std::vector<std::vector<char>> buffers(kInFlight, std::vector<char>(kCopyBytes));
   BoundedQueue<int> tokens(kInFlight);
   for (size_t i = 0; i < kInFlight; i++) tokens.push(static_cast<int>(i));
@@ -454,20 +462,25 @@ void pipeline(const std::vector<Planned>& planned, const std::vector<size_t>& or
     }
   });
   try {
-    while (std::optional<Chunk> chunk = chunks.pop()) {
-      const int token = chunk->token;
-      if (chunk->quantizeBf16) {
-        char* data = const_cast<char*>(chunk->data);  // a pooled buffer, this thread's until its token goes back
-        q8_0::quantizeBf16(reinterpret_cast<const uint16_t*>(data), chunk->quantizeBf16, reinterpret_cast<uint8_t*>(data));
+    std::vector<Chunk> batch;
+    while (std::optional<Chunk> first = chunks.pop()) {
+      batch.clear();
+      batch.push_back(std::move(*first));
+      chunks.popQueued(batch, kBatch - 1);
+      for (Chunk& chunk : batch) {
+        if (chunk.quantizeBf16) {
+          char* data = const_cast<char*>(chunk.data);  // a pooled buffer, this thread's until its token goes back
+          q8_0::quantizeBf16(reinterpret_cast<const uint16_t*>(data), chunk.quantizeBf16, reinterpret_cast<uint8_t*>(data));
+        }
+        consume(chunk);
       }
-      consume(*chunk);
-      if (chunk->release) {
-        const char* start = chunk->data;
-        releasePages(start, start + chunk->length);
-      }
-      if (token >= 0) {
-        chunk->keep = at::Tensor();
-        tokens.push(token);
+      flush();
+      for (Chunk& chunk : batch) {
+        if (chunk.release) releasePages(chunk.data, chunk.data + chunk.length);
+        if (chunk.token >= 0) {
+          chunk.keep = at::Tensor();
+          tokens.push(chunk.token);
+        }
       }
     }
   } catch (...) {
@@ -532,7 +545,7 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
           done();
           break;
       }
-    });
+    }, [] {});
     writer.finish();
   } else if (plan.format == "gguf") {
     LITLORA_CHECK(plan.header.size() >= 24 && plan.header.size() % kGgufAlignment == 0 && plan.header.compare(0, 4, "GGUF") == 0, "ERR_ARG",
@@ -545,6 +558,7 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
     for (size_t i = 0; i < planned.size(); i++) order.push_back(i);
     static const char zeros[kGgufAlignment] = {};
     uint64_t written = 0;
+    std::vector<struct iovec> pending;  // a batch's bytes and paddings, written together
     pipeline(planned, order, /*checksum=*/false, [&](const Chunk& c) {
       const Planned& p = planned[c.output];
       switch (c.kind) {
@@ -552,16 +566,19 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
           written = 0;
           break;
         case Chunk::Kind::Bytes:
-          file.write(c.data, c.length);
+          pending.push_back({const_cast<char*>(c.data), static_cast<size_t>(c.length)});
           written += c.length;
           break;
         case Chunk::Kind::End:
           LITLORA_CHECK(written == p.bytes, "ERR_SHAPE", "GGUF: tensor " << p.out->name << " has " << written << " bytes of data, expected " << p.bytes);
-          file.write(zeros, (kGgufAlignment - written % kGgufAlignment) % kGgufAlignment);
+          pending.push_back({const_cast<char*>(zeros), static_cast<size_t>((kGgufAlignment - written % kGgufAlignment) % kGgufAlignment)});
           stats.bytesWritten += p.bytes;
           done();
           break;
       }
+    }, [&] {
+      file.write(pending.data(), pending.size());
+      pending.clear();
     });
     LITLORA_CHECK(file.position() == total, "ERR_SHAPE", "GGUF: wrote " << file.position() << " bytes, expected " << total);
     file.commit();
@@ -587,7 +604,7 @@ Stats write(const Plan& plan, const std::function<void(int64_t, int64_t)>& progr
           done();
           break;
       }
-    });
+    }, [] {});
     writer.finish();
   }
   for (auto& f : files)
