@@ -9,6 +9,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/utf8.h"
+
 namespace litlora::tokenizerjson {
 
 namespace {
@@ -19,24 +21,8 @@ constexpr int kMaxDepth = 512;
 struct Unsupported {};
 [[noreturn]] void giveUp() { throw Unsupported{}; }
 
-void appendCodePoint(std::string& out, uint32_t c) {
-  if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;  // a lone surrogate, as Node's UTF-8 encoder writes it
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xc0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xe0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  } else {
-    out.push_back(static_cast<char>(0xf0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
-  }
-}
+// A code point as UTF-8; a lone surrogate as U+FFFD, as Node's UTF-8 encoder writes it.
+void appendCodePoint(std::string& out, uint32_t c) { utf8::append(out, c >= 0xd800 && c <= 0xdfff ? 0xfffd : c); }
 
 void appendU64(std::string& out, uint64_t v) {
   char b[8];
