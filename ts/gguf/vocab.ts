@@ -220,13 +220,18 @@ export function ggufVocab(dir: string, vocabRows: number, hfConfig: Json): GgufV
     tokenTypes[id] = id < scan.start.length && scan.start[id] >= 0 ? TOKEN_TYPE.NORMAL : TOKEN_TYPE.UNUSED;
   }
   for (const [id, a] of added) {
-    const t: string = a.content;
-    const control = a.special || looksSpecial(t);
-    texts.set(id, control ? t : t.replaceAll('\u2581', ' '));
-    tokenTypes[id] = control ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
+    const { text, type } = addedToken(a);
+    texts.set(id, text);
+    tokenTypes[id] = type;
   }
   const tokens = encodeTokens(scan, vocabRows, texts);
   return { model: 'gpt2', pre, tokens, tokenTypes, merges: scan.merges, ...specialVocab(dir, tokenizer, hfConfig) };
+}
+
+/** An added token's text and type: CONTROL when special (or looking so), else USER_DEFINED with ▁ as spaces. */
+function addedToken(a: Json): { text: string; type: number } {
+  const t: string = a.content;
+  return a.special || looksSpecial(t) ? { text: t, type: TOKEN_TYPE.CONTROL } : { text: t.replaceAll('\u2581', ' '), type: TOKEN_TYPE.USER_DEFINED };
 }
 
 function checkMaxId(path: string, maxId: number, vocabRows: number): void {
@@ -248,23 +253,16 @@ function bpeTokens(path: string, model: Json, added: Map<number, Json>, vocabRow
   checkMaxId(path, maxId, vocabRows);
   const tokens: string[] = [], tokenTypes: number[] = [];
   for (let i = 0; i < vocabRows; i++) {
-    let t = byId.get(i);
+    const t = byId.get(i);
     if (t === undefined) {
       tokens.push(`[PAD${i}]`);
       tokenTypes.push(TOKEN_TYPE.UNUSED);
       continue;
     }
     const a = added.get(i);
-    if (a) {
-      if (a.special || looksSpecial(t)) tokenTypes.push(TOKEN_TYPE.CONTROL);
-      else {
-        t = t.replaceAll('\u2581', ' ');
-        tokenTypes.push(TOKEN_TYPE.USER_DEFINED);
-      }
-    } else {
-      tokenTypes.push(TOKEN_TYPE.NORMAL);
-    }
-    tokens.push(t);
+    const { text, type } = a ? addedToken(a) : { text: t, type: TOKEN_TYPE.NORMAL };
+    tokens.push(text);
+    tokenTypes.push(type);
   }
   const rawMerges: unknown[] = Array.isArray(model.merges) ? model.merges : [];
   const merges = rawMerges.map((m) => (typeof m === 'string' ? m
