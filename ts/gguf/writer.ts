@@ -102,9 +102,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * and u64s written as bytes (no BigInt), number arrays copied as typed arrays, and the buffer sized up front
  * (sizeHint). That took a Qwen-sized header from ~200 ms to ~35 ms (2026-12-02), then to ~8 ms (2026-12-03, median of 25): the
  * header is built before the first tensor byte can be written, so its time adds to the whole export's. A vocabulary
- * read from tokenizer.json's bytes arrives encoded (EncodedStrings) and is not copied at all: the header is a list
- * of parts (parts()), those arrays among them, which the native writer writes one after the other (freshly
- * allocated memory is slow to touch on the bench VMs: each copy of a Qwen-sized vocabulary's ~9 MB cost milliseconds).
+ * read from tokenizer.json's bytes arrives encoded (EncodedStrings) and is not copied here: the header is a list
+ * of parts (parts()), those arrays among them, which the native plan joins once (freshly allocated memory is slow
+ * to touch on the bench VMs: each copy of a Qwen-sized vocabulary's ~9 MB cost milliseconds).
  */
 class ByteWriter {
   #buf: Buffer;
@@ -239,8 +239,8 @@ export function ggufHeader(metadata: GgufMetadata, tensors: readonly GgufTensorI
 }
 
 /**
- * ggufHeader as parts to write one after the other (`length` bytes in all): a vocabulary already encoded
- * (EncodedStrings) is one of them as it is, so that its megabytes are not copied into the header first.
+ * ggufHeader as parts, in order (`length` bytes in all): a vocabulary already encoded (EncodedStrings) is one of
+ * them as it is, so that its megabytes are not copied into a header buffer on the way to the native plan.
  */
 export function ggufHeaderParts(metadata: GgufMetadata, tensors: readonly GgufTensorInfo[]): { parts: Uint8Array[]; length: number; offsets: number[]; dataBytes: number } {
   const w = new ByteWriter(headerSizeHint(metadata, tensors));
